@@ -1,0 +1,131 @@
+//! The `forcelink` binary: parses arguments, builds settings, runs one command, maps errors to
+//! exit codes. Everything it prints goes through `output`.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use forcelink_playground::{Playground, PlaygroundConfig, PlaygroundError, Seed};
+
+#[derive(Debug, Parser)]
+#[command(name = "forcelink", version, about = "Connect software to Salesforce and keep it connected")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
+    /// control API) to try and test clients without a Salesforce account.
+    Playground(PlaygroundArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PlaygroundArgs {
+    /// Seed file (TOML) with the org, users and connected apps; the built-in seed when omitted.
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+    /// Port of the login host (stand-in for login.salesforce.com); 0 = any free port.
+    #[arg(long, default_value_t = 8410)]
+    port: u16,
+    /// Port of the instance (My Domain) host; 0 = any free port.
+    #[arg(long, default_value_t = 8411)]
+    instance_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Write URLs and credentials as JSON to this file once both hosts listen.
+    #[arg(long, value_name = "PATH")]
+    info_file: Option<PathBuf>,
+    /// Serve both hosts over HTTPS with a self-signed CA (its path goes into the info file).
+    #[arg(long)]
+    tls: bool,
+    /// Directory for the generated JWT key pair and signing key (kept between runs).
+    #[arg(long, value_name = "DIR", env = "FORCELINK_PLAYGROUND_KEY_DIR")]
+    key_dir: Option<PathBuf>,
+    /// Control API key; random when omitted.
+    #[arg(long, env = "FORCELINK_PLAYGROUND_CONTROL_KEY", hide_env_values = true)]
+    control_key: Option<String>,
+    /// Print the info JSON on standard output instead of the human summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            output::error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Playground(args) => run_playground(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&format!("{e:#}"));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORCELINK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Configuration problems are exit code 2; everything else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<PlaygroundError>() {
+        Some(PlaygroundError::Seed { .. }) => 2,
+        _ => 1,
+    }
+}
+
+fn default_key_dir() -> PathBuf {
+    std::env::temp_dir().join("forcelink-playground")
+}
+
+async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
+    let seed = match &args.seed {
+        Some(path) => Seed::from_file(path)?,
+        None => Seed::builtin(),
+    };
+    let mut config = PlaygroundConfig::new(args.key_dir.clone().unwrap_or_else(default_key_dir));
+    config.seed = seed;
+    config.bind = args.bind;
+    config.login_port = args.port;
+    config.instance_port = args.instance_port;
+    config.tls = args.tls;
+    config.control_key = args.control_key.clone();
+    let mut playground = Playground::start(config).await?;
+    let info = playground.info().clone();
+    if let Some(path) = &args.info_file {
+        info.write_to(path)?;
+    }
+    if args.json {
+        output::json(&info);
+    } else {
+        output::playground_summary(&info, args.info_file.as_deref());
+    }
+    tokio::select! {
+        _ = playground.wait() => {}
+        _ = tokio::signal::ctrl_c() => {
+            output::note("stopping the playground");
+            playground.shutdown().await;
+        }
+    }
+    Ok(())
+}

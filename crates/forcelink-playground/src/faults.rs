@@ -1,0 +1,125 @@
+//! Fault injection: the next N requests whose path starts with a prefix get a chosen failure
+//! instead of (or on top of) the normal answer. Set through `/__playground/faults`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::state::Shared;
+
+/// Lets a handler close its HTTP connection without answering (the "dropped connection" fault).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionKill(pub(crate) Arc<tokio::sync::Notify>);
+
+/// One armed fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Fault {
+    /// Requests whose path starts with this are affected (`/` matches all).
+    pub(crate) path_prefix: String,
+    /// How many more requests this fault affects.
+    #[serde(default = "one")]
+    pub(crate) count: u32,
+    #[serde(flatten)]
+    pub(crate) action: FaultAction,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum FaultAction {
+    /// Answer with this status and body instead.
+    Status {
+        status: u16,
+        #[serde(default)]
+        body: String,
+        #[serde(default = "json_type")]
+        content_type: String,
+    },
+    /// Wait, then answer normally.
+    Delay { delay_ms: u64 },
+    /// Close the connection without an answer.
+    Drop,
+    /// Answer normally but cut the body in half (a truncated JSON document).
+    Truncate,
+    /// A Salesforce-style HTML maintenance page.
+    Html {
+        #[serde(default = "service_unavailable")]
+        status: u16,
+    },
+}
+
+fn json_type() -> String {
+    "application/json;charset=UTF-8".to_owned()
+}
+fn service_unavailable() -> u16 {
+    503
+}
+
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Salesforce - Unavailable</title></head>\
+<body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request due to \
+maintenance downtime or capacity problems. Please try again later.</p></body></html>\n";
+
+/// Takes the first armed fault matching `path`, counting it down.
+fn take(pg: &Shared, path: &str) -> Option<FaultAction> {
+    if path.starts_with("/__playground") {
+        return None;
+    }
+    let mut rt = pg.rt();
+    let i = rt.faults.iter().position(|f| f.count > 0 && path.starts_with(&f.path_prefix))?;
+    let fault = &mut rt.faults[i];
+    fault.count -= 1;
+    let action = fault.action.clone();
+    if fault.count == 0 {
+        rt.faults.remove(i);
+    }
+    Some(action)
+}
+
+/// Runs `next` for `req`, applying an armed fault if one matches.
+pub(crate) async fn apply<F, Fut>(pg: &Shared, req: Request<Body>, next: F) -> Response
+where
+    F: FnOnce(Request<Body>) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let Some(action) = take(pg, req.uri().path()) else { return next(req).await };
+    match action {
+        FaultAction::Status { status, body, content_type } => {
+            let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            r
+        }
+        FaultAction::Html { status } => {
+            let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), MAINTENANCE_PAGE)
+                .into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html;charset=UTF-8"));
+            r
+        }
+        FaultAction::Delay { delay_ms } => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            next(req).await
+        }
+        FaultAction::Drop => {
+            if let Some(kill) = req.extensions().get::<ConnectionKill>() {
+                kill.0.notify_one();
+            }
+            std::future::pending().await
+        }
+        FaultAction::Truncate => {
+            let response = next(req).await;
+            let (mut parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let cut = bytes.slice(..bytes.len() / 2);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(cut))
+        }
+    }
+}

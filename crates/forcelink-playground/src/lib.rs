@@ -1,0 +1,264 @@
+//! forcelink-playground: an offline, stateful, Salesforce-compatible org.
+//!
+//! It answers like Salesforce on the wire (see the shared wire reference and the recorded
+//! fixtures) so forcelink, and any other Salesforce client, can be tried and tested without a
+//! Salesforce account or a network. It shares no types with forcelink's client crates, so a
+//! client bug cannot be "confirmed" by an emulator built from the same structs.
+//!
+//! Layout:
+//! - [`seed`]: the seed file (org, users, connected apps) and the built-in default.
+//! - `state`: users, apps, tokens, approvals, codes, device grants, counters.
+//! - `oauth`: the token endpoint and every grant; authorize with login/consent pages and the
+//!   device page; revoke, introspect, userinfo, identity URL, discovery, keys.
+//! - `data`: `/services/data/` (versions), token checks on the instance host.
+//! - `control`: the `/__playground/` control API; `faults`: fault injection.
+//! - [`keys`]: JWT key pair, signing key, TLS; `jwt`: RS256 compact JWS.
+//! - `server`: accept loops for the two hosts (login host and My Domain instance host).
+//! - [`ids`]: 18-character Salesforce ids.
+
+pub mod clock;
+mod control;
+mod data;
+pub mod error;
+mod faults;
+pub mod ids;
+mod jwt;
+pub mod keys;
+mod oauth;
+pub mod seed;
+mod server;
+mod state;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::data::LATEST_API_VERSION;
+pub use crate::error::PlaygroundError;
+pub use crate::keys::KeyMaterial;
+pub use crate::seed::Seed;
+
+use crate::oauth::{Host, HostKind, authorize, identity, token};
+use crate::state::Shared;
+
+/// How to start a playground. [`PlaygroundConfig::new`] gives the zero-config defaults.
+#[derive(Debug, Clone)]
+pub struct PlaygroundConfig {
+    pub seed: Seed,
+    /// Address both hosts bind. Defaults to 127.0.0.1.
+    pub bind: IpAddr,
+    /// Port of the login host (`login.salesforce.com` stand-in); 0 = any free port.
+    pub login_port: u16,
+    /// Port of the instance / My Domain host; 0 = any free port.
+    pub instance_port: u16,
+    /// Serve both hosts over HTTPS with a CA generated for this run.
+    pub tls: bool,
+    /// Where keys (and, with TLS, the CA certificate) are kept between runs.
+    pub key_dir: PathBuf,
+    /// The control API key; a random one when `None`.
+    pub control_key: Option<String>,
+    /// Wall clock; the control API shifts playground time relative to it.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl PlaygroundConfig {
+    /// Built-in seed, any free ports on 127.0.0.1, plain HTTP, keys in `key_dir`.
+    pub fn new(key_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            seed: Seed::builtin(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            login_port: 0,
+            instance_port: 0,
+            tls: false,
+            key_dir: key_dir.into(),
+            control_key: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Everything a client needs to connect; written by `--info-file` in exactly this shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlaygroundInfo {
+    pub login_url: String,
+    pub instance_url: String,
+    pub control_url: String,
+    pub control_key: String,
+    pub client: ClientInfo,
+    pub user: UserInfo,
+    pub jwt: JwtInfo,
+    /// The CA certificate (PEM file) to trust, when serving TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserInfo {
+    pub username: String,
+    pub password: String,
+    pub security_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JwtInfo {
+    pub private_key_path: String,
+    pub certificate_path: String,
+}
+
+impl PlaygroundInfo {
+    /// Writes the info JSON atomically (a temporary file renamed into place), so a reader
+    /// never sees half of it.
+    pub fn write_to(&self, path: &Path) -> Result<(), PlaygroundError> {
+        let err = |source| PlaygroundError::InfoFile { path: path.display().to_string(), source };
+        let json = serde_json::to_string_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, json + "\n").map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+}
+
+/// A running playground. Dropping it stops both hosts.
+#[derive(Debug)]
+pub struct Playground {
+    info: PlaygroundInfo,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Playground {
+    /// Binds both hosts and starts serving; returns once both listen.
+    pub async fn start(config: PlaygroundConfig) -> Result<Self, PlaygroundError> {
+        let keys = KeyMaterial::load_or_create(&config.key_dir)?;
+        let bind = |port| async move {
+            let addr = SocketAddr::new(config.bind, port);
+            TcpListener::bind(addr).await.map_err(|source| PlaygroundError::Bind { addr: addr.to_string(), source })
+        };
+        let login_listener = bind(config.login_port).await?;
+        let instance_listener = bind(config.instance_port).await?;
+        let local = |l: &TcpListener| l.local_addr().map_err(|e| PlaygroundError::Bind { addr: "?".into(), source: e });
+        let (login_addr, instance_addr) = (local(&login_listener)?, local(&instance_listener)?);
+
+        let host_name = match config.bind {
+            IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(a) if a.is_unspecified() => "[::1]".to_owned(),
+            IpAddr::V6(a) => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        let (tls, ca_path) = if config.tls {
+            let material = keys::TlsMaterial::generate(host_name.trim_matches(|c| c == '[' || c == ']'))?;
+            let ca_path = config.key_dir.join(format!("tls-ca-{}.pem", login_addr.port()));
+            std::fs::write(&ca_path, &material.ca_pem)
+                .map_err(|e| PlaygroundError::keys(format!("cannot write {}: {e}", ca_path.display())))?;
+            (Some(tokio_rustls::TlsAcceptor::from(material.server_config)), Some(ca_path))
+        } else {
+            (None, None)
+        };
+        let scheme = if config.tls { "https" } else { "http" };
+        let login_url = format!("{scheme}://{host_name}:{}", login_addr.port());
+        let instance_url = format!("{scheme}://{host_name}:{}", instance_addr.port());
+        let control_key = config.control_key.clone().unwrap_or_else(|| state::random_chars(32));
+
+        let seed = config.seed.clone();
+        let (first_user, first_app) = (seed.users[0].clone(), seed.connected_apps[0].clone());
+        let info = PlaygroundInfo {
+            login_url: login_url.clone(),
+            instance_url: instance_url.clone(),
+            control_url: format!("{instance_url}/__playground"),
+            control_key: control_key.clone(),
+            client: ClientInfo { client_id: first_app.client_id, client_secret: first_app.client_secret },
+            user: UserInfo {
+                username: first_user.username,
+                password: first_user.password,
+                security_token: first_user.security_token,
+            },
+            jwt: JwtInfo {
+                private_key_path: keys.client_private_key_path.display().to_string(),
+                certificate_path: keys.client_certificate_path.display().to_string(),
+            },
+            ca_path: ca_path.map(|p| p.display().to_string()),
+        };
+        let pg = Shared::new(
+            seed,
+            keys,
+            clock::ShiftedClock::new(config.clock.clone()),
+            login_url.clone(),
+            instance_url.clone(),
+            control_key,
+        )?;
+        let (shutdown, rx) = watch::channel(false);
+        let hosts = [
+            (login_listener, Host { kind: HostKind::Login, base_url: login_url }),
+            (instance_listener, Host { kind: HostKind::Instance, base_url: instance_url }),
+        ];
+        let tasks = hosts
+            .into_iter()
+            .map(|(listener, host)| {
+                let router = router(pg.clone(), host);
+                tokio::spawn(server::serve(listener, router, pg.clone(), tls.clone(), rx.clone()))
+            })
+            .collect();
+        Ok(Self { info, shutdown, tasks })
+    }
+
+    /// URLs and credentials of this playground.
+    pub fn info(&self) -> &PlaygroundInfo {
+        &self.info
+    }
+
+    /// Serves until [`Playground::shutdown`] is called elsewhere or the task is cancelled.
+    pub async fn wait(&mut self) {
+        for t in &mut self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Stops accepting, closes connections and waits for both hosts to stop.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Playground {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn router(pg: Shared, host: Host) -> Router {
+    Router::new()
+        .route("/services/oauth2/token", post(token::token_endpoint))
+        .route("/services/oauth2/authorize", get(authorize::authorize).post(authorize::authorize))
+        .route("/services/oauth2/authorize/login", post(authorize::login_submit))
+        .route("/services/oauth2/authorize/consent", post(authorize::consent_submit))
+        .route("/services/oauth2/revoke", get(identity::revoke).post(identity::revoke))
+        .route("/services/oauth2/introspect", post(identity::introspect))
+        .route("/services/oauth2/userinfo", get(identity::userinfo).post(identity::userinfo))
+        .route("/id/keys", get(identity::keys))
+        .route("/id/{org}/{user}", get(identity::identity).post(identity::identity))
+        .route("/.well-known/openid-configuration", get(identity::openid_configuration))
+        .route("/.well-known/auth-configuration", get(identity::auth_configuration))
+        .route("/setup/connect", get(authorize::device_page).post(authorize::device_submit))
+        .route("/services/data", get(data::versions))
+        .route("/services/data/", get(data::versions))
+        .route("/services/data/{*rest}", axum::routing::any(data::not_found))
+        .nest("/__playground", control::router())
+        .layer(axum::Extension(host))
+        .with_state(pg)
+}

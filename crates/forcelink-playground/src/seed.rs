@@ -1,0 +1,330 @@
+//! The seed file: the org, its users and its connected apps, as TOML.
+//!
+//! `seed/default.toml` is both the built-in seed and the documented example. Parsing is strict
+//! (unknown keys are errors) and validation names the offending entry, so a bad seed fails at
+//! start-up with a message instead of misbehaving later.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::PlaygroundError;
+
+/// The built-in seed, used when no `--seed` is given.
+pub const DEFAULT_SEED_TOML: &str = include_str!("../seed/default.toml");
+
+/// Session timeout used when neither the app nor the org sets one: 2 hours, Salesforce's usual.
+pub const DEFAULT_SESSION_TIMEOUT_SECONDS: u64 = 7200;
+/// Validity of asset tokens when the app sets none (Salesforce's Postman example shows 60 s).
+pub const DEFAULT_ASSET_TOKEN_VALIDITY_SECONDS: u64 = 60;
+
+/// A parsed seed file. Build one with [`Seed::from_toml`], [`Seed::from_file`] or
+/// [`Seed::builtin`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    pub org: OrgSeed,
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    #[serde(default)]
+    pub connected_apps: Vec<AppSeed>,
+    /// Directory that relative certificate paths are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSeed {
+    pub name: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_seconds: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    pub username: String,
+    pub password: String,
+    pub security_token: String,
+    pub profile: String,
+    #[serde(default)]
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub frozen: bool,
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+}
+
+impl std::fmt::Debug for UserSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSeed")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("security_token", &"[redacted]")
+            .field("profile", &self.profile)
+            .field("active", &self.active)
+            .field("frozen", &self.frozen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An OAuth flow a connected app can enable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    ClientCredentials,
+    JwtBearer,
+    AuthorizationCode,
+    RefreshToken,
+    Password,
+    Device,
+    UserAgent,
+    TokenExchange,
+}
+
+/// Who may use an app: Salesforce's "Permitted Users" policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermittedUsers {
+    /// "All users may self-authorize".
+    #[default]
+    All,
+    /// "Admin approved users are pre-authorized".
+    AdminApproved,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSeed {
+    pub name: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub flows: Vec<Flow>,
+    #[serde(default)]
+    pub run_as: Option<String>,
+    #[serde(default)]
+    pub certificate: Option<String>,
+    #[serde(default)]
+    pub callback_urls: Vec<String>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub permitted_users: PermittedUsers,
+    #[serde(default)]
+    pub pre_approved_profiles: Vec<String>,
+    #[serde(default)]
+    pub require_pkce: bool,
+    #[serde(default = "yes")]
+    pub require_secret: bool,
+    #[serde(default)]
+    pub refresh_token_rotation: bool,
+    #[serde(default)]
+    pub session_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub introspect_all: bool,
+    #[serde(default)]
+    pub asset_token_audiences: Vec<String>,
+    #[serde(default)]
+    pub asset_token_validity_seconds: Option<u64>,
+}
+
+impl std::fmt::Debug for AppSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSeed")
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("flows", &self.flows)
+            .finish_non_exhaustive()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_session_timeout() -> u64 {
+    DEFAULT_SESSION_TIMEOUT_SECONDS
+}
+fn default_time_zone() -> String {
+    "America/Los_Angeles".to_owned()
+}
+fn default_locale() -> String {
+    "en_US".to_owned()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["api".to_owned(), "refresh_token".to_owned()]
+}
+
+/// Where an app's JWT certificate comes from, once the seed is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CertificateSource {
+    /// The key pair the playground generates (the default app uses it).
+    Generated,
+    /// PEM text, read from the seed or from a file next to it.
+    Pem(String),
+}
+
+impl Seed {
+    /// The built-in seed.
+    pub fn builtin() -> Self {
+        // The built-in seed is covered by a unit test, so this cannot fail at run time.
+        Self::from_toml(DEFAULT_SEED_TOML, Path::new(".")).expect("the built-in seed is valid")
+    }
+
+    /// Parses seed TOML; `base_dir` resolves relative certificate paths.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, PlaygroundError> {
+        let mut seed: Seed = toml::from_str(text).map_err(|e| PlaygroundError::Seed {
+            message: e.to_string(),
+        })?;
+        seed.base_dir = base_dir.to_path_buf();
+        seed.validate()?;
+        Ok(seed)
+    }
+
+    /// Reads and parses a seed file.
+    pub fn from_file(path: &Path) -> Result<Self, PlaygroundError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlaygroundError::Seed {
+            message: format!("cannot read seed file {}: {e}", path.display()),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self::from_toml(&text, &base).map_err(|e| match e {
+            PlaygroundError::Seed { message } => PlaygroundError::Seed {
+                message: format!("{}: {message}", path.display()),
+            },
+            other => other,
+        })
+    }
+
+    fn validate(&self) -> Result<(), PlaygroundError> {
+        let bad = |message: String| Err(PlaygroundError::Seed { message });
+        if self.users.is_empty() {
+            return bad("the seed defines no [[users]]; at least one is needed".into());
+        }
+        if self.connected_apps.is_empty() {
+            return bad("the seed defines no [[connected_apps]]; at least one is needed".into());
+        }
+        if let Some(id) = &self.org.id
+            && (id.len() != 18 || !id.starts_with("00D") || !id.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return bad(format!("org.id {id:?} is not an 18-character organization id (00D…)"));
+        }
+        let mut names = HashSet::new();
+        for u in &self.users {
+            if !u.username.contains('@') {
+                return bad(format!("user {:?}: username must be email-shaped", u.username));
+            }
+            if !names.insert(u.username.to_ascii_lowercase()) {
+                return bad(format!("user {:?} is defined twice", u.username));
+            }
+        }
+        let mut ids = HashSet::new();
+        for a in &self.connected_apps {
+            if a.client_id.is_empty() || a.client_secret.is_empty() {
+                return bad(format!("connected app {:?}: client_id and client_secret are required", a.name));
+            }
+            if !ids.insert(a.client_id.as_str()) {
+                return bad(format!("connected app client_id {:?} is defined twice", a.client_id));
+            }
+            if let Some(r) = &a.run_as
+                && !names.contains(&r.to_ascii_lowercase())
+            {
+                return bad(format!("connected app {:?}: run_as user {r:?} is not among [[users]]", a.name));
+            }
+            let needs_callback = a.flows.contains(&Flow::AuthorizationCode) || a.flows.contains(&Flow::UserAgent);
+            if needs_callback && a.callback_urls.is_empty() {
+                return bad(format!(
+                    "connected app {:?}: authorization_code/user_agent flows need callback_urls",
+                    a.name
+                ));
+            }
+            if a.flows.contains(&Flow::JwtBearer) && a.certificate.is_none() {
+                return bad(format!(
+                    "connected app {:?}: jwt_bearer needs a certificate (a PEM path, inline PEM, or \"generated\")",
+                    a.name
+                ));
+            }
+            if a.session_timeout_seconds == Some(0) {
+                return bad(format!("connected app {:?}: session_timeout_seconds must be > 0", a.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves an app's `certificate` setting.
+    pub(crate) fn certificate_source(&self, app: &AppSeed) -> Result<Option<CertificateSource>, PlaygroundError> {
+        let Some(value) = &app.certificate else { return Ok(None) };
+        if value == "generated" {
+            return Ok(Some(CertificateSource::Generated));
+        }
+        if value.contains("-----BEGIN CERTIFICATE-----") {
+            return Ok(Some(CertificateSource::Pem(value.clone())));
+        }
+        let path = self.base_dir.join(value);
+        let pem = std::fs::read_to_string(&path).map_err(|e| PlaygroundError::Seed {
+            message: format!("connected app {:?}: cannot read certificate {}: {e}", app.name, path.display()),
+        })?;
+        Ok(Some(CertificateSource::Pem(pem)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_seed_parses_and_default_app_enables_every_flow() {
+        let seed = Seed::builtin();
+        let app = &seed.connected_apps[0];
+        for flow in [
+            Flow::ClientCredentials,
+            Flow::JwtBearer,
+            Flow::AuthorizationCode,
+            Flow::RefreshToken,
+            Flow::Password,
+            Flow::Device,
+            Flow::UserAgent,
+            Flow::TokenExchange,
+        ] {
+            assert!(app.flows.contains(&flow), "{flow:?} missing");
+        }
+        assert_eq!(app.run_as.as_deref(), Some(seed.users[0].username.as_str()));
+        assert_eq!(seed.users[0].profile, "System Administrator");
+        assert!(app.pre_approved_profiles.contains(&seed.users[0].profile));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let text = DEFAULT_SEED_TOML.replace("require_pkce = false", "require_pcke = false");
+        let err = Seed::from_toml(&text, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("require_pcke"), "{err}");
+    }
+
+    #[test]
+    fn run_as_must_name_a_user() {
+        let text = DEFAULT_SEED_TOML.replace(
+            "run_as = \"admin@playground.forcelink.dev\"",
+            "run_as = \"ghost@playground.forcelink.dev\"",
+        );
+        let err = Seed::from_toml(&text, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("ghost@playground.forcelink.dev"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_credentials() {
+        let seed = Seed::builtin();
+        let shown = format!("{seed:?}");
+        assert!(!shown.contains(&seed.users[0].password));
+        assert!(!shown.contains(&seed.users[0].security_token));
+        assert!(!shown.contains(&seed.connected_apps[0].client_secret));
+    }
+}
