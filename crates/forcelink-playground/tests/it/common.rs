@@ -1,0 +1,130 @@
+//! Helpers shared by the playground's integration tests.
+
+#![allow(dead_code, unused_imports)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use forcelink_test_support::PlaygroundHandle;
+use reqwest::{Client, Response, StatusCode};
+use rsa::pkcs8::DecodePrivateKey;
+use serde_json::Value;
+
+pub use forcelink_test_support::{fixture, spawn_playground, spawn_playground_with};
+
+pub const DEFAULT_CLIENT: &str = "3MVG9playground.forcelink.default.app";
+pub const ROTATING_CLIENT: &str = "3MVG9playground.forcelink.rotating.app";
+pub const ROTATING_SECRET: &str = "PLAYGROUNDSECRET0000000000000000000000000000000000000002";
+pub const ADMIN_APPROVED_CLIENT: &str = "3MVG9playground.forcelink.adminapproved.app";
+pub const NO_RUN_AS_CLIENT: &str = "3MVG9playground.forcelink.norunas.app";
+pub const NO_RUN_AS_SECRET: &str = "PLAYGROUNDSECRET0000000000000000000000000000000000000004";
+pub const PUBLIC_CLIENT: &str = "3MVG9playground.forcelink.public.app";
+pub const ADMIN: &str = "admin@playground.forcelink.dev";
+pub const INTEGRATION_USER: &str = "integration@playground.forcelink.dev";
+pub const INTEGRATION_PASSWORD: &str = "Integration1!";
+pub const STANDARD_USER: &str = "sam.standard@playground.forcelink.dev";
+pub const STANDARD_PASSWORD: &str = "Standard1!";
+pub const FROZEN_USER: &str = "fran.frozen@playground.forcelink.dev";
+pub const INACTIVE_USER: &str = "ivan.inactive@playground.forcelink.dev";
+
+/// An HTTP client that does not follow redirects (authorize tests read `Location`).
+pub fn http() -> Client {
+    Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Posts a form to `url` and returns (status, JSON body or Null).
+pub async fn post_form(url: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let resp = http().post(url).form(form).send().await.unwrap();
+    status_json(resp).await
+}
+
+pub async fn status_json(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// Asserts a `400 {"error": code, "error_description": description}` answer.
+pub fn assert_oauth_error(status: StatusCode, body: &Value, code: &str, description: &str) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert_eq!(body["error_description"], description, "{body}");
+}
+
+/// A client-credentials token from the My Domain host.
+pub async fn client_credentials(pg: &PlaygroundHandle) -> Value {
+    let (status, body) = post_form(
+        &pg.instance_token_url(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &pg.info.client.client_id),
+            ("client_secret", &pg.info.client.client_secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// A password-grant token for the default user.
+pub async fn password_token(pg: &PlaygroundHandle) -> Value {
+    let password = format!("{}{}", pg.info.user.password, pg.info.user.security_token);
+    let (status, body) = post_form(
+        &pg.login_token_url(),
+        &[
+            ("grant_type", "password"),
+            ("client_id", &pg.info.client.client_id),
+            ("client_secret", &pg.info.client.client_secret),
+            ("username", &pg.info.user.username),
+            ("password", &password),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Seconds since the epoch on the test machine's clock (for JWT `exp`).
+#[allow(clippy::disallowed_methods)] // building assertions needs a real timestamp
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Signs `claims` with RS256 using a PKCS#8 PEM key, as a JWT-bearer client does.
+pub fn sign_jwt(private_key_pem: &str, claims: &Value) -> String {
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_key_pem).unwrap();
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let input = format!("{header}.{payload}");
+    let sig = SigningKey::<sha2::Sha256>::new(key).sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+/// Decodes a JWT's claims without verifying it.
+pub fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// `GET /services/data/` on `base` with a bearer token; returns the status.
+pub async fn api_status(base: &str, access_token: &str) -> StatusCode {
+    http().get(format!("{base}/services/data/")).bearer_auth(access_token).send().await.unwrap().status()
+}
+
+/// Reads `name="…" value="…"` of a hidden input in an HTML form.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// Query (or fragment) parameters of a redirect `Location`.
+pub fn location_params(location: &str) -> std::collections::HashMap<String, String> {
+    let tail = location.split_once(['?', '#']).map(|(_, t)| t).unwrap_or("");
+    url::form_urlencoded::parse(tail.as_bytes()).into_owned().collect()
+}
