@@ -42,10 +42,8 @@ fn problem(status: StatusCode, message: &str) -> Response {
 }
 
 fn check(pg: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let header_key = headers.get("x-playground-key").and_then(|v| v.to_str().ok());
     match bearer.or(header_key) {
         Some(k) if secrets_equal(k.trim(), &pg.control_key) => Ok(()),

@@ -35,9 +35,7 @@ fn versions_body() -> serde_json::Value {
 pub(crate) fn rest_error(status: StatusCode, error_code: &str, message: &str) -> Response {
     let body = json!([{"message": message, "errorCode": error_code}]);
     let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
     response
 }
 
@@ -62,20 +60,26 @@ fn check_token(pg: &Shared, host: &Host, headers: &HeaderMap) -> Result<bool, Re
 }
 
 /// `GET /services/data/`: needs no token, but a presented one must be valid.
-pub(crate) async fn versions(State(pg): State<Shared>, Extension(host): Extension<Host>, headers: HeaderMap) -> Response {
+pub(crate) async fn versions(
+    State(pg): State<Shared>,
+    Extension(host): Extension<Host>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = check_token(&pg, &host, &headers) {
         return r;
     }
     let mut response = (StatusCode::OK, versions_body().to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
     response
 }
 
 /// Any other `/services/data/…` path: a valid token is required; the resource does not exist
 /// (yet).
-pub(crate) async fn not_found(State(pg): State<Shared>, Extension(host): Extension<Host>, headers: HeaderMap) -> Response {
+pub(crate) async fn not_found(
+    State(pg): State<Shared>,
+    Extension(host): Extension<Host>,
+    headers: HeaderMap,
+) -> Response {
     match check_token(&pg, &host, &headers) {
         Err(r) => r,
         Ok(false) => invalid_session(),

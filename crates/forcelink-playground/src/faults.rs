@@ -91,7 +91,8 @@ where
     let Some(action) = take(pg, req.uri().path()) else { return next(req).await };
     match action {
         FaultAction::Status { status, body, content_type } => {
-            let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
+            let mut r =
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
             if let Ok(v) = HeaderValue::from_str(&content_type) {
                 r.headers_mut().insert(header::CONTENT_TYPE, v);
             }

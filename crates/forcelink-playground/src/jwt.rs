@@ -49,20 +49,14 @@ impl Compact {
             return false;
         }
         let Ok(signature) = Signature::try_from(self.signature.as_slice()) else { return false };
-        VerifyingKey::<Sha256>::new(key.clone())
-            .verify(self.signing_input.as_bytes(), &signature)
-            .is_ok()
+        VerifyingKey::<Sha256>::new(key.clone()).verify(self.signing_input.as_bytes(), &signature).is_ok()
     }
 }
 
 /// Signs `claims` with RS256.
 pub(crate) fn sign_rs256(key: &RsaPrivateKey, kid: &str, claims: &Value) -> String {
     let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
+    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
     let signature = SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes());
     format!("{input}.{}", b64url(&signature.to_bytes()))
 }

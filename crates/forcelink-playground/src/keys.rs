@@ -136,9 +136,7 @@ fn generate_rsa() -> Result<RsaPrivateKey, PlaygroundError> {
 }
 
 fn pkcs8_pem(key: &RsaPrivateKey) -> Result<String, PlaygroundError> {
-    key.to_pkcs8_pem(LineEnding::LF)
-        .map(|pem| pem.to_string())
-        .map_err(PlaygroundError::keys)
+    key.to_pkcs8_pem(LineEnding::LF).map(|pem| pem.to_string()).map_err(PlaygroundError::keys)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), PlaygroundError> {
@@ -155,19 +153,17 @@ fn write_private(path: &Path, text: &str) -> Result<(), PlaygroundError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| PlaygroundError::keys(format!("cannot write {}: {e}", path.display())))
+    let mut file =
+        options.open(path).map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes()).map_err(|e| PlaygroundError::keys(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A self-signed X.509 certificate for an RSA key, as a connected app stores it.
 fn self_signed_certificate(key: &RsaPrivateKey, common_name: &str) -> Result<String, PlaygroundError> {
     let der = key.to_pkcs8_der().map_err(PlaygroundError::keys)?;
     let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
-    let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
-        .map_err(PlaygroundError::keys)?;
+    let key_pair =
+        rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).map_err(PlaygroundError::keys)?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(PlaygroundError::keys)?;
     params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
     let cert = params.self_signed(&key_pair).map_err(PlaygroundError::keys)?;
@@ -179,11 +175,7 @@ pub(crate) fn public_key_from_certificate(pem: &str) -> Result<RsaPublicKey, Pla
     use x509_cert::der::{DecodePem, Encode};
     let cert = x509_cert::Certificate::from_pem(pem.trim().as_bytes())
         .map_err(|e| PlaygroundError::keys(format!("not an X.509 certificate in PEM form: {e}")))?;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(PlaygroundError::keys)?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(PlaygroundError::keys)?;
     RsaPublicKey::from_public_key_der(&spki)
         .map_err(|e| PlaygroundError::keys(format!("the certificate does not hold an RSA key: {e}")))
 }

@@ -183,9 +183,7 @@ impl Seed {
 
     /// Parses seed TOML; `base_dir` resolves relative certificate paths.
     pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, PlaygroundError> {
-        let mut seed: Seed = toml::from_str(text).map_err(|e| PlaygroundError::Seed {
-            message: e.to_string(),
-        })?;
+        let mut seed: Seed = toml::from_str(text).map_err(|e| PlaygroundError::Seed { message: e.to_string() })?;
         seed.base_dir = base_dir.to_path_buf();
         seed.validate()?;
         Ok(seed)
@@ -193,14 +191,13 @@ impl Seed {
 
     /// Reads and parses a seed file.
     pub fn from_file(path: &Path) -> Result<Self, PlaygroundError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PlaygroundError::Seed {
-            message: format!("cannot read seed file {}: {e}", path.display()),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PlaygroundError::Seed { message: format!("cannot read seed file {}: {e}", path.display()) })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Self::from_toml(&text, &base).map_err(|e| match e {
-            PlaygroundError::Seed { message } => PlaygroundError::Seed {
-                message: format!("{}: {message}", path.display()),
-            },
+            PlaygroundError::Seed { message } => {
+                PlaygroundError::Seed { message: format!("{}: {message}", path.display()) }
+            }
             other => other,
         })
     }
@@ -311,10 +308,8 @@ mod tests {
 
     #[test]
     fn run_as_must_name_a_user() {
-        let text = DEFAULT_SEED_TOML.replace(
-            "run_as = \"admin@playground.forcelink.dev\"",
-            "run_as = \"ghost@playground.forcelink.dev\"",
-        );
+        let text = DEFAULT_SEED_TOML
+            .replace("run_as = \"admin@playground.forcelink.dev\"", "run_as = \"ghost@playground.forcelink.dev\"");
         let err = Seed::from_toml(&text, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("ghost@playground.forcelink.dev"), "{err}");
     }

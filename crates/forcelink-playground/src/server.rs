@@ -69,9 +69,7 @@ where
             Ok::<_, std::convert::Infallible>(response)
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service);
+    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
     tokio::select! {
         _ = conn => {}
         _ = kill.notified() => {}

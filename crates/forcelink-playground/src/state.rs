@@ -385,9 +385,10 @@ impl Shared {
             let public_key = match seed.certificate_source(a)? {
                 None => None,
                 Some(CertificateSource::Generated) => Some(keys.client_public_key.clone()),
-                Some(CertificateSource::Pem(pem)) => Some(crate::keys::public_key_from_certificate(&pem).map_err(
-                    |e| PlaygroundError::Seed { message: format!("connected app {:?}: {e}", a.name) },
-                )?),
+                Some(CertificateSource::Pem(pem)) => Some(
+                    crate::keys::public_key_from_certificate(&pem)
+                        .map_err(|e| PlaygroundError::Seed { message: format!("connected app {:?}: {e}", a.name) })?,
+                ),
             };
             apps.push(App { seed: a.clone(), flows: a.flows.iter().copied().collect(), public_key });
         }
@@ -450,13 +451,7 @@ impl Shared {
         let timeout = self.apps[app].session_timeout_ms(self.seed.org.session_timeout_seconds);
         rt.access_tokens.insert(
             token.clone(),
-            AccessToken {
-                user,
-                app,
-                scopes: scopes.to_vec(),
-                issued_ms: now,
-                expires_ms: now.saturating_add(timeout),
-            },
+            AccessToken { user, app, scopes: scopes.to_vec(), issued_ms: now, expires_ms: now.saturating_add(timeout) },
         );
         if let Some(f) = family.and_then(|f| rt.families.get_mut(&f)) {
             f.tokens.push(token.clone());

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use forcelink_playground::{Playground, PlaygroundConfig, PlaygroundInfo};
 use serde_json::Value;
 
-pub use forcelink_playground::{Seed, PlaygroundInfo as Info};
+pub use forcelink_playground::{PlaygroundInfo as Info, Seed};
 
 /// Keys are generated once and reused by every test process (RSA generation is slow); the
 /// playground creates the directory atomically, so concurrent test processes agree on one set.
@@ -84,7 +84,11 @@ impl ControlClient {
             let pem = std::fs::read(ca).expect("read the playground CA");
             builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"));
         }
-        Self { http: builder.build().expect("HTTP client"), base: info.control_url.clone(), key: info.control_key.clone() }
+        Self {
+            http: builder.build().expect("HTTP client"),
+            base: info.control_url.clone(),
+            key: info.control_key.clone(),
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

@@ -90,7 +90,8 @@ fn redirect(uri: &str, params: &[(String, String)], fragment: bool) -> Response 
 }
 
 fn error_redirect(p: &PendingAuthorization, error: &str, description: &str) -> Response {
-    let mut params = vec![("error".to_owned(), error.to_owned()), ("error_description".to_owned(), description.to_owned())];
+    let mut params =
+        vec![("error".to_owned(), error.to_owned()), ("error_description".to_owned(), description.to_owned())];
     if let Some(s) = &p.state {
         params.push(("state".to_owned(), s.clone()));
     }
@@ -275,7 +276,9 @@ fn after_login(pg: &Shared, host: &Host, rt: &mut Runtime, id: &str, user: usize
         rt.pending.remove(id);
         return deny(pg, rt, &pending, "user is not admin approved to access this app");
     }
-    let needs_consent = pending.force_consent || pending.device_code.is_some() || (!pre_approved && !rt.consents.contains(&(user, pending.app)));
+    let needs_consent = pending.force_consent
+        || pending.device_code.is_some()
+        || (!pre_approved && !rt.consents.contains(&(user, pending.app)));
     if needs_consent {
         let approvals = rt.live_approvals(user, pending.app);
         let evicts = app.grants_refresh(&pending.scopes) && approvals >= MAX_APPROVALS_PER_USER_AND_APP;

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{ClientCredentials, Host, OAuthError, Params, SecretPolicy, authenticate_client, bearer_token, json_response};
+use super::{
+    ClientCredentials, Host, OAuthError, Params, SecretPolicy, authenticate_client, bearer_token, json_response,
+};
 use crate::state::{RefreshState, Shared, User};
 
 /// `POST /services/oauth2/revoke` (form `token=`) and `GET ?token=`. Revoking a refresh
@@ -38,7 +40,13 @@ pub(crate) async fn revoke(State(pg): State<Shared>, uri: Uri, headers: HeaderMa
 }
 
 /// `POST /services/oauth2/introspect` with client authentication.
-pub(crate) async fn introspect(State(pg): State<Shared>, Extension(host): Extension<Host>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn introspect(
+    State(pg): State<Shared>,
+    Extension(host): Extension<Host>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = match Params::read(&headers, uri.query(), body).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -129,7 +137,11 @@ fn urls(pg: &Shared, user: &User, version: &str) -> Value {
 }
 
 /// `GET|POST /services/oauth2/userinfo` (OpenID Connect).
-pub(crate) async fn userinfo(State(pg): State<Shared>, Extension(host): Extension<Host>, headers: HeaderMap) -> Response {
+pub(crate) async fn userinfo(
+    State(pg): State<Shared>,
+    Extension(host): Extension<Host>,
+    headers: HeaderMap,
+) -> Response {
     let now = pg.now_ms();
     let rt = pg.rt();
     let Some(t) = bearer_token(&headers).and_then(|t| rt.live_access(t, now)) else { return bad_oauth_token() };
@@ -218,7 +230,7 @@ pub(crate) async fn identity(
         "addr_street": null,
         "addr_city": null,
         "addr_state": null,
-        "addr_country": null,
+        "addr_country": "US",
         "addr_zip": null,
         "mobile_phone": null,
         "mobile_phone_verified": false,

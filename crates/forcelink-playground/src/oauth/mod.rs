@@ -110,11 +110,8 @@ impl Params {
 
     pub(crate) async fn read(headers: &HeaderMap, query: Option<&str>, body: Bytes) -> Result<Self, OAuthError> {
         let mut params = Self::from_query(query);
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let content_type =
+            headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if body.is_empty() {
             return Ok(params);
         }
@@ -129,10 +126,8 @@ impl Params {
                 .map_err(|_| OAuthError::new("invalid_request", "malformed multipart body"))?
             {
                 let Some(name) = field.name().map(str::to_owned) else { continue };
-                let value = field
-                    .text()
-                    .await
-                    .map_err(|_| OAuthError::new("invalid_request", "malformed multipart body"))?;
+                let value =
+                    field.text().await.map_err(|_| OAuthError::new("invalid_request", "malformed multipart body"))?;
                 params.0.insert(name, value);
             }
             Ok(params)
@@ -175,10 +170,7 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let (id, secret) = decoded.split_once(':')?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
     let unescape = |s: &str| {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+        form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
     };
     Some((unescape(id), unescape(secret)))
 }
@@ -245,9 +237,5 @@ pub(crate) fn requested_scopes(app_scopes: &[String], requested: Option<&str>) -
 
 /// Scopes of grants that never carry a refresh token (client credentials, JWT, password).
 pub(crate) fn non_interactive_scopes(app_scopes: &[String]) -> Vec<String> {
-    app_scopes
-        .iter()
-        .filter(|s| *s != "refresh_token" && *s != "offline_access")
-        .cloned()
-        .collect()
+    app_scopes.iter().filter(|s| *s != "refresh_token" && *s != "offline_access").cloned().collect()
 }

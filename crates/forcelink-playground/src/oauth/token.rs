@@ -1,10 +1,10 @@
 //! `POST /services/oauth2/token`: every grant Salesforce offers, with its answers and errors
 //! (wire reference §1 and §3).
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -59,7 +59,13 @@ pub(crate) struct Grant {
 }
 
 /// The token-response fields, shared with the user-agent flow's redirect fragment.
-pub(crate) fn issue(pg: &Shared, host: &Host, rt: &mut Runtime, grant: Grant, grant_name: &str) -> Vec<(String, String)> {
+pub(crate) fn issue(
+    pg: &Shared,
+    host: &Host,
+    rt: &mut Runtime,
+    grant: Grant,
+    grant_name: &str,
+) -> Vec<(String, String)> {
     let (access_token, issued_ms) = pg.mint_access(rt, grant.user, grant.app, &grant.scopes, grant.family);
     let user = &rt.users[grant.user];
     let app = &pg.apps[grant.app];
@@ -260,7 +266,9 @@ fn jwt_bearer(pg: &Shared, host: &Host, params: &Params) -> Result<Response, OAu
         PermittedUsers::AdminApproved if !pre_approved => {
             return Err(OAuthError::new("invalid_app_access", "user is not admin approved to access this app"));
         }
-        PermittedUsers::All if !pre_approved && !rt.consents.contains(&(user, app)) && rt.live_approvals(user, app) == 0 => {
+        PermittedUsers::All
+            if !pre_approved && !rt.consents.contains(&(user, app)) && rt.live_approvals(user, app) == 0 =>
+        {
             return Err(not_approved());
         }
         _ => {}
@@ -297,9 +305,8 @@ fn authorization_code(
     }
     if let Some(challenge) = &entry.code_challenge {
         // Salesforce: challenge given but no verifier → invalid_grant; mismatch → invalid_request.
-        let verifier = params
-            .get("code_verifier")
-            .ok_or_else(|| OAuthError::new("invalid_grant", "invalid code verifier"))?;
+        let verifier =
+            params.get("code_verifier").ok_or_else(|| OAuthError::new("invalid_grant", "invalid code verifier"))?;
         let computed = jwt::b64url(&Sha256::digest(verifier.as_bytes()));
         if !secrets_equal(&computed, challenge) {
             return Err(OAuthError::new("invalid_request", "invalid code verifier"));
@@ -467,7 +474,12 @@ fn device_poll(pg: &Shared, host: &Host, creds: &ClientCredentials, params: &Par
     }
 }
 
-fn token_exchange(pg: &Shared, host: &Host, creds: &ClientCredentials, params: &Params) -> Result<Response, OAuthError> {
+fn token_exchange(
+    pg: &Shared,
+    host: &Host,
+    creds: &ClientCredentials,
+    params: &Params,
+) -> Result<Response, OAuthError> {
     let app = authenticate_client(pg, creds, SecretPolicy::Required)?;
     require_flow(pg, app, Flow::TokenExchange)?;
     if params.get("subject_token_type") != Some(TOKEN_TYPE_ACCESS) {
@@ -486,11 +498,9 @@ fn token_exchange(pg: &Shared, host: &Host, creds: &ClientCredentials, params: &
     // playground requires a well-formed JWT and copies its claims under `act`. A signature is
     // not required (proof of possession is optional on the app).
     let actor = match params.get("actor_token") {
-        Some(t) => Some(
-            Compact::parse(t)
-                .ok_or_else(|| OAuthError::new("invalid_request", "invalid actor token"))?
-                .claims,
-        ),
+        Some(t) => {
+            Some(Compact::parse(t).ok_or_else(|| OAuthError::new("invalid_request", "invalid actor token"))?.claims)
+        }
         None => None,
     };
     let a = &pg.apps[app];

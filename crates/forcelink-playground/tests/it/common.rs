@@ -128,3 +128,88 @@ pub fn location_params(location: &str) -> std::collections::HashMap<String, Stri
     let tail = location.split_once(['?', '#']).map(|(_, t)| t).unwrap_or("");
     url::form_urlencoded::parse(tail.as_bytes()).into_owned().collect()
 }
+
+/// PKCE pair (verifier, S256 challenge).
+pub fn pkce_pair() -> (String, String) {
+    use sha2::Digest;
+    let verifier = format!("verifier-{}-0123456789abcdefghijklmnopqrstuvwxyz", unix_now());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// Runs the web-server flow through the real login (and, if shown, consent) pages and
+/// exchanges the code. Returns the token response.
+pub async fn web_server_token(
+    pg: &PlaygroundHandle,
+    client_id: &str,
+    client_secret: Option<&str>,
+    username: &str,
+    password: &str,
+    scope: &str,
+) -> Value {
+    let http = http();
+    let redirect_uri = "http://127.0.0.1:9/callback";
+    let (verifier, challenge) = pkce_pair();
+    let url = url::Url::parse_with_params(
+        &format!("{}/services/oauth2/authorize", pg.login_url()),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", scope),
+            ("state", "xyz"),
+            ("code_challenge", &challenge),
+        ],
+    )
+    .unwrap();
+    let page = http.get(url).send().await.unwrap().text().await.unwrap();
+    let pending = hidden_input(&page, "pending").expect("login page");
+    let resp = http
+        .post(format!("{}/services/oauth2/authorize/login", pg.login_url()))
+        .form(&[("pending", pending.as_str()), ("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let resp = if resp.status() == StatusCode::OK {
+        let page = resp.text().await.unwrap();
+        let pending = hidden_input(&page, "pending").expect("consent page");
+        http.post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
+            .form(&[("pending", pending.as_str()), ("decision", "allow")])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        resp
+    };
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let params = location_params(&location);
+    let code = params.get("code").unwrap_or_else(|| panic!("no code in {location}"));
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier.as_str()),
+    ];
+    if let Some(s) = client_secret {
+        form.push(("client_secret", s));
+    }
+    let (status, body) = post_form(&pg.login_token_url(), &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Refresh-token grant; returns (status, body).
+pub async fn refresh(pg: &PlaygroundHandle, client_id: &str, secret: &str, refresh_token: &str) -> (StatusCode, Value) {
+    post_form(
+        &pg.login_token_url(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
