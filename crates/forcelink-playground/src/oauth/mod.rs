@@ -216,7 +216,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 pub(crate) fn split_scopes(value: Option<&str>) -> Vec<String> {
     value
         .unwrap_or("")
-        .split(|c: char| c == ' ' || c == '+' || c == ',')
+        .split([' ', '+', ','])
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()

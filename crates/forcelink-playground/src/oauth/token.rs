@@ -408,8 +408,8 @@ fn device_start(pg: &Shared, creds: &ClientCredentials, params: &Params) -> Resu
     let app = authenticate_client(pg, creds, SecretPolicy::Optional)?;
     require_flow(pg, app, Flow::Device)?;
     let scopes = requested_scopes(&pg.apps[app].seed.scopes, params.get("scope"))?;
-    let device_code = format!("{}", random_chars(48));
-    let user_code = format!("{}", random_chars(8).to_ascii_uppercase());
+    let device_code = random_chars(48);
+    let user_code = random_chars(8).to_ascii_uppercase();
     let now = pg.now_ms();
     pg.rt().device_grants.insert(
         device_code.clone(),

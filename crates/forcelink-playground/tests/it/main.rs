@@ -1,5 +1,8 @@
 //! Integration tests of the playground over real HTTP, with a plain HTTP client.
 
+// Helpers outside #[test] functions unwrap too: a failed step should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod approvals;
