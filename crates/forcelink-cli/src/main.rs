@@ -122,10 +122,26 @@ async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
     }
     tokio::select! {
         _ = playground.wait() => {}
-        _ = tokio::signal::ctrl_c() => {
+        _ = stop_signal() => {
             output::note("stopping the playground");
             playground.shutdown().await;
         }
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one (service managers, `kill`).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -9,7 +9,7 @@ pub enum PlaygroundError {
     #[error("invalid playground seed: {message}")]
     Seed { message: String },
     /// A port could not be bound. Choose another port, or 0 for any free one.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source} (choose another port, or 0 for any free one)")]
     Bind { addr: String, source: std::io::Error },
     /// Key or certificate material could not be created, read or written.
     #[error("playground keys: {message}")]

@@ -86,7 +86,8 @@ impl PlaygroundConfig {
 }
 
 /// Everything a client needs to connect; written by `--info-file` in exactly this shape.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// `Debug` redacts the control key, client secret, password and security token.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlaygroundInfo {
     pub login_url: String,
     pub instance_url: String,
@@ -100,13 +101,13 @@ pub struct PlaygroundInfo {
     pub ca_path: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClientInfo {
     pub client_id: String,
     pub client_secret: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserInfo {
     pub username: String,
     pub password: String,
@@ -117,6 +118,39 @@ pub struct UserInfo {
 pub struct JwtInfo {
     pub private_key_path: String,
     pub certificate_path: String,
+}
+
+const REDACTED: &str = "[redacted]";
+
+impl std::fmt::Debug for PlaygroundInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaygroundInfo")
+            .field("login_url", &self.login_url)
+            .field("instance_url", &self.instance_url)
+            .field("control_url", &self.control_url)
+            .field("control_key", &REDACTED)
+            .field("client", &self.client)
+            .field("user", &self.user)
+            .field("jwt", &self.jwt)
+            .field("ca_path", &self.ca_path)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ClientInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientInfo").field("client_id", &self.client_id).field("client_secret", &REDACTED).finish()
+    }
+}
+
+impl std::fmt::Debug for UserInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserInfo")
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .field("security_token", &REDACTED)
+            .finish()
+    }
 }
 
 impl PlaygroundInfo {
@@ -261,4 +295,32 @@ fn router(pg: Shared, host: Host) -> Router {
         .nest("/__playground", control::router())
         .layer(axum::Extension(host))
         .with_state(pg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_debug_redacts_secrets() {
+        let info = PlaygroundInfo {
+            login_url: "http://127.0.0.1:1".into(),
+            instance_url: "http://127.0.0.1:2".into(),
+            control_url: "http://127.0.0.1:2/__playground".into(),
+            control_key: "control-key-value".into(),
+            client: ClientInfo { client_id: "id".into(), client_secret: "client-secret-value".into() },
+            user: UserInfo {
+                username: "u@example.com".into(),
+                password: "password-value".into(),
+                security_token: "token-value".into(),
+            },
+            jwt: JwtInfo { private_key_path: "k".into(), certificate_path: "c".into() },
+            ca_path: None,
+        };
+        let shown = format!("{info:?}");
+        for secret in ["control-key-value", "client-secret-value", "password-value", "token-value"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("u@example.com"));
+    }
 }

@@ -70,11 +70,17 @@ pub async fn spawn_playground_with(configure: impl FnOnce(&mut PlaygroundConfig)
 
 /// A client for `/__playground/`. Panics on transport errors and non-2xx answers: tests that
 /// probe the control API's own errors use a plain HTTP client instead.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControlClient {
     http: reqwest::Client,
     base: String,
     key: String,
+}
+
+impl std::fmt::Debug for ControlClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlClient").field("base", &self.base).field("key", &"[redacted]").finish()
+    }
 }
 
 impl ControlClient {

@@ -214,12 +214,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Splits a space-separated scope parameter.
 pub(crate) fn split_scopes(value: Option<&str>) -> Vec<String> {
-    value
-        .unwrap_or("")
-        .split([' ', '+', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    value.unwrap_or("").split([' ', '+', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// The scopes an interactive grant gets: all the app's when none are asked for, else exactly
