@@ -45,7 +45,23 @@ impl KeyMaterial {
     /// Reads the key set in `dir`, or creates it there (private keys with mode 0600).
     pub fn load_or_create(dir: &Path) -> Result<Self, PlaygroundError> {
         if !dir.join(SIGNING_KEY_FILE).exists() {
-            create_atomically(dir)?;
+            // One creator at a time (test runners start many processes at once); the others
+            // wait on the lock and then find the keys made.
+            let lock_path = dir.with_extension("lock");
+            if let Some(parent) = lock_path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", parent.display())))?;
+            }
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| PlaygroundError::keys(format!("cannot open {}: {e}", lock_path.display())))?;
+            lock.lock().map_err(|e| PlaygroundError::keys(format!("cannot lock {}: {e}", lock_path.display())))?;
+            let created = if dir.join(SIGNING_KEY_FILE).exists() { Ok(()) } else { create_atomically(dir) };
+            let _ = lock.unlock();
+            created?;
         }
         Self::load(dir)
     }
@@ -220,5 +236,44 @@ impl TlsMaterial {
             .map_err(PlaygroundError::keys)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self { ca_pem: ca_cert.pem(), server_config: Arc::new(config) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_creators_agree_on_one_key_set_with_private_files_0600() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("keys");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || KeyMaterial::load_or_create(&dir).unwrap().client_certificate_pem)
+            })
+            .collect();
+        let certs: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(certs.windows(2).all(|w| w[0] == w[1]), "every process sees the same certificate");
+        let again = KeyMaterial::load_or_create(&dir).unwrap();
+        assert_eq!(again.client_certificate_pem, certs[0], "keys are reused across starts");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in [CLIENT_KEY_FILE, SIGNING_KEY_FILE] {
+                let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{f}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_mismatched_certificate_is_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("keys");
+        KeyMaterial::load_or_create(&dir).unwrap();
+        std::fs::write(dir.join(CLIENT_CERT_FILE), "not a certificate").unwrap();
+        let err = KeyMaterial::load_or_create(&dir).unwrap_err().to_string();
+        assert!(err.contains("X.509"), "{err}");
     }
 }
