@@ -242,6 +242,8 @@ pub(crate) async fn login_submit(
     let params = Params::read(&headers, None, body).await.unwrap_or_default();
     let id = params.get("pending").unwrap_or("").to_owned();
     let mut rt = pg.rt();
+    let now = pg.now_ms();
+    rt.pending.retain(|_, p| now - p.created_ms < PENDING_TTL_MS);
     if !rt.pending.contains_key(&id) {
         return error_page(StatusCode::BAD_REQUEST, "Session expired", "Start the authorization again.");
     }
@@ -322,6 +324,8 @@ pub(crate) async fn consent_submit(
 ) -> Response {
     let params = Params::read(&headers, None, body).await.unwrap_or_default();
     let mut rt = pg.rt();
+    let now = pg.now_ms();
+    rt.pending.retain(|_, p| now - p.created_ms < PENDING_TTL_MS);
     let Some(pending) = params.get("pending").and_then(|id| rt.pending.remove(id)) else {
         return error_page(StatusCode::BAD_REQUEST, "Session expired", "Start the authorization again.");
     };
@@ -357,7 +361,9 @@ fn finish(pg: &Shared, host: &Host, rt: &mut Runtime, pending: PendingAuthorizat
     let mut out = Vec::new();
     if pending.response_type.starts_with("code") {
         let code = format!("aPrx{}==", random_chars(56));
-        rt.codes.retain(|_, c| now < c.expires_ms && !c.used);
+        // Used and expired codes stay as tombstones for one more lifetime, so presenting one
+        // again is answered "expired authorization code", not "invalid".
+        rt.codes.retain(|_, c| now < c.expires_ms + AUTHORIZATION_CODE_TTL_MS);
         rt.codes.insert(
             code.clone(),
             AuthorizationCode {

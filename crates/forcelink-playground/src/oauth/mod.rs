@@ -110,13 +110,14 @@ impl Params {
 
     pub(crate) async fn read(headers: &HeaderMap, query: Option<&str>, body: Bytes) -> Result<Self, OAuthError> {
         let mut params = Self::from_query(query);
-        let content_type =
-            headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        // The media type is case-insensitive, the multipart boundary is not: keep both forms.
+        let raw_content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = raw_content_type.to_ascii_lowercase();
         if body.is_empty() {
             return Ok(params);
         }
         if content_type.starts_with("multipart/form-data") {
-            let boundary = multer::parse_boundary(&content_type)
+            let boundary = multer::parse_boundary(raw_content_type)
                 .map_err(|_| OAuthError::new("invalid_request", "malformed multipart body"))?;
             let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
             let mut multipart = multer::Multipart::new(stream, boundary);
