@@ -13,6 +13,27 @@ async fn admin_refresh_token(pg: &PlaygroundHandle) -> (String, String) {
     (t["access_token"].as_str().unwrap().to_owned(), t["refresh_token"].as_str().unwrap().to_owned())
 }
 
+/// A refresh of the default app's token running in its own task.
+fn spawn_refresh(
+    pg: &PlaygroundHandle,
+    secret: &str,
+    refresh_token: &str,
+) -> tokio::task::JoinHandle<(StatusCode, serde_json::Value)> {
+    let (url, rt, secret) = (pg.login_token_url(), refresh_token.to_owned(), secret.to_owned());
+    tokio::spawn(async move {
+        post_form(
+            &url,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", DEFAULT_CLIENT),
+                ("client_secret", &secret),
+                ("refresh_token", &rt),
+            ],
+        )
+        .await
+    })
+}
+
 /// Waits (without sleeping) until the playground has `n` refreshes in flight.
 async fn until_in_flight(pg: &PlaygroundHandle, n: u64) {
     for _ in 0..2000 {
@@ -105,21 +126,7 @@ async fn a_second_concurrent_refresh_of_one_token_is_rejected() {
     let secret = pg.info.client.client_secret.clone();
     let (_, rt) = admin_refresh_token(&pg).await;
     pg.control.settings(json!({"hold_refreshes": true})).await;
-    let first = {
-        let (url, rt, secret) = (pg.login_token_url(), rt.clone(), secret.clone());
-        tokio::spawn(async move {
-            post_form(
-                &url,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", DEFAULT_CLIENT),
-                    ("client_secret", &secret),
-                    ("refresh_token", &rt),
-                ],
-            )
-            .await
-        })
-    };
+    let first = spawn_refresh(&pg, &secret, &rt);
     until_in_flight(&pg, 1).await;
     let (s, b) = refresh(&pg, DEFAULT_CLIENT, &secret, &rt).await;
     assert_oauth_error(s, &b, "invalid_grant", "Token request is already being processed");
@@ -138,22 +145,7 @@ async fn concurrent_refresh_rejection_can_be_switched_off() {
     let secret = pg.info.client.client_secret.clone();
     let (_, rt) = admin_refresh_token(&pg).await;
     pg.control.settings(json!({"hold_refreshes": true, "reject_concurrent_refresh": false})).await;
-    let spawn_refresh = || {
-        let (url, rt, secret) = (pg.login_token_url(), rt.clone(), secret.clone());
-        tokio::spawn(async move {
-            post_form(
-                &url,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", DEFAULT_CLIENT),
-                    ("client_secret", &secret),
-                    ("refresh_token", &rt),
-                ],
-            )
-            .await
-        })
-    };
-    let (a, b) = (spawn_refresh(), spawn_refresh());
+    let (a, b) = (spawn_refresh(&pg, &secret, &rt), spawn_refresh(&pg, &secret, &rt));
     // Both are held at once: neither was rejected.
     for _ in 0..2000 {
         let stats = pg.control.stats().await;
