@@ -1,1 +1,14 @@
+//! Integration tests of the `forcelink` binary: each test runs the real executable as a child
+//! process and talks to it over real HTTP.
+//!
+//! - `process`: starting the binary, reading its output until it is ready (bounded, never by
+//!   sleeping), and killing it when the test ends or panics.
+//! - `playground`: `forcelink playground` start-up, the info file, `--json`, a first token.
+//! - `seed`: `--seed` with a custom, a malformed and a missing seed file.
+//! - `tls`: `--tls` and its CA certificate.
 
+mod process;
+
+mod playground;
+mod seed;
+mod tls;
