@@ -110,6 +110,10 @@ async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
     config.instance_port = args.instance_port;
     config.tls = args.tls;
     config.control_key = args.control_key.clone();
+    // A script waiting for the info file must never read the previous run's.
+    if let Some(path) = &args.info_file {
+        let _ = std::fs::remove_file(path);
+    }
     let mut playground = Playground::start(config).await?;
     let info = playground.info().clone();
     if let Some(path) = &args.info_file {
@@ -126,6 +130,9 @@ async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
             output::note("stopping the playground");
             playground.shutdown().await;
         }
+    }
+    if let Some(path) = &args.info_file {
+        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! | `PATCH /users/{username}` | `{"active": bool, "frozen": bool}` |
 //! | `GET /clock`, `POST /clock` | read, or shift with `{"advance_seconds": n}` / `{"advance_ms": n}` |
 //! | `GET/POST/DELETE /faults` | list, arm (`{"path_prefix","count","kind",…}`), clear faults |
-//! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests` |
+//! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes` |
 
 use axum::Json;
 use axum::Router;
@@ -238,7 +238,6 @@ async fn settings(State(pg): State<Shared>, headers: HeaderMap) -> Response {
 struct SettingsPatch {
     reject_concurrent_refresh: Option<bool>,
     hold_refreshes: Option<bool>,
-    daily_api_requests: Option<u64>,
 }
 
 async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: bytes::Bytes) -> Response {
@@ -256,9 +255,6 @@ async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: byt
         }
         if let Some(v) = patch.hold_refreshes {
             rt.settings.hold_refreshes = v;
-        }
-        if let Some(v) = patch.daily_api_requests {
-            rt.settings.daily_api_requests = v;
         }
         rt.settings.clone()
     };

@@ -3,8 +3,8 @@
 //! `/id/keys`), and the self-signed CA and server certificate for `--tls`.
 //!
 //! RSA generation is slow, so [`KeyMaterial::load_or_create`] keeps the keys in a directory and
-//! reuses them across starts; creation is atomic (a directory rename), so several processes
-//! starting at once agree on one set.
+//! reuses them across starts. Creation holds a lock file in that directory, so several
+//! processes starting at once agree on one set; no other file in the directory is touched.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ const RSA_BITS: usize = 2048;
 const CLIENT_KEY_FILE: &str = "jwt-private-key.pem";
 const CLIENT_CERT_FILE: &str = "jwt-certificate.pem";
 const SIGNING_KEY_FILE: &str = "playground-signing-key.pem";
+const LOCK_FILE: &str = ".keys.lock";
 
 /// RSA keys the playground needs, with the files a client reads.
 #[derive(Clone)]
@@ -45,13 +46,11 @@ impl KeyMaterial {
     /// Reads the key set in `dir`, or creates it there (private keys with mode 0600).
     pub fn load_or_create(dir: &Path) -> Result<Self, PlaygroundError> {
         if !dir.join(SIGNING_KEY_FILE).exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", dir.display())))?;
             // One creator at a time (test runners start many processes at once); the others
             // wait on the lock and then find the keys made.
-            let lock_path = dir.with_extension("lock");
-            if let Some(parent) = lock_path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", parent.display())))?;
-            }
+            let lock_path = dir.join(LOCK_FILE);
             let lock = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -59,7 +58,7 @@ impl KeyMaterial {
                 .open(&lock_path)
                 .map_err(|e| PlaygroundError::keys(format!("cannot open {}: {e}", lock_path.display())))?;
             lock.lock().map_err(|e| PlaygroundError::keys(format!("cannot lock {}: {e}", lock_path.display())))?;
-            let created = if dir.join(SIGNING_KEY_FILE).exists() { Ok(()) } else { create_atomically(dir) };
+            let created = if dir.join(SIGNING_KEY_FILE).exists() { Ok(()) } else { create_in(dir) };
             let _ = lock.unlock();
             created?;
         }
@@ -112,39 +111,34 @@ impl KeyMaterial {
     }
 }
 
-fn create_atomically(dir: &Path) -> Result<(), PlaygroundError> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", parent.display())))?;
-    let staging = parent.join(format!(
-        ".{}.{}.tmp",
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("keys"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| PlaygroundError::keys(format!("cannot create {}: {e}", staging.display())))?;
+/// Creates the key files in `dir`, touching no other file there. Each file is written under a
+/// temporary name and renamed into place; the signing key comes last, so its presence means
+/// the set is complete.
+fn create_in(dir: &Path) -> Result<(), PlaygroundError> {
     let client_key = generate_rsa()?;
     let cert = self_signed_certificate(&client_key, "forcelink playground JWT client")?;
-    write_private(&staging.join(CLIENT_KEY_FILE), &pkcs8_pem(&client_key)?)?;
-    write_file(&staging.join(CLIENT_CERT_FILE), &cert)?;
-    write_private(&staging.join(SIGNING_KEY_FILE), &pkcs8_pem(&generate_rsa()?)?)?;
-    if dir.exists() {
-        // Another process finished first, or an older partial set exists: keep a complete one.
-        if dir.join(SIGNING_KEY_FILE).exists() {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Ok(());
-        }
-        let _ = std::fs::remove_dir_all(dir);
+    let signing_key = generate_rsa()?;
+    place(dir, CLIENT_KEY_FILE, &pkcs8_pem(&client_key)?, Mode::Private)?;
+    place(dir, CLIENT_CERT_FILE, &cert, Mode::Public)?;
+    place(dir, SIGNING_KEY_FILE, &pkcs8_pem(&signing_key)?, Mode::Private)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Readable by the owner only (0600).
+    Private,
+    Public,
+}
+
+fn place(dir: &Path, name: &str, text: &str, mode: Mode) -> Result<(), PlaygroundError> {
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    match mode {
+        Mode::Private => write_private(&tmp, text)?,
+        Mode::Public => write_file(&tmp, text)?,
     }
-    match std::fs::rename(&staging, dir) {
-        Ok(()) => Ok(()),
-        Err(_) if dir.join(SIGNING_KEY_FILE).exists() => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Ok(())
-        }
-        Err(e) => Err(PlaygroundError::keys(format!("cannot move keys into {}: {e}", dir.display()))),
-    }
+    let target = dir.join(name);
+    std::fs::rename(&tmp, &target).map_err(|e| PlaygroundError::keys(format!("cannot write {}: {e}", target.display())))
 }
 
 fn generate_rsa() -> Result<RsaPrivateKey, PlaygroundError> {
@@ -265,6 +259,15 @@ mod tests {
                 assert_eq!(mode, 0o600, "{f}");
             }
         }
+    }
+
+    #[test]
+    fn an_existing_directory_keeps_its_other_files() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("precious.txt"), "keep me").unwrap();
+        KeyMaterial::load_or_create(root.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.path().join("precious.txt")).unwrap(), "keep me");
+        assert!(root.path().join(SIGNING_KEY_FILE).exists());
     }
 
     #[test]

@@ -176,7 +176,10 @@ pub struct Playground {
 impl Playground {
     /// Binds both hosts and starts serving; returns once both listen.
     pub async fn start(config: PlaygroundConfig) -> Result<Self, PlaygroundError> {
-        let keys = KeyMaterial::load_or_create(&config.key_dir)?;
+        // Absolute, so the paths in the info file work from any directory.
+        let key_dir = std::path::absolute(&config.key_dir)
+            .map_err(|e| PlaygroundError::keys(format!("cannot resolve {}: {e}", config.key_dir.display())))?;
+        let keys = KeyMaterial::load_or_create(&key_dir)?;
         let bind = |port| async move {
             let addr = SocketAddr::new(config.bind, port);
             TcpListener::bind(addr).await.map_err(|source| PlaygroundError::Bind { addr: addr.to_string(), source })
@@ -194,7 +197,7 @@ impl Playground {
         };
         let (tls, ca_path) = if config.tls {
             let material = keys::TlsMaterial::generate(host_name.trim_matches(|c| c == '[' || c == ']'))?;
-            let ca_path = config.key_dir.join(format!("tls-ca-{}.pem", login_addr.port()));
+            let ca_path = key_dir.join(format!("tls-ca-{}.pem", login_addr.port()));
             std::fs::write(&ca_path, &material.ca_pem)
                 .map_err(|e| PlaygroundError::keys(format!("cannot write {}: {e}", ca_path.display())))?;
             (Some(tokio_rustls::TlsAcceptor::from(material.server_config)), Some(ca_path))
@@ -272,6 +275,10 @@ impl Playground {
 impl Drop for Playground {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        // The CA belongs to this run only.
+        if let Some(ca) = &self.info.ca_path {
+            let _ = std::fs::remove_file(ca);
+        }
     }
 }
 

@@ -192,13 +192,11 @@ pub(crate) struct Settings {
     /// Hold refresh-token grants until released, so tests can overlap two refreshes without
     /// relying on timing.
     pub(crate) hold_refreshes: bool,
-    /// Daily API request allowance reported in `Sforce-Limit-Info`.
-    pub(crate) daily_api_requests: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { reject_concurrent_refresh: true, hold_refreshes: false, daily_api_requests: 100_000 }
+        Self { reject_concurrent_refresh: true, hold_refreshes: false }
     }
 }
 
@@ -227,9 +225,9 @@ pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     }
 }
 
-/// Expired access tokens are dropped every this many mints, so a long run (a benchmark)
-/// keeps memory flat.
-const PRUNE_EVERY_MINTS: u64 = 4096;
+/// Expired access tokens are forgotten at most this many per mint, oldest first, so memory
+/// stays bounded by the live sessions without ever scanning the whole table.
+const PRUNE_PER_MINT: usize = 4;
 
 #[derive(Debug, Default)]
 pub(crate) struct Runtime {
@@ -250,7 +248,8 @@ pub(crate) struct Runtime {
     pub(crate) settings: Settings,
     pub(crate) faults: Vec<Fault>,
     pub(crate) stats: Stats,
-    mints_since_prune: u64,
+    /// Access tokens in the order they were minted, with their expiry at minting.
+    mint_order: std::collections::VecDeque<(i64, String)>,
 }
 
 impl Runtime {
@@ -458,13 +457,22 @@ impl Shared {
         family: Option<u64>,
     ) -> (String, i64) {
         let now = self.now_ms();
-        rt.mints_since_prune += 1;
-        if rt.mints_since_prune >= PRUNE_EVERY_MINTS {
-            rt.mints_since_prune = 0;
-            rt.access_tokens.retain(|_, t| t.expires_ms > now);
+        // Expiry only moves earlier (control API), so a token whose minted expiry passed is dead.
+        // Apps with different timeouts interleave; a long-lived token at the front only delays
+        // pruning of the ones behind it.
+        for _ in 0..PRUNE_PER_MINT {
+            match rt.mint_order.front() {
+                Some((expires, _)) if *expires <= now => {
+                    if let Some((_, old)) = rt.mint_order.pop_front() {
+                        rt.access_tokens.remove(&old);
+                    }
+                }
+                _ => break,
+            }
         }
         let token = format!("{}!{}", self.org_id15(), random_chars(96));
         let timeout = self.apps[app].session_timeout_ms(self.seed.org.session_timeout_seconds);
+        rt.mint_order.push_back((now.saturating_add(timeout), token.clone()));
         rt.access_tokens.insert(
             token.clone(),
             AccessToken { user, app, scopes: scopes.to_vec(), issued_ms: now, expires_ms: now.saturating_add(timeout) },

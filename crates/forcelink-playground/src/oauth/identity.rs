@@ -192,7 +192,10 @@ pub(crate) async fn identity(
     let rt = pg.rt();
     let token = bearer_token(&headers).or_else(|| query.get("oauth_token"));
     let Some(t) = token.and_then(|t| rt.live_access(t, now)) else { return bad_oauth_token() };
-    let matches_id = |a: &str, b: &str| a.len() >= 15 && b.len() >= 15 && a[..15] == b[..15];
+    // 15- and 18-character forms name the same record; compare bytes (ids from the URL may
+    // hold anything, even multi-byte characters).
+    let matches_id =
+        |a: &str, b: &str| matches!((a.as_bytes().get(..15), b.as_bytes().get(..15)), (Some(x), Some(y)) if x == y);
     let Some(target) = rt.users.iter().find(|u| matches_id(&u.id, &user_id)) else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };

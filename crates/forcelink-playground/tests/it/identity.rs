@@ -218,3 +218,15 @@ async fn versions_list_needs_no_token_but_checks_a_presented_one() {
     let resp = http().get(format!("{}/services/data/v66.0/sobjects", pg.instance_url())).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn identity_url_with_a_hostile_user_id_is_not_found_not_a_crash() {
+    let pg = spawn_playground().await;
+    let t = password_token(&pg).await;
+    let token = t["access_token"].as_str().unwrap();
+    let org = t["id"].as_str().unwrap().rsplit('/').nth(1).unwrap().to_owned();
+    for user in ["00000000000000%C3%A9%C3%A9", "005", "0058d0000000099AAA"] {
+        let resp = http().get(format!("{}/id/{org}/{user}", pg.login_url())).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{user}");
+    }
+}
