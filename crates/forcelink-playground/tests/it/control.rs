@@ -187,3 +187,14 @@ async fn faults_can_be_listed_and_cleared() {
     pg.control.clear_faults().await;
     assert_eq!(cc_request(&pg, &http()).await.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn shutdown_closes_both_hosts() {
+    let pg = spawn_playground().await;
+    let (login, instance) = (pg.info.login_url.clone(), pg.info.instance_url.clone());
+    assert!(http().get(format!("{instance}/services/data/")).send().await.is_ok());
+    pg.shutdown().await;
+    for base in [login, instance] {
+        assert!(http().get(format!("{base}/services/data/")).send().await.is_err(), "{base} still answers");
+    }
+}
