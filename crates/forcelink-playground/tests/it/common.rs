@@ -68,20 +68,25 @@ pub async fn client_credentials(pg: &PlaygroundHandle) -> Value {
     body
 }
 
-/// A password-grant token for the default user.
-pub async fn password_token(pg: &PlaygroundHandle) -> Value {
-    let password = format!("{}{}", pg.info.user.password, pg.info.user.security_token);
-    let (status, body) = post_form(
+/// A password grant through the default app; `password` includes the security token.
+pub async fn password_grant(pg: &PlaygroundHandle, username: &str, password: &str) -> (StatusCode, Value) {
+    post_form(
         &pg.login_token_url(),
         &[
             ("grant_type", "password"),
             ("client_id", &pg.info.client.client_id),
             ("client_secret", &pg.info.client.client_secret),
-            ("username", &pg.info.user.username),
-            ("password", &password),
+            ("username", username),
+            ("password", password),
         ],
     )
-    .await;
+    .await
+}
+
+/// A password-grant token for the default user.
+pub async fn password_token(pg: &PlaygroundHandle) -> Value {
+    let password = format!("{}{}", pg.info.user.password, pg.info.user.security_token);
+    let (status, body) = password_grant(pg, &pg.info.user.username, &password).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }

@@ -134,17 +134,7 @@ async fn jwt_errors_match_the_recordings_exactly() {
 async fn password_failure_matches_the_recorded_envelope() {
     let pg = spawn_playground().await;
     let (status, recorded) = response("oauth/token_password_error_invalid_password");
-    let (s, actual) = post_form(
-        &pg.login_token_url(),
-        &[
-            ("grant_type", "password"),
-            ("client_id", DEFAULT_CLIENT),
-            ("client_secret", &pg.info.client.client_secret),
-            ("username", ADMIN),
-            ("password", "wrong"),
-        ],
-    )
-    .await;
+    let (s, actual) = password_grant(&pg, ADMIN, "wrong").await;
     assert_eq!(Some(s.as_u16() as u64), status);
     assert_same_shape(&recorded, &actual, "error", true);
     assert_eq!(actual["error"], recorded["error"]);

@@ -281,17 +281,7 @@ async fn password_grant_needs_password_plus_security_token() {
     assert_salesforce_token_shape(&body, &pg.info.client.client_secret);
     assert!(body.get("refresh_token").is_none());
     for password in [pg.info.user.password.clone(), format!("{}WRONGTOKEN", pg.info.user.password)] {
-        let (s, b) = post_form(
-            &pg.login_token_url(),
-            &[
-                ("grant_type", "password"),
-                ("client_id", &pg.info.client.client_id),
-                ("client_secret", &pg.info.client.client_secret),
-                ("username", &pg.info.user.username),
-                ("password", &password),
-            ],
-        )
-        .await;
+        let (s, b) = password_grant(&pg, &pg.info.user.username, &password).await;
         assert_oauth_error(s, &b, "invalid_grant", "authentication failure");
     }
 }
@@ -303,17 +293,7 @@ async fn password_grant_refuses_inactive_and_frozen_users() {
         (INACTIVE_USER, "Inactive1!PLAYGROUNDTOKEN0005", "user is inactive"),
         (FROZEN_USER, "Frozen1!PLAYGROUNDTOKEN0004", "user is frozen"),
     ] {
-        let (s, b) = post_form(
-            &pg.login_token_url(),
-            &[
-                ("grant_type", "password"),
-                ("client_id", &pg.info.client.client_id),
-                ("client_secret", &pg.info.client.client_secret),
-                ("username", user),
-                ("password", password),
-            ],
-        )
-        .await;
+        let (s, b) = password_grant(&pg, user, password).await;
         assert_oauth_error(s, &b, "inactive_user", description);
     }
 }
