@@ -53,17 +53,22 @@ pub fn assert_oauth_error(status: StatusCode, body: &Value, code: &str, descript
     assert_eq!(body["error_description"], description, "{body}");
 }
 
-/// A client-credentials token from the My Domain host.
-pub async fn client_credentials(pg: &PlaygroundHandle) -> Value {
-    let (status, body) = post_form(
-        &pg.instance_token_url(),
+/// A client-credentials request of the default app to the token endpoint `url`.
+pub async fn client_credentials_grant(pg: &PlaygroundHandle, url: &str) -> (StatusCode, Value) {
+    post_form(
+        url,
         &[
             ("grant_type", "client_credentials"),
             ("client_id", &pg.info.client.client_id),
             ("client_secret", &pg.info.client.client_secret),
         ],
     )
-    .await;
+    .await
+}
+
+/// A client-credentials token from the My Domain host.
+pub async fn client_credentials(pg: &PlaygroundHandle) -> Value {
+    let (status, body) = client_credentials_grant(pg, &pg.instance_token_url()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }

@@ -62,15 +62,7 @@ async fn client_credentials_accepts_http_basic_client_authentication() {
 #[tokio::test]
 async fn client_credentials_on_the_login_host_is_refused() {
     let pg = spawn_playground().await;
-    let (status, body) = post_form(
-        &pg.login_token_url(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", &pg.info.client.client_id),
-            ("client_secret", &pg.info.client.client_secret),
-        ],
-    )
-    .await;
+    let (status, body) = client_credentials_grant(&pg, &pg.login_token_url()).await;
     assert_oauth_error(status, &body, "invalid_grant", "request not supported on this domain");
 }
 
@@ -106,15 +98,7 @@ async fn wrong_client_secret_and_unknown_client_are_distinct_errors() {
 async fn client_credentials_for_a_frozen_run_as_user_is_refused() {
     let pg = spawn_playground().await;
     pg.control.set_user(ADMIN, json!({"frozen": true})).await;
-    let (status, body) = post_form(
-        &pg.instance_token_url(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", &pg.info.client.client_id),
-            ("client_secret", &pg.info.client.client_secret),
-        ],
-    )
-    .await;
+    let (status, body) = client_credentials_grant(&pg, &pg.instance_token_url()).await;
     assert_oauth_error(status, &body, "inactive_user", "user is frozen");
 }
 
