@@ -4,6 +4,11 @@
 //!   stopped when the handle drops.
 //! - [`ControlClient`]: the playground's `/__playground/` control API.
 //! - [`fixture`]: a recorded Salesforce response from `../shared/fixtures/salesforce/`.
+//! - [`spawn_oidc_provider`] (module [`oidc`]): a real OpenID Connect provider (`oidc-provider` on Node) on
+//!   `127.0.0.1:0` for standard OAuth flows; needs `scripts/oidc-provider-setup` first.
+
+pub mod oidc;
+pub use oidc::{OidcProviderHandle, OidcProviderOptions, spawn_oidc_provider};
 
 use std::path::PathBuf;
 
