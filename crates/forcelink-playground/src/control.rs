@@ -10,7 +10,7 @@
 //! | `PATCH /users/{username}` | `{"active": bool, "frozen": bool}` |
 //! | `GET /clock`, `POST /clock` | read, or shift with `{"advance_seconds": n}` / `{"advance_ms": n}` |
 //! | `GET/POST/DELETE /faults` | list, arm (`{"path_prefix","count","kind",…}`), clear faults |
-//! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes` |
+//! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests` |
 
 use axum::Json;
 use axum::Router;
@@ -160,7 +160,10 @@ async fn update_user(
     if let Some(f) = patch.frozen {
         u.frozen = f;
     }
-    Json(json!({"username": u.username, "id": u.id, "active": u.active, "frozen": u.frozen})).into_response()
+    let body = json!({"username": u.username, "id": u.id, "active": u.active, "frozen": u.frozen});
+    drop(rt);
+    crate::data::push_users_to_db(&pg);
+    Json(body).into_response()
 }
 
 async fn clock(State(pg): State<Shared>, headers: HeaderMap) -> Response {
@@ -238,6 +241,7 @@ async fn settings(State(pg): State<Shared>, headers: HeaderMap) -> Response {
 struct SettingsPatch {
     reject_concurrent_refresh: Option<bool>,
     hold_refreshes: Option<bool>,
+    daily_api_requests: Option<u64>,
 }
 
 async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: bytes::Bytes) -> Response {
@@ -255,6 +259,9 @@ async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: byt
         }
         if let Some(v) = patch.hold_refreshes {
             rt.settings.hold_refreshes = v;
+        }
+        if let Some(v) = patch.daily_api_requests {
+            rt.settings.daily_api_requests = v;
         }
         rt.settings.clone()
     };

@@ -14,6 +14,9 @@ pub enum PlaygroundError {
     /// Key or certificate material could not be created, read or written.
     #[error("playground keys: {message}")]
     Keys { message: String },
+    /// The data file could not be opened, or the generator could not run.
+    #[error("playground data: {message}")]
+    Data { message: String },
     /// The info file could not be written.
     #[error("cannot write info file {path}: {source}")]
     InfoFile { path: String, source: std::io::Error },

@@ -10,12 +10,16 @@
 //! - `state`: users, apps, tokens, approvals, codes, device grants, counters.
 //! - `oauth`: the token endpoint and every grant; authorize with login/consent pages and the
 //!   device page; revoke, introspect, userinfo, identity URL, discovery, keys.
-//! - `data`: `/services/data/` (versions), token checks on the instance host.
+//! - `data`: the REST API under `/services/data/` (versions, sObjects, describe, CRUD, SOQL,
+//!   search, composite, limits, Bulk 2.0) and the data generator.
+//! - `schema`: sObject metadata (standard objects, seed-declared custom ones); `store`: the
+//!   SQLite record store; `civil`: date arithmetic.
 //! - `control`: the `/__playground/` control API; `faults`: fault injection.
 //! - [`keys`]: JWT key pair, signing key, TLS; `jwt`: RS256 compact JWS.
 //! - `server`: accept loops for the two hosts (login host and My Domain instance host).
 //! - [`ids`]: 18-character Salesforce ids.
 
+mod civil;
 pub mod clock;
 mod control;
 mod data;
@@ -25,9 +29,11 @@ pub mod ids;
 mod jwt;
 pub mod keys;
 mod oauth;
+mod schema;
 pub mod seed;
 mod server;
 mod state;
+mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -67,6 +73,15 @@ pub struct PlaygroundConfig {
     pub control_key: Option<String>,
     /// Wall clock; the control API shifts playground time relative to it.
     pub clock: Arc<dyn Clock>,
+    /// Keep records in this SQLite file (kept between runs); in memory when `None`.
+    pub data_file: Option<PathBuf>,
+    /// Records to generate at start, on top of the seed's `[generate]` section.
+    pub generate: Vec<(String, u64)>,
+}
+
+/// Parses a generator spec such as `Account=1000000,Contact=200000`.
+pub fn parse_generate_spec(spec: &str) -> Result<Vec<(String, u64)>, PlaygroundError> {
+    data::generate::parse_spec(spec).map_err(|message| PlaygroundError::Data { message })
 }
 
 impl PlaygroundConfig {
@@ -81,6 +96,8 @@ impl PlaygroundConfig {
             key_dir: key_dir.into(),
             control_key: None,
             clock: Arc::new(SystemClock),
+            data_file: None,
+            generate: Vec::new(),
         }
     }
 }
@@ -228,6 +245,7 @@ impl Playground {
             },
             ca_path: ca_path.map(|p| p.display().to_string()),
         };
+        let data = open_data(&seed, &config)?;
         let pg = Shared::new(
             seed,
             keys,
@@ -235,7 +253,12 @@ impl Playground {
             login_url.clone(),
             instance_url.clone(),
             control_key,
+            data,
         )?;
+        {
+            let db = pg.data.store.lock();
+            data::sync_users_from_db(&pg, &db);
+        }
         let (shutdown, rx) = watch::channel(false);
         let hosts = [
             (login_listener, Host { kind: HostKind::Login, base_url: login_url }),
@@ -282,6 +305,25 @@ impl Drop for Playground {
     }
 }
 
+/// Opens the record store, fills a new one with the org's records and generates any requested
+/// records.
+fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<data::DataState, PlaygroundError> {
+    let err = |message: String| PlaygroundError::Data { message };
+    let schema = schema::Schema::build(&seed.custom_objects, &seed.custom_fields)
+        .map_err(|message| PlaygroundError::Seed { message })?;
+    let store = store::Store::open(schema, config.data_file.as_deref()).map_err(err)?;
+    {
+        let mut db = store.lock();
+        let now = config.clock.now_ms();
+        let org_id = seed.org.id.clone().unwrap_or_else(|| ids::mint("00D", 1));
+        data::orgdata::populate(&mut db, seed, &org_id, now).map_err(err)?;
+        let mut spec: Vec<(String, u64)> = seed.generate.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        spec.extend(config.generate.iter().cloned());
+        data::generate::generate(&mut db, &spec, now, &ids::mint("005", 1)).map_err(err)?;
+    }
+    Ok(data::DataState::new(store))
+}
+
 fn router(pg: Shared, host: Host) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(token::token_endpoint))
@@ -298,7 +340,7 @@ fn router(pg: Shared, host: Host) -> Router {
         .route("/setup/connect", get(authorize::device_page).post(authorize::device_submit))
         .route("/services/data", get(data::versions))
         .route("/services/data/", get(data::versions))
-        .route("/services/data/{*rest}", axum::routing::any(data::not_found))
+        .route("/services/data/{*rest}", axum::routing::any(data::api))
         .nest("/__playground", control::router())
         .layer(axum::Extension(host))
         .with_state(pg)

@@ -29,6 +29,15 @@ pub struct Seed {
     pub users: Vec<UserSeed>,
     #[serde(default)]
     pub connected_apps: Vec<AppSeed>,
+    /// Custom objects (`Invoice__c`), each with its `__c` fields.
+    #[serde(default)]
+    pub custom_objects: Vec<CustomObjectSeed>,
+    /// Custom fields added to standard objects (`object = "Account"`).
+    #[serde(default)]
+    pub custom_fields: Vec<CustomFieldSeed>,
+    /// Records to generate at start-up, by object: `Account = 1000`.
+    #[serde(default)]
+    pub generate: std::collections::BTreeMap<String, u64>,
     /// Directory that relative certificate paths are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -42,6 +51,63 @@ pub struct OrgSeed {
     pub id: Option<String>,
     #[serde(default = "default_session_timeout")]
     pub session_timeout_seconds: u64,
+    /// The `DailyApiRequests` limit (Salesforce's Developer Edition has 15,000).
+    #[serde(default = "default_daily_api_requests")]
+    pub daily_api_requests: u64,
+}
+
+/// A custom object declared in the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomObjectSeed {
+    /// API name, ending in `__c`.
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub plural_label: Option<String>,
+    /// Three characters; `a00`, `a01`, … in declaration order when left out.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<CustomFieldSeed>,
+}
+
+/// A custom field (`__c`) of a custom or standard object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldSeed {
+    /// The object, for `[[custom_fields]]` on standard objects; ignored inside a custom object.
+    #[serde(default)]
+    pub object: String,
+    pub name: String,
+    /// string, textarea, picklist, multipicklist, email, phone, url, boolean, int, double,
+    /// currency, percent, date, datetime, reference.
+    pub r#type: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub length: Option<u32>,
+    #[serde(default)]
+    pub precision: Option<u32>,
+    #[serde(default)]
+    pub scale: Option<u32>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub external_id: bool,
+    #[serde(default)]
+    pub unique: bool,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub picklist_values: Vec<String>,
+    /// For `reference` fields: the parent object.
+    #[serde(default)]
+    pub reference_to: Option<String>,
+    /// For `reference` fields: the child relationship name on the parent (`Invoices__r`).
+    #[serde(default)]
+    pub child_relationship: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -155,6 +221,9 @@ fn yes() -> bool {
 fn default_session_timeout() -> u64 {
     DEFAULT_SESSION_TIMEOUT_SECONDS
 }
+fn default_daily_api_requests() -> u64 {
+    15_000
+}
 fn default_time_zone() -> String {
     "America/Los_Angeles".to_owned()
 }
@@ -253,6 +322,9 @@ impl Seed {
             if a.session_timeout_seconds == Some(0) {
                 return bad(format!("connected app {:?}: session_timeout_seconds must be > 0", a.name));
             }
+        }
+        if let Err(message) = crate::schema::Schema::build(&self.custom_objects, &self.custom_fields) {
+            return bad(message);
         }
         Ok(())
     }

@@ -192,11 +192,13 @@ pub(crate) struct Settings {
     /// Hold refresh-token grants until released, so tests can overlap two refreshes without
     /// relying on timing.
     pub(crate) hold_refreshes: bool,
+    /// The `DailyApiRequests` limit; the seed's `org.daily_api_requests` at start.
+    pub(crate) daily_api_requests: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { reject_concurrent_refresh: true, hold_refreshes: false }
+        Self { reject_concurrent_refresh: true, hold_refreshes: false, daily_api_requests: 15_000 }
     }
 }
 
@@ -273,7 +275,8 @@ impl Runtime {
                 frozen: u.frozen,
             })
             .collect();
-        Self { users, next_family: 1, ..Self::default() }
+        let settings = Settings { daily_api_requests: seed.org.daily_api_requests, ..Settings::default() };
+        Self { users, next_family: 1, settings, ..Self::default() }
     }
 
     pub(crate) fn user_by_name(&self, username: &str) -> Option<usize> {
@@ -372,6 +375,8 @@ pub(crate) struct Inner {
     runtime: Mutex<Runtime>,
     /// `true` while refresh grants are held (see `Settings::hold_refreshes`).
     pub(crate) refresh_hold: tokio::sync::watch::Sender<bool>,
+    /// Records, query locators, API usage and bulk jobs.
+    pub(crate) data: crate::data::DataState,
 }
 
 impl std::ops::Deref for Shared {
@@ -389,6 +394,7 @@ impl Shared {
         login_url: String,
         instance_url: String,
         control_key: String,
+        data: crate::data::DataState,
     ) -> Result<Self, PlaygroundError> {
         let mut apps = Vec::with_capacity(seed.connected_apps.len());
         for a in &seed.connected_apps {
@@ -416,6 +422,7 @@ impl Shared {
             control_key,
             runtime,
             refresh_hold,
+            data,
         })))
     }
 
@@ -445,6 +452,7 @@ impl Shared {
         *self.rt() = Runtime::from_seed(&self.seed);
         self.clock.reset();
         self.refresh_hold.send_replace(false);
+        crate::data::after_reset(self);
     }
 
     /// Mints an access token for `user` through `app`.

@@ -25,6 +25,7 @@ pub const INTEGRATION_USER: &str = "integration@playground.forcelink.dev";
 pub const INTEGRATION_PASSWORD: &str = "Integration1!";
 pub const STANDARD_USER: &str = "sam.standard@playground.forcelink.dev";
 pub const STANDARD_PASSWORD: &str = "Standard1!";
+pub const STANDARD_TOKEN: &str = "PLAYGROUNDTOKEN0003";
 pub const FROZEN_USER: &str = "fran.frozen@playground.forcelink.dev";
 pub const INACTIVE_USER: &str = "ivan.inactive@playground.forcelink.dev";
 
@@ -222,4 +223,84 @@ pub async fn refresh(pg: &PlaygroundHandle, client_id: &str, secret: &str, refre
         ],
     )
     .await
+}
+
+/// A REST client for `/services/data/vXX.X` with a bearer token.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub http: Client,
+    pub instance: String,
+    pub version: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("/services/") {
+            format!("{}{path}", self.instance)
+        } else {
+            format!("{}/services/data/v{}/{}", self.instance, self.version, path.trim_start_matches('/'))
+        }
+    }
+    pub fn at_version(&self, v: &str) -> Self {
+        Self { version: v.to_owned(), ..self.clone() }
+    }
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        status_json(req.send().await.unwrap()).await
+    }
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+    /// `GET query?q=…`; panics unless 200.
+    pub async fn query(&self, soql: &str) -> Value {
+        let (s, b) = self.query_status(soql).await;
+        assert_eq!(s, StatusCode::OK, "{soql}: {b}");
+        b
+    }
+    pub async fn query_status(&self, soql: &str) -> (StatusCode, Value) {
+        let url = reqwest::Url::parse_with_params(&self.url("query"), &[("q", soql)]).unwrap();
+        status_json(self.http.get(url).bearer_auth(&self.token).send().await.unwrap()).await
+    }
+    /// Creates a record; panics unless 201. Returns the id.
+    pub async fn create(&self, object: &str, body: Value) -> String {
+        let (s, b) = self.post(&format!("sobjects/{object}"), &body).await;
+        assert_eq!(s, StatusCode::CREATED, "create {object}: {b}");
+        b["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// An API client acting as the admin (client credentials run as the admin user).
+pub async fn admin_api(pg: &PlaygroundHandle) -> Api {
+    let token = client_credentials(pg).await;
+    Api {
+        http: http(),
+        instance: token["instance_url"].as_str().unwrap().to_owned(),
+        version: "66.0".into(),
+        token: token["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// An API client acting as `username` (password grant; `password` includes no token).
+pub async fn user_api(pg: &PlaygroundHandle, username: &str, password: &str, security_token: &str) -> Api {
+    let (status, token) = password_grant(pg, username, &format!("{password}{security_token}")).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    Api {
+        http: http(),
+        instance: token["instance_url"].as_str().unwrap().to_owned(),
+        version: "66.0".into(),
+        token: token["access_token"].as_str().unwrap().to_owned(),
+    }
 }

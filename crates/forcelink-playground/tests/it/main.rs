@@ -13,4 +13,5 @@ mod device;
 mod grants;
 mod identity;
 mod refresh;
+mod rest;
 mod tls;

@@ -1,6 +1,13 @@
-//! The REST surface available so far: `GET /services/data/` (the versions list), which also
-//! checks a presented token so token state is observable, and Salesforce's `NOT_FOUND` for the
-//! rest of `/services/data/…`.
+//! The REST API under `/services/data/`: the versions list (no token needed) and, under
+//! `/services/data/vXX.X/`, everything else. One handler authenticates, counts the daily API
+//! request, reads the body, runs the request against the record store on a blocking thread and
+//! writes the answer (with `Sforce-Limit-Info`, gzip when accepted).
+//!
+//! - `records`: field values, create / update / delete / upsert semantics, user-admin effects.
+//! - `soql`: the SOQL (and SOSL) parser; `query`: SOQL compiled to SQLite SQL, pages, locators.
+//! - `composite`: composite, batch, tree, sObject collections.
+//! - `bulk`: Bulk API 2.0 ingest and query jobs.
+//! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
 
 use axum::Extension;
 use axum::extract::State;
@@ -11,9 +18,17 @@ use serde_json::json;
 use crate::oauth::{Host, HostKind, bearer_token};
 use crate::state::Shared;
 
+mod api;
+pub(crate) mod generate;
+pub(crate) mod orgdata;
+pub(crate) mod records;
+mod useradmin;
+
+pub(crate) use api::{DataState, after_reset, api, push_users_to_db, sync_users_from_db};
+
 /// The newest API version the playground speaks (Spring '26).
 pub const LATEST_API_VERSION: &str = "66.0";
-const OLDEST_API_VERSION: u32 = 20;
+pub(crate) const OLDEST_API_VERSION: u32 = 20;
 
 /// Salesforce's release label for a major API version: 20.0 was Winter '11, and each year has
 /// three releases (Winter, Spring, Summer; Winter is named after the following year).
@@ -71,20 +86,6 @@ pub(crate) async fn versions(
     let mut response = (StatusCode::OK, versions_body().to_string()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
     response
-}
-
-/// Any other `/services/data/…` path: a valid token is required; the resource does not exist
-/// (yet).
-pub(crate) async fn not_found(
-    State(pg): State<Shared>,
-    Extension(host): Extension<Host>,
-    headers: HeaderMap,
-) -> Response {
-    match check_token(&pg, &host, &headers) {
-        Err(r) => r,
-        Ok(false) => invalid_session(),
-        Ok(true) => rest_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"),
-    }
 }
 
 #[cfg(test)]

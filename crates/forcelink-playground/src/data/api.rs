@@ -1,0 +1,738 @@
+//! The `/services/data/vXX.X/…` handler: authentication, daily API counting, body reading,
+//! routing to the resources, and the answer's headers and encoding.
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rusqlite::types::Value as Sql;
+use serde_json::{Map, Value, json};
+
+use super::records::{self, ApiError, Upserted};
+use super::{LATEST_API_VERSION, OLDEST_API_VERSION, invalid_session};
+use crate::oauth::{Host, HostKind, bearer_token};
+use crate::state::Shared;
+use crate::store::{Db, Store};
+
+/// Largest JSON (or multipart) request body: Salesforce accepts up to 50 MB for blob inserts.
+const MAX_JSON_BODY: usize = 52 * 1024 * 1024;
+
+/// Largest Bulk 2.0 upload: Salesforce accepts 150 MB per `PUT …/batches`.
+pub(crate) const MAX_UPLOAD_BYTES: usize = 150 * 1024 * 1024;
+
+/// Data-side state shared by all requests.
+#[derive(Debug)]
+pub(crate) struct DataState {
+    pub(crate) store: Store,
+    /// Guards the daily API request counter.
+    usage: Mutex<Usage>,
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    day: i64,
+    used: u64,
+}
+
+impl DataState {
+    pub(crate) fn new(store: Store) -> Self {
+        Self { store, usage: Mutex::new(Usage::default()) }
+    }
+
+    /// Counts one API request. The count restarts each (playground) UTC day.
+    /// UNCONFIRMED-free simplification: Salesforce's window is a rolling 24 hours.
+    fn count(&self, now_ms: i64, max: u64) -> Result<u64, u64> {
+        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let day = now_ms.div_euclid(crate::civil::DAY_MS);
+        if u.day != day {
+            *u = Usage { day, used: 0 };
+        }
+        if u.used >= max {
+            return Err(u.used);
+        }
+        u.used += 1;
+        Ok(u.used)
+    }
+
+    fn used(&self, now_ms: i64) -> u64 {
+        let u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if u.day == now_ms.div_euclid(crate::civil::DAY_MS) { u.used } else { 0 }
+    }
+
+    pub(crate) fn reset_usage(&self) {
+        *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Usage::default();
+    }
+}
+
+/// The API version of a request (`v58.0` → 58, "58.0").
+#[derive(Debug, Clone)]
+pub(crate) struct Version {
+    pub(crate) major: u32,
+    pub(crate) text: String,
+}
+
+impl Version {
+    pub(crate) fn parse(segment: &str) -> Option<Self> {
+        let rest = segment.strip_prefix('v')?;
+        let (major, minor) = rest.split_once('.')?;
+        let m: u32 = major.parse().ok()?;
+        let latest: u32 = LATEST_API_VERSION.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(m);
+        if minor != "0" || !(OLDEST_API_VERSION..=latest).contains(&m) {
+            return None;
+        }
+        Some(Self { major: m, text: format!("{m}.0") })
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) id: String,
+    pub(crate) admin: bool,
+}
+
+/// Everything a resource needs while the database is locked.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) db: &'a mut Db,
+    pub(crate) caller: Caller,
+    pub(crate) version: Version,
+    pub(crate) now: i64,
+    /// A User or UserLogin row changed: logins must follow.
+    pub(crate) users_changed: bool,
+    /// `?updateOnly=true` on an upsert.
+    pub(crate) update_only: bool,
+}
+
+/// An answer before it becomes HTTP.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+    pub(crate) content_type: Option<&'static str>,
+    pub(crate) headers: Vec<(&'static str, String)>,
+}
+
+pub(crate) const JSON: &str = "application/json;charset=UTF-8";
+
+impl Reply {
+    pub(crate) fn json(status: StatusCode, v: &Value) -> Self {
+        Self { status, body: serde_json::to_vec(v).unwrap_or_default(), content_type: Some(JSON), headers: Vec::new() }
+    }
+    pub(crate) fn raw_json(status: StatusCode, body: Vec<u8>) -> Self {
+        Self { status, body, content_type: Some(JSON), headers: Vec::new() }
+    }
+    pub(crate) fn empty(status: StatusCode) -> Self {
+        Self { status, body: Vec::new(), content_type: None, headers: Vec::new() }
+    }
+    pub(crate) fn error(e: &ApiError) -> Self {
+        Self::json(e.status, &Value::Array(vec![e.rest()]))
+    }
+    /// The body as JSON (for composite subresponses).
+    pub(crate) fn body_value(&self) -> Value {
+        if self.body.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into()))
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Self {
+        Self::error(&e)
+    }
+}
+
+/// Query-string parameters (`+` and `%20` both mean a space).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Params(pub(crate) Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn parse(q: Option<&str>) -> Self {
+        Self(q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default())
+    }
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A request as the resources see it (also built for composite subrequests).
+#[derive(Debug)]
+pub(crate) struct ApiRequest<'a> {
+    pub(crate) method: Method,
+    pub(crate) segments: Vec<String>,
+    pub(crate) params: Params,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a [u8],
+}
+
+/// Splits `/services/data/v58.0/sobjects/Account/` into version and decoded segments.
+pub(crate) fn split_path(path: &str) -> Option<(Version, Vec<String>)> {
+    let rest = path.strip_prefix("/services/data/")?;
+    let mut parts = rest.split('/').filter(|s| !s.is_empty());
+    let version = Version::parse(parts.next()?)?;
+    Some((version, parts.map(percent_decode).collect()))
+}
+
+fn limit_header(used: u64, max: u64) -> String {
+    format!("api-usage={used}/{max}")
+}
+
+/// `/services/data/vXX.X/…`: every REST resource.
+pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Host>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(token) = bearer_token(&parts.headers).map(str::to_owned) else { return invalid_session() };
+    if host.kind == HostKind::Login {
+        return invalid_session();
+    }
+    let now = pg.now_ms();
+    let (caller, max) = {
+        let mut rt = pg.rt();
+        let Some(user) = rt.live_access(&token, now).map(|t| t.user) else { return invalid_session() };
+        rt.stats.api_requests += 1;
+        let u = &rt.users[user];
+        (Caller { id: u.id.clone(), admin: u.profile == "System Administrator" }, rt.settings.daily_api_requests)
+    };
+    let used = match pg.data.count(now, max) {
+        Ok(n) => n,
+        Err(n) => {
+            let mut r = Reply::error(&ApiError::new(
+                StatusCode::FORBIDDEN,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            ));
+            r.headers.push(("sforce-limit-info", limit_header(n, max)));
+            return finish(r, &parts.headers);
+        }
+    };
+    let path = parts.uri.path().to_owned();
+    let Some((version, segments)) = split_path(&path) else {
+        let mut r = Reply::error(&ApiError::not_found());
+        r.headers.push(("sforce-limit-info", limit_header(used, max)));
+        return finish(r, &parts.headers);
+    };
+    let limit = if path.contains("/jobs/ingest/") { MAX_UPLOAD_BYTES + 1024 } else { MAX_JSON_BODY };
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            let mut r = Reply::error(&ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "REQUEST_ENTITY_TOO_LARGE",
+                format!("The request body exceeds the maximum size of {limit} bytes"),
+            ));
+            r.headers.push(("sforce-limit-info", limit_header(used, max)));
+            return finish(r, &parts.headers);
+        }
+    };
+    let gzipped = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let bytes = if gzipped {
+        let mut out = Vec::new();
+        let decoder = flate2::read::GzDecoder::new(&bytes[..]);
+        if decoder.take(limit as u64).read_to_end(&mut out).is_err() {
+            return finish(
+                Reply::error(&ApiError::bad("JSON_PARSER_ERROR", "The gzip request body is invalid")),
+                &parts.headers,
+            );
+        }
+        bytes::Bytes::from(out)
+    } else {
+        bytes
+    };
+    let method = parts.method.clone();
+    let query = parts.uri.query().map(str::to_owned);
+    let headers = parts.headers.clone();
+    let pg2 = pg.clone();
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut db = pg2.data.store.lock();
+        let mut ctx = Ctx { db: &mut db, caller, version, now, users_changed: false, update_only: false };
+        let req =
+            ApiRequest { method, segments, params: Params::parse(query.as_deref()), headers: &headers, body: &bytes };
+        let reply = dispatch(&pg2, &mut ctx, &req);
+        if ctx.users_changed {
+            sync_users_from_db(&pg2, ctx.db);
+        }
+        reply
+    })
+    .await
+    .unwrap_or_else(|e| Reply::error(&ApiError::internal(e)));
+    let mut reply = reply;
+    reply.headers.push(("sforce-limit-info", limit_header(used, max)));
+    finish(reply, &parts.headers)
+}
+
+/// Turns a reply into HTTP, gzip-encoding the body when the client accepts it.
+pub(crate) fn finish(reply: Reply, request_headers: &HeaderMap) -> Response {
+    let accepts_gzip = request_headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().split(';').next().is_some_and(|n| n.eq_ignore_ascii_case("gzip"))));
+    let (body, gz) = if accepts_gzip && reply.body.len() > 256 {
+        let mut enc =
+            flate2::write::GzEncoder::new(Vec::with_capacity(reply.body.len() / 4), flate2::Compression::fast());
+        match enc.write_all(&reply.body).and_then(|_| enc.finish()) {
+            Ok(b) => (b, true),
+            Err(_) => (reply.body, false),
+        }
+    } else {
+        (reply.body, false)
+    };
+    let mut r = (reply.status, body).into_response();
+    let h = r.headers_mut();
+    if let Some(ct) = reply.content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if gz {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    for (k, v) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    r
+}
+
+fn method_not_allowed(method: &Method, allowed: &str) -> Reply {
+    Reply::error(&ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
+    ))
+}
+
+/// Parses a JSON object body.
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::json_parser("No content to map due to end-of-input"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::json_parser("Cannot deserialize instance of object from a non-object value")),
+        Err(e) => Err(ApiError::json_parser(format!("Unexpected character: {e}"))),
+    }
+}
+
+fn object_of(ctx: &Ctx<'_>, name: &str) -> Result<usize, ApiError> {
+    ctx.db.schema.index_of(name).ok_or_else(ApiError::not_found)
+}
+
+/// Routes one request to its resource.
+pub(crate) fn dispatch(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Reply {
+    match route(pg, ctx, req) {
+        Ok(r) => r,
+        Err(e) => Reply::error(&e),
+    }
+}
+
+fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, ApiError> {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let m = &req.method;
+    let v = ctx.version.text.clone();
+    match segs.as_slice() {
+        [] => {
+            if m != Method::GET {
+                return Ok(method_not_allowed(m, "GET,HEAD"));
+            }
+            Ok(Reply::json(StatusCode::OK, &resources(pg, &v, &ctx.caller.id)))
+        }
+        ["sobjects"] => match *m {
+            Method::GET => Ok(Reply::json(StatusCode::OK, &ctx.db.schema.describe_global(&v))),
+            _ => Ok(method_not_allowed(m, "GET,HEAD")),
+        },
+        ["sobjects", t] => {
+            let oi = object_of(ctx, t)?;
+            match *m {
+                Method::GET => {
+                    let o = &ctx.db.schema.objects[oi];
+                    Ok(Reply::json(StatusCode::OK, &json!({"objectDescribe": o.global_entry(&v), "recentItems": []})))
+                }
+                Method::POST => {
+                    let body = if ctx.db.schema.objects[oi].name == "ContentVersion" {
+                        content_version_body(req)?
+                    } else {
+                        json_object(req.body)?
+                    };
+                    let id = records::create(ctx, oi, &body)?;
+                    let mut r = Reply::json(StatusCode::CREATED, &json!({"id": id, "success": true, "errors": []}));
+                    let name = ctx.db.schema.objects[oi].name.clone();
+                    r.headers.push(("location", format!("/services/data/v{v}/sobjects/{name}/{id}")));
+                    Ok(r)
+                }
+                _ => Ok(method_not_allowed(m, "GET,HEAD,POST")),
+            }
+        }
+        ["sobjects", t, "describe"] => {
+            let oi = object_of(ctx, t)?;
+            match *m {
+                Method::GET => Ok(Reply::json(StatusCode::OK, &ctx.db.schema.objects[oi].describe(&ctx.db.schema, &v))),
+                _ => Ok(method_not_allowed(m, "GET,HEAD")),
+            }
+        }
+        ["sobjects", t, id] => {
+            let oi = object_of(ctx, t)?;
+            match *m {
+                Method::GET => {
+                    let rec = records::retrieve(ctx, oi, id, req.params.get("fields"))?;
+                    Ok(Reply::json(StatusCode::OK, &rec))
+                }
+                Method::PATCH => {
+                    let body = json_object(req.body)?;
+                    records::update(ctx, oi, id, &body)?;
+                    Ok(Reply::empty(StatusCode::NO_CONTENT))
+                }
+                Method::DELETE => {
+                    records::delete(ctx, oi, id)?;
+                    Ok(Reply::empty(StatusCode::NO_CONTENT))
+                }
+                Method::POST if id.eq_ignore_ascii_case("Id") => {
+                    // API ≥ 37.0: POST …/{Type}/Id creates (Id as the external id, no value).
+                    let body = json_object(req.body)?;
+                    let new = records::create(ctx, oi, &body)?;
+                    Ok(Reply::json(
+                        StatusCode::CREATED,
+                        &json!({"id": new, "success": true, "errors": [], "created": true}),
+                    ))
+                }
+                _ => Ok(method_not_allowed(m, "GET,PATCH,HEAD,DELETE")),
+            }
+        }
+        ["sobjects", t, id, sub] if is_record_of(ctx, t, id) => {
+            let oi = object_of(ctx, t)?;
+            let name = ctx.db.schema.objects[oi].name.clone();
+            match (name.as_str(), sub.to_ascii_lowercase().as_str()) {
+                ("User", "password") => super::useradmin::password(pg, ctx, m, id, req.body),
+                (_, _) => blob(ctx, oi, id, sub),
+            }
+        }
+        ["sobjects", t, field, value] => {
+            let oi = object_of(ctx, t)?;
+            external_id_resource(ctx, req, oi, field, value)
+        }
+        ["limits"] => Ok(Reply::json(StatusCode::OK, &limits(pg, ctx))),
+        ["limits", "recordCount"] => {
+            let names = req.params.get("sObjects").unwrap_or("");
+            let mut out = Vec::new();
+            for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if let Some(oi) = ctx.db.schema.index_of(name) {
+                    let n = ctx.db.count(oi, false)?;
+                    out.push(json!({"count": n, "name": ctx.db.schema.objects[oi].name}));
+                }
+            }
+            Ok(Reply::json(StatusCode::OK, &json!({"sObjects": out})))
+        }
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// True when `id` looks like a record id of object `t` (so the next segment is a sub-resource,
+/// not an external-id value).
+fn is_record_of(ctx: &Ctx<'_>, t: &str, id: &str) -> bool {
+    let Some(o) = ctx.db.schema.get(t) else { return false };
+    records::normalize_id(id).is_some_and(|n| n.starts_with(&o.key_prefix))
+}
+
+fn blob(ctx: &Ctx<'_>, oi: usize, id: &str, field: &str) -> Result<Reply, ApiError> {
+    let o = &ctx.db.schema.objects[oi];
+    let fi = o.field_index(field).filter(|&i| o.fields[i].ftype == crate::schema::FieldType::Base64);
+    let Some(fi) = fi else { return Err(ApiError::not_found()) };
+    let row = records::live_row(ctx.db, oi, id)?;
+    match &row[fi] {
+        Sql::Blob(b) => Ok(Reply {
+            status: StatusCode::OK,
+            body: b.clone(),
+            content_type: Some("application/octetstream"),
+            headers: Vec::new(),
+        }),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn external_id_resource(
+    ctx: &mut Ctx<'_>,
+    req: &ApiRequest<'_>,
+    oi: usize,
+    field: &str,
+    value: &str,
+) -> Result<Reply, ApiError> {
+    let v = ctx.version.text.clone();
+    let name = ctx.db.schema.objects[oi].name.clone();
+    let not_ext = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("Provided external ID field does not exist or is not accessible: {field}"),
+        )
+    };
+    match req.method {
+        Method::PATCH | Method::POST => {
+            let body = json_object(req.body)?;
+            ctx.update_only = req.params.get("updateOnly").is_some_and(|s| s.eq_ignore_ascii_case("true"));
+            match records::upsert(ctx, oi, field, value, &body)? {
+                Upserted::Created(id) => {
+                    let mut r = Reply::json(
+                        StatusCode::CREATED,
+                        &if ctx.version.major >= 46 {
+                            json!({"id": id, "success": true, "errors": [], "created": true})
+                        } else {
+                            json!({"id": id, "success": true, "errors": []})
+                        },
+                    );
+                    r.headers.push(("location", format!("/services/data/v{v}/sobjects/{name}/{id}")));
+                    Ok(r)
+                }
+                // API ≥ 46.0 answers 200 with a body; older versions 204 (wire reference §6.3).
+                Upserted::Updated(id) if ctx.version.major >= 46 => {
+                    Ok(Reply::json(StatusCode::OK, &json!({"id": id, "success": true, "errors": [], "created": false})))
+                }
+                Upserted::Updated(_) => Ok(Reply::empty(StatusCode::NO_CONTENT)),
+                Upserted::Multiple(ids) => {
+                    let urls: Vec<String> =
+                        ids.iter().map(|id| format!("/services/data/v{v}/sobjects/{name}/{id}")).collect();
+                    Ok(Reply::json(StatusCode::MULTIPLE_CHOICES, &json!(urls)))
+                }
+            }
+        }
+        Method::GET | Method::DELETE => {
+            let o = &ctx.db.schema.objects[oi];
+            let fi = o.field_index(field).filter(|&i| o.fields[i].id_lookup()).ok_or_else(not_ext)?;
+            let key = records::to_sql(&o.fields[fi], &json!(value)).map_err(|_| ApiError::not_found())?;
+            let ids = ctx.db.ids_where(oi, &o.fields[fi].name.clone(), &key, 201)?;
+            match ids.len() {
+                0 => Err(ApiError::not_found()),
+                1 if req.method == Method::GET => {
+                    Ok(Reply::json(StatusCode::OK, &records::retrieve(ctx, oi, &ids[0], req.params.get("fields"))?))
+                }
+                1 => {
+                    records::delete(ctx, oi, &ids[0])?;
+                    Ok(Reply::empty(StatusCode::NO_CONTENT))
+                }
+                _ => {
+                    let urls: Vec<String> =
+                        ids.iter().map(|id| format!("/services/data/v{v}/sobjects/{name}/{id}")).collect();
+                    Ok(Reply::json(StatusCode::MULTIPLE_CHOICES, &json!(urls)))
+                }
+            }
+        }
+        _ => Ok(method_not_allowed(&req.method, "GET,PATCH,HEAD,DELETE")),
+    }
+}
+
+/// A ContentVersion insert body: JSON, or multipart with an `entity_content` JSON part and a
+/// binary `VersionData` part.
+fn content_version_body(req: &ApiRequest<'_>) -> Result<Map<String, Value>, ApiError> {
+    let raw_ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !raw_ct.to_ascii_lowercase().starts_with("multipart/") {
+        return json_object(req.body);
+    }
+    let bad = |m: &str| ApiError::bad("MALFORMED_REQUEST", m.to_owned());
+    let boundary = multer::parse_boundary(raw_ct).map_err(|_| bad("The multipart request has no boundary"))?;
+    let body = bytes::Bytes::copy_from_slice(req.body);
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let parsed: Result<(Option<Map<String, Value>>, Option<Vec<u8>>), ApiError> =
+        futures_util::FutureExt::now_or_never(async {
+            let mut entity = None;
+            let mut data = None;
+            while let Some(field) = mp.next_field().await.map_err(|_| bad("Malformed multipart body"))? {
+                let name = field.name().unwrap_or("").to_owned();
+                let bytes = field.bytes().await.map_err(|_| bad("Malformed multipart body"))?;
+                if name == "entity_content" || name == "entity_document" || name == "json" {
+                    entity = Some(json_object(&bytes)?);
+                } else {
+                    data = Some(bytes.to_vec());
+                }
+            }
+            Ok((entity, data))
+        })
+        .unwrap_or_else(|| Err(bad("Malformed multipart body")));
+    let (entity, data) = parsed?;
+    let mut entity = entity.ok_or_else(|| bad("The multipart request has no entity_content part"))?;
+    if let Some(d) = data {
+        use base64::Engine;
+        entity.insert("VersionData".into(), json!(base64::engine::general_purpose::STANDARD.encode(d)));
+    }
+    Ok(entity)
+}
+
+/// `GET /services/data/vXX.X/`: the resources of this version.
+fn resources(pg: &Shared, v: &str, user_id: &str) -> Value {
+    let mut m = Map::new();
+    for name in [
+        "tooling",
+        "metadata",
+        "eclair",
+        "folders",
+        "prechatForms",
+        "chatter",
+        "tabs",
+        "appMenu",
+        "quickActions",
+        "queryAll",
+        "analytics",
+        "search",
+        "composite",
+        "parameterizedSearch",
+        "theme",
+        "recent",
+        "licensing",
+        "limits",
+        "process",
+        "query",
+        "jobs",
+        "sobjects",
+        "actions",
+        "support",
+        "ui-api",
+    ] {
+        m.insert(name.into(), json!(format!("/services/data/v{v}/{name}")));
+    }
+    m.insert("identity".into(), json!(pg.identity_url(&pg.login_url, user_id)));
+    Value::Object(m)
+}
+
+fn limits(pg: &Shared, ctx: &Ctx<'_>) -> Value {
+    let max = pg.rt().settings.daily_api_requests;
+    let used = pg.data.used(ctx.now);
+    let lim = |max: u64, remaining: u64| json!({"Max": max, "Remaining": remaining});
+    let mut m = Map::new();
+    for (k, max, rem) in [
+        ("ActiveScratchOrgs", 3, 3),
+        ("ConcurrentAsyncGetReportInstances", 200, 200),
+        ("ConcurrentSyncReportRuns", 20, 20),
+        ("DailyApiRequests", max, max.saturating_sub(used)),
+        ("DailyAsyncApexExecutions", 250_000, 250_000),
+        ("DailyBulkApiBatches", 15_000, 15_000),
+        ("DailyBulkV2QueryFileStorageMB", 976_562, 976_562),
+        ("DailyBulkV2QueryJobs", 10_000, 10_000),
+        ("DailyDurableStreamingApiEvents", 10_000, 10_000),
+        ("DailyGenericStreamingApiEvents", 10_000, 10_000),
+        ("DailyStandardVolumePlatformEvents", 10_000, 10_000),
+        ("DailyStreamingApiEvents", 10_000, 10_000),
+        ("DailyWorkflowEmails", 390, 390),
+        ("DataStorageMB", 5, 5),
+        ("FileStorageMB", 20, 20),
+        ("HourlyAsyncReportRuns", 1200, 1200),
+        ("HourlyDashboardRefreshes", 200, 200),
+        ("HourlyDashboardResults", 5000, 5000),
+        ("HourlyODataCallout", 10_000, 10_000),
+        ("HourlySyncReportRuns", 500, 500),
+        ("HourlyTimeBasedWorkflow", 50, 50),
+        ("MassEmail", 10, 10),
+        ("PermissionSets", 1500, 1500),
+        ("SingleEmail", 15, 15),
+        ("StreamingApiConcurrentClients", 20, 20),
+    ] {
+        m.insert(k.into(), lim(max, rem));
+    }
+    Value::Object(m)
+}
+
+/// Makes logins follow the User and UserLogin rows (IsActive, IsFrozen), and lets users
+/// created through the API sign in once they have a password.
+pub(crate) fn sync_users_from_db(pg: &Shared, db: &Db) {
+    let Some(ui) = db.schema.index_of("User") else { return };
+    let Some(li) = db.schema.index_of("UserLogin") else { return };
+    let sql = format!(
+        "SELECT u.\"Id\", u.\"IsActive\", COALESCE(l.\"IsFrozen\", 0), u.\"Username\", u.\"FirstName\", u.\"LastName\", u.\"Email\", \
+         u.\"TimeZoneSidKey\", u.\"LocaleSidKey\", p.\"Name\" FROM {} u LEFT JOIN {} l ON l.\"UserId\" = u.\"Id\" \
+         LEFT JOIN \"o_Profile\" p ON p.\"Id\" = u.\"ProfileId\"",
+        db.schema.objects[ui].table(),
+        db.schema.objects[li].table()
+    );
+    type Row =
+        (String, bool, bool, String, Option<String>, String, String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = match db.conn.prepare(&sql).and_then(|mut st| {
+        st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<i64>>(1)?.unwrap_or(1) != 0,
+                r.get::<_, i64>(2)? != 0,
+                r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                r.get(4)?,
+                r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
+        })?
+        .collect()
+    }) {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    let mut rt = pg.rt();
+    for (id, active, frozen, username, first, last, email, tz, locale, profile) in rows {
+        match rt.users.iter().position(|u| u.id == id) {
+            Some(i) => {
+                let u = &mut rt.users[i];
+                u.active = active;
+                u.frozen = frozen;
+            }
+            None => rt.users.push(crate::state::User {
+                id,
+                username,
+                // No password until one is set through the password resource.
+                password: String::new(),
+                security_token: crate::state::random_chars(24),
+                profile: profile.unwrap_or_default(),
+                first_name: first.unwrap_or_default(),
+                last_name: last,
+                email,
+                time_zone: tz.unwrap_or_else(|| "America/Los_Angeles".into()),
+                locale: locale.unwrap_or_else(|| "en_US".into()),
+                active,
+                frozen,
+            }),
+        }
+    }
+}
+
+/// Writes the logins' state (after a control-API change or a reset) into User and UserLogin.
+pub(crate) fn after_reset(pg: &Shared) {
+    pg.data.reset_usage();
+    push_users_to_db(pg);
+}
+
+/// Writes the logins' active and frozen flags into User and UserLogin.
+pub(crate) fn push_users_to_db(pg: &Shared) {
+    let users: Vec<(String, bool, bool)> = pg.rt().users.iter().map(|u| (u.id.clone(), u.active, u.frozen)).collect();
+    let db = pg.data.store.lock();
+    for (id, active, frozen) in users {
+        let _ =
+            db.conn.execute("UPDATE \"o_User\" SET \"IsActive\" = ?1 WHERE \"Id\" = ?2", rusqlite::params![active, id]);
+        let _ = db.conn.execute(
+            "UPDATE \"o_UserLogin\" SET \"IsFrozen\" = ?1 WHERE \"UserId\" = ?2",
+            rusqlite::params![frozen, id],
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! The User password resource (`/sobjects/User/{id}/password`, API 24.0+): `GET` says whether
+//! the password has expired, `POST {"NewPassword"}` sets it, `DELETE` resets it to a generated
+//! one returned in the body. A password set here works for the password grant.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::api::{Ctx, Reply, json_object, sync_users_from_db};
+use super::records::{self, ApiError};
+use crate::state::Shared;
+
+fn policy(p: &str) -> Result<(), ApiError> {
+    // Salesforce's default policy: 8 characters, letters and numbers.
+    if p.chars().count() < 8 {
+        return Err(ApiError::bad("INVALID_NEW_PASSWORD", "Your password must be at least 8 characters long."));
+    }
+    if !p.chars().any(|c| c.is_alphabetic()) || !p.chars().any(|c| c.is_ascii_digit()) {
+        return Err(ApiError::bad("INVALID_NEW_PASSWORD", "Your password must include letters and numbers."));
+    }
+    Ok(())
+}
+
+pub(crate) fn password(
+    pg: &Shared,
+    ctx: &mut Ctx<'_>,
+    method: &Method,
+    id: &str,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let ui = ctx.db.schema.index_of("User").ok_or_else(ApiError::not_found)?;
+    records::live_row(ctx.db, ui, id)?;
+    let id = records::normalize_id(id).unwrap_or_default();
+    let own = id == ctx.caller.id;
+    if !ctx.caller.admin && !(own && *method == Method::GET) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "INSUFFICIENT_ACCESS",
+            "You do not have permission to view this record.",
+        ));
+    }
+    // Users created through the API join the login table before their first password.
+    sync_users_from_db(pg, ctx.db);
+    let set = |ctx: &Ctx<'_>, new: &str| {
+        let mut rt = pg.rt();
+        if let Some(u) = rt.users.iter_mut().find(|u| u.id == id) {
+            u.password = new.to_owned();
+        }
+        drop(rt);
+        let now = crate::civil::format_datetime(ctx.now);
+        let _ =
+            ctx.db.conn.execute("UPDATE \"o_User\" SET \"LastPasswordChangeDate\" = ?1 WHERE \"Id\" = ?2", [&now, &id]);
+    };
+    match *method {
+        Method::GET => Ok(Reply::json(StatusCode::OK, &json!({"isExpired": false}))),
+        Method::POST => {
+            let b = json_object(body)?;
+            let Some(Value::String(new)) = b.get("NewPassword") else {
+                return Err(ApiError::bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [NewPassword]")
+                    .with_fields(vec!["NewPassword".into()]));
+            };
+            policy(new)?;
+            set(ctx, new);
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
+        }
+        Method::DELETE => {
+            // UNCONFIRMED: the key of the generated password in the body (`NewPassword`).
+            let new = format!("{}7a", crate::state::random_chars(10));
+            set(ctx, &new);
+            Ok(Reply::json(StatusCode::OK, &json!({"NewPassword": new})))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("HTTP Method '{method}' not allowed. Allowed are GET,POST,DELETE"),
+        )),
+    }
+}

@@ -1,0 +1,211 @@
+//! Record storage: one SQLite table per sObject (`o_Account`), one column per field, the
+//! SQLite rowid as the id counter (`Id` = key prefix + pod + base-62 rowid + checksum). Text
+//! columns use `COLLATE NOCASE` because SOQL comparisons and ordering are case-insensitive.
+//! Indexed on `Id`, external-id/unique fields and reference fields (joins, child queries).
+//!
+//! In memory by default; a file with `--data FILE` (kept between runs, tables added or widened
+//! when the seed declares new objects or fields).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, params_from_iter};
+
+use crate::ids;
+use crate::schema::{SObject, Schema, Storage};
+
+/// The open database and what belongs with it.
+#[derive(Debug)]
+pub(crate) struct Db {
+    pub(crate) conn: Connection,
+    pub(crate) schema: Arc<Schema>,
+    /// Next rowid per object (index into `schema.objects`).
+    next_row: Vec<i64>,
+}
+
+/// A cheap handle on the database; one connection behind a mutex.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    /// Guards the SQLite connection (rusqlite connections are not `Sync`) and the id counters.
+    db: Arc<Mutex<Db>>,
+    pub(crate) schema: Arc<Schema>,
+}
+
+fn column_type(s: Storage) -> &'static str {
+    match s {
+        Storage::Text => "TEXT COLLATE NOCASE",
+        Storage::Integer => "INTEGER",
+        Storage::Real => "REAL",
+        Storage::Blob => "BLOB",
+    }
+}
+
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', ""))
+}
+
+impl Store {
+    pub(crate) fn open(schema: Schema, path: Option<&Path>) -> Result<Self, String> {
+        let conn = match path {
+            Some(p) => Connection::open(p).map_err(|e| format!("cannot open data file {}: {e}", p.display()))?,
+            None => Connection::open_in_memory().map_err(|e| format!("cannot open the in-memory database: {e}"))?,
+        };
+        let pragmas = if path.is_some() {
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+        } else {
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
+        };
+        conn.execute_batch(pragmas).map_err(|e| format!("cannot configure the database: {e}"))?;
+        let schema = Arc::new(schema);
+        let mut next_row = Vec::with_capacity(schema.objects.len());
+        for o in &schema.objects {
+            create_table(&conn, o).map_err(|e| format!("cannot create the table of {}: {e}", o.name))?;
+            let max: i64 = conn
+                .query_row(&format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", o.table()), [], |r| r.get(0))
+                .map_err(|e| format!("cannot read {}: {e}", o.name))?;
+            next_row.push(max + 1);
+        }
+        Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row })), schema })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
+        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn create_table(conn: &Connection, o: &SObject) -> rusqlite::Result<()> {
+    let table = o.table();
+    let cols: Vec<String> =
+        o.fields.iter().map(|f| format!("{} {}", quote(&f.name), column_type(f.ftype.storage()))).collect();
+    conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} (rid INTEGER PRIMARY KEY, {});", cols.join(", ")))?;
+    // A data file from an older seed: add the fields it lacks.
+    let existing: Vec<String> = conn
+        .prepare(&format!("PRAGMA table_info({table})"))?
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<Result<_, _>>()?;
+    for f in &o.fields {
+        if !existing.iter().any(|e| e.eq_ignore_ascii_case(&f.name)) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {} {}",
+                quote(&f.name),
+                column_type(f.ftype.storage())
+            ))?;
+        }
+    }
+    conn.execute_batch(&format!("CREATE UNIQUE INDEX IF NOT EXISTS \"ix_{0}_Id\" ON {table} (\"Id\");", o.name))?;
+    for f in &o.fields {
+        if f.external_id || f.unique || f.ftype == crate::schema::FieldType::Reference {
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS \"ix_{}_{}\" ON {table} ({});",
+                o.name,
+                f.name,
+                quote(&f.name)
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+impl Db {
+    pub(crate) fn object_index(&self, o: &SObject) -> usize {
+        self.schema.index_of(&o.name).unwrap_or(0)
+    }
+
+    /// Reserves the next id of an object.
+    pub(crate) fn next_id(&mut self, object: usize) -> (i64, String) {
+        let row = self.next_row[object];
+        self.next_row[object] += 1;
+        (row, ids::mint(&self.schema.objects[object].key_prefix, row as u64))
+    }
+
+    /// Inserts a full row: `values` are (field index, value) pairs; missing fields are NULL.
+    pub(crate) fn insert_row(&mut self, object: usize, row: i64, values: &[(usize, Sql)]) -> rusqlite::Result<()> {
+        let o = &self.schema.objects[object];
+        let mut cols = vec!["rid".to_owned()];
+        let mut vals = vec![Sql::Integer(row)];
+        for (i, v) in values {
+            cols.push(quote(&o.fields[*i].name));
+            vals.push(v.clone());
+        }
+        let marks = vec!["?"; vals.len()].join(",");
+        let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", o.table(), cols.join(","));
+        self.conn.prepare_cached(&sql)?.execute(params_from_iter(vals))?;
+        Ok(())
+    }
+
+    pub(crate) fn update_row(&mut self, object: usize, id: &str, values: &[(usize, Sql)]) -> rusqlite::Result<usize> {
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let o = &self.schema.objects[object];
+        let sets: Vec<String> = values.iter().map(|(i, _)| format!("{} = ?", quote(&o.fields[*i].name))).collect();
+        let sql = format!("UPDATE {} SET {} WHERE \"Id\" = ?", o.table(), sets.join(", "));
+        let mut vals: Vec<Sql> = values.iter().map(|(_, v)| v.clone()).collect();
+        vals.push(Sql::Text(id.to_owned()));
+        self.conn.prepare_cached(&sql)?.execute(params_from_iter(vals))
+    }
+
+    /// The row of `id` as (field index → value), or `None`.
+    pub(crate) fn row(&self, object: usize, id: &str) -> rusqlite::Result<Option<Vec<Sql>>> {
+        let o = &self.schema.objects[object];
+        let cols: Vec<String> = o.fields.iter().map(|f| quote(&f.name)).collect();
+        let sql = format!("SELECT {} FROM {} WHERE \"Id\" = ?", cols.join(","), o.table());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query([id])?;
+        match rows.next()? {
+            Some(r) => Ok(Some((0..o.fields.len()).map(|i| r.get::<_, Sql>(i)).collect::<Result<_, _>>()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of live rows whose `field` equals `value` (case-insensitively for text).
+    pub(crate) fn ids_where(
+        &self,
+        object: usize,
+        field: &str,
+        value: &Sql,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<String>> {
+        let o = &self.schema.objects[object];
+        let sql = format!(
+            "SELECT \"Id\" FROM {} WHERE {} = ? AND \"IsDeleted\" = 0 ORDER BY rid LIMIT {limit}",
+            o.table(),
+            quote(field)
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let ids = st.query_map([value], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    pub(crate) fn count(&self, object: usize, include_deleted: bool) -> rusqlite::Result<i64> {
+        let o = &self.schema.objects[object];
+        let filter = if include_deleted { "" } else { " WHERE \"IsDeleted\" = 0" };
+        self.conn.query_row(&format!("SELECT COUNT(*) FROM {}{filter}", o.table()), [], |r| r.get(0))
+    }
+
+    /// Runs `f` inside a savepoint: everything it wrote is undone when it returns `Err`.
+    pub(crate) fn atomically<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
+        let _ = self.conn.execute_batch("SAVEPOINT pg_atomic");
+        let saved = self.next_row.clone();
+        let out = f(self);
+        match &out {
+            Ok(_) => {
+                let _ = self.conn.execute_batch("RELEASE pg_atomic");
+            }
+            Err(_) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO pg_atomic; RELEASE pg_atomic");
+                self.next_row = saved;
+            }
+        }
+        out
+    }
+}
+
+impl Db {
+    /// The id counters, for bulk writers that mint ids themselves.
+    pub(crate) fn next_row_mut(&mut self) -> &mut Vec<i64> {
+        &mut self.next_row
+    }
+}
