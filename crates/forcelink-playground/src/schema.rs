@@ -253,7 +253,11 @@ impl Field {
 
 /// "BillingCity" → "Billing City"; "Amount__c" → "Amount".
 fn label_of(name: &str) -> String {
-    let base = name.trim_end_matches("__c").trim_end_matches("Id");
+    // Salesforce labels reference fields "Account ID".
+    if let Some(base) = name.strip_suffix("Id").filter(|b| !b.is_empty() && !name.ends_with("__c")) {
+        return format!("{} ID", label_of(base));
+    }
+    let base = name.trim_end_matches("__c");
     let base = if base.is_empty() { name } else { base };
     let mut out = String::new();
     let mut prev_lower = false;
@@ -1080,5 +1084,6 @@ mod tests {
         assert!(lead.field("Company").unwrap().required);
         assert_eq!(s.by_id("005000000000000").unwrap().name, "User");
         assert_eq!(label_of("BillingCity"), "Billing City");
+        assert_eq!(label_of("AccountId"), "Account ID");
     }
 }

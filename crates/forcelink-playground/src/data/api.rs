@@ -30,6 +30,8 @@ pub(crate) struct DataState {
     pub(crate) store: Store,
     /// Guards the daily API request counter.
     usage: Mutex<Usage>,
+    /// Guards the open query locators.
+    pub(crate) locators: Mutex<super::query::Locators>,
 }
 
 #[derive(Debug, Default)]
@@ -40,7 +42,7 @@ struct Usage {
 
 impl DataState {
     pub(crate) fn new(store: Store) -> Self {
-        Self { store, usage: Mutex::new(Usage::default()) }
+        Self { store, usage: Mutex::new(Usage::default()), locators: Mutex::new(Default::default()) }
     }
 
     /// Counts one API request. The count restarts each (playground) UTC day.
@@ -436,6 +438,28 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
         ["sobjects", t, field, value] => {
             let oi = object_of(ctx, t)?;
             external_id_resource(ctx, req, oi, field, value)
+        }
+        ["query"] | ["queryAll"] => {
+            if m != Method::GET {
+                return Ok(method_not_allowed(m, "GET,HEAD"));
+            }
+            let q = req
+                .params
+                .get("q")
+                .filter(|q| !q.trim().is_empty())
+                .ok_or_else(|| ApiError::bad("MALFORMED_QUERY", "A query string has to be specified"))?;
+            let batch = super::query::batch_size(req.headers);
+            super::query::run(ctx, &pg.data.locators, q, segs[0] == "queryAll", batch)
+        }
+        ["query", locator] | ["queryAll", locator] => {
+            if m != Method::GET {
+                return Ok(method_not_allowed(m, "GET,HEAD"));
+            }
+            super::query::more(ctx, &pg.data.locators, locator)
+        }
+        ["search"] => {
+            let q = req.params.get("q").unwrap_or("");
+            super::query::search(ctx, q)
         }
         ["limits"] => Ok(Reply::json(StatusCode::OK, &limits(pg, ctx))),
         ["limits", "recordCount"] => {

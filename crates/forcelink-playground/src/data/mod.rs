@@ -21,7 +21,9 @@ use crate::state::Shared;
 mod api;
 pub(crate) mod generate;
 pub(crate) mod orgdata;
+pub(crate) mod query;
 pub(crate) mod records;
+pub(crate) mod soql;
 mod useradmin;
 
 pub(crate) use api::{DataState, after_reset, api, push_users_to_db, sync_users_from_db};

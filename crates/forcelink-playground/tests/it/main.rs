@@ -12,6 +12,8 @@ mod control;
 mod device;
 mod grants;
 mod identity;
+mod pagination;
 mod refresh;
 mod rest;
+mod soql;
 mod tls;
