@@ -54,7 +54,7 @@ impl Store {
         let pragmas = if path.is_some() {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
         } else {
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
+            "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
         };
         conn.execute_batch(pragmas).map_err(|e| format!("cannot configure the database: {e}"))?;
         let schema = Arc::new(schema);
@@ -183,23 +183,6 @@ impl Db {
         let o = &self.schema.objects[object];
         let filter = if include_deleted { "" } else { " WHERE \"IsDeleted\" = 0" };
         self.conn.query_row(&format!("SELECT COUNT(*) FROM {}{filter}", o.table()), [], |r| r.get(0))
-    }
-
-    /// Runs `f` inside a savepoint: everything it wrote is undone when it returns `Err`.
-    pub(crate) fn atomically<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
-        let _ = self.conn.execute_batch("SAVEPOINT pg_atomic");
-        let saved = self.next_row.clone();
-        let out = f(self);
-        match &out {
-            Ok(_) => {
-                let _ = self.conn.execute_batch("RELEASE pg_atomic");
-            }
-            Err(_) => {
-                let _ = self.conn.execute_batch("ROLLBACK TO pg_atomic; RELEASE pg_atomic");
-                self.next_row = saved;
-            }
-        }
-        out
     }
 }
 

@@ -110,6 +110,27 @@ pub(crate) struct Ctx<'a> {
     pub(crate) update_only: bool,
 }
 
+impl Ctx<'_> {
+    /// Runs `f` inside a savepoint: everything it wrote is undone when it returns `Err`.
+    pub(crate) fn db_atomic<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
+        let _ = self.db.conn.execute_batch("SAVEPOINT pg_atomic");
+        let saved = self.db.next_row_mut().clone();
+        let users_changed = self.users_changed;
+        let out = f(self);
+        match &out {
+            Ok(_) => {
+                let _ = self.db.conn.execute_batch("RELEASE pg_atomic");
+            }
+            Err(_) => {
+                let _ = self.db.conn.execute_batch("ROLLBACK TO pg_atomic; RELEASE pg_atomic");
+                *self.db.next_row_mut() = saved;
+                self.users_changed = users_changed;
+            }
+        }
+        out
+    }
+}
+
 /// An answer before it becomes HTTP.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -461,6 +482,15 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
             let q = req.params.get("q").unwrap_or("");
             super::query::search(ctx, q)
         }
+        ["composite"] if m == Method::POST => super::composite::composite(pg, ctx, req.body),
+        ["composite", "batch"] if m == Method::POST => super::composite::batch(pg, ctx, req.body),
+        ["composite", "tree", t] if m == Method::POST => super::composite::tree(ctx, t, req.body),
+        ["composite", "sobjects"] => super::composite::collections(ctx, m, &req.params, req.body),
+        ["composite", "sobjects", t] => super::composite::retrieve_many(ctx, t, m, &req.params, req.body),
+        ["composite", "sobjects", t, field] if m == Method::PATCH => {
+            super::composite::upsert_many(ctx, t, field, req.body)
+        }
+        ["composite"] | ["composite", "batch"] | ["composite", "tree", _] => Ok(method_not_allowed(m, "POST")),
         ["limits"] => Ok(Reply::json(StatusCode::OK, &limits(pg, ctx))),
         ["limits", "recordCount"] => {
             let names = req.params.get("sObjects").unwrap_or("");

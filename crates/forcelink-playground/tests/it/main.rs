@@ -7,6 +7,7 @@ mod common;
 
 mod approvals;
 mod authorize;
+mod composite;
 mod conformance;
 mod control;
 mod device;
@@ -17,3 +18,4 @@ mod refresh;
 mod rest;
 mod soql;
 mod tls;
+mod useradmin;
