@@ -32,6 +32,8 @@ pub(crate) struct DataState {
     usage: Mutex<Usage>,
     /// Guards the open query locators.
     pub(crate) locators: Mutex<super::query::Locators>,
+    /// Guards the Bulk API 2.0 jobs.
+    pub(crate) bulk: Mutex<super::bulk::Jobs>,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +44,12 @@ struct Usage {
 
 impl DataState {
     pub(crate) fn new(store: Store) -> Self {
-        Self { store, usage: Mutex::new(Usage::default()), locators: Mutex::new(Default::default()) }
+        Self {
+            store,
+            usage: Mutex::new(Usage::default()),
+            locators: Mutex::new(Default::default()),
+            bulk: Mutex::new(Default::default()),
+        }
     }
 
     /// Counts one API request. The count restarts each (playground) UTC day.
@@ -491,6 +498,7 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
             super::composite::upsert_many(ctx, t, field, req.body)
         }
         ["composite"] | ["composite", "batch"] | ["composite", "tree", _] => Ok(method_not_allowed(m, "POST")),
+        ["jobs", rest @ ..] => super::bulk::route(pg, ctx, m, rest, &req.params, req.headers, req.body),
         ["limits"] => Ok(Reply::json(StatusCode::OK, &limits(pg, ctx))),
         ["limits", "recordCount"] => {
             let names = req.params.get("sObjects").unwrap_or("");

@@ -19,6 +19,7 @@ use crate::oauth::{Host, HostKind, bearer_token};
 use crate::state::Shared;
 
 mod api;
+mod bulk;
 mod composite;
 pub(crate) mod generate;
 pub(crate) mod orgdata;

@@ -78,7 +78,6 @@ struct ChildPlan {
     order: String,
     limit: Option<u64>,
     items: Vec<Shape>,
-    children: Vec<ChildPlan>,
 }
 
 /// A compiled top-level query.
@@ -485,7 +484,6 @@ fn compile_child(
         order: if order.is_empty() { format!("{prefix}0.rid") } else { format!("{order}, {prefix}0.rid") },
         limit: q.limit,
         items,
-        children: Vec::new(),
     })
 }
 

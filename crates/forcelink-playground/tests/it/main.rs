@@ -7,6 +7,7 @@ mod common;
 
 mod approvals;
 mod authorize;
+mod bulk;
 mod composite;
 mod conformance;
 mod control;
