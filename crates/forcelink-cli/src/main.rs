@@ -54,6 +54,12 @@ struct PlaygroundArgs {
     /// Print the info JSON on standard output instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Keep the org's records in this SQLite file (kept between runs); in memory when omitted.
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Generate records at start, e.g. `Account=1000000,Contact=200000`.
+    #[arg(long, value_name = "SPEC")]
+    generate: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +96,7 @@ fn init_logging() {
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<PlaygroundError>() {
         Some(PlaygroundError::Seed { .. }) => 2,
+        Some(PlaygroundError::Data { .. }) => 2,
         _ => 1,
     }
 }
@@ -110,6 +117,10 @@ async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
     config.instance_port = args.instance_port;
     config.tls = args.tls;
     config.control_key = args.control_key.clone();
+    config.data_file = args.data.clone();
+    if let Some(spec) = &args.generate {
+        config.generate = forcelink_playground::parse_generate_spec(spec)?;
+    }
     // A script waiting for the info file must never read the previous run's.
     if let Some(path) = &args.info_file {
         let _ = std::fs::remove_file(path);

@@ -9,6 +9,7 @@
 
 mod process;
 
+mod data;
 mod playground;
 mod seed;
 mod tls;

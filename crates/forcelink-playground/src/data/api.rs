@@ -620,22 +620,22 @@ fn content_version_body(req: &ApiRequest<'_>) -> Result<Map<String, Value>, ApiE
     let body = bytes::Bytes::copy_from_slice(req.body);
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
-    let parsed: Result<(Option<Map<String, Value>>, Option<Vec<u8>>), ApiError> =
-        futures_util::FutureExt::now_or_never(async {
-            let mut entity = None;
-            let mut data = None;
-            while let Some(field) = mp.next_field().await.map_err(|_| bad("Malformed multipart body"))? {
-                let name = field.name().unwrap_or("").to_owned();
-                let bytes = field.bytes().await.map_err(|_| bad("Malformed multipart body"))?;
-                if name == "entity_content" || name == "entity_document" || name == "json" {
-                    entity = Some(json_object(&bytes)?);
-                } else {
-                    data = Some(bytes.to_vec());
-                }
+    type Parts = (Option<Map<String, Value>>, Option<Vec<u8>>);
+    let parsed: Result<Parts, ApiError> = futures_util::FutureExt::now_or_never(async {
+        let mut entity = None;
+        let mut data = None;
+        while let Some(field) = mp.next_field().await.map_err(|_| bad("Malformed multipart body"))? {
+            let name = field.name().unwrap_or("").to_owned();
+            let bytes = field.bytes().await.map_err(|_| bad("Malformed multipart body"))?;
+            if name == "entity_content" || name == "entity_document" || name == "json" {
+                entity = Some(json_object(&bytes)?);
+            } else {
+                data = Some(bytes.to_vec());
             }
-            Ok((entity, data))
-        })
-        .unwrap_or_else(|| Err(bad("Malformed multipart body")));
+        }
+        Ok((entity, data))
+    })
+    .unwrap_or_else(|| Err(bad("Malformed multipart body")));
     let (entity, data) = parsed?;
     let mut entity = entity.ok_or_else(|| bad("The multipart request has no entity_content part"))?;
     if let Some(d) = data {

@@ -96,6 +96,10 @@ pub(crate) struct Plan {
     children: Vec<ChildPlan>,
 }
 
+/// A resolved field path: table alias, object, field index, and the relationship hops
+/// (relationship name, target object, alias) that lead to it.
+type Resolved = (String, usize, usize, Vec<(String, usize, String)>);
+
 struct Compiler<'a> {
     schema: &'a Schema,
     root: usize,
@@ -124,7 +128,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Resolves a field path to (table alias, object, field index, relationship hops).
-    fn resolve(&mut self, path: &Path) -> Result<(String, usize, usize, Vec<(String, usize, String)>), ApiError> {
+    fn resolve(&mut self, path: &Path) -> Result<Resolved, ApiError> {
         let mut parts: &[String] = &path.parts;
         let root = &self.schema.objects[self.root];
         if parts.len() > 1
@@ -225,7 +229,7 @@ impl<'a> Compiler<'a> {
                 let (alias, object, fi, _) = self.resolve(path)?;
                 let f = self.schema.objects[object].fields[fi].clone();
                 let col = format!("{alias}.{}", quote(&f.name));
-                let has_null = lits.iter().any(|l| *l == Lit::Null);
+                let has_null = lits.contains(&Lit::Null);
                 let mut marks = Vec::new();
                 for l in lits.iter().filter(|l| **l != Lit::Null) {
                     let v = literal(&f, l, Op::Eq)?;

@@ -247,7 +247,7 @@ fn read_values(o: &SObject, body: &Map<String, Value>, creating: bool) -> Result
         let f = &o.fields[i];
         let writable = if creating { f.createable } else { f.updateable };
         // Clients echo `Id` back in update bodies; Salesforce ignores a matching one.
-        if !writable && !(f.name == "Id" && !creating) {
+        if !writable && (f.name != "Id" || creating) {
             not_writable.push(f.name.clone());
             continue;
         }
@@ -370,7 +370,7 @@ fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) -> Result<(),
                 return Err(ApiError::bad("ENTITY_IS_DELETED", "entity is deleted").with_fields(vec![f.name.clone()]));
             }
             None => {
-                return Err(ApiError::bad("INVALID_CROSS_REFERENCE_KEY", format!("invalid cross reference id"))
+                return Err(ApiError::bad("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
                     .with_fields(vec![f.name.clone()]));
             }
         }
@@ -457,11 +457,9 @@ pub(crate) fn insert_values(
         set(values, o, "OwnerId", Sql::Text(caller.clone()));
     }
     match o.name.as_str() {
-        "User" => {
-            if get(values, o, "CommunityNickname").is_none() {
-                let nick = text_of(get(values, o, "Alias")).unwrap_or("user").to_owned();
-                set(values, o, "CommunityNickname", Sql::Text(format!("{nick}{}", ctx.now % 100_000)));
-            }
+        "User" if get(values, o, "CommunityNickname").is_none() => {
+            let nick = text_of(get(values, o, "Alias")).unwrap_or("user").to_owned();
+            set(values, o, "CommunityNickname", Sql::Text(format!("{nick}{}", ctx.now % 100_000)));
         }
         "ContentVersion" => {
             if get(values, o, "VersionData").is_none() {
@@ -646,10 +644,10 @@ fn content_version_effects(
             // The owner always gets a link; the first publish location another one.
             let owner = text_of(get(values, o, "OwnerId")).unwrap_or(&ctx.caller.id).to_owned();
             let mut targets = vec![(owner, "I")];
-            if let Some(loc) = text_of(get(values, o, "FirstPublishLocationId")) {
-                if !targets.iter().any(|(t, _)| t == loc) {
-                    targets.push((loc.to_owned(), "V"));
-                }
+            if let Some(loc) = text_of(get(values, o, "FirstPublishLocationId"))
+                && !targets.iter().any(|(t, _)| t == loc)
+            {
+                targets.push((loc.to_owned(), "V"));
             }
             for (target, share) in targets {
                 let mut lv = Vec::new();

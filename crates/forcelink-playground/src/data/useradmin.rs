@@ -31,7 +31,7 @@ pub(crate) fn password(
     records::live_row(ctx.db, ui, id)?;
     let id = records::normalize_id(id).unwrap_or_default();
     let own = id == ctx.caller.id;
-    if !ctx.caller.admin && !(own && *method == Method::GET) {
+    if !ctx.caller.admin && (!own || *method != Method::GET) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "INSUFFICIENT_ACCESS",

@@ -204,10 +204,10 @@ async fn versions_list_needs_no_token_but_checks_a_presented_one() {
     let resp = http().get(format!("{}/services/data", pg.instance_url())).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(api_status(pg.instance_url(), "00D000000000000!bogus").await, StatusCode::UNAUTHORIZED);
-    // Other data resources do not exist yet, but still check the session first.
+    // Unknown data resources are NOT_FOUND, but only after the session check.
     let token = client_credentials(&pg).await["access_token"].as_str().unwrap().to_owned();
     let resp = http()
-        .get(format!("{}/services/data/v66.0/sobjects", pg.instance_url()))
+        .get(format!("{}/services/data/v66.0/no-such-resource", pg.instance_url()))
         .bearer_auth(&token)
         .send()
         .await
@@ -215,7 +215,7 @@ async fn versions_list_needs_no_token_but_checks_a_presented_one() {
     let (s, b) = status_json(resp).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(b[0]["errorCode"], "NOT_FOUND");
-    let resp = http().get(format!("{}/services/data/v66.0/sobjects", pg.instance_url())).send().await.unwrap();
+    let resp = http().get(format!("{}/services/data/v66.0/no-such-resource", pg.instance_url())).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
