@@ -763,9 +763,10 @@ pub(crate) fn sync_users_from_db(pg: &Shared, db: &Db) {
             None => rt.users.push(crate::state::User {
                 id,
                 username,
-                // No password until one is set through the password resource.
+                // No password until one is set through the password resource; no security
+                // token, so the password grant takes the password alone.
                 password: String::new(),
-                security_token: crate::state::random_chars(24),
+                security_token: String::new(),
                 profile: profile.unwrap_or_default(),
                 first_name: first.unwrap_or_default(),
                 last_name: last,

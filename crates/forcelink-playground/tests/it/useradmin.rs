@@ -132,6 +132,9 @@ async fn created_user_gets_a_login_and_a_password_that_works() {
     assert_eq!(body[0]["errorCode"], "INVALID_NEW_PASSWORD");
     let (status, _) = admin.post(&format!("sobjects/User/{id}/password"), &json!({"NewPassword": "Brand1New2"})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let newbie = user_api(&pg, "new.user@playground.forcelink.dev", "Brand1New2", "").await;
+    let (status, me) = newbie.get(&format!("sobjects/User/{id}")).await;
+    assert_eq!((status, me["Username"].as_str()), (StatusCode::OK, Some("new.user@playground.forcelink.dev")));
     let (status, reset) = admin.delete(&format!("sobjects/User/{id}/password")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(reset["NewPassword"].as_str().unwrap().len() >= 8);
