@@ -23,7 +23,7 @@ use crate::error::{AuthError, OAuthErrorKind};
 use crate::flows::random_urlsafe;
 use crate::identity::{AnyToken, IdentityClient};
 use crate::secret::AccessToken;
-use crate::source::{TokenProvider, TokenSource};
+use crate::source::{AuthMethod, TokenProvider, TokenSource};
 use crate::store::{CasOutcome, ConnectionId, LeaseHolder, StoredTokens, TokenStore};
 use crate::token::{LifetimeSource, Token, TokenSet};
 
@@ -377,6 +377,9 @@ impl Inner {
                 Err(e) => return Err(e),
             }
         };
+        if self.source.method() == AuthMethod::StaticToken && lock(&self.rejected).contains(&set.access_token) {
+            return Err(AuthError::StaticTokenRejected);
+        }
         let set = self.with_expiry(set).await;
         self.counters.renewals.fetch_add(1, Ordering::Relaxed);
         match self.store.compare_and_swap(&self.connection, stored.as_ref().map(|s| s.version), &set).await? {

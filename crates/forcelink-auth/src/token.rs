@@ -19,8 +19,10 @@ pub enum LifetimeSource {
     Configured,
     /// Nothing better was known: [`crate::cache::DEFAULT_SESSION_LIFETIME`].
     Default,
-    /// A static token with no known lifetime.
+    /// Not known yet: the cache fills it in.
     Unknown,
+    /// A static token: used until Salesforce refuses it, never renewed.
+    Static,
 }
 
 /// A token response, parsed and checked.

@@ -31,7 +31,7 @@ impl StaticToken {
                 identity_url: None,
                 issued_at: std::time::SystemTime::UNIX_EPOCH,
                 expires_at: None,
-                lifetime_source: LifetimeSource::Unknown,
+                lifetime_source: LifetimeSource::Static,
                 refresh_token: None,
                 scope: None,
                 token_type: "Bearer".to_owned(),

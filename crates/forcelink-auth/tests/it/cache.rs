@@ -182,6 +182,37 @@ async fn a_failed_renewal_is_a_typed_error_and_counted() {
     assert_eq!(cache.stats().failures, 1);
 }
 
+#[tokio::test]
+async fn a_static_token_is_served_from_memory_until_refused() {
+    let clock = TestClock::new();
+    let pg = playground(&clock).await;
+    let set = ClientCredentials::new(transport(&clock), instance_endpoints(&pg), default_app())
+        .unwrap()
+        .fetch(None)
+        .await
+        .unwrap();
+    let source = forcelink_auth::flows::static_token::StaticToken::new(
+        &forcelink_auth::UrlPolicy::new(),
+        pg.instance_url(),
+        set.access_token.clone(),
+    )
+    .unwrap();
+    let cache = TokenCache::new(
+        ConnectionId::new("static"),
+        Arc::new(source),
+        store(&clock),
+        Arc::new(clock.clone()),
+        CacheConfig::default(),
+    );
+    for _ in 0..3 {
+        assert_eq!(cache.get_token().await.unwrap().access_token, set.access_token);
+        clock.advance(Duration::from_secs(24 * 3600));
+    }
+    assert_eq!(cache.stats().renewals, 1, "a static token is loaded once, never renewed on a timer");
+    cache.invalidate(&set.access_token);
+    assert!(matches!(cache.get_token().await, Err(AuthError::StaticTokenRejected)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_token_request_that_hangs_times_out() {
     // A server that accepts and never answers.
