@@ -433,3 +433,52 @@ async fn revoke_introspect_userinfo_and_identity() {
     let err = identity.revoke(AnyToken::Access(&AccessToken::new("00Dxx!nope"))).await.unwrap_err();
     assert!(err.oauth().is_some(), "{err:?}");
 }
+
+struct RecordCode(std::sync::Mutex<Option<String>>);
+
+impl forcelink_auth::flows::device::DeviceCodeDisplay for RecordCode {
+    fn show(&self, authorization: &forcelink_auth::flows::device::DeviceAuthorization) {
+        *self.0.lock().unwrap() = Some(authorization.user_code.clone());
+    }
+}
+
+#[tokio::test]
+async fn device_flow_shows_the_code_through_the_delegate_then_polls() {
+    let (clock, mut sleeps) = TestClock::gated();
+    let pg = playground(&clock).await;
+    let flow = DeviceFlow::new(transport(&clock), login_endpoints(&pg), default_app()).unwrap();
+    let display = Arc::new(RecordCode(std::sync::Mutex::new(None)));
+    let run = {
+        let display = display.clone();
+        tokio::spawn(async move { flow.authorize(display.as_ref()).await })
+    };
+    // First wait of one interval: the code is on screen; the user has not acted yet.
+    let (_, resume) = sleeps.recv().await.unwrap();
+    let user_code = display.0.lock().unwrap().clone().expect("the delegate saw the code");
+    resume.send(()).unwrap();
+    // Second wait: the first poll was pending. Now the user approves.
+    let (_, resume) = sleeps.recv().await.unwrap();
+    approve_device(&pg, &user_code, STANDARD_USER, STANDARD_PASSWORD, Decision::Allow).await;
+    resume.send(()).unwrap();
+    let set = run.await.unwrap().unwrap();
+    assert_eq!(api_status(&set.instance_url, &set.access_token).await, StatusCode::OK);
+    assert_eq!(token_requests(&pg, "device").await, 2, "one pending poll, one successful poll");
+}
+
+#[tokio::test]
+async fn inactive_and_frozen_users_are_told_apart_from_bad_passwords() {
+    let clock = TestClock::new();
+    let pg = playground(&clock).await;
+    let source = UsernamePassword::new(
+        transport(&clock),
+        login_endpoints(&pg),
+        default_app(),
+        "fran.frozen@playground.forcelink.dev",
+        Password::new("Frozen1!"),
+        Some(SecurityToken::new("PLAYGROUNDTOKEN0004")),
+    )
+    .unwrap();
+    let err = source.fetch(None).await.unwrap_err();
+    assert_eq!(err.oauth_kind(), Some(OAuthErrorKind::InactiveUser), "{err:?}");
+    assert!(err.to_string().contains("unfreeze"), "{err}");
+}
