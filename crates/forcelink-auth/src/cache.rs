@@ -382,12 +382,30 @@ impl Inner {
         }
         let set = self.with_expiry(set).await;
         self.counters.renewals.fetch_add(1, Ordering::Relaxed);
-        match self.store.compare_and_swap(&self.connection, stored.as_ref().map(|s| s.version), &set).await? {
-            CasOutcome::Swapped { .. } => {}
-            CasOutcome::Conflict { .. } => tracing::warn!(
-                connection = %self.connection,
-                "the stored token changed during renewal (lease expired?); the new token is used but not stored"
-            ),
+        let used_refresh = stored.as_ref().and_then(|s| s.set.refresh_token.clone());
+        let mut expected = stored.as_ref().map(|s| s.version);
+        // The new set (with a rotated refresh token, if any) is stored before it is handed out.
+        // A conflict means the lease ran out while renewing. If the writer in between did not
+        // replace the refresh token this renewal used, the new set still supersedes theirs;
+        // otherwise two refreshes raced and only the store's copy is kept.
+        for _ in 0..2 {
+            match self.store.compare_and_swap(&self.connection, expected, &set).await? {
+                CasOutcome::Swapped { .. } => break,
+                CasOutcome::Conflict { current } => {
+                    let same_refresh =
+                        current.as_ref().map(|c| c.set.refresh_token.clone()) == Some(used_refresh.clone());
+                    if same_refresh && expected != current.as_ref().map(|c| c.version) {
+                        expected = current.map(|c| c.version);
+                        continue;
+                    }
+                    tracing::error!(
+                        connection = %self.connection,
+                        "another process renewed this connection at the same time (lease expired?); \
+                         the new token is used but not stored"
+                    );
+                    break;
+                }
+            }
         }
         Ok(self.cached(&set))
     }
