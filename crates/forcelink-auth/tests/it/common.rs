@@ -116,6 +116,25 @@ pub fn rotating_app() -> AppCredentials {
     AppCredentials::new(ROTATING_CLIENT, Some(ClientSecret::new(ROTATING_SECRET)))
 }
 
+/// A username-password source of the default app on the playground's login host.
+pub fn password_source(
+    pg: &PlaygroundHandle,
+    clock: &TestClock,
+    username: &str,
+    password: &str,
+    security_token: Option<&str>,
+) -> forcelink_auth::flows::password::UsernamePassword {
+    forcelink_auth::flows::password::UsernamePassword::new(
+        transport(clock),
+        login_endpoints(pg),
+        default_app(),
+        username,
+        forcelink_auth::secret::Password::new(password),
+        security_token.map(forcelink_auth::secret::SecurityToken::new),
+    )
+    .unwrap()
+}
+
 /// An HTTP client that does not follow redirects.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()

@@ -8,13 +8,12 @@ use forcelink_auth::flows::client_credentials::ClientCredentials;
 use forcelink_auth::flows::device::DeviceFlow;
 use forcelink_auth::flows::jwt_bearer::JwtBearer;
 use forcelink_auth::flows::loopback::LoopbackRedirect;
-use forcelink_auth::flows::password::UsernamePassword;
 use forcelink_auth::flows::refresh::RefreshTokenSource;
 use forcelink_auth::flows::static_token::StaticToken;
 use forcelink_auth::flows::user_agent::UserAgentFlow;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_auth::identity::{AnyToken, IdentityClient};
-use forcelink_auth::secret::{AccessToken, ClientSecret, Password, PrivateKeyPem, SecurityToken};
+use forcelink_auth::secret::{AccessToken, ClientSecret, PrivateKeyPem};
 use forcelink_auth::token::LifetimeSource;
 use forcelink_auth::{
     Action, AppCredentials, AuthError, ClientAuth, Endpoints, OAuthErrorKind, TokenProvider, TokenSource, UrlPolicy,
@@ -337,26 +336,10 @@ async fn device_flow_denied_and_expired() {
 async fn username_password_appends_the_security_token() {
     let clock = TestClock::new();
     let pg = playground(&clock).await;
-    let source = UsernamePassword::new(
-        transport(&clock),
-        login_endpoints(&pg),
-        default_app(),
-        ADMIN,
-        Password::new(ADMIN_PASSWORD),
-        Some(SecurityToken::new(ADMIN_TOKEN)),
-    )
-    .unwrap();
+    let source = password_source(&pg, &clock, ADMIN, ADMIN_PASSWORD, Some(ADMIN_TOKEN));
     let set = source.fetch(None).await.unwrap();
     assert_eq!(api_status(&set.instance_url, &set.access_token).await, StatusCode::OK);
-    let without_token = UsernamePassword::new(
-        transport(&clock),
-        login_endpoints(&pg),
-        default_app(),
-        ADMIN,
-        Password::new(ADMIN_PASSWORD),
-        None,
-    )
-    .unwrap();
+    let without_token = password_source(&pg, &clock, ADMIN, ADMIN_PASSWORD, None);
     let err = without_token.fetch(None).await.unwrap_err();
     assert_eq!(err.oauth_kind(), Some(OAuthErrorKind::AuthenticationFailure));
     assert!(err.to_string().contains("security token"), "{err}");
@@ -469,15 +452,8 @@ async fn device_flow_shows_the_code_through_the_delegate_then_polls() {
 async fn inactive_and_frozen_users_are_told_apart_from_bad_passwords() {
     let clock = TestClock::new();
     let pg = playground(&clock).await;
-    let source = UsernamePassword::new(
-        transport(&clock),
-        login_endpoints(&pg),
-        default_app(),
-        "fran.frozen@playground.forcelink.dev",
-        Password::new("Frozen1!"),
-        Some(SecurityToken::new("PLAYGROUNDTOKEN0004")),
-    )
-    .unwrap();
+    let source =
+        password_source(&pg, &clock, "fran.frozen@playground.forcelink.dev", "Frozen1!", Some("PLAYGROUNDTOKEN0004"));
     let err = source.fetch(None).await.unwrap_err();
     assert_eq!(err.oauth_kind(), Some(OAuthErrorKind::InactiveUser), "{err:?}");
     assert!(err.to_string().contains("unfreeze"), "{err}");

@@ -45,15 +45,7 @@ async fn flows_caches_and_errors_print_no_secret() {
         vec![pg.login_url().into()],
     )
     .unwrap();
-    let password = UsernamePassword::new(
-        transport(&clock),
-        login_endpoints(&pg),
-        default_app(),
-        ADMIN,
-        Password::new(ADMIN_PASSWORD),
-        Some(SecurityToken::new(ADMIN_TOKEN)),
-    )
-    .unwrap();
+    let password = password_source(&pg, &clock, ADMIN, ADMIN_PASSWORD, Some(ADMIN_TOKEN));
     let set = password.fetch(None).await.unwrap();
     let web = WebServerFlow::new(
         transport(&clock),
