@@ -1,5 +1,40 @@
-//! forcelink-auth: Salesforce OAuth 2.0 flows, `TokenSource`s, the renewing `TokenCache`,
-//! secret newtypes and the `TokenStore` port.
+//! forcelink-auth: every Salesforce OAuth 2.0 flow on the client side, and a token cache that
+//! renews exactly once.
 //!
-//! Not built yet: this crate is reserved so the workspace has its final shape. It has no
-//! public API, and nothing in the workspace depends on it.
+//! - [`source`]: the [`TokenSource`] (gets tokens) and [`TokenProvider`] (hands them out) seams.
+//! - [`flows`]: one source or flow per auth method — static token, client credentials, JWT
+//!   bearer, web server + PKCE (with a loopback redirect listener), refresh token, device,
+//!   username-password, user-agent, asset token exchange.
+//! - [`identity`]: revoke, introspect, userinfo, identity URL.
+//! - [`cache`]: [`TokenCache`], single flight per connection in and across processes.
+//! - [`store`]: the [`TokenStore`] port (compare-and-swap, renewal lease, approvals) and
+//!   [`MemoryStore`].
+//! - [`approvals`]: the five-approvals-per-user-and-app budget.
+//! - [`error`]: errors as data, with a fix for each known Salesforce failure.
+//! - [`endpoint`]: the URL policy (tokens only to https, or http on loopback) and endpoints.
+//! - [`wire`]: HTTP transport and response decoding (HTML, empty, truncated bodies; signature).
+//! - [`keys`]: RSA key and self-signed certificate for the JWT flow.
+//! - [`secret`], [`clock`], [`token`]: secret newtypes, injected time, token sets.
+
+pub mod approvals;
+pub mod cache;
+pub mod clock;
+pub mod endpoint;
+pub mod error;
+pub mod flows;
+pub mod identity;
+pub mod keys;
+pub mod secret;
+pub mod source;
+pub mod store;
+pub mod token;
+pub mod wire;
+
+pub use cache::{CacheConfig, CacheStats, TokenCache};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use endpoint::{Endpoints, UrlPolicy};
+pub use error::{Action, AuthError, OAuthError, OAuthErrorKind};
+pub use source::{AppCredentials, AuthMethod, ClientAuth, TokenProvider, TokenSource};
+pub use store::{ConnectionId, MemoryStore, TokenStore};
+pub use token::{Token, TokenSet};
+pub use wire::Transport;

@@ -1,0 +1,99 @@
+//! The two seams: a [`TokenSource`] gets a token from the authorization server (one per auth
+//! method); a [`TokenProvider`] hands valid tokens to the data path (the cache, or a static
+//! token) and hears about tokens that stopped working.
+
+use std::fmt;
+
+use futures_util::future::BoxFuture;
+
+use crate::error::AuthError;
+use crate::secret::{AccessToken, ClientSecret};
+use crate::token::{Token, TokenSet};
+
+/// The auth methods forcelink speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    StaticToken,
+    ClientCredentials,
+    JwtBearer,
+    WebServer,
+    RefreshToken,
+    Device,
+    UsernamePassword,
+    UserAgent,
+    AssetToken,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::StaticToken => "static token",
+            AuthMethod::ClientCredentials => "client credentials",
+            AuthMethod::JwtBearer => "JWT bearer",
+            AuthMethod::WebServer => "web server",
+            AuthMethod::RefreshToken => "refresh token",
+            AuthMethod::Device => "device",
+            AuthMethod::UsernamePassword => "username-password",
+            AuthMethod::UserAgent => "user-agent",
+            AuthMethod::AssetToken => "asset token exchange",
+        }
+    }
+}
+
+/// Gets a fresh token set from the authorization server.
+pub trait TokenSource: Send + Sync + fmt::Debug {
+    /// `current` is the last known set (the refresh source reads its refresh token from it).
+    fn fetch<'a>(&'a self, current: Option<&'a TokenSet>) -> BoxFuture<'a, Result<TokenSet, AuthError>>;
+    fn method(&self) -> AuthMethod;
+}
+
+/// Hands out valid tokens; what the REST client holds.
+pub trait TokenProvider: Send + Sync + fmt::Debug {
+    fn token(&self) -> BoxFuture<'_, Result<Token, AuthError>>;
+    /// Reports that `stale` was refused (HTTP 401). Only that exact token is dropped.
+    fn invalidate(&self, stale: &AccessToken);
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `client_id` / `client_secret` form fields (what most Salesforce clients send).
+    #[default]
+    Body,
+    /// HTTP Basic `client_id:client_secret`.
+    Basic,
+}
+
+/// A connected app's credentials as the client presents them.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: Option<ClientSecret>,
+    pub client_auth: ClientAuth,
+}
+
+impl AppCredentials {
+    pub fn new(client_id: impl Into<String>, client_secret: Option<ClientSecret>) -> Self {
+        Self { client_id: client_id.into(), client_secret, client_auth: ClientAuth::Body }
+    }
+    pub fn with_client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = auth;
+        self
+    }
+
+    /// Adds the client's fields to `form` and returns the Basic credentials, if any.
+    pub(crate) fn apply<'a>(&'a self, form: &mut Vec<(&'a str, &'a str)>) -> Option<(&'a str, &'a ClientSecret)> {
+        match (&self.client_secret, self.client_auth) {
+            (Some(secret), ClientAuth::Basic) => Some((self.client_id.as_str(), secret)),
+            (secret, _) => {
+                form.push(("client_id", &self.client_id));
+                if let Some(s) = secret {
+                    form.push(("client_secret", s.secret()));
+                }
+                None
+            }
+        }
+    }
+}
