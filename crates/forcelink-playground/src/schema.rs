@@ -357,13 +357,15 @@ impl SObject {
         })
     }
 
-    pub(crate) fn describe(&self, schema: &Schema, v: &str) -> Value {
+    /// The full describe; `instance` is the org's instance URL (the Classic UI templates are
+    /// absolute URLs on it, as Salesforce answers them).
+    pub(crate) fn describe(&self, schema: &Schema, v: &str, instance: &str) -> Value {
         let mut d = self.global_entry(v);
         let mut urls = self.urls(v);
         if let Some(u) = urls.as_object_mut() {
-            u.insert("uiDetailTemplate".into(), Value::Null);
-            u.insert("uiEditTemplate".into(), Value::Null);
-            u.insert("uiNewRecord".into(), Value::Null);
+            u.insert("uiDetailTemplate".into(), json!(format!("{instance}/{{ID}}")));
+            u.insert("uiEditTemplate".into(), json!(format!("{instance}/{{ID}}/e")));
+            u.insert("uiNewRecord".into(), json!(format!("{instance}/{}/e", self.key_prefix)));
         }
         if let Some(o) = d.as_object_mut() {
             o.insert("urls".into(), urls);

@@ -11,6 +11,7 @@ mod bulk;
 mod composite;
 mod conformance;
 mod control;
+mod data_conformance;
 mod device;
 mod grants;
 mod identity;
