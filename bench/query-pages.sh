@@ -4,7 +4,10 @@
 #   SELECT Id, Name, Industry, AnnualRevenue, BillingCity, CreatedDate FROM Account
 # over one keep-alive connection, reading raw bytes (no JSON parsing), and reports pages/s and
 # MB/s. A second row does the same with gzip; a third parses each page as JSON on the client
-# (Python's json module), for comparison. Prints a markdown table on stdout; progress on stderr.
+# (Python's json module); then a Rust client (crates/forcelink-playground/examples/parse_pages.rs,
+# reqwest + serde_json) parses every page into serde_json::Value and into typed structs, each
+# reported end to end and for the parsing alone. Prints a markdown table on stdout; progress on
+# stderr.
 #
 # Settings (environment variables):
 #   RECORDS   Accounts to generate   (default 1000000)
@@ -21,7 +24,9 @@ done
 
 say "building the release binary"
 cargo build --release --quiet -p forcelink-cli
+cargo build --release --quiet -p forcelink-playground --example parse_pages
 BIN="${CARGO_TARGET_DIR:-target}/release/forcelink"
+PARSE="${CARGO_TARGET_DIR:-target}/release/examples/parse_pages"
 
 WORK="$(mktemp -d)"
 PG_PID=""
@@ -102,3 +107,4 @@ for mode, label in [("raw", "raw HTTP, no parsing"), ("gzip", "gzip, decompresse
     pages, secs, wire, raw = run(mode)
     print(f"| {label} | {pages} | {records // max(pages, 1)} | {secs:.2f} | {pages / secs:.0f} | {records / secs:,.0f} | {wire / secs / 1e6:.1f} | {raw / secs / 1e6:.1f} |")
 PY
+"$PARSE" "$WORK/info.json" "$RECORDS" "$BATCH"

@@ -654,6 +654,34 @@ fn write_str(buf: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// A text cell as a JSON string: copied as is when it is valid UTF-8 needing no escapes (the
+/// usual case), without an intermediate `String`.
+fn write_text(buf: &mut Vec<u8>, t: &[u8]) {
+    match std::str::from_utf8(t) {
+        Ok(s) => write_str(buf, s),
+        Err(_) => write_str(buf, &String::from_utf8_lossy(t)),
+    }
+}
+
+/// Decimal digits of an integer, without `fmt` machinery.
+fn write_int(buf: &mut Vec<u8>, i: i64) {
+    let mut tmp = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut at = tmp.len();
+    loop {
+        at -= 1;
+        tmp[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(&tmp[at..]);
+}
+
 fn write_value(
     buf: &mut Vec<u8>,
     ftype: FieldType,
@@ -668,21 +696,19 @@ fn write_value(
         ValueRef::Integer(i) if ftype == FieldType::Boolean => {
             buf.extend_from_slice(if i != 0 { b"true" } else { b"false" })
         }
-        ValueRef::Integer(i) => {
-            let _ = write!(Buf(buf), "{i}");
-        }
-        ValueRef::Real(x) if ftype == FieldType::Int => {
-            let _ = write!(Buf(buf), "{}", x as i64);
-        }
+        ValueRef::Integer(i) => write_int(buf, i),
+        ValueRef::Real(x) if ftype == FieldType::Int => write_int(buf, x as i64),
         ValueRef::Real(x) if x.is_finite() => {
             if x.fract() == 0.0 && x.abs() < 1e15 {
-                let _ = write!(Buf(buf), "{x:.1}");
+                // Whole numbers print as `300.0`, as Salesforce does for currency and double.
+                write_int(buf, x as i64);
+                buf.extend_from_slice(b".0");
             } else {
                 let _ = write!(Buf(buf), "{x}");
             }
         }
         ValueRef::Real(_) => buf.extend_from_slice(b"null"),
-        ValueRef::Text(t) => write_str(buf, &String::from_utf8_lossy(t)),
+        ValueRef::Text(t) => write_text(buf, t),
         ValueRef::Blob(_) => write_str(buf, &format!("/services/data/v{version}/sobjects/{object}/{id}/{field}")),
     }
 }
@@ -717,7 +743,12 @@ fn write_record<'r>(
     version: &str,
     children: &[ChildRows],
 ) {
-    let id = text_at(get, id_col).unwrap_or_default();
+    // Borrowed from the row: no allocation per record.
+    let id_cell = get(id_col);
+    let id = match id_cell {
+        ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or_default(),
+        _ => "",
+    };
     buf.extend_from_slice(b"{\"attributes\":{\"type\":");
     write_str(buf, object);
     buf.extend_from_slice(b",\"url\":\"/services/data/v");
@@ -733,7 +764,7 @@ fn write_record<'r>(
             Shape::Field { name, ftype, col } => {
                 write_str(buf, name);
                 buf.push(b':');
-                write_value(buf, *ftype, get(*col), object, &id, name, version);
+                write_value(buf, *ftype, get(*col), object, id, name, version);
             }
             Shape::Parent { name, object: pobj, id_col, items } => {
                 write_str(buf, name);
@@ -748,7 +779,7 @@ fn write_record<'r>(
                 write_str(buf, name);
                 buf.push(b':');
                 // Salesforce returns null, not an empty list, when a parent has no children.
-                match children.get(*index).and_then(|m| m.get(&id)) {
+                match children.get(*index).and_then(|m| m.get(id)) {
                     Some((n, rows)) => {
                         let _ = write!(Buf(buf), "{{\"totalSize\":{n},\"done\":true,\"records\":[");
                         buf.extend_from_slice(rows);
