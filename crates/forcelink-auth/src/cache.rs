@@ -437,15 +437,20 @@ impl Inner {
         Arc::new(Cached { token: set.token(), renew_at, expires_at: set.expires_at })
     }
 
-    /// Fills in `expires_at` when the response had no `expires_in`.
+    /// Fills in `expires_at` when the response had no `expires_in`. The lifetime is counted from
+    /// the moment the token arrived, on this machine's clock: `issued_at` is the server's clock,
+    /// and a skew between the two must not make a new token look expired (or live too long).
     async fn with_expiry(&self, mut set: TokenSet) -> TokenSet {
         if set.expires_at.is_some() || set.lifetime_source != LifetimeSource::Unknown {
             return set;
         }
+        let received = self.clock.now();
         if let Some(client) = &self.introspector {
             match client.introspect(AnyToken::Access(&set.access_token)).await {
-                Ok(i) if i.active && i.exp.is_some() => {
-                    set.expires_at = i.expires_at();
+                Ok(i) if i.active && i.expires_at().is_some() => {
+                    // `exp` is server time too: keep the remaining lifetime it implies.
+                    let exp = i.expires_at().unwrap_or(set.issued_at);
+                    set.expires_at = Some(received + exp.duration_since(set.issued_at).unwrap_or_default());
                     set.lifetime_source = LifetimeSource::Introspection;
                     return set;
                 }
@@ -457,7 +462,7 @@ impl Inner {
             Some(t) => (t, LifetimeSource::Configured),
             None => (DEFAULT_SESSION_LIFETIME, LifetimeSource::Default),
         };
-        set.expires_at = Some(set.issued_at + lifetime);
+        set.expires_at = Some(received + lifetime);
         set.lifetime_source = source;
         set
     }

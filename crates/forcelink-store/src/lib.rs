@@ -1,4 +1,38 @@
-//! forcelink-store: `TokenStore` and `ConnectionStore` adapters (memory, SQLite, PostgreSQL).
+//! forcelink-store: adapters of forcelink-auth's [`TokenStore`] port that share tokens between
+//! processes, with secrets encrypted at rest.
 //!
-//! Not built yet: this crate is reserved so the workspace has its final shape. It has no
-//! public API, and nothing in the workspace depends on it.
+//! - [`crypto`]: the [`MasterKey`] (AES-256-GCM) and the key file created with mode 0600.
+//! - [`codec`]: a token set as the sealed bytes the databases keep.
+//! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL; several processes on one file).
+//! - [`postgres`]: [`PostgresStore`], for several broker replicas.
+//!
+//! Both give cross-process single flight through a lease row: a renewal takes the lease,
+//! re-reads the token set, and writes the new one by compare-and-swap on its version.
+//! Connections, the audit log and API keys come next.
+//!
+//! [`TokenStore`]: forcelink_auth::TokenStore
+
+pub mod codec;
+pub mod crypto;
+pub mod postgres;
+pub mod sqlite;
+
+pub use crypto::MasterKey;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors opening a store or its key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("master key: {0}")]
+    Key(String),
+    #[error("opening the SQLite store {path}: {message}")]
+    Sqlite { path: String, message: String },
+    #[error("connecting to PostgreSQL: {0}")]
+    Postgres(String),
+}
+
+/// How long a waiting process sleeps between lease attempts at most (another process holds it;
+/// it will usually finish within one token request).
+pub const LEASE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(100);

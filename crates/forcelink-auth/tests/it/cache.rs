@@ -146,7 +146,7 @@ async fn expiry_comes_from_introspection_then_configuration_then_the_default() {
     cache.get_token().await.unwrap();
     let set = cache.stored().await.unwrap().unwrap().set;
     assert_eq!(set.lifetime_source, LifetimeSource::Introspection);
-    let lifetime = set.expires_at.unwrap().duration_since(set.issued_at).unwrap();
+    let lifetime = set.expires_at.unwrap().duration_since(clock.get()).unwrap();
     assert!(lifetime.abs_diff(Duration::from_secs(7200)) <= Duration::from_secs(1), "{lifetime:?}");
 
     let config = CacheConfig { session_timeout: Some(Duration::from_secs(900)), ..CacheConfig::default() };
@@ -154,13 +154,14 @@ async fn expiry_comes_from_introspection_then_configuration_then_the_default() {
     cache.get_token().await.unwrap();
     let set = cache.stored().await.unwrap().unwrap().set;
     assert_eq!(set.lifetime_source, LifetimeSource::Configured);
-    assert_eq!(set.expires_at.unwrap().duration_since(set.issued_at).unwrap(), Duration::from_secs(900));
+    // Counted from arrival on this machine's clock (which the test holds still).
+    assert_eq!(set.expires_at.unwrap(), clock.get() + Duration::from_secs(900));
 
     let cache = cc_cache(&pg, &clock, store(&clock), CacheConfig::default());
     cache.get_token().await.unwrap();
     let set = cache.stored().await.unwrap().unwrap().set;
     assert_eq!(set.lifetime_source, LifetimeSource::Default);
-    assert_eq!(set.expires_at.unwrap().duration_since(set.issued_at).unwrap(), DEFAULT_SESSION_LIFETIME);
+    assert_eq!(set.expires_at.unwrap(), clock.get() + DEFAULT_SESSION_LIFETIME);
 }
 
 #[tokio::test]
@@ -347,4 +348,17 @@ async fn a_busy_answer_waits_rereads_the_store_and_retries() {
     assert_eq!(token_requests(&pg, "refresh_token").await, 3);
     let stored = cache.stored().await.unwrap().unwrap().set;
     assert_eq!(stored.refresh_token.as_ref(), Some(&refresh_token), "no rotation: the refresh token is kept");
+}
+
+#[tokio::test]
+async fn a_server_clock_behind_ours_does_not_make_new_tokens_look_expired() {
+    // The playground runs on the real clock; this machine's clock is 20 minutes ahead.
+    let pg = forcelink_test_support::spawn_playground().await;
+    let clock = TestClock::new();
+    clock.advance(Duration::from_secs(20 * 60));
+    let cache = cc_cache(&pg, &clock, store(&clock), CacheConfig::default());
+    let first = cache.get_token().await.unwrap();
+    assert!(first.expires_at.unwrap() > clock.get() + Duration::from_secs(14 * 60), "lifetime counted from arrival");
+    assert_eq!(cache.get_token().await.unwrap().access_token, first.access_token);
+    assert_eq!(pg.control.token_requests(CC).await, 1, "served from memory, not renewed again");
 }

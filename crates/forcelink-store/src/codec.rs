@@ -1,0 +1,100 @@
+//! A token set as stored: JSON (version 1) sealed with the master key, the connection name as
+//! associated data. Nothing of a token set is stored in the clear.
+
+use std::time::{Duration, SystemTime};
+
+use forcelink_auth::error::StoreError;
+use forcelink_auth::secret::{AccessToken, IdToken, RefreshToken};
+use forcelink_auth::store::ConnectionId;
+use forcelink_auth::token::{LifetimeSource, TokenSet};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::crypto::{MasterKey, OpenSealedError};
+
+#[derive(Serialize, Deserialize)]
+struct SetV1 {
+    access_token: String,
+    instance_url: String,
+    identity_url: Option<String>,
+    issued_at_ms: u64,
+    expires_at_ms: Option<u64>,
+    lifetime_source: String,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    token_type: String,
+    id_token: Option<String>,
+    api_instance_url: Option<String>,
+}
+
+pub(crate) fn millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn from_millis(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn source_name(s: LifetimeSource) -> &'static str {
+    match s {
+        LifetimeSource::ExpiresIn => "expires_in",
+        LifetimeSource::Introspection => "introspection",
+        LifetimeSource::Configured => "configured",
+        LifetimeSource::Default => "default",
+        LifetimeSource::Static => "static",
+        _ => "unknown",
+    }
+}
+
+fn source_from(name: &str) -> LifetimeSource {
+    match name {
+        "expires_in" => LifetimeSource::ExpiresIn,
+        "introspection" => LifetimeSource::Introspection,
+        "configured" => LifetimeSource::Configured,
+        "default" => LifetimeSource::Default,
+        "static" => LifetimeSource::Static,
+        _ => LifetimeSource::Unknown,
+    }
+}
+
+pub fn seal(key: &MasterKey, connection: &ConnectionId, set: &TokenSet) -> Vec<u8> {
+    let v = SetV1 {
+        access_token: set.access_token.secret().to_owned(),
+        instance_url: set.instance_url.to_string(),
+        identity_url: set.identity_url.as_ref().map(Url::to_string),
+        issued_at_ms: millis(set.issued_at),
+        expires_at_ms: set.expires_at.map(millis),
+        lifetime_source: source_name(set.lifetime_source).to_owned(),
+        refresh_token: set.refresh_token.as_ref().map(|t| t.secret().to_owned()),
+        scope: set.scope.clone(),
+        token_type: set.token_type.clone(),
+        id_token: set.id_token.as_ref().map(|t| t.secret().to_owned()),
+        api_instance_url: set.api_instance_url.clone(),
+    };
+    // Serialising plain strings and numbers cannot fail.
+    let json = serde_json::to_vec(&v).unwrap_or_default();
+    key.seal(&json, connection.as_str().as_bytes())
+}
+
+pub fn open(key: &MasterKey, connection: &ConnectionId, sealed: &[u8]) -> Result<TokenSet, StoreError> {
+    let json = key.open(sealed, connection.as_str().as_bytes()).map_err(|e| match e {
+        OpenSealedError::WrongKey(_) => StoreError::Unavailable(format!("token set of {connection}: {e}")),
+        OpenSealedError::Damaged => StoreError::Corrupt(format!("token set of {connection}: {e}")),
+    })?;
+    let v: SetV1 = serde_json::from_slice(&json)
+        .map_err(|_| StoreError::Corrupt(format!("token set of {connection}: unreadable after decryption")))?;
+    let url = |s: &str| Url::parse(s).map_err(|_| StoreError::Corrupt(format!("token set of {connection}: bad URL")));
+    Ok(TokenSet {
+        access_token: AccessToken::new(v.access_token),
+        instance_url: url(&v.instance_url)?,
+        identity_url: v.identity_url.as_deref().map(url).transpose()?,
+        issued_at: from_millis(v.issued_at_ms),
+        expires_at: v.expires_at_ms.map(from_millis),
+        lifetime_source: source_from(&v.lifetime_source),
+        refresh_token: v.refresh_token.map(RefreshToken::new),
+        scope: v.scope,
+        token_type: v.token_type,
+        id_token: v.id_token.map(IdToken::new),
+        api_instance_url: v.api_instance_url,
+    })
+}

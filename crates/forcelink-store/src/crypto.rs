@@ -1,0 +1,204 @@
+//! Encryption at rest: AES-256-GCM with a random 96-bit nonce per value, bound to its row by
+//! associated data (the connection name), so a sealed value copied to another row does not open.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use sha2::Digest;
+
+use crate::OpenError;
+
+/// Format tag of sealed values (version 1: AES-256-GCM).
+const MAGIC: &[u8; 3] = b"FL1";
+const KEY_ID_LEN: usize = 8;
+const NONCE_LEN: usize = 12;
+
+/// The 32-byte key that encrypts every secret in a store.
+#[derive(Clone)]
+pub struct MasterKey {
+    key: [u8; 32],
+    id: [u8; KEY_ID_LEN],
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey").field("id", &self.id_hex()).field("key", &"[redacted]").finish()
+    }
+}
+
+/// Why a sealed value did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenSealedError {
+    #[error("the value was encrypted with another master key (key id {0}); use that key or sign in again")]
+    WrongKey(String),
+    #[error("the value is damaged or was moved from another row")]
+    Damaged,
+}
+
+impl MasterKey {
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        let digest = sha2::Sha256::digest(key);
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&digest[..KEY_ID_LEN]);
+        Self { key, id }
+    }
+
+    pub fn generate() -> Self {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        Self::from_bytes(key)
+    }
+
+    /// Parses the base64 form (what `FORCELINK_MASTER_KEY` and key files hold).
+    pub fn from_base64(text: &str) -> Result<Self, OpenError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| OpenError::Key("the master key is not base64; it must be 32 random bytes in base64".into()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            OpenError::Key(format!("the master key has {} bytes; it must have 32 (base64 of 32 random bytes)", b.len()))
+        })?;
+        Ok(Self::from_bytes(key))
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.key)
+    }
+
+    /// A short public name of the key (first 8 bytes of its SHA-256), to tell keys apart.
+    pub fn id_hex(&self) -> String {
+        self.id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads the key file, or creates it with a new key and mode 0600 when it does not exist.
+    /// Refuses a file others can read.
+    pub fn load_or_create(path: &Path) -> Result<Self, OpenError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                check_private(path)?;
+                Self::from_base64(&text)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| OpenError::Key(format!("creating {}: {e}", dir.display())))?;
+                }
+                let key = Self::generate();
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                match options.open(path) {
+                    Ok(mut f) => {
+                        f.write_all(key.to_base64().as_bytes())
+                            .and_then(|_| f.sync_all())
+                            .map_err(|e| OpenError::Key(format!("writing {}: {e}", path.display())))?;
+                        Ok(key)
+                    }
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
+                    Err(e) => Err(OpenError::Key(format!("creating {}: {e}", path.display()))),
+                }
+            }
+            Err(e) => Err(OpenError::Key(format!("reading {}: {e}", path.display()))),
+        }
+    }
+
+    /// `MAGIC | key id | nonce | ciphertext+tag`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        let cipher = Aes256Gcm::new(&self.key.into());
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        // Encryption with a valid key and nonce size cannot fail.
+        let ciphertext = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad }).unwrap_or_default();
+        let mut out = Vec::with_capacity(MAGIC.len() + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, OpenSealedError> {
+        let header = MAGIC.len() + KEY_ID_LEN + NONCE_LEN;
+        if sealed.len() < header || &sealed[..MAGIC.len()] != MAGIC {
+            return Err(OpenSealedError::Damaged);
+        }
+        let id = &sealed[MAGIC.len()..MAGIC.len() + KEY_ID_LEN];
+        if id != self.id {
+            return Err(OpenSealedError::WrongKey(id.iter().map(|b| format!("{b:02x}")).collect()));
+        }
+        let nonce = &sealed[MAGIC.len() + KEY_ID_LEN..header];
+        Aes256Gcm::new(&self.key.into())
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: &sealed[header..], aad })
+            .map_err(|_| OpenSealedError::Damaged)
+    }
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        std::fs::metadata(path).map_err(|e| OpenError::Key(format!("{}: {e}", path.display())))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(OpenError::Key(format!(
+            "the key file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), OpenError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_and_bind_to_the_row() {
+        let k = MasterKey::generate();
+        let sealed = k.seal(b"refresh-token-value", b"conn-a");
+        assert!(!sealed.windows(5).any(|w| w == b"fresh"));
+        assert_eq!(k.open(&sealed, b"conn-a").unwrap(), b"refresh-token-value");
+        assert_eq!(k.open(&sealed, b"conn-b"), Err(OpenSealedError::Damaged));
+        let other = MasterKey::generate();
+        assert!(matches!(other.open(&sealed, b"conn-a"), Err(OpenSealedError::WrongKey(_))));
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(k.open(&flipped, b"conn-a"), Err(OpenSealedError::Damaged));
+        assert!(!format!("{k:?}").contains(&k.to_base64()));
+    }
+
+    #[test]
+    fn key_file_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let a = MasterKey::load_or_create(&path).unwrap();
+        let b = MasterKey::load_or_create(&path).unwrap();
+        assert_eq!(a.id_hex(), b.id_hex());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = MasterKey::load_or_create(&path).unwrap_err();
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(MasterKey::from_base64("AAAA").unwrap_err().to_string().contains("32"));
+    }
+}

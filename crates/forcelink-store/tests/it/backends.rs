@@ -1,0 +1,183 @@
+//! The suite on every backend, plus what only persistent backends promise: encryption at rest
+//! and one renewal across store instances (processes) sharing a database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forcelink_auth::flows::client_credentials::ClientCredentials;
+use forcelink_auth::secret::ClientSecret;
+use forcelink_auth::store::TokenStore;
+use forcelink_auth::{
+    AppCredentials, CacheConfig, ConnectionId, Endpoints, ManualClock, MemoryStore, TokenCache, Transport, UrlPolicy,
+};
+use forcelink_store::{MasterKey, PostgresStore, SqliteStore};
+use futures_util::future::join_all;
+use url::Url;
+
+use crate::store_suite;
+use crate::suite::{connection, token_set};
+
+fn clock() -> ManualClock {
+    ManualClock::starting_now()
+}
+
+/// The PostgreSQL URL the test command provides (`scripts/test` sets a local default).
+pub fn postgres_url() -> String {
+    #[allow(clippy::disallowed_methods)] // tests take the database from the environment
+    std::env::var("FORCELINK_TEST_POSTGRES_URL")
+        .expect("FORCELINK_TEST_POSTGRES_URL must point at a PostgreSQL database (scripts/test sets it)")
+}
+
+async fn memory() -> (Arc<dyn TokenStore>, ManualClock) {
+    let c = clock();
+    (Arc::new(MemoryStore::new(Arc::new(c.clone()))), c)
+}
+
+async fn sqlite() -> (Arc<dyn TokenStore>, ManualClock) {
+    let c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    // The directory lives as long as the test process; each test gets its own.
+    let path = dir.keep().join("store.db");
+    (Arc::new(SqliteStore::open(&path, MasterKey::generate(), Arc::new(c.clone())).unwrap()), c)
+}
+
+async fn postgres() -> (Arc<dyn TokenStore>, ManualClock) {
+    let c = clock();
+    (Arc::new(PostgresStore::connect(&postgres_url(), MasterKey::generate(), Arc::new(c.clone())).await.unwrap()), c)
+}
+
+store_suite!(memory_backend, memory());
+store_suite!(sqlite_backend, sqlite());
+store_suite!(postgres_backend, postgres());
+
+const SECRETS: [&str; 3] = ["00D!plain-access-token", "5Aep-plain-refresh-token", "eyJ.id.token"];
+
+#[tokio::test]
+async fn sqlite_file_holds_no_plaintext_secret_and_needs_its_key() {
+    let c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let key = MasterKey::generate();
+    let store = SqliteStore::open(&path, key.clone(), Arc::new(c.clone())).unwrap();
+    let conn = ConnectionId::new("secret-check");
+    store.compare_and_swap(&conn, None, &token_set(SECRETS[0], Some(SECRETS[1]), &c)).await.unwrap();
+    drop(store);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(!bytes.is_empty());
+    for s in SECRETS {
+        assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s} found in the database files");
+    }
+    // Reopened with the right key: readable. With another key: a clear error, nothing lost.
+    let reopened = SqliteStore::open(&path, key, Arc::new(c.clone())).unwrap();
+    assert_eq!(reopened.load(&conn).await.unwrap().unwrap().set.access_token.secret(), SECRETS[0]);
+    let wrong = SqliteStore::open(&path, MasterKey::generate(), Arc::new(c.clone())).unwrap();
+    let err = wrong.load(&conn).await.unwrap_err();
+    assert!(err.to_string().contains("another master key"), "{err}");
+}
+
+#[tokio::test]
+async fn postgres_tables_hold_no_plaintext_secret() {
+    let c = clock();
+    let store = PostgresStore::connect(&postgres_url(), MasterKey::generate(), Arc::new(c.clone())).await.unwrap();
+    let conn = connection("pg-secret");
+    store.compare_and_swap(&conn, None, &token_set(SECRETS[0], Some(SECRETS[1]), &c)).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT row_to_json(t)::text, sealed FROM forcelink_token_sets t WHERE connection = $1",
+            &[&conn.as_str()],
+        )
+        .await
+        .unwrap();
+    let text: String = row.get(0);
+    let sealed: Vec<u8> = row.get(1);
+    for s in SECRETS {
+        assert!(!text.contains(s), "{s} in {text}");
+        assert!(!sealed.windows(s.len()).any(|w| w == s.as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn sqlite_opened_by_a_newer_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let conn = rusqlite_like_open(&path);
+        drop(conn);
+    }
+    let err = SqliteStore::open(&path, MasterKey::generate(), Arc::new(clock())).unwrap_err();
+    assert!(err.to_string().contains("newer than this forcelink"), "{err}");
+}
+
+/// Creates a database whose schema version is ahead of this code.
+fn rusqlite_like_open(path: &std::path::Path) -> SqliteStore {
+    let store = SqliteStore::open(path, MasterKey::generate(), Arc::new(clock())).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    store
+}
+
+/// `n` caches, each on its own store instance (as separate processes would be), all sharing
+/// one database; 1,000 callers on an expired token → the playground counts one token request.
+async fn one_renewal_across_instances(stores: Vec<Arc<dyn TokenStore>>, clock: ManualClock) {
+    let pg = forcelink_test_support::spawn_playground().await;
+    let conn = connection("flight");
+    let caches: Vec<TokenCache> = stores
+        .into_iter()
+        .map(|store| {
+            let transport = Transport::new(
+                forcelink_auth::wire::default_http_client().unwrap(),
+                Arc::new(clock.clone()),
+                UrlPolicy::new(),
+            );
+            let app =
+                AppCredentials::new(&pg.info.client.client_id, Some(ClientSecret::new(&pg.info.client.client_secret)));
+            let endpoints = Endpoints::salesforce(&Url::parse(pg.instance_url()).unwrap());
+            let source = ClientCredentials::new(transport, endpoints, app).unwrap();
+            TokenCache::new(conn.clone(), Arc::new(source), store, Arc::new(clock.clone()), CacheConfig::default())
+        })
+        .collect();
+    let first = caches[0].get_token().await.unwrap();
+    for c in &caches[1..] {
+        assert_eq!(c.get_token().await.unwrap().access_token, first.access_token, "others adopt the stored token");
+    }
+    assert_eq!(pg.control.token_requests("client_credentials").await, 1);
+    clock.advance(forcelink_auth::cache::DEFAULT_SESSION_LIFETIME + Duration::from_secs(1));
+    let n = caches.len();
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let cache = caches[i % n].clone();
+            tokio::spawn(async move { cache.get_token().await })
+        })
+        .collect();
+    let tokens: Vec<_> = join_all(tasks).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert_eq!(pg.control.token_requests("client_credentials").await, 2, "one renewal across {n} instances");
+    assert!(tokens.iter().all(|t| t.access_token == tokens[0].access_token));
+    assert_ne!(tokens[0].access_token, first.access_token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_on_one_sqlite_file_renew_once() {
+    let c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let key = MasterKey::generate();
+    let stores: Vec<Arc<dyn TokenStore>> =
+        (0..4).map(|_| Arc::new(SqliteStore::open(&path, key.clone(), Arc::new(c.clone())).unwrap()) as _).collect();
+    one_renewal_across_instances(stores, c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_postgres_renew_once() {
+    let c = clock();
+    let key = MasterKey::generate();
+    let mut stores: Vec<Arc<dyn TokenStore>> = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(PostgresStore::connect(&postgres_url(), key.clone(), Arc::new(c.clone())).await.unwrap()));
+    }
+    one_renewal_across_instances(stores, c).await;
+}

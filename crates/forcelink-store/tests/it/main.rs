@@ -1,0 +1,7 @@
+//! forcelink-store tests: one behaviour suite run against every backend (memory, SQLite,
+//! PostgreSQL), encryption at rest, and single flight across store instances.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod backends;
+mod suite;
