@@ -36,3 +36,25 @@ pub enum OpenError {
 /// How long a waiting process sleeps between lease attempts at most (another process holds it;
 /// it will usually finish within one token request).
 pub const LEASE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Tries `attempt` until it yields a lease or `wait` has passed, backing off from 5 ms to
+/// [`LEASE_POLL_MAX`]: databases offer no wake-up across processes, so waiters poll.
+pub(crate) async fn poll_lease<F, Fut>(
+    wait: std::time::Duration,
+    mut attempt: F,
+) -> Result<Option<forcelink_auth::store::Lease>, forcelink_auth::error::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<forcelink_auth::store::Lease>, forcelink_auth::error::StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        let got = attempt().await?;
+        if got.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(got);
+        }
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+        pause = (pause * 2).min(LEASE_POLL_MAX);
+    }
+}

@@ -14,7 +14,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::codec::{self, from_millis, millis};
 use crate::crypto::MasterKey;
-use crate::{LEASE_POLL_MAX, OpenError};
+use crate::{OpenError, poll_lease};
 
 /// Serialises schema creation between processes starting at once.
 const MIGRATION_LOCK: i64 = 0x666f_7263_656c_6e6b; // "forcelnk"
@@ -228,18 +228,7 @@ impl TokenStore for PostgresStore {
         ttl: Duration,
         wait: Duration,
     ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>> {
-        Box::pin(async move {
-            let deadline = tokio::time::Instant::now() + wait;
-            let mut pause = Duration::from_millis(5);
-            loop {
-                let got = self.try_lease(connection, holder, ttl).await?;
-                if got.is_some() || tokio::time::Instant::now() >= deadline {
-                    return Ok(got);
-                }
-                tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
-                pause = (pause * 2).min(LEASE_POLL_MAX);
-            }
-        })
+        Box::pin(poll_lease(wait, move || self.try_lease(connection, holder, ttl)))
     }
 
     fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::codec::{self, from_millis, millis};
 use crate::crypto::MasterKey;
-use crate::{LEASE_POLL_MAX, OpenError};
+use crate::{OpenError, poll_lease};
 
 /// Schema version this code writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -245,20 +245,10 @@ impl TokenStore for SqliteStore {
         ttl: Duration,
         wait: Duration,
     ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>> {
-        Box::pin(async move {
-            let deadline = tokio::time::Instant::now() + wait;
-            let mut pause = Duration::from_millis(5);
-            loop {
-                let (c, h) = (connection.clone(), holder.clone());
-                let got = self.run(move |conn, inner| try_lease(conn, inner.clock.now(), &c, &h, ttl)).await?;
-                if got.is_some() || tokio::time::Instant::now() >= deadline {
-                    return Ok(got);
-                }
-                // Another process holds it: poll (SQLite has no cross-process notification).
-                tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
-                pause = (pause * 2).min(LEASE_POLL_MAX);
-            }
-        })
+        Box::pin(poll_lease(wait, move || {
+            let (c, h) = (connection.clone(), holder.clone());
+            self.run(move |conn, inner| try_lease(conn, inner.clock.now(), &c, &h, ttl))
+        }))
     }
 
     fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
