@@ -17,7 +17,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 WARMUP="${WARMUP:-2s}"
 WRK_TIMEOUT="${WRK_TIMEOUT:-5s}"
 
-say() { echo "$*" >&2; }
+. bench/lib.sh
 
 if ! command -v wrk >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
@@ -39,17 +39,6 @@ say "building the release binary"
 cargo build --release --quiet -p forcelink-cli
 BIN="${CARGO_TARGET_DIR:-target}/release/forcelink"
 
-WORK="$(mktemp -d)"
-PG_PID=""
-cleanup() {
-  if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
-    kill "$PG_PID" 2>/dev/null || true
-    wait "$PG_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 say "starting the playground"
 "$BIN" playground --port 0 --instance-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 RECORDS="${RECORDS:-1000000}"
 BATCH="${BATCH:-2000}"
-say() { echo "$*" >&2; }
+. bench/lib.sh
 for tool in cargo python3; do
   command -v "$tool" >/dev/null 2>&1 || { say "$tool is required"; exit 2; }
 done
@@ -28,17 +28,6 @@ cargo build --release --quiet -p forcelink-playground --example parse_pages
 BIN="${CARGO_TARGET_DIR:-target}/release/forcelink"
 PARSE="${CARGO_TARGET_DIR:-target}/release/examples/parse_pages"
 
-WORK="$(mktemp -d)"
-PG_PID=""
-cleanup() {
-  if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
-    kill "$PG_PID" 2>/dev/null || true
-    wait "$PG_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 say "starting the playground with $RECORDS generated Accounts"
 START=$(date +%s.%N)
