@@ -5,17 +5,26 @@
 //! - [`codec`]: a token set as the sealed bytes the databases keep.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL; several processes on one file).
 //! - [`postgres`]: [`PostgresStore`], for several broker replicas.
+//! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
+//!   a [`Connection`] that builds its token source); secrets as values or `env:`/`file:` refs.
+//! - [`registry`]: the [`ConnectionStore`] port (connections, audit log, API keys).
 //!
 //! Both give cross-process single flight through a lease row: a renewal takes the lease,
 //! re-reads the token set, and writes the new one by compare-and-swap on its version.
-//! Connections, the audit log and API keys come next.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
 
 pub mod codec;
+pub mod connection;
 pub mod crypto;
 pub mod postgres;
+pub mod registry;
 pub mod sqlite;
+
+pub use connection::{
+    AuthConfig, ConfigError, Connection, ConnectionSpec, Environment, Method, SecretRef, SecretResolver,
+};
+pub use registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 
 pub use crypto::MasterKey;
 pub use postgres::PostgresStore;

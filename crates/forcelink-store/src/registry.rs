@@ -1,0 +1,114 @@
+//! The [`ConnectionStore`] port: connections, the audit log and the broker's API keys, next to
+//! the token sets of forcelink-auth's [`TokenStore`]. Every adapter (memory, SQLite,
+//! PostgreSQL) implements both.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use forcelink_auth::error::StoreError;
+use forcelink_auth::store::{ConnectionId, TokenStore};
+use futures_util::future::BoxFuture;
+
+use crate::connection::ConnectionSpec;
+
+/// A connection as the store keeps it (the whole spec is sealed at rest: it may hold secrets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConnection {
+    pub name: ConnectionId,
+    pub spec: ConnectionSpec,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+/// What `put_connection` may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Fails with [`PutOutcome::AlreadyExists`] when the name is taken.
+    Create,
+    /// Creates or replaces.
+    Upsert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Replaced,
+    AlreadyExists,
+}
+
+/// One line of the audit log: who received which connection's token (or changed it), when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: SystemTime,
+    pub connection: ConnectionId,
+    /// Who acted: `cli:<user>@<host>`, `api-key:<id>`, `web:<session>`…
+    pub actor: String,
+    /// What happened: `token.issued`, `connection.created`, `login`, `logout`, `proxy`…
+    pub action: String,
+    /// Non-secret detail (never a token; a token fingerprint at most).
+    pub detail: Option<String>,
+}
+
+/// A broker API key as stored: only a SHA-256 hash of its secret part.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The public part (`flk_<id>_…`), unique.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the secret part.
+    pub secret_hash: String,
+    pub label: String,
+    /// Connection names it may use; `*` means all.
+    pub connections: Vec<String>,
+    /// e.g. `token`, `proxy`, `actions`, `admin`.
+    pub capabilities: Vec<String>,
+    pub created_at: SystemTime,
+    pub revoked_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("connections", &self.connections)
+            .field("capabilities", &self.capabilities)
+            .field("revoked", &self.revoked_at.is_some())
+            .finish()
+    }
+}
+
+pub trait ConnectionStore: TokenStore {
+    fn put_connection<'a>(
+        &'a self,
+        name: &'a ConnectionId,
+        spec: &'a ConnectionSpec,
+        mode: PutMode,
+    ) -> BoxFuture<'a, Result<PutOutcome, StoreError>>;
+
+    fn connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<StoredConnection>, StoreError>>;
+
+    /// Every connection, by name.
+    fn connections(&self) -> BoxFuture<'_, Result<Vec<StoredConnection>, StoreError>>;
+
+    /// Removes the connection with its token set, lease and approvals; false when unknown.
+    fn remove_connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Newest first, at most `limit`, only `connection`'s when given.
+    fn audit<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>>;
+
+    /// Fails with `StoreError::Unavailable` when the id exists.
+    fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>>;
+
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>>;
+
+    /// Marks the key revoked; false when unknown.
+    fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
