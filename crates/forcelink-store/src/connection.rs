@@ -259,9 +259,10 @@ pub struct ConnectionSpec {
     pub access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// Loopback port for the web login's redirect (`http://localhost:PORT/callback`).
+    /// The web login's loopback redirect URI, as registered in the connected app; defaults to
+    /// [`DEFAULT_CALLBACK_URL`]. Port 0 takes any free port.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub callback_port: Option<u16>,
+    pub callback_url: Option<String>,
 }
 
 /// Fields that hold secrets (values are sealed in the store and never printed).
@@ -296,7 +297,7 @@ impl ConnectionSpec {
             private_key,
             access_token,
             scope,
-            callback_port
+            callback_url
         );
         self
     }
@@ -345,14 +346,7 @@ impl ConnectionSpec {
             "private_key" => self.private_key = v,
             "access_token" => self.access_token = v,
             "scope" => self.scope = v,
-            "callback_port" => {
-                self.callback_port = Some(
-                    value
-                        .trim()
-                        .parse()
-                        .map_err(|_| ConfigError::new(format!("callback_port must be a port number, not {value:?}")))?,
-                )
-            }
+            "callback_url" => self.callback_url = v,
             other => return Err(ConfigError::new(format!("unknown connection setting {other:?}"))),
         }
         Ok(())
@@ -499,7 +493,17 @@ impl ConnectionSpec {
                 client_id: text("client_id", &self.client_id)?,
                 client_secret: opt_secret(&self.client_secret),
                 scope: self.scope.clone(),
-                callback_port: self.callback_port.unwrap_or(DEFAULT_CALLBACK_PORT),
+                callback_url: {
+                    let raw = self.callback_url.as_deref().unwrap_or(DEFAULT_CALLBACK_URL);
+                    let u = url("callback_url", raw)?;
+                    let host = u.host_str().unwrap_or("");
+                    if u.scheme() != "http" || !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+                        return Err(at(format!(
+                            "callback_url {raw:?} must be an http loopback URL (http://localhost:PORT/PATH): the CLI listens for the redirect on this machine"
+                        )));
+                    }
+                    u
+                },
             },
             Method::Device => AuthConfig::Device {
                 client_id: text("client_id", &self.client_id)?,
@@ -528,12 +532,9 @@ impl ConnectionSpec {
     }
 }
 
-/// Port of the web login's loopback redirect unless the connection names one. The connected
-/// app's callback URL must be `http://localhost:1717/OauthRedirect`, which is also what the sf
-/// CLI registers, so apps made for it work unchanged.
-pub const DEFAULT_CALLBACK_PORT: u16 = 1717;
-/// Path of the web login's loopback redirect.
-pub const CALLBACK_PATH: &str = "/OauthRedirect";
+/// The web login's redirect URI unless the connection names one: the connected app must list
+/// it as a callback URL. It is also what the sf CLI registers, so apps made for it work as is.
+pub const DEFAULT_CALLBACK_URL: &str = "http://localhost:1717/OauthRedirect";
 
 fn parse_environment(value: &str) -> Result<Environment, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -588,7 +589,7 @@ pub enum AuthConfig {
         client_id: String,
         client_secret: Option<SecretRef>,
         scope: Option<String>,
-        callback_port: u16,
+        callback_url: Url,
     },
     Device {
         client_id: String,
