@@ -1,5 +1,6 @@
 //! A token set as stored: JSON (version 1) sealed with the master key, the connection name as
-//! associated data. Nothing of a token set is stored in the clear.
+//! associated data; a connection spec likewise, with `connection-spec:NAME`. Nothing of either
+//! is stored in the clear.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +11,7 @@ use forcelink_auth::token::{LifetimeSource, TokenSet};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::connection::ConnectionSpec;
 use crate::crypto::{MasterKey, OpenSealedError};
 
 #[derive(Serialize, Deserialize)]
@@ -97,4 +99,27 @@ pub fn open(key: &MasterKey, connection: &ConnectionId, sealed: &[u8]) -> Result
         id_token: v.id_token.map(IdToken::new),
         api_instance_url: v.api_instance_url,
     })
+}
+
+/// Associated data of a sealed connection spec: distinct from a token set's (the bare name), so
+/// neither can be swapped for the other, and bound to the connection's name.
+pub fn spec_aad(name: &ConnectionId) -> Vec<u8> {
+    [b"connection-spec:".as_slice(), name.as_str().as_bytes()].concat()
+}
+
+/// The whole spec (secret values included) as JSON, sealed.
+pub fn seal_spec(key: &MasterKey, name: &ConnectionId, spec: &ConnectionSpec) -> Vec<u8> {
+    // A spec holds only strings, numbers and enums: serialising cannot fail.
+    let json = serde_json::to_vec(spec).unwrap_or_default();
+    key.seal(&json, &spec_aad(name))
+}
+
+pub fn open_spec(key: &MasterKey, name: &ConnectionId, sealed: &[u8]) -> Result<ConnectionSpec, StoreError> {
+    let json = key.open(sealed, &spec_aad(name)).map_err(|e| match e {
+        OpenSealedError::WrongKey(_) => StoreError::Unavailable(format!("connection {name}: {e}")),
+        OpenSealedError::Damaged => StoreError::Corrupt(format!("connection {name}: {e}")),
+    })?;
+    // The serde error is not shown: it could quote a secret value.
+    serde_json::from_slice(&json)
+        .map_err(|_| StoreError::Corrupt(format!("connection {name}: unreadable after decryption")))
 }

@@ -75,6 +75,42 @@ impl MasterKey {
         self.id.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Reads an existing key file (refusing one others can read); never creates it.
+    pub fn load(path: &Path) -> Result<Self, OpenError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                OpenError::Key(format!("the key file {} does not exist", path.display()))
+            } else {
+                OpenError::Key(format!("reading {}: {e}", path.display()))
+            }
+        })?;
+        check_private(path)?;
+        Self::from_base64(&text).map_err(|e| match e {
+            OpenError::Key(m) => OpenError::Key(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Writes the key to a new file with mode 0600 and flushes it to disk, replacing any file
+    /// already at `path` (a key file left by an interrupted rotation, never a key in use).
+    pub fn write_new_file(&self, path: &Path) -> Result<(), OpenError> {
+        let fail = |e: std::io::Error| OpenError::Key(format!("writing {}: {e}", path.display()));
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(path).map_err(fail)?;
+        f.write_all(self.to_base64().as_bytes()).and_then(|_| f.sync_all()).map_err(fail)
+    }
+
     /// Reads the key file, or creates it with a new key and mode 0600 when it does not exist.
     /// Refuses a file others can read.
     pub fn load_or_create(path: &Path) -> Result<Self, OpenError> {
@@ -112,6 +148,11 @@ impl MasterKey {
         }
     }
 
+    /// Whether `sealed` names this key in its header (a cheap check, no decryption).
+    pub fn sealed_this(&self, sealed: &[u8]) -> bool {
+        sealed_key_id(sealed).is_some_and(|id| id == self.id_hex())
+    }
+
     /// `MAGIC | key id | nonce | ciphertext+tag`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let cipher = Aes256Gcm::new(&self.key.into());
@@ -140,6 +181,27 @@ impl MasterKey {
         Aes256Gcm::new(&self.key.into())
             .decrypt(Nonce::from_slice(nonce), Payload { msg: &sealed[header..], aad })
             .map_err(|_| OpenSealedError::Damaged)
+    }
+}
+
+/// The id of the key that sealed `sealed` (from its header), when it is a sealed value at all.
+pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
+    let header = MAGIC.len() + KEY_ID_LEN;
+    (sealed.len() >= header + NONCE_LEN && &sealed[..MAGIC.len()] == MAGIC)
+        .then(|| sealed[MAGIC.len()..header].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Flushes a directory so a rename inside it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
     }
 }
 

@@ -17,6 +17,8 @@
 pub mod codec;
 pub mod connection;
 pub mod crypto;
+pub mod memory;
+pub mod open;
 pub mod postgres;
 pub mod registry;
 pub mod sqlite;
@@ -27,6 +29,8 @@ pub use connection::{
 pub use registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 
 pub use crypto::MasterKey;
+pub use memory::MemoryConnectionStore;
+pub use open::{KeySource, StoreLocation, open_store};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -40,6 +44,24 @@ pub enum OpenError {
     Sqlite { path: String, message: String },
     #[error("connecting to PostgreSQL: {0}")]
     Postgres(String),
+}
+
+/// The store was sealed with another master key than the one given.
+pub(crate) fn key_mismatch(store: &str, stored_id: &str, given: &MasterKey) -> OpenError {
+    OpenError::Key(format!(
+        "the store {store} is sealed with master key {stored_id}, but the key given has id {}; \
+         use the store's key: set FORCELINK_MASTER_KEY to it, or point to the key file that created \
+         the store (after a key rotation, the rotated key file)",
+        given.id_hex()
+    ))
+}
+
+/// The store was re-sealed with a new key after this instance opened it.
+pub(crate) fn rotated_away(stored_id: &str, held: &MasterKey) -> forcelink_auth::error::StoreError {
+    forcelink_auth::error::StoreError::Unavailable(format!(
+        "the store's master key was rotated (now {stored_id}; this process holds {}); restart with the new key",
+        held.id_hex()
+    ))
 }
 
 /// How long a waiting process sleeps between lease attempts at most (another process holds it;

@@ -63,11 +63,12 @@ fn db_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL: {e}"))
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`, for messages.
-fn redact_url(url: &str) -> String {
+/// `postgres://user:secret@host/db` → `postgres://user:redacted@host/db`, for messages (brackets
+/// would come out percent-encoded).
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("[redacted]"));
+            let _ = u.set_password(Some("redacted"));
             u.to_string()
         }
         _ => url.to_owned(),
@@ -283,4 +284,9 @@ impl TokenStore for PostgresStore {
             Ok(())
         })
     }
+}
+
+/// The key id recorded in the database (step 2 adds `forcelink_meta`).
+pub(crate) async fn stored_key_id(_url: &str) -> Result<Option<String>, OpenError> {
+    Ok(None)
 }

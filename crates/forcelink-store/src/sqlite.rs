@@ -1,6 +1,10 @@
 //! [`SqliteStore`]: one SQLite file (WAL) shared by every process on the machine. Each store
 //! instance holds one connection; work runs on tokio's blocking pool. The lease is a row taken
 //! in an `IMMEDIATE` transaction, so two processes can never both hold it.
+//!
+//! Schema versions (`PRAGMA user_version`): 1 = token sets, leases, fences, approvals;
+//! 2 adds connections (sealed specs), the audit log, API keys and `meta` (the id of the master
+//! key that sealed the store, checked on open).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -11,14 +15,16 @@ use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, Lease, LeaseHolder, StoredTokens, TokenStore};
 use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::codec::{self, from_millis, millis};
-use crate::crypto::MasterKey;
-use crate::{OpenError, poll_lease};
+use crate::connection::ConnectionSpec;
+use crate::crypto::{MasterKey, sealed_key_id};
+use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
+use crate::{OpenError, key_mismatch, poll_lease, rotated_away};
 
 /// Schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// How long a statement waits for another process's write lock. 10 seconds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,6 +55,40 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 ";
 
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS connections (
+    name TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    connection TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_connection ON audit_log (connection, at_ms);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    label TEXT NOT NULL,
+    connections TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// The `meta` row naming the master key that sealed the store.
+const KEY_ID: &str = "key_id";
+
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -72,8 +112,45 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("SQLite: {e}"))
 }
 
+/// The id of the key that sealed the store: the `meta` row, else (a version 1 store) the header
+/// of any sealed value; `None` for a store holding nothing sealed yet.
+fn stored_key_id_of(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_meta
+        && let Some(id) = conn.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_ID], |r| r.get(0)).optional()?
+    {
+        return Ok(Some(id));
+    }
+    let has_tokens: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token_sets')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_tokens {
+        return Ok(None);
+    }
+    let sealed: Option<Vec<u8>> =
+        conn.query_row("SELECT sealed FROM token_sets LIMIT 1", [], |r| r.get(0)).optional()?;
+    Ok(sealed.as_deref().and_then(sealed_key_id))
+}
+
+/// Fails when the store is now sealed with another key than `key` (it was rotated).
+fn check_same_key(conn: &Connection, key: &MasterKey) -> Result<(), StoreError> {
+    let stored: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_ID], |r| r.get(0)).optional().map_err(db_err)?;
+    match stored {
+        Some(id) if id != key.id_hex() => Err(rotated_away(&id, key)),
+        _ => Ok(()),
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date. Fails
+    /// with [`OpenError::Key`] when the store was sealed with another master key.
     pub fn open(path: &Path, key: MasterKey, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
         let fail = |message: String| OpenError::Sqlite { path: path.display().to_string(), message };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -91,8 +168,19 @@ impl SqliteStore {
                 "the file has schema version {version}, newer than this forcelink ({SCHEMA_VERSION}); upgrade forcelink"
             )));
         }
-        tx.execute_batch(SCHEMA_V1).map_err(|e| fail(e.to_string()))?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| fail(e.to_string()))?;
+        let stored = stored_key_id_of(&tx).map_err(|e| fail(e.to_string()))?;
+        if let Some(stored) = &stored
+            && *stored != key.id_hex()
+        {
+            return Err(key_mismatch(&path.display().to_string(), stored, &key));
+        }
+        if version < SCHEMA_VERSION {
+            tx.execute_batch(SCHEMA_V1).map_err(|e| fail(e.to_string()))?;
+            tx.execute_batch(SCHEMA_V2).map_err(|e| fail(e.to_string()))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| fail(e.to_string()))?;
+        }
+        tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![KEY_ID, key.id_hex()])
+            .map_err(|e| fail(e.to_string()))?;
         tx.commit().map_err(|e| fail(e.to_string()))?;
         Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), conn: Mutex::new(conn), key, clock }) })
     }
@@ -113,6 +201,80 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("store task: {e}")))?
     }
+}
+
+/// The key id recorded in the store at `path`, without changing anything; `None` when there is
+/// no store there yet or it holds nothing sealed.
+pub(crate) fn stored_key_id(path: &Path) -> Result<Option<String>, OpenError> {
+    let fail = |e: rusqlite::Error| OpenError::Sqlite { path: path.display().to_string(), message: e.to_string() };
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    stored_key_id_of(&conn).map_err(fail)
+}
+
+/// Re-seals every token set and connection spec of the store at `path` with `new`, in one
+/// transaction that also records `new`'s id. `before_commit` runs inside the transaction once
+/// the write lock is held (the key file source writes the new key file there).
+#[allow(dead_code)] // key rotation's SQLite step, wired up with `rotate_key`
+pub(crate) fn reseal(
+    path: &Path,
+    old: &MasterKey,
+    new: &MasterKey,
+    before_commit: impl FnOnce() -> Result<(), OpenError>,
+) -> Result<(usize, usize), OpenError> {
+    let fail = |message: String| OpenError::Sqlite { path: path.display().to_string(), message };
+    let mut conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| fail(e.to_string()))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| fail(e.to_string()))?;
+    // Checked again under the write lock: another rotation may have finished meanwhile.
+    match stored_key_id_of(&tx).map_err(|e| fail(e.to_string()))? {
+        Some(id) if id != old.id_hex() => return Err(key_mismatch(&path.display().to_string(), &id, old)),
+        _ => {}
+    }
+    let unreadable = |e: StoreError| fail(format!("{e}; nothing was changed"));
+    let tokens: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT connection, sealed FROM token_sets").map_err(|e| fail(e.to_string()))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| fail(e.to_string()))?;
+        rows.collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?
+    };
+    for (name, sealed) in &tokens {
+        let id = ConnectionId::new(name.clone());
+        let set = codec::open(old, &id, sealed).map_err(unreadable)?;
+        // The version moves too, so a writer still holding the old key loses its compare-and-swap.
+        tx.execute(
+            "UPDATE token_sets SET sealed = ?1, version = version + 1 WHERE connection = ?2",
+            params![codec::seal(new, &id, &set), name],
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    }
+    let specs: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT name, sealed FROM connections").map_err(|e| fail(e.to_string()))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| fail(e.to_string()))?;
+        rows.collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?
+    };
+    for (name, sealed) in &specs {
+        let id = ConnectionId::new(name.clone());
+        let spec = codec::open_spec(old, &id, sealed).map_err(unreadable)?;
+        tx.execute(
+            "UPDATE connections SET sealed = ?1 WHERE name = ?2",
+            params![codec::seal_spec(new, &id, &spec), name],
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![KEY_ID, new.id_hex()],
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    before_commit()?;
+    tx.commit().map_err(|e| fail(e.to_string()))?;
+    Ok((tokens.len(), specs.len()))
 }
 
 fn load_row(conn: &Connection, key: &MasterKey, connection: &ConnectionId) -> Result<Option<StoredTokens>, StoreError> {
@@ -206,25 +368,31 @@ impl TokenStore for SqliteStore {
         let sealed = codec::seal(&self.inner.key, &connection, set);
         Box::pin(self.run(move |conn, inner| {
             let now = millis(inner.clock.now()) as i64;
+            let key_id = inner.key.id_hex();
+            // Each write carries `meta.key_id = this key`: a process started before a key
+            // rotation cannot write a row the new key cannot open.
             let changed = match expected {
                 Some(v) => conn
                     .execute(
                         "UPDATE token_sets SET version = ?1, sealed = ?2, updated_at_ms = ?3
-                         WHERE connection = ?4 AND version = ?5",
-                        params![v as i64 + 1, sealed, now, connection.as_str(), v as i64],
+                         WHERE connection = ?4 AND version = ?5
+                         AND EXISTS (SELECT 1 FROM meta WHERE key = 'key_id' AND value = ?6)",
+                        params![v as i64 + 1, sealed, now, connection.as_str(), v as i64, key_id],
                     )
                     .map_err(db_err)?,
                 None => conn
                     .execute(
-                        "INSERT INTO token_sets (connection, version, sealed, updated_at_ms) VALUES (?1, 1, ?2, ?3)
+                        "INSERT INTO token_sets (connection, version, sealed, updated_at_ms)
+                         SELECT ?1, 1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'key_id' AND value = ?4)
                          ON CONFLICT (connection) DO NOTHING",
-                        params![connection.as_str(), sealed, now],
+                        params![connection.as_str(), sealed, now, key_id],
                     )
                     .map_err(db_err)?,
             };
             if changed == 1 {
                 Ok(CasOutcome::Swapped { version: expected.unwrap_or(0) + 1 })
             } else {
+                check_same_key(conn, &inner.key)?;
                 Ok(CasOutcome::Conflict { current: load_row(conn, &inner.key, &connection)?.map(Box::new) })
             }
         }))
@@ -295,6 +463,233 @@ impl TokenStore for SqliteStore {
             )
             .map_err(db_err)?;
             Ok(())
+        }))
+    }
+}
+
+fn connection_row(
+    key: &MasterKey,
+    name: String,
+    sealed: &[u8],
+    created: i64,
+    updated: i64,
+) -> Result<StoredConnection, StoreError> {
+    let name = ConnectionId::new(name);
+    Ok(StoredConnection {
+        spec: codec::open_spec(key, &name, sealed)?,
+        name,
+        created_at: from_millis(u64::try_from(created).unwrap_or(0)),
+        updated_at: from_millis(u64::try_from(updated).unwrap_or(0)),
+    })
+}
+
+type ApiKeyRow = (String, String, String, String, String, i64, Option<i64>);
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+const API_KEY_COLUMNS: &str = "id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms";
+
+fn api_key_record(row: ApiKeyRow) -> Result<ApiKeyRecord, StoreError> {
+    let (id, secret_hash, label, connections, capabilities, created, revoked) = row;
+    let list = |what: &str, json: &str| {
+        serde_json::from_str::<Vec<String>>(json)
+            .map_err(|_| StoreError::Corrupt(format!("API key {id}: {what} is not a JSON list of strings")))
+    };
+    Ok(ApiKeyRecord {
+        connections: list("connections", &connections)?,
+        capabilities: list("capabilities", &capabilities)?,
+        id,
+        secret_hash,
+        label,
+        created_at: from_millis(u64::try_from(created).unwrap_or(0)),
+        revoked_at: revoked.map(|ms| from_millis(u64::try_from(ms).unwrap_or(0))),
+    })
+}
+
+impl ConnectionStore for SqliteStore {
+    fn put_connection<'a>(
+        &'a self,
+        name: &'a ConnectionId,
+        spec: &'a ConnectionSpec,
+        mode: PutMode,
+    ) -> BoxFuture<'a, Result<PutOutcome, StoreError>> {
+        let name = name.clone();
+        let sealed = codec::seal_spec(&self.inner.key, &name, spec);
+        Box::pin(self.run(move |conn, inner| {
+            let now = millis(inner.clock.now()) as i64;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+            check_same_key(&tx, &inner.key)?;
+            let exists: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM connections WHERE name = ?1)", [name.as_str()], |r| r.get(0))
+                .map_err(db_err)?;
+            let outcome = match (exists, mode) {
+                (true, PutMode::Create) => return Ok(PutOutcome::AlreadyExists),
+                (true, PutMode::Upsert) => {
+                    tx.execute(
+                        "UPDATE connections SET sealed = ?1, updated_at_ms = ?2 WHERE name = ?3",
+                        params![sealed, now, name.as_str()],
+                    )
+                    .map_err(db_err)?;
+                    PutOutcome::Replaced
+                }
+                (false, _) => {
+                    tx.execute(
+                        "INSERT INTO connections (name, sealed, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?3)",
+                        params![name.as_str(), sealed, now],
+                    )
+                    .map_err(db_err)?;
+                    PutOutcome::Created
+                }
+            };
+            tx.commit().map_err(db_err)?;
+            Ok(outcome)
+        }))
+    }
+
+    fn connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<StoredConnection>, StoreError>> {
+        let name = name.clone();
+        Box::pin(self.run(move |conn, inner| {
+            let row: Option<(Vec<u8>, i64, i64)> = conn
+                .query_row(
+                    "SELECT sealed, created_at_ms, updated_at_ms FROM connections WHERE name = ?1",
+                    [name.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(db_err)?;
+            row.map(|(sealed, c, u)| connection_row(&inner.key, name.as_str().to_owned(), &sealed, c, u)).transpose()
+        }))
+    }
+
+    fn connections(&self) -> BoxFuture<'_, Result<Vec<StoredConnection>, StoreError>> {
+        Box::pin(self.run(move |conn, inner| {
+            let mut stmt = conn
+                .prepare_cached("SELECT name, sealed, created_at_ms, updated_at_ms FROM connections ORDER BY name")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(db_err)?;
+            rows.map(|row| {
+                let (name, sealed, c, u) = row.map_err(db_err)?;
+                connection_row(&inner.key, name, &sealed, c, u)
+            })
+            .collect()
+        }))
+    }
+
+    fn remove_connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let name = name.clone();
+        Box::pin(self.run(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+            let removed = tx.execute("DELETE FROM connections WHERE name = ?1", [name.as_str()]).map_err(db_err)?;
+            for table in ["token_sets", "leases", "approvals"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE connection = ?1"), [name.as_str()]).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(removed > 0)
+        }))
+    }
+
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<(), StoreError>> {
+        let e = entry.clone();
+        Box::pin(self.run(move |conn, _| {
+            conn.execute(
+                "INSERT INTO audit_log (at_ms, connection, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![millis(e.at) as i64, e.connection.as_str(), e.actor, e.action, e.detail],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        }))
+    }
+
+    fn audit<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
+        let connection = connection.map(|c| c.as_str().to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(self.run(move |conn, _| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at_ms, connection, actor, action, detail FROM audit_log
+                     WHERE ?1 IS NULL OR connection = ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![connection, limit], |r| {
+                    Ok(AuditEntry {
+                        at: from_millis(u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0)),
+                        connection: ConnectionId::new(r.get::<_, String>(1)?),
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        detail: r.get(4)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        }))
+    }
+
+    fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let k = key.clone();
+        Box::pin(self.run(move |conn, _| {
+            let changed = conn
+                .execute(
+                    "INSERT INTO api_keys (id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                    params![
+                        k.id,
+                        k.secret_hash,
+                        k.label,
+                        serde_json::to_string(&k.connections).unwrap_or_default(),
+                        serde_json::to_string(&k.capabilities).unwrap_or_default(),
+                        millis(k.created_at) as i64,
+                        k.revoked_at.map(|t| millis(t) as i64),
+                    ],
+                )
+                .map_err(db_err)?;
+            if changed == 0 {
+                return Err(StoreError::Unavailable(format!("an API key with id {} already exists", k.id)));
+            }
+            Ok(())
+        }))
+    }
+
+    fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>> {
+        let id = id.to_owned();
+        Box::pin(self.run(move |conn, _| {
+            conn.query_row(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1"), [id], api_key_row)
+                .optional()
+                .map_err(db_err)?
+                .map(api_key_record)
+                .transpose()
+        }))
+    }
+
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        Box::pin(self.run(move |conn, _| {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"))
+                .map_err(db_err)?;
+            let rows = stmt.query_map([], api_key_row).map_err(db_err)?;
+            rows.map(|r| api_key_record(r.map_err(db_err)?)).collect()
+        }))
+    }
+
+    fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let id = id.to_owned();
+        Box::pin(self.run(move |conn, _| {
+            // A second revocation keeps the first time.
+            let changed = conn
+                .execute(
+                    "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?1) WHERE id = ?2",
+                    params![millis(at) as i64, id],
+                )
+                .map_err(db_err)?;
+            Ok(changed > 0)
         }))
     }
 }

@@ -8,9 +8,9 @@ use forcelink_auth::flows::client_credentials::ClientCredentials;
 use forcelink_auth::secret::ClientSecret;
 use forcelink_auth::store::TokenStore;
 use forcelink_auth::{
-    AppCredentials, CacheConfig, ConnectionId, Endpoints, ManualClock, MemoryStore, TokenCache, Transport, UrlPolicy,
+    AppCredentials, CacheConfig, ConnectionId, Endpoints, ManualClock, TokenCache, Transport, UrlPolicy,
 };
-use forcelink_store::{MasterKey, PostgresStore, SqliteStore};
+use forcelink_store::{ConnectionStore, MasterKey, MemoryConnectionStore, PostgresStore, SqliteStore};
 use futures_util::future::join_all;
 use url::Url;
 
@@ -28,12 +28,12 @@ pub fn postgres_url() -> String {
         .expect("FORCELINK_TEST_POSTGRES_URL must point at a PostgreSQL database (scripts/test sets it)")
 }
 
-async fn memory() -> (Arc<dyn TokenStore>, ManualClock) {
+async fn memory() -> (Arc<dyn ConnectionStore>, ManualClock) {
     let c = clock();
-    (Arc::new(MemoryStore::new(Arc::new(c.clone()))), c)
+    (Arc::new(MemoryConnectionStore::new(Arc::new(c.clone()))), c)
 }
 
-async fn sqlite() -> (Arc<dyn TokenStore>, ManualClock) {
+async fn sqlite() -> (Arc<dyn ConnectionStore>, ManualClock) {
     let c = clock();
     let dir = tempfile::tempdir().unwrap();
     // The directory lives as long as the test process; each test gets its own.
@@ -48,7 +48,7 @@ async fn postgres() -> (Arc<dyn TokenStore>, ManualClock) {
 
 store_suite!(memory_backend, memory());
 store_suite!(sqlite_backend, sqlite());
-store_suite!(postgres_backend, postgres());
+crate::token_store_suite!(postgres_backend, postgres());
 
 const SECRETS: [&str; 3] = ["00D!plain-access-token", "5Aep-plain-refresh-token", "eyJ.id.token"];
 
@@ -70,12 +70,13 @@ async fn sqlite_file_holds_no_plaintext_secret_and_needs_its_key() {
     for s in SECRETS {
         assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s} found in the database files");
     }
-    // Reopened with the right key: readable. With another key: a clear error, nothing lost.
+    // With another key: refused at open, naming both keys, nothing lost. With the right key: readable.
+    let wrong = MasterKey::generate();
+    let err = SqliteStore::open(&path, wrong.clone(), Arc::new(c.clone())).unwrap_err().to_string();
+    assert!(err.contains(&key.id_hex()) && err.contains(&wrong.id_hex()), "{err}");
+    assert!(err.contains("FORCELINK_MASTER_KEY") && !err.contains(&key.to_base64()), "{err}");
     let reopened = SqliteStore::open(&path, key, Arc::new(c.clone())).unwrap();
     assert_eq!(reopened.load(&conn).await.unwrap().unwrap().set.access_token.secret(), SECRETS[0]);
-    let wrong = SqliteStore::open(&path, MasterKey::generate(), Arc::new(c.clone())).unwrap();
-    let err = wrong.load(&conn).await.unwrap_err();
-    assert!(err.to_string().contains("another master key"), "{err}");
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! forcelink-store tests: one behaviour suite run against every backend (memory, SQLite,
-//! PostgreSQL), encryption at rest, and single flight across store instances.
+//! PostgreSQL), encryption at rest, opening with the right key and migrations, and single
+//! flight across store instances.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backends;
+mod opening;
 mod suite;

@@ -1,4 +1,5 @@
-//! The behaviour every `TokenStore` must have, written once.
+//! The behaviour every store must have, written once: token sets, leases and approvals
+//! (`TokenStore`), then connections, the audit log and API keys (`ConnectionStore`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -7,6 +8,7 @@ use forcelink_auth::secret::{AccessToken, IdToken, RefreshToken};
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, LeaseHolder, TokenStore};
 use forcelink_auth::token::{LifetimeSource, TokenSet};
 use forcelink_auth::{Clock, ManualClock};
+use forcelink_store::{ApiKeyRecord, AuditEntry, ConnectionSpec, ConnectionStore, PutMode, PutOutcome};
 use url::Url;
 
 /// A fresh, unique connection name (backends that share a database between tests need it).
@@ -147,7 +149,7 @@ pub async fn approvals_are_listed_oldest_first(store: Arc<dyn TokenStore>, clock
 }
 
 /// Declares the suite's tests for one backend: `$make` is an async expression giving
-/// `(Arc<dyn TokenStore>, ManualClock)`.
+/// `(Arc<dyn ConnectionStore>, ManualClock)`.
 #[macro_export]
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
@@ -175,6 +177,241 @@ macro_rules! store_suite {
                 let (s, c) = $make.await;
                 $crate::suite::approvals_are_listed_oldest_first(s, c).await
             }
+            #[tokio::test]
+            async fn connections_are_created_replaced_and_listed_by_name() {
+                let (s, c) = $make.await;
+                $crate::suite::connections_are_created_replaced_and_listed_by_name(s, c).await
+            }
+            #[tokio::test]
+            async fn removing_a_connection_removes_its_tokens_lease_and_approvals() {
+                let (s, c) = $make.await;
+                $crate::suite::removing_a_connection_removes_its_tokens_lease_and_approvals(s, c).await
+            }
+            #[tokio::test]
+            async fn audit_is_newest_first_filtered_and_limited() {
+                let (s, c) = $make.await;
+                $crate::suite::audit_is_newest_first_filtered_and_limited(s, c).await
+            }
+            #[tokio::test]
+            async fn api_keys_are_stored_listed_and_revoked() {
+                let (s, c) = $make.await;
+                $crate::suite::api_keys_are_stored_listed_and_revoked(s, c).await
+            }
         }
     };
+}
+
+/// The `TokenStore` part of the suite alone, for a backend without a `ConnectionStore`.
+#[macro_export]
+macro_rules! token_store_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn round_trip_and_compare_and_swap() {
+                let (s, c) = $make.await;
+                $crate::suite::round_trip_and_compare_and_swap(s, c).await
+            }
+            #[tokio::test]
+            async fn lease_is_exclusive_until_released_or_expired() {
+                let (s, c) = $make.await;
+                $crate::suite::lease_is_exclusive_until_released_or_expired(s, c).await
+            }
+            #[tokio::test]
+            async fn a_waiting_holder_gets_the_lease_when_it_is_released() {
+                let (s, c) = $make.await;
+                $crate::suite::a_waiting_holder_gets_the_lease_when_it_is_released(s, c).await
+            }
+            #[tokio::test]
+            async fn approvals_are_listed_oldest_first() {
+                let (s, c) = $make.await;
+                $crate::suite::approvals_are_listed_oldest_first(s, c).await
+            }
+        }
+    };
+}
+
+/// A spec holding a secret value in each secret field that has one.
+pub fn spec_with_secrets(client_secret: &str, password: &str, private_key: &str) -> ConnectionSpec {
+    let mut s = ConnectionSpec::default();
+    for (field, value) in [
+        ("environment", "sandbox"),
+        ("method", "password"),
+        ("client_id", "3MVG9-suite-client"),
+        ("client_secret", client_secret),
+        ("username", "integration@acme.example"),
+        ("password", password),
+        ("private_key", private_key),
+        ("api_version", "62.0"),
+    ] {
+        s.set_field(field, value).unwrap();
+    }
+    s
+}
+
+pub async fn connections_are_created_replaced_and_listed_by_name(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
+    let b = connection("crud-b");
+    let a = ConnectionId::new(format!("crud-a{}", &b.as_str()["crud-b".len()..]));
+    assert!(store.connection(&b).await.unwrap().is_none());
+    let first = spec_with_secrets("cs-1", "pw-1", "-----BEGIN PRIVATE KEY-----\nk1\n-----END PRIVATE KEY-----\n");
+    assert_eq!(store.put_connection(&b, &first, PutMode::Create).await.unwrap(), PutOutcome::Created);
+    let created_at = clock.now();
+    clock.advance(Duration::from_secs(5));
+
+    // Create refuses a taken name and changes nothing.
+    let second = spec_with_secrets("cs-2", "pw-2", "env:KEY");
+    assert_eq!(store.put_connection(&b, &second, PutMode::Create).await.unwrap(), PutOutcome::AlreadyExists);
+    let stored = store.connection(&b).await.unwrap().unwrap();
+    assert_eq!(stored.name, b);
+    assert_eq!(stored.spec, first);
+    assert_eq!(millis(stored.created_at), millis(created_at));
+    assert_eq!(millis(stored.updated_at), millis(created_at));
+
+    // Upsert replaces the whole spec and keeps the creation time.
+    assert_eq!(store.put_connection(&b, &second, PutMode::Upsert).await.unwrap(), PutOutcome::Replaced);
+    let stored = store.connection(&b).await.unwrap().unwrap();
+    assert_eq!(stored.spec, second);
+    assert_eq!(millis(stored.created_at), millis(created_at));
+    assert_eq!(millis(stored.updated_at), millis(clock.now()));
+
+    // Upsert of a new name creates it; the list is sorted by name.
+    assert_eq!(store.put_connection(&a, &first, PutMode::Upsert).await.unwrap(), PutOutcome::Created);
+    let all = store.connections().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let ours: Vec<&str> = names.iter().copied().filter(|n| *n == a.as_str() || *n == b.as_str()).collect();
+    assert_eq!(ours, [a.as_str(), b.as_str()]);
+    assert_eq!(all.iter().find(|c| c.name == a).unwrap().spec, first);
+}
+
+pub async fn removing_a_connection_removes_its_tokens_lease_and_approvals(
+    store: Arc<dyn ConnectionStore>,
+    clock: ManualClock,
+) {
+    let c = connection("rm");
+    let kept = connection("rm-kept");
+    let user = format!("user-{c}@example.com");
+    let spec = spec_with_secrets("cs", "pw", "env:K");
+    for name in [&c, &kept] {
+        store.put_connection(name, &spec, PutMode::Create).await.unwrap();
+        store.compare_and_swap(name, None, &token_set("00D!access", Some("5Aep-refresh"), &clock)).await.unwrap();
+        let approval = Approval {
+            user: user.clone(),
+            client_id: "3MVG9app".into(),
+            connection: name.clone(),
+            approved_at: clock.now(),
+        };
+        store.record_approval(&approval).await.unwrap();
+    }
+    let ttl = Duration::from_secs(60);
+    store.acquire_lease(&c, &LeaseHolder("dying".into()), ttl, Duration::ZERO).await.unwrap().expect("free lease");
+
+    assert!(store.remove_connection(&c).await.unwrap());
+    assert!(store.connection(&c).await.unwrap().is_none());
+    assert!(store.load(&c).await.unwrap().is_none(), "token set removed");
+    let left: Vec<ConnectionId> =
+        store.approvals(&user, "3MVG9app").await.unwrap().into_iter().map(|a| a.connection).collect();
+    assert_eq!(left, std::slice::from_ref(&kept), "only the other connection's approval is left");
+    assert!(
+        store.acquire_lease(&c, &LeaseHolder("other".into()), ttl, Duration::ZERO).await.unwrap().is_some(),
+        "lease removed"
+    );
+    // The other connection is untouched; removing again reports nothing to remove.
+    assert!(store.connection(&kept).await.unwrap().is_some());
+    assert!(store.load(&kept).await.unwrap().is_some());
+    assert!(!store.remove_connection(&c).await.unwrap());
+}
+
+pub async fn audit_is_newest_first_filtered_and_limited(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
+    // Stores keep milliseconds: start on a whole one so entries compare equal after a round trip.
+    clock.set(SystemTime::UNIX_EPOCH + Duration::from_millis(millis(clock.now()) as u64));
+    let (a, b) = (connection("audit-a"), connection("audit-b"));
+    let entry = |c: &ConnectionId, action: &str| AuditEntry {
+        at: clock.now(),
+        connection: c.clone(),
+        actor: "cli:sam@host".into(),
+        action: action.into(),
+        detail: Some(format!("{action} detail")),
+    };
+    store.append_audit(&entry(&a, "connection.created")).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    store.append_audit(&entry(&b, "connection.created")).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    store.append_audit(&entry(&a, "login")).await.unwrap();
+    // Same instant: the later append is the newer entry.
+    store.append_audit(&entry(&a, "token.issued")).await.unwrap();
+    let mut no_detail = entry(&b, "logout");
+    no_detail.detail = None;
+    clock.advance(Duration::from_secs(1));
+    store.append_audit(&no_detail).await.unwrap();
+
+    let of_a: Vec<String> = store.audit(Some(&a), 10).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(of_a, ["token.issued", "login", "connection.created"]);
+    let of_b = store.audit(Some(&b), 10).await.unwrap();
+    assert_eq!(of_b.len(), 2);
+    assert_eq!(of_b[0], no_detail);
+    assert_eq!(store.audit(Some(&a), 2).await.unwrap().len(), 2);
+    let newest = store.audit(None, 1).await.unwrap();
+    assert_eq!(newest, [no_detail], "unfiltered, newest first");
+    let all = store.audit(None, 1000).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].at >= w[1].at));
+    let first = all.iter().find(|e| e.connection == a && e.action == "connection.created").unwrap();
+    assert_eq!(first.detail.as_deref(), Some("connection.created detail"));
+    assert_eq!(first.actor, "cli:sam@host");
+}
+
+pub fn api_key_record(id: &str, clock: &ManualClock) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.to_owned(),
+        secret_hash: "ab".repeat(32),
+        label: "workflow engine".into(),
+        connections: vec!["prod".into(), "sandbox".into()],
+        capabilities: vec!["token".into(), "proxy".into()],
+        created_at: clock.now(),
+        revoked_at: None,
+    }
+}
+
+pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
+    let suffix = connection("k");
+    let (id1, id2) = (format!("one-{suffix}"), format!("two-{suffix}"));
+    let one = api_key_record(&id1, &clock);
+    store.put_api_key(&one).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let two = api_key_record(&id2, &clock);
+    store.put_api_key(&two).await.unwrap();
+    let got = store.api_key(&id1).await.unwrap().unwrap();
+    assert_eq!(got.id, one.id);
+    assert_eq!(got.secret_hash, one.secret_hash);
+    assert_eq!(got.label, one.label);
+    assert_eq!(got.connections, one.connections);
+    assert_eq!(got.capabilities, one.capabilities);
+    assert_eq!(millis(got.created_at), millis(one.created_at));
+    assert!(got.revoked_at.is_none());
+    assert!(store.api_key(&format!("none-{suffix}")).await.unwrap().is_none());
+
+    // A duplicate id is refused and the stored key is unchanged.
+    let mut dup = api_key_record(&id1, &clock);
+    dup.label = "impostor".into();
+    let err = store.put_api_key(&dup).await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(store.api_key(&id1).await.unwrap().unwrap().label, "workflow engine");
+
+    let listed: Vec<String> =
+        store.api_keys().await.unwrap().into_iter().map(|k| k.id).filter(|id| *id == id1 || *id == id2).collect();
+    assert_eq!(listed, [id1.clone(), id2.clone()], "oldest first");
+
+    clock.advance(Duration::from_secs(1));
+    let revoked_at = clock.now();
+    assert!(store.revoke_api_key(&id1, revoked_at).await.unwrap());
+    clock.advance(Duration::from_secs(1));
+    assert!(store.revoke_api_key(&id1, clock.now()).await.unwrap(), "revoking again is fine");
+    let got = store.api_key(&id1).await.unwrap().unwrap();
+    assert_eq!(got.revoked_at.map(millis), Some(millis(revoked_at)), "the first revocation time is kept");
+    assert!(store.api_key(&id2).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(!store.revoke_api_key(&format!("none-{suffix}"), clock.now()).await.unwrap());
 }

@@ -1,0 +1,142 @@
+//! `open_store`: locations, key sources, refusing the wrong key, and schema migrations.
+
+use std::sync::Arc;
+
+use forcelink_auth::ManualClock;
+use forcelink_auth::store::ConnectionId;
+use forcelink_store::{KeySource, MasterKey, OpenError, PutMode, StoreLocation, open_store};
+
+use crate::suite::{spec_with_secrets, token_set};
+
+fn clock() -> ManualClock {
+    ManualClock::starting_now()
+}
+
+#[tokio::test]
+async fn sqlite_store_with_a_key_file_is_created_reopened_and_refuses_another_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::parse(&format!("sqlite:{}", dir.path().join("data/store.db").display()));
+    let key_file = dir.path().join("keys/master.key");
+    let source = KeySource::File(key_file.clone());
+    let name = ConnectionId::new("prod");
+    let spec = spec_with_secrets("cs", "pw", "env:KEY");
+    {
+        let store = open_store(&location, &source, Arc::new(clock())).await.unwrap();
+        store.put_connection(&name, &spec, PutMode::Create).await.unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let key = MasterKey::load(&key_file).unwrap();
+
+    let store = open_store(&location, &source, Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+    drop(store);
+    // The same key given as base64 opens it too.
+    let store = open_store(&location, &KeySource::Base64(key.to_base64()), Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+    drop(store);
+
+    let wrong = MasterKey::generate();
+    let err = open_store(&location, &KeySource::Base64(wrong.to_base64()), Arc::new(clock())).await.unwrap_err();
+    assert!(matches!(err, OpenError::Key(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&key.id_hex()) && text.contains(&wrong.id_hex()), "both key ids named: {text}");
+    assert!(text.contains("FORCELINK_MASTER_KEY") && text.contains("key file"), "says what to do: {text}");
+    assert!(!text.contains(&key.to_base64()) && !text.contains(&wrong.to_base64()), "no key in: {text}");
+    // A new key file for an existing store is refused the same way, and nothing was changed.
+    let other_file = KeySource::File(dir.path().join("keys/other.key"));
+    let err = open_store(&location, &other_file, Arc::new(clock())).await.unwrap_err();
+    assert!(matches!(err, OpenError::Key(_)), "{err:?}");
+    let store = open_store(&location, &source, Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+}
+
+#[tokio::test]
+async fn bad_base64_keys_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("store.db"));
+    let err = open_store(&location, &KeySource::Base64("c2VjcmV0LWJ1dC1zaG9ydA==".into()), Arc::new(clock()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("32") && !text.contains("c2VjcmV0LWJ1dC1zaG9ydA"), "{text}");
+    assert!(!location_exists(&location), "nothing created for a bad key");
+}
+
+fn location_exists(location: &StoreLocation) -> bool {
+    match location {
+        StoreLocation::Sqlite(p) => p.exists(),
+        StoreLocation::Postgres(_) => true,
+    }
+}
+
+/// The schema forcelink wrote before connections, audit log and API keys existed (version 1).
+const SQLITE_SCHEMA_V1: &str = "
+CREATE TABLE token_sets (connection TEXT PRIMARY KEY, version INTEGER NOT NULL, sealed BLOB NOT NULL,
+    updated_at_ms INTEGER NOT NULL);
+CREATE TABLE leases (connection TEXT PRIMARY KEY, holder TEXT NOT NULL, fence INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL);
+CREATE TABLE fences (id INTEGER PRIMARY KEY CHECK (id = 1), next INTEGER NOT NULL);
+INSERT INTO fences (id, next) VALUES (1, 7);
+CREATE TABLE approvals (username TEXT NOT NULL, client_id TEXT NOT NULL, connection TEXT NOT NULL,
+    approved_at_ms INTEGER NOT NULL, PRIMARY KEY (username, client_id, connection));
+PRAGMA user_version = 1;
+";
+
+#[tokio::test]
+async fn sqlite_schema_1_is_migrated_keeping_its_token_sets() {
+    let c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let key = MasterKey::generate();
+    let name = ConnectionId::new("from-v1");
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(SQLITE_SCHEMA_V1).unwrap();
+        let sealed = forcelink_store::codec::seal(&key, &name, &token_set("00D!v1-access", Some("5Aep-v1"), &c));
+        db.execute(
+            "INSERT INTO token_sets (connection, version, sealed, updated_at_ms) VALUES (?1, 4, ?2, 0)",
+            rusqlite::params![name.as_str(), sealed],
+        )
+        .unwrap();
+    }
+    // A v1 store records no key id; the sealed rows name theirs, so a wrong key is still refused.
+    let wrong = MasterKey::generate();
+    let err =
+        open_store(&StoreLocation::Sqlite(path.clone()), &KeySource::Base64(wrong.to_base64()), Arc::new(c.clone()))
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains(&key.id_hex()), "{err}");
+    let version: i64 =
+        rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 1, "a refused open changes nothing");
+
+    let store =
+        open_store(&StoreLocation::Sqlite(path.clone()), &KeySource::Base64(key.to_base64()), Arc::new(c.clone()))
+            .await
+            .unwrap();
+    let loaded = store.load(&name).await.unwrap().unwrap();
+    assert_eq!(loaded.version, 4);
+    assert_eq!(loaded.set.access_token.secret(), "00D!v1-access");
+    assert!(store.connections().await.unwrap().is_empty());
+    store.put_connection(&name, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    let recorded: String = db.query_row("SELECT value FROM meta WHERE key = 'key_id'", [], |r| r.get(0)).unwrap();
+    assert_eq!(recorded, key.id_hex());
+    let lease = store
+        .acquire_lease(
+            &name,
+            &forcelink_auth::store::LeaseHolder("h".into()),
+            std::time::Duration::from_secs(5),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.fence, 8, "the fence sequence carries on");
+}
