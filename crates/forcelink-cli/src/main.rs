@@ -1,9 +1,13 @@
 //! The `forcelink` binary: parses arguments, builds settings, runs one command, maps errors to
 //! exit codes. Everything it prints goes through `output`.
 //!
-//! Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+//! Exit codes (see `failure` and docs/cli.md): 0 success, 1 failure, 2 usage or configuration,
+//! 3 sign-in needed, 4 not found.
 
+mod commands;
+mod failure;
 mod output;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,10 +20,39 @@ use forcelink_playground::{Playground, PlaygroundConfig, PlaygroundError, Seed};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: settings::GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Add, list, show, remove and test connections.
+    #[command(subcommand)]
+    Connection(commands::connection::ConnectionCommand),
+    /// Sign in with one of the auth methods and keep the tokens (encrypted) in the store.
+    #[command(subcommand)]
+    Login(Box<commands::login::LoginCommand>),
+    /// Get a connection's access token.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+    /// Revoke a connection's tokens at Salesforce, then forget them (the connection stays).
+    Logout {
+        /// Connection name.
+        name: Option<String>,
+        /// Forget the tokens without revoking them.
+        #[arg(long)]
+        no_revoke: bool,
+    },
+    /// Make an RSA key (mode 0600) and a self-signed certificate for the JWT bearer flow.
+    Keygen(commands::keygen::KeygenArgs),
+    /// Diagnose a connection and name the fix for each problem.
+    Doctor {
+        /// Connection name.
+        name: Option<String>,
+    },
+    /// The store: master-key rotation, the audit log.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
@@ -51,9 +84,6 @@ struct PlaygroundArgs {
     /// Control API key; random when omitted.
     #[arg(long, env = "FORCELINK_PLAYGROUND_CONTROL_KEY", hide_env_values = true)]
     control_key: Option<String>,
-    /// Print the info JSON on standard output instead of the human summary.
-    #[arg(long)]
-    json: bool,
     /// Keep the org's records in this SQLite file (kept between runs); in memory when omitted.
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
@@ -72,17 +102,47 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Playground(args) => run_playground(args).await,
+    let command = match cli.command {
+        Command::Playground(args) => {
+            return match runtime.block_on(run_playground(args, cli.global.json)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    output::error(&format!("{e:#}"));
+                    ExitCode::from(exit_code(&e))
+                }
+            };
         }
-    });
+        other => other,
+    };
+    let json = cli.global.json;
+    let result = match settings::Settings::resolve(&cli.global, settings::Env::from_process()) {
+        Ok(settings) => runtime.block_on(run_command(&settings, command)),
+        Err(f) => Err(f),
+    };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            output::error(&format!("{e:#}"));
-            ExitCode::from(exit_code(&e))
+        Ok(outcome) => {
+            let code = outcome.exit;
+            output::outcome(json, outcome);
+            ExitCode::from(code)
         }
+        Err(failure) => {
+            let code = failure.kind.exit_code();
+            output::failure(json, &failure);
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run_command(settings: &settings::Settings, command: Command) -> Result<commands::Outcome, failure::Failure> {
+    match command {
+        Command::Connection(c) => commands::connection::run(settings, c).await,
+        Command::Login(c) => commands::login::run(settings, *c).await,
+        Command::Token(c) => commands::token::run(settings, c).await,
+        Command::Logout { name, no_revoke } => commands::token::logout(settings, name.as_deref(), no_revoke).await,
+        Command::Keygen(args) => commands::keygen::run(settings, args),
+        Command::Doctor { name } => commands::doctor::run(settings, name.as_deref()).await,
+        Command::Store(c) => commands::store::run(settings, c).await,
+        Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),
     }
 }
 
@@ -105,7 +165,7 @@ fn default_key_dir() -> PathBuf {
     std::env::temp_dir().join("forcelink-playground")
 }
 
-async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
+async fn run_playground(args: PlaygroundArgs, json: bool) -> anyhow::Result<()> {
     let seed = match &args.seed {
         Some(path) => Seed::from_file(path)?,
         None => Seed::builtin(),
@@ -130,7 +190,7 @@ async fn run_playground(args: PlaygroundArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.info_file {
         info.write_to(path)?;
     }
-    if args.json {
+    if json {
         output::json(&info);
     } else {
         output::playground_summary(&info, args.info_file.as_deref());

@@ -52,3 +52,79 @@ pub(crate) fn playground_summary(info: &PlaygroundInfo, info_file: Option<&Path>
     print!("{out}");
     let _ = std::io::stdout().flush();
 }
+
+/// A command's result: `{"status": 0, "result": …, "warnings": […]}` with `--json`, else its
+/// human text on stdout and warnings on stderr.
+pub(crate) fn outcome(json_mode: bool, outcome: crate::commands::Outcome) {
+    if json_mode {
+        let mut doc = serde_json::json!({ "status": outcome.exit, "result": outcome.result });
+        if !outcome.warnings.is_empty() {
+            doc["warnings"] = serde_json::json!(outcome.warnings);
+        }
+        json(&doc);
+    } else {
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        print!("{}", outcome.human);
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// A failure: `{"status": N, "error": {kind, message, fix}}` on stdout with `--json`, else
+/// `error: …` and `fix: …` on stderr.
+pub(crate) fn failure(json_mode: bool, f: &crate::failure::Failure) {
+    if json_mode {
+        json(&serde_json::json!({ "status": f.kind.exit_code(), "error": f }));
+    } else {
+        eprintln!("error: {}", f.message);
+        if let Some(fix) = &f.fix {
+            eprintln!("  fix: {fix}");
+        }
+    }
+}
+
+/// Columns padded to their widest cell.
+pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Asks on the terminal; returns the line without its newline.
+pub(crate) fn prompt(question: &str) -> std::io::Result<String> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A yes/no question on the terminal (default no).
+pub(crate) fn confirm(question: &str) -> Result<bool, crate::failure::Failure> {
+    let answer = prompt(&format!("{question} [y/N] "))
+        .map_err(|e| crate::failure::Failure::usage(format!("reading the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Tries to open `url` in the desktop's browser; silent when there is none (the URL is
+/// printed anyway).
+pub(crate) fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}

@@ -6,10 +6,18 @@
 //! - `playground`: `forcelink playground` start-up, the info file, `--json`, a first token.
 //! - `seed`: `--seed` with a custom, a malformed and a missing seed file.
 //! - `tls`: `--tls` and its CA certificate.
+//! - `home`: running commands in a throwaway home (config, store, master key) and doing what a
+//!   person does in the browser (sign in, consent, approve a device code).
+//! - `signin`: every `forcelink login` method, `token get`, `logout`.
+//! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
+//!   several processes renewing one token.
 
+mod home;
 mod process;
 
+mod connections;
 mod data;
 mod playground;
 mod seed;
+mod signin;
 mod tls;

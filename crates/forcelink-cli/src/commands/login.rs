@@ -1,0 +1,264 @@
+//! `forcelink login web|device|jwt|client-credentials|password|access-token NAME`: sign in,
+//! store the tokens (encrypted), and save the connection's settings when flags gave any.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use forcelink_auth::approvals::{ApprovalBudget, ApprovalOutlook};
+use forcelink_auth::flows::device::{DeviceAuthorization, DeviceCodeDisplay, DeviceFlow};
+use forcelink_auth::flows::loopback::LoopbackRedirect;
+use forcelink_auth::flows::web_server::WebServerFlow;
+use forcelink_auth::store::Approval;
+use forcelink_auth::{AppCredentials, ConnectionId, TokenSet};
+use forcelink_store::{AuthConfig, Connection, ConnectionSpec, Method, PutMode};
+use serde_json::json;
+
+use super::{ConnectionFlags, Opened, Outcome, audit, prompt_missing, token_cache};
+use crate::failure::Failure;
+use crate::settings::{Origin, Settings};
+
+/// Scopes asked for in interactive logins when the connection names none: API access and a
+/// refresh token, so the connection keeps working without the person.
+pub const DEFAULT_INTERACTIVE_SCOPE: &str = "api refresh_token";
+/// How long the web login waits for the browser's redirect by default: 5 minutes.
+pub const DEFAULT_WEB_TIMEOUT_SECS: u64 = 300;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LoginCommand {
+    /// Web server flow with PKCE: opens the browser (or prints the URL) and waits for the
+    /// redirect on the loopback callback URL.
+    Web {
+        #[command(flatten)]
+        common: LoginArgs,
+        /// Print the URL only; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Seconds to wait for the redirect.
+        #[arg(long, default_value_t = DEFAULT_WEB_TIMEOUT_SECS)]
+        timeout: u64,
+    },
+    /// Device flow: shows a code to enter on another device's browser.
+    Device(LoginArgs),
+    /// JWT bearer flow (server to server; key from `forcelink keygen`).
+    Jwt(LoginArgs),
+    /// Client credentials flow (server to server; needs a Run As user and the My Domain URL).
+    ClientCredentials(LoginArgs),
+    /// Username-password flow (legacy: Salesforce is retiring it).
+    Password(LoginArgs),
+    /// Use an access token obtained elsewhere, with the instance URL.
+    AccessToken(LoginArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Connection name; created when it does not exist.
+    pub name: String,
+    #[command(flatten)]
+    pub flags: ConnectionFlags,
+}
+
+pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, Failure> {
+    let (method, args, web) = match command {
+        LoginCommand::Web { common, no_browser, timeout } => (Method::Web, common, Some((no_browser, timeout))),
+        LoginCommand::Device(a) => (Method::Device, a, None),
+        LoginCommand::Jwt(a) => (Method::Jwt, a, None),
+        LoginCommand::ClientCredentials(a) => (Method::ClientCredentials, a, None),
+        LoginCommand::Password(a) => (Method::Password, a, None),
+        LoginCommand::AccessToken(a) => (Method::AccessToken, a, None),
+    };
+    let name = settings.connection_name(Some(&args.name))?;
+    let (flag_spec, mut warnings) = args.flags.to_spec(Some(method))?;
+    let store = settings.open_store().await?;
+    let existing = settings.spec(&*store, &name).await?;
+    let stored_spec = store.connection(&name).await?.map(|c| c.spec).unwrap_or_default();
+    let mut spec = existing.as_ref().map(|(s, _)| s.clone()).unwrap_or_default().overlay(&flag_spec);
+    prompt_missing(&mut spec)?;
+    let connection = spec.resolve(name.as_str())?;
+    // What the store should hold afterwards: its own settings plus the flags (never the
+    // config file's or the environment's, which stay where they are).
+    let mut to_store = stored_spec.clone().overlay(&flag_spec);
+    for field in
+        changed_by_prompt(&existing.as_ref().map(|(s, _)| s.clone()).unwrap_or_default().overlay(&flag_spec), &spec)
+    {
+        to_store.set_field(field, &field_text(&spec, field))?;
+    }
+    let from_elsewhere = existing.as_ref().is_some_and(|(_, o)| o.iter().any(|o| *o != Origin::Store));
+    let save = to_store != stored_spec
+        && !(from_elsewhere && flag_spec == ConnectionSpec { method: Some(method), ..Default::default() });
+
+    let transport = settings.transport()?;
+    let secrets = settings.env.resolver();
+    let app = connection.app_credentials(&secrets)?;
+    let budget = ApprovalBudget::new(store.clone());
+    if method.is_interactive()
+        && let (Some(user), Some(app)) = (spec.username.as_deref(), app.as_ref())
+        && let ApprovalOutlook::WouldEvict { oldest } = budget.before_approval(user, &app.client_id, &name).await?
+    {
+        warnings.push(format!(
+            "{user} has approved this connected app 5 times: this sign-in makes Salesforce revoke the refresh token of connection {}",
+            oldest.connection
+        ));
+    }
+
+    let set = match (&connection.auth, web) {
+        (AuthConfig::Web { callback_url, scope, .. }, Some((no_browser, timeout))) => {
+            let app = app.clone().unwrap_or_else(|| AppCredentials::new("", None));
+            web_login(
+                settings,
+                &connection,
+                app,
+                callback_url,
+                scope.as_deref(),
+                spec.username.as_deref(),
+                no_browser,
+                timeout,
+            )
+            .await?
+        }
+        (AuthConfig::Device { scope, .. }, _) => {
+            let app = app.clone().unwrap_or_else(|| AppCredentials::new("", None));
+            let flow = DeviceFlow::new(transport.clone(), connection.endpoints(), app)?
+                .with_scope(scope.clone().unwrap_or_else(|| DEFAULT_INTERACTIVE_SCOPE.to_owned()));
+            flow.authorize(&StderrDisplay).await?
+        }
+        _ => {
+            let source = connection.token_source(&transport, &secrets)?;
+            source.fetch(None).await?
+        }
+    };
+
+    if save {
+        store.put_connection(&name, &to_store, PutMode::Upsert).await?;
+    }
+    let opened = Opened { store: store.clone(), connection: connection.clone() };
+    let cache = token_cache(settings, &opened)?;
+    cache.adopt(set.clone()).await?;
+    if set.refresh_token.is_some()
+        && let (Some(user), Some(app)) = (set.user_id(), app.as_ref())
+    {
+        #[allow(clippy::disallowed_methods)] // the binary reads the wall clock
+        let approved_at = SystemTime::now();
+        let evicted = budget
+            .record(Approval {
+                user: user.to_owned(),
+                client_id: app.client_id.clone(),
+                connection: name.clone(),
+                approved_at,
+            })
+            .await?;
+        for e in evicted {
+            warnings.push(format!(
+                "this was the sixth approval of the app by this user: Salesforce revoked connection {}'s refresh token; sign it in again when needed",
+                e.connection
+            ));
+        }
+    }
+    if method == Method::Password {
+        warnings
+            .push("username-password is a legacy flow Salesforce is retiring; prefer jwt or client-credentials".into());
+    }
+    audit(settings, &*store, &name, "login", Some(format!("method {method}"))).await;
+    Ok(login_outcome(&name, method, &set, save, warnings))
+}
+
+fn login_outcome(name: &ConnectionId, method: Method, set: &TokenSet, saved: bool, warnings: Vec<String>) -> Outcome {
+    let mut out = Outcome::new(
+        json!({
+            "name": name.as_str(),
+            "method": method,
+            "instance_url": set.instance_url.as_str(),
+            "user_id": set.user_id(),
+            "org_id": set.org_id(),
+            "expires_at": set.expires_at.map(super::rfc3339),
+            "has_refresh_token": set.refresh_token.is_some(),
+            "saved_settings": saved,
+        }),
+        format!(
+            "signed in: connection {name} ({method}) as user {} of org {} on {}\nnext: `forcelink token get {name}`\n",
+            set.user_id().unwrap_or("?"),
+            set.org_id().unwrap_or("?"),
+            set.instance_url.origin().ascii_serialization()
+        ),
+    );
+    out.warnings = warnings;
+    out
+}
+
+/// Fields a prompt filled in (present in `after`, absent in `before`).
+fn changed_by_prompt(before: &ConnectionSpec, after: &ConnectionSpec) -> Vec<&'static str> {
+    let b = serde_json::to_value(before).unwrap_or_default();
+    let a = serde_json::to_value(after).unwrap_or_default();
+    super::required_fields(after.method.unwrap_or(Method::Web))
+        .iter()
+        .copied()
+        .filter(|f| b.get(*f).is_none() && a.get(*f).is_some())
+        .collect()
+}
+
+fn field_text(spec: &ConnectionSpec, field: &str) -> String {
+    serde_json::to_value(spec)
+        .ok()
+        .and_then(|v| v.get(field).and_then(|x| x.as_str().map(str::to_owned)))
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the flow's inputs, spelled out
+async fn web_login(
+    settings: &Settings,
+    connection: &Connection,
+    app: AppCredentials,
+    callback_url: &url::Url,
+    scope: Option<&str>,
+    username: Option<&str>,
+    no_browser: bool,
+    timeout: u64,
+) -> Result<TokenSet, Failure> {
+    let port = callback_url.port_or_known_default().unwrap_or(0);
+    let listener = LoopbackRedirect::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), callback_url.path())
+        .await
+        .map_err(|e| {
+            Failure::from_auth(e).with_fix(format!(
+                "free port {port} or set another callback_url (it must also be a callback URL of the connected app)"
+            ))
+        })?;
+    // Keep the registered host name (usually `localhost`); only a port 0 becomes the real port.
+    let mut redirect_uri = callback_url.clone();
+    if port == 0 {
+        let _ = redirect_uri.set_port(listener.redirect_uri().port());
+    }
+    let transport = settings.transport()?;
+    let mut flow = WebServerFlow::new(transport, connection.endpoints(), app, redirect_uri)?
+        .with_scope(scope.unwrap_or(DEFAULT_INTERACTIVE_SCOPE));
+    if let Some(u) = username {
+        flow = flow.with_login_hint(u);
+    }
+    let request = flow.authorization_request();
+    crate::output::note(&format!("Open this URL in a browser to sign in to {}:\n  {}", connection.name, request.url));
+    if !no_browser {
+        crate::output::open_browser(request.url.as_str());
+    }
+    crate::output::note(&format!("waiting for the redirect to {} …", callback_url));
+    let code = tokio::time::timeout(Duration::from_secs(timeout), listener.wait_for_code(&request)).await.map_err(
+        |_| {
+            Failure::failed(format!("no sign-in within {timeout} seconds"))
+                .with_fix("run the login again (or raise --timeout)")
+        },
+    )??;
+    Ok(flow.exchange(&request, &code).await?)
+}
+
+/// Shows the device code on standard error (standard output stays for the result).
+struct StderrDisplay;
+
+impl DeviceCodeDisplay for StderrDisplay {
+    fn show(&self, a: &DeviceAuthorization) {
+        crate::output::note(&format!(
+            "To sign in, open {} on any device and enter the code:\n  user code: {}",
+            a.verification_uri, a.user_code
+        ));
+        if let Some(complete) = &a.verification_uri_complete {
+            crate::output::note(&format!("  (or open {complete})"));
+        }
+        crate::output::note("waiting for approval …");
+    }
+}

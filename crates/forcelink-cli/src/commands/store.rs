@@ -1,0 +1,55 @@
+//! `forcelink store rotate-key` and `forcelink store audit`.
+
+use serde_json::json;
+
+use super::{Outcome, rfc3339};
+use crate::failure::Failure;
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreCommand {
+    /// Re-encrypt every secret in the store with a new master key, in one transaction.
+    RotateKey,
+    /// Show the audit log (who received which connection's token, when), newest first.
+    Audit {
+        /// Only this connection's entries.
+        #[arg(long)]
+        connection: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+pub async fn run(settings: &Settings, command: StoreCommand) -> Result<Outcome, Failure> {
+    match command {
+        StoreCommand::RotateKey => rotate(settings).await,
+        StoreCommand::Audit { connection, limit } => audit_log(settings, connection.as_deref(), limit).await,
+    }
+}
+
+async fn rotate(_settings: &Settings) -> Result<Outcome, Failure> {
+    Err(Failure::failed("key rotation is not wired in yet"))
+}
+
+async fn audit_log(settings: &Settings, connection: Option<&str>, limit: usize) -> Result<Outcome, Failure> {
+    let store = settings.open_store().await?;
+    let filter = connection.map(|c| settings.connection_name(Some(c))).transpose()?;
+    let entries = store.audit(filter.as_ref(), limit).await?;
+    let mut table = vec![["AT", "CONNECTION", "ACTOR", "ACTION", "DETAIL"].map(str::to_owned)];
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            table.push([
+                rfc3339(e.at),
+                e.connection.as_str().to_owned(),
+                e.actor.clone(),
+                e.action.clone(),
+                e.detail.clone().unwrap_or_default(),
+            ]);
+            json!({ "at": rfc3339(e.at), "connection": e.connection.as_str(), "actor": e.actor, "action": e.action, "detail": e.detail })
+        })
+        .collect();
+    let human = if rows.is_empty() { "the audit log is empty\n".to_owned() } else { crate::output::table(&table) };
+    Ok(Outcome::new(serde_json::Value::Array(rows), human))
+}

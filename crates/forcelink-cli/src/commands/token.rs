@@ -1,0 +1,123 @@
+//! `forcelink token get` and `forcelink logout`.
+
+use forcelink_auth::approvals::ApprovalBudget;
+use forcelink_auth::identity::{AnyToken, IdentityClient};
+use forcelink_auth::{AppCredentials, AuthError, ConnectionId, OAuthErrorKind};
+use serde_json::json;
+
+use super::{Outcome, audit, open_connection, token_cache};
+use crate::failure::Failure;
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Print a valid access token (renewing it first when needed; one renewal across processes).
+    /// Human output is the bare token, for `$(forcelink token get prod)`; --json adds the
+    /// instance URL and expiry.
+    Get {
+        /// Connection name.
+        name: Option<String>,
+        /// The current token was refused (HTTP 401): renew it. Processes doing this at once still
+        /// cause one renewal; a token another process already renewed is taken as is.
+        #[arg(long)]
+        renew: bool,
+    },
+}
+
+pub async fn run(settings: &Settings, command: TokenCommand) -> Result<Outcome, Failure> {
+    match command {
+        TokenCommand::Get { name, renew } => get(settings, name.as_deref(), renew).await,
+    }
+}
+
+async fn get(settings: &Settings, name: Option<&str>, renew: bool) -> Result<Outcome, Failure> {
+    let name = settings.connection_name(name)?;
+    let opened = open_connection(settings, &name).await?;
+    let cache = token_cache(settings, &opened)?;
+    if renew && let Some(stale) = opened.store.load(&name).await? {
+        cache.invalidate(&stale.set.access_token);
+    }
+    let token = cache.get_token().await.map_err(|e| match e {
+        AuthError::NoRefreshToken => Failure::sign_in(format!("connection {name} is not signed in"))
+            .with_fix(format!("run `forcelink login {} {name}`", opened.connection.method())),
+        other => Failure::from_auth(other),
+    })?;
+    audit(settings, &*opened.store, &name, "token.issued", Some(format!("token {}", token.access_token.fingerprint())))
+        .await;
+    Ok(Outcome::new(
+        json!({
+            "access_token": token.access_token.secret(),
+            "instance_url": token.instance_url.as_str(),
+            "expires_at": token.expires_at.map(super::rfc3339),
+            "api_version": opened.connection.api_version,
+        }),
+        format!("{}\n", token.access_token.secret()),
+    ))
+}
+
+/// `forcelink logout NAME`: revoke at Salesforce, then forget the tokens (the connection stays).
+pub async fn logout(settings: &Settings, name: Option<&str>, no_revoke: bool) -> Result<Outcome, Failure> {
+    let name = settings.connection_name(name)?;
+    let store = settings.open_store().await?;
+    if settings.spec(&*store, &name).await?.is_none() {
+        return Err(settings.unknown(&*store, &name).await);
+    }
+    let revoked = if no_revoke { false } else { revoke_stored(settings, &name).await? };
+    let had = store.load(&name).await?.is_some();
+    forget(settings, &name).await?;
+    audit(settings, &*store, &name, "logout", Some(format!("revoked {revoked}"))).await;
+    let human = match (had, revoked) {
+        (false, _) => format!("connection {name} was not signed in\n"),
+        (true, true) => format!("signed out of {name}: its tokens were revoked at Salesforce and forgotten\n"),
+        (true, false) => format!("signed out of {name}: its tokens were forgotten (not revoked)\n"),
+    };
+    Ok(Outcome::new(json!({ "name": name.as_str(), "revoked": revoked, "was_signed_in": had }), human))
+}
+
+/// Revokes the stored refresh token (which ends every access token of that grant) or else the
+/// access token. `Ok(false)` when nothing was stored. A token Salesforce no longer knows counts
+/// as revoked.
+pub async fn revoke_stored(settings: &Settings, name: &ConnectionId) -> Result<bool, Failure> {
+    let opened = open_connection(settings, name).await?;
+    let Some(stored) = opened.store.load(name).await? else { return Ok(false) };
+    if opened.connection.method() == forcelink_store::Method::AccessToken {
+        // A pasted token belongs to another session (e.g. the browser's); it is only forgotten.
+        return Ok(false);
+    }
+    let transport = settings.transport()?;
+    let app = opened
+        .connection
+        .app_credentials(&settings.env.resolver())
+        .unwrap_or_default()
+        .unwrap_or_else(|| AppCredentials::new("", None));
+    let identity = IdentityClient::new(transport, opened.connection.endpoints(), app)?;
+    let token = match &stored.set.refresh_token {
+        Some(r) => AnyToken::Refresh(r),
+        None => AnyToken::Access(&stored.set.access_token),
+    };
+    match identity.revoke(token).await {
+        Ok(()) => Ok(true),
+        // Salesforce answers `invalid_token` for a token it no longer knows (already revoked).
+        Err(AuthError::OAuth { error, .. })
+            if error.error == "invalid_token" || error.kind() == OAuthErrorKind::ExpiredToken =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(Failure::from_auth(e)
+            .with_fix(format!("retry, or pass --no-revoke to forget the tokens of {name} without revoking them"))),
+    }
+}
+
+/// Removes the token set and the connection's approvals from the ledger.
+async fn forget(settings: &Settings, name: &ConnectionId) -> Result<(), Failure> {
+    let store = settings.open_store().await?;
+    if let Some(stored) = store.load(name).await?
+        && let (Some(user), Some(spec)) = (stored.set.user_id(), settings.spec(&*store, name).await?)
+        && let Some(client_id) = spec.0.client_id.as_deref()
+    {
+        let budget = ApprovalBudget::new(store.clone());
+        budget.forget(user, client_id, name).await?;
+    }
+    store.remove(name).await?;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! `forcelink connection …`, the config file and environment as sources, `doctor`, `keygen`,
+//! and several processes sharing one store.
+
+use forcelink_test_support::spawn_playground;
+
+use crate::home::{Home, Org};
+
+#[tokio::test]
+async fn connections_come_from_the_store_the_config_file_and_the_environment() {
+    let pg = spawn_playground().await;
+    let org = Org::of(&pg);
+    let mut home = Home::new();
+    std::fs::create_dir_all(home.path("config/forcelink")).unwrap();
+    std::fs::write(
+        home.path("config/forcelink/config.toml"),
+        format!(
+            "default_connection = \"filed\"\n\n[connections.filed]\nmethod = \"client-credentials\"\nlogin_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"env:CS\"\n",
+            org.instance_url, org.client_id
+        ),
+    )
+    .unwrap();
+    home.set_env("CS", &org.client_secret);
+    home.set_env("FORCELINK_CONNECTIONS__ENVD__METHOD", "jwt");
+    home.set_env("FORCELINK_CONNECTIONS__ENVD__CLIENT_ID", "x");
+    home.json(&[
+        "connection",
+        "add",
+        "stored",
+        "--method",
+        "device",
+        "--login-url",
+        &org.login_url,
+        "--client-id",
+        "abc",
+    ])
+    .await;
+    let list = home.json(&["connection", "list"]).await;
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["envd", "filed", "stored"]);
+    // The env-defined one lacks settings: listed with its problem, not an error.
+    let envd = &list[0];
+    assert!(envd["problem"].as_str().unwrap().contains("needs username"), "{envd}");
+    // The default connection from the config file signs in and hands out a token.
+    home.json(&["login", "client-credentials", "filed"]).await;
+    let t = home.json(&["token", "get"]).await;
+    assert!(t["access_token"].as_str().unwrap().len() > 20);
+    // Only the store's connections can be removed by the CLI.
+    let refused = home.run(&["connection", "remove", "filed", "--json"]).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.json()["error"]["fix"].as_str().unwrap().contains("config.toml"));
+    assert_eq!(home.json(&["connection", "remove", "stored"]).await["removed"], true);
+    assert_eq!(home.run(&["connection", "show", "stored"]).await.code, 4);
+}
+
+#[tokio::test]
+async fn add_validates_refuses_duplicates_and_never_prints_secrets() {
+    let home = Home::new();
+    let missing = home.run(&["connection", "add", "p", "--method", "jwt", "--client-id", "id", "--json"]).await;
+    assert_eq!(missing.code, 2);
+    assert!(missing.json()["error"]["message"].as_str().unwrap().contains("needs username"), "{missing:?}");
+    let ran = home
+        .run(&[
+            "connection",
+            "add",
+            "p",
+            "--method",
+            "password",
+            "--client-id",
+            "id",
+            "--username",
+            "u",
+            "--password",
+            "hunter2-secret",
+            "--json",
+        ])
+        .await
+        .ok();
+    let doc = ran.json();
+    assert!(doc["warnings"][0].as_str().unwrap().contains("command line"), "{doc}");
+    let dup = home.run(&["connection", "add", "p", "--method", "device", "--client-id", "id"]).await;
+    assert_eq!(dup.code, 2);
+    assert!(dup.stderr.contains("--replace"), "{}", dup.stderr);
+    let show = home.run(&["connection", "show", "p", "--json"]).await.ok();
+    assert!(!show.stdout.contains("hunter2-secret"), "{}", show.stdout);
+    assert_eq!(show.json()["result"]["connection"]["password"], "[stored]");
+    // The store file holds the secret only encrypted.
+    let mut bytes = Vec::new();
+    for e in std::fs::read_dir(home.path("data/forcelink")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            bytes.extend(std::fs::read(p).unwrap());
+        }
+    }
+    assert!(!bytes.windows(14).any(|w| w == b"hunter2-secret"));
+    // The key file is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.path("data/forcelink/master.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn workflow_json_and_a_malformed_config_file() {
+    let home = Home::new();
+    let def = home.path("wf.json");
+    std::fs::write(
+        &def,
+        r#"{"Username":"int@acme.com","ClientId":"3MVG9x","PrivateKey":"file:/nonexistent.key","InstanceUrl":"https://acme.my.salesforce.com","InstanceAPIVersion":"v59.0"}"#,
+    )
+    .unwrap();
+    let r = home.json(&["connection", "add", "wf", "--from-json", def.to_str().unwrap()]).await;
+    assert_eq!(r["connection"]["method"], "jwt");
+    assert_eq!(r["connection"]["api_version"], "59.0");
+    std::fs::create_dir_all(home.path("config/forcelink")).unwrap();
+    std::fs::write(home.path("config/forcelink/config.toml"), "[connections.x]\nmethd = \"jwt\"\n").unwrap();
+    let bad = home.run(&["connection", "list", "--json"]).await;
+    assert_eq!(bad.code, 2);
+    let msg = bad.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("config.toml") && msg.contains("methd"), "{msg}");
+}
+
+#[tokio::test]
+async fn doctor_names_the_fix_for_broken_configurations() {
+    let pg = spawn_playground().await;
+    let org = Org::of(&pg);
+    let mut home = Home::new();
+    home.set_env("WRONG", "not-the-secret");
+    // 1. Client credentials against the generic login host.
+    home.json(&[
+        "connection",
+        "add",
+        "generic",
+        "--method",
+        "client-credentials",
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:WRONG",
+    ])
+    .await;
+    // 2. A secret reference to an unset variable.
+    home.json(&[
+        "connection",
+        "add",
+        "unset",
+        "--method",
+        "client-credentials",
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:NOT_SET_ANYWHERE",
+    ])
+    .await;
+    // 3. A wrong client secret.
+    home.json(&[
+        "connection",
+        "add",
+        "wrong",
+        "--method",
+        "client-credentials",
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:WRONG",
+    ])
+    .await;
+    // 4. A JWT key file that holds no key.
+    let not_a_key = home.path("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello").unwrap();
+    let key_ref = format!("file:{}", not_a_key.display());
+    home.json(&[
+        "connection",
+        "add",
+        "badkey",
+        "--method",
+        "jwt",
+        "--login-url",
+        &org.login_url,
+        "--client-id",
+        &org.client_id,
+        "--username",
+        &org.username,
+        "--private-key",
+        &key_ref,
+    ])
+    .await;
+    let expect = [
+        ("generic", "My Domain"),
+        ("unset", "export NOT_SET_ANYWHERE="),
+        ("wrong", "consumer secret"),
+        ("badkey", "forcelink keygen"),
+    ];
+    for (name, fix) in expect {
+        let ran = home.run(&["doctor", name, "--json"]).await;
+        assert_eq!(ran.code, 2, "{name}: {ran:?}");
+        let doc = ran.json();
+        assert_eq!(doc["result"]["healthy"], false);
+        let fixes: Vec<String> = doc["result"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "fail")
+            .filter_map(|c| c["fix"].as_str().map(str::to_owned))
+            .collect();
+        assert!(fixes.iter().any(|f| f.contains(fix)), "{name}: no fix mentioning {fix:?} in {fixes:?}");
+    }
+    // A healthy connection passes every check.
+    let mut home = home;
+    home.set_env("CS", &org.client_secret);
+    home.json(&[
+        "connection",
+        "add",
+        "good",
+        "--method",
+        "client-credentials",
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:CS",
+    ])
+    .await;
+    let good = home.json(&["doctor", "good"]).await;
+    assert_eq!(good["healthy"], true, "{good}");
+    let checks: Vec<&str> = good["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
+    for c in ["settings", "secrets", "reachability", "clock", "token", "validity"] {
+        assert!(checks.contains(&c), "{c} missing from {checks:?}");
+    }
+}
+
+#[tokio::test]
+async fn keygen_writes_a_private_key_and_a_certificate_that_sign_in() {
+    let home = Home::new();
+    let out = home.path("keys");
+    let r = home.json(&["keygen", "--out", out.to_str().unwrap(), "--name", "acme"]).await;
+    let key = std::path::PathBuf::from(r["private_key"].as_str().unwrap());
+    let cert = std::fs::read_to_string(r["certificate"].as_str().unwrap()).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(std::fs::read_to_string(&key).unwrap().contains("BEGIN PRIVATE KEY"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let again = home.run(&["keygen", "--out", out.to_str().unwrap(), "--name", "acme"]).await;
+    assert_eq!(again.code, 2, "keygen must not overwrite a key: {again:?}");
+}
+
+#[tokio::test]
+async fn four_processes_renewing_at_once_cause_one_token_request() {
+    let pg = spawn_playground().await;
+    let org = Org::of(&pg);
+    let mut home = Home::new();
+    home.set_env("CS", &org.client_secret);
+    home.json(&[
+        "login",
+        "client-credentials",
+        "shared",
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:CS",
+    ])
+    .await;
+    let before = pg.control.token_requests("client_credentials").await;
+    // Each process was refused the same token and renews: one renewal, four equal answers.
+    let runs = (0..4).map(|_| home.run(&["token", "get", "shared", "--renew", "--json"]));
+    let results = futures_util::future::join_all(runs).await;
+    let tokens: Vec<String> =
+        results.into_iter().map(|r| r.ok().json()["result"]["access_token"].as_str().unwrap().to_owned()).collect();
+    assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
+    assert_eq!(pg.control.token_requests("client_credentials").await - before, 1);
+}

@@ -1,0 +1,231 @@
+//! Runs `forcelink` commands in a throwaway home directory (its own config, store and master
+//! key), against an in-process playground.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use forcelink_test_support::PlaygroundHandle;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Longest a one-shot command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// The `--json` document on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self
+    }
+}
+
+#[derive(Debug)]
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pub env: HashMap<String, String>,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temporary home"), env: HashMap::new() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.insert(k.to_owned(), v.to_owned());
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_forcelink"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("USER", "tester")
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs a command to its end (bounded by [`COMMAND_TIMEOUT`]).
+    pub async fn run(&self, args: &[&str]) -> Ran {
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("forcelink {args:?} did not finish"))
+            .expect("run forcelink");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let ran = self.run(&all).await.ok();
+        let doc = ran.json();
+        assert_eq!(doc["status"], 0, "{doc}");
+        doc["result"].clone()
+    }
+
+    /// Starts a long command (interactive login); read its stderr with [`read_until`].
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).spawn().expect("start forcelink")
+    }
+}
+
+/// Reads the child's stderr until a line satisfies `pick`; returns what `pick` extracted.
+pub async fn read_until<T>(child: &mut Child, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+    let stderr = child.stderr.as_mut().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(v) = pick(&line) {
+                return Some(v);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(v)) => v,
+        _ => panic!("the expected line never came; stderr so far:\n{seen}"),
+    }
+}
+
+/// Waits for a spawned command to finish and collects its stdout.
+pub async fn finish(child: Child) -> Ran {
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("the command did not finish")
+        .expect("wait for forcelink");
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The playground's default app and user, as flags and environment for a home.
+pub struct Org {
+    pub login_url: String,
+    pub instance_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    pub password: String,
+    pub private_key_path: String,
+}
+
+impl Org {
+    pub fn of(pg: &PlaygroundHandle) -> Self {
+        let i = &pg.info;
+        Self {
+            login_url: i.login_url.clone(),
+            instance_url: i.instance_url.clone(),
+            client_id: i.client.client_id.clone(),
+            client_secret: i.client.client_secret.clone(),
+            username: i.user.username.clone(),
+            password: i.user.password.clone(),
+            private_key_path: i.jwt.private_key_path.clone(),
+        }
+    }
+}
+
+/// A hidden form field of a playground page.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&amp;", "&"))
+}
+
+/// What a person does in the browser: opens the authorize URL, signs in, allows access; the
+/// final redirect is then delivered to the CLI's loopback listener. Returns the listener's
+/// answer status.
+pub async fn browser_sign_in(pg: &PlaygroundHandle, authorize_url: &str, username: &str, password: &str) -> u16 {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(authorize_url).send().await.unwrap().text().await.unwrap();
+    let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no login page: {page}"));
+    let resp = http
+        .post(format!("{}/services/oauth2/authorize/login", pg.login_url()))
+        .form(&[("pending", pending.as_str()), ("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let resp = if resp.status() == 200 {
+        let page = resp.text().await.unwrap();
+        let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no consent page: {page}"));
+        http.post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
+            .form(&[("pending", pending.as_str()), ("decision", "allow")])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        resp
+    };
+    assert_eq!(resp.status(), 302, "the playground did not redirect");
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    http.get(location).send().await.unwrap().status().as_u16()
+}
+
+/// Approves a device code on the playground's verification page.
+pub async fn approve_device(pg: &PlaygroundHandle, user_code: &str, username: &str, password: &str) {
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/setup/connect", pg.login_url()))
+        .form(&[("pending", ""), ("user_code", user_code), ("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let consent = resp.text().await.unwrap();
+    let pending = hidden_input(&consent, "pending").unwrap_or_else(|| panic!("no consent page: {consent}"));
+    let resp = http
+        .post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
+        .form(&[("pending", pending.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// The playground's HTTP status for an API call with `token`.
+pub async fn api_status(instance_url: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{instance_url}/services/data/v64.0/limits"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
