@@ -149,7 +149,7 @@ pub async fn approvals_are_listed_oldest_first(store: Arc<dyn TokenStore>, clock
 }
 
 /// Declares the suite's tests for one backend: `$make` is an async expression giving
-/// `(Arc<dyn ConnectionStore>, ManualClock)`.
+/// `(Arc<dyn ConnectionStore>, ManualClock, what to keep alive until the test ends)`.
 #[macro_export]
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
@@ -159,75 +159,43 @@ macro_rules! store_suite {
 
             #[tokio::test]
             async fn round_trip_and_compare_and_swap() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::round_trip_and_compare_and_swap(s, c).await
             }
             #[tokio::test]
             async fn lease_is_exclusive_until_released_or_expired() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::lease_is_exclusive_until_released_or_expired(s, c).await
             }
             #[tokio::test]
             async fn a_waiting_holder_gets_the_lease_when_it_is_released() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::a_waiting_holder_gets_the_lease_when_it_is_released(s, c).await
             }
             #[tokio::test]
             async fn approvals_are_listed_oldest_first() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::approvals_are_listed_oldest_first(s, c).await
             }
             #[tokio::test]
             async fn connections_are_created_replaced_and_listed_by_name() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::connections_are_created_replaced_and_listed_by_name(s, c).await
             }
             #[tokio::test]
             async fn removing_a_connection_removes_its_tokens_lease_and_approvals() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::removing_a_connection_removes_its_tokens_lease_and_approvals(s, c).await
             }
             #[tokio::test]
             async fn audit_is_newest_first_filtered_and_limited() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::audit_is_newest_first_filtered_and_limited(s, c).await
             }
             #[tokio::test]
             async fn api_keys_are_stored_listed_and_revoked() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::api_keys_are_stored_listed_and_revoked(s, c).await
-            }
-        }
-    };
-}
-
-/// The `TokenStore` part of the suite alone, for a backend without a `ConnectionStore`.
-#[macro_export]
-macro_rules! token_store_suite {
-    ($backend:ident, $make:expr) => {
-        mod $backend {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test]
-            async fn round_trip_and_compare_and_swap() {
-                let (s, c) = $make.await;
-                $crate::suite::round_trip_and_compare_and_swap(s, c).await
-            }
-            #[tokio::test]
-            async fn lease_is_exclusive_until_released_or_expired() {
-                let (s, c) = $make.await;
-                $crate::suite::lease_is_exclusive_until_released_or_expired(s, c).await
-            }
-            #[tokio::test]
-            async fn a_waiting_holder_gets_the_lease_when_it_is_released() {
-                let (s, c) = $make.await;
-                $crate::suite::a_waiting_holder_gets_the_lease_when_it_is_released(s, c).await
-            }
-            #[tokio::test]
-            async fn approvals_are_listed_oldest_first() {
-                let (s, c) = $make.await;
-                $crate::suite::approvals_are_listed_oldest_first(s, c).await
             }
         }
     };
