@@ -8,7 +8,7 @@ use forcelink_auth::secret::{AccessToken, IdToken, RefreshToken};
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, LeaseHolder, TokenStore};
 use forcelink_auth::token::{LifetimeSource, TokenSet};
 use forcelink_auth::{Clock, ManualClock};
-use forcelink_store::{ApiKeyRecord, AuditEntry, ConnectionSpec, ConnectionStore, PutMode, PutOutcome};
+use forcelink_store::{ApiKeyRecord, AuditEntry, ConnectionSpec, ConnectionStore, PutMode, PutOutcome, apikey};
 use url::Url;
 
 /// A fresh, unique connection name (backends that share a database between tests need it).
@@ -197,6 +197,11 @@ macro_rules! store_suite {
                 let (s, c, _keep) = $make.await;
                 $crate::suite::api_keys_are_stored_listed_and_revoked(s, c).await
             }
+            #[tokio::test]
+            async fn api_keys_verify_their_secret_and_refuse_revoked() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite::api_keys_verify_their_secret_and_refuse_revoked(s, c).await
+            }
         }
     };
 }
@@ -382,4 +387,36 @@ pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionSto
     assert_eq!(got.revoked_at.map(millis), Some(millis(revoked_at)), "the first revocation time is kept");
     assert!(store.api_key(&id2).await.unwrap().unwrap().revoked_at.is_none());
     assert!(!store.revoke_api_key(&format!("none-{suffix}"), clock.now()).await.unwrap());
+}
+
+pub async fn api_keys_verify_their_secret_and_refuse_revoked(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
+    let caps = vec!["token".to_owned()];
+    let (key, record) = apikey::generate("engine", vec!["prod".into()], caps.clone(), clock.now());
+    store.put_api_key(&record).await.unwrap();
+    let stored = store.api_key(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, record.secret_hash);
+    assert!(!stored.secret_hash.contains(apikey::parse(key.secret()).unwrap().1));
+
+    let ok = apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().expect("the right key verifies");
+    assert_eq!(ok.id, record.id);
+    assert!(ok.allows("prod", "token") && !ok.allows("other", "token"));
+
+    // The same id with another secret, a key never stored, and text that is not a key at all.
+    let (other, other_record) = apikey::generate("engine", vec![], caps.clone(), clock.now());
+    let forged = format!("flk_{}_{}", record.id, apikey::parse(other.secret()).unwrap().1);
+    assert!(apikey::verify(&*store, &forged, clock.now()).await.unwrap().is_none(), "wrong secret");
+    assert!(apikey::verify(&*store, other.secret(), clock.now()).await.unwrap().is_none(), "unknown id");
+    let mut truncated = key.secret().to_owned();
+    truncated.pop();
+    for malformed in ["", "Bearer x", "flk_", truncated.as_str(), &key.secret().replace('_', "-")] {
+        assert!(apikey::verify(&*store, malformed, clock.now()).await.unwrap().is_none(), "{malformed:?}");
+    }
+    // The same id cannot be stored twice, even with another secret.
+    let mut clash = other_record;
+    clash.id = record.id.clone();
+    assert!(store.put_api_key(&clash).await.is_err());
+    assert!(apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().is_some());
+
+    assert!(store.revoke_api_key(&record.id, clock.now()).await.unwrap());
+    assert!(apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().is_none(), "revoked");
 }
