@@ -14,6 +14,7 @@
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
 
+pub mod apikey;
 pub mod codec;
 pub mod connection;
 pub mod crypto;
@@ -28,6 +29,7 @@ pub use connection::{
 };
 pub use registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 
+pub use apikey::ApiKeySecret;
 pub use crypto::MasterKey;
 pub use memory::MemoryConnectionStore;
 pub use open::{KeySource, StoreLocation, open_store};

@@ -170,10 +170,7 @@ pub async fn open_store(
             let store = blocking(path, move || SqliteStore::open(&p, master, clock)).await?;
             Ok(Arc::new(store))
         }
-        StoreLocation::Postgres(url) => Err(OpenError::Postgres(format!(
-            "{}: PostgreSQL connection stores are not available in this build yet",
-            crate::postgres::redact_url(url)
-        ))),
+        StoreLocation::Postgres(url) => Ok(Arc::new(crate::PostgresStore::connect(url, master, clock).await?)),
     }
 }
 

@@ -1,23 +1,33 @@
 //! [`PostgresStore`]: the store for several broker replicas. The lease is a row claimed with
 //! one `INSERT … ON CONFLICT … WHERE expired OR mine` statement; the fence comes from a
 //! sequence. Tables are prefixed `forcelink_` so the database can be shared.
+//!
+//! Schema versions (the `schema_version` row of `forcelink_meta`; none before version 2):
+//! 1 = token sets, leases, the fence sequence, approvals; 2 adds connections (sealed specs), the
+//! audit log, API keys and `forcelink_meta` (with the id of the master key that sealed the
+//! store, checked on connect). Migrations run in one transaction under an advisory lock.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use forcelink_auth::Clock;
 use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, Lease, LeaseHolder, StoredTokens, TokenStore};
 use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, GenericClient, NoTls};
 
 use crate::codec::{self, from_millis, millis};
-use crate::crypto::MasterKey;
-use crate::{OpenError, poll_lease};
+use crate::connection::ConnectionSpec;
+use crate::crypto::{MasterKey, sealed_key_id};
+use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
+use crate::{OpenError, key_mismatch, poll_lease, rotated_away};
 
 /// Serialises schema creation between processes starting at once.
 const MIGRATION_LOCK: i64 = 0x666f_7263_656c_6e6b; // "forcelnk"
+
+/// Schema version this code writes.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS forcelink_token_sets (
@@ -41,6 +51,40 @@ CREATE TABLE IF NOT EXISTS forcelink_approvals (
     PRIMARY KEY (username, client_id, connection)
 );
 ";
+
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS forcelink_connections (
+    name TEXT PRIMARY KEY,
+    sealed BYTEA NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forcelink_audit_log (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    connection TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS forcelink_audit_log_by_connection ON forcelink_audit_log (connection, at_ms);
+CREATE TABLE IF NOT EXISTS forcelink_api_keys (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    label TEXT NOT NULL,
+    connections TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    revoked_at_ms BIGINT
+);
+CREATE TABLE IF NOT EXISTS forcelink_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// True when this instance's key still seals the store (see [`ConnectionStore`] writes).
+const SAME_KEY: &str = "EXISTS (SELECT 1 FROM forcelink_meta WHERE key = 'key_id' AND value = ";
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -75,25 +119,164 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// Connects without TLS (for loopback or a private network); the connection runs on its own task.
+async fn connect_client(url: &str) -> Result<Client, OpenError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| OpenError::Postgres(format!("{}: {e}", redact_url(url))))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+async fn table_exists(client: &impl GenericClient, table: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await?.get(0))
+}
+
+/// The id of the key that sealed the store: the `forcelink_meta` row, else (a version 1 store)
+/// the header of any sealed token set; `None` when nothing is sealed yet.
+async fn stored_key_id_of(client: &impl GenericClient) -> Result<Option<String>, tokio_postgres::Error> {
+    if table_exists(client, "forcelink_meta").await?
+        && let Some(row) = client.query_opt("SELECT value FROM forcelink_meta WHERE key = 'key_id'", &[]).await?
+    {
+        return Ok(Some(row.get(0)));
+    }
+    if !table_exists(client, "forcelink_token_sets").await? {
+        return Ok(None);
+    }
+    let row = client.query_opt("SELECT sealed FROM forcelink_token_sets LIMIT 1", &[]).await?;
+    Ok(row.and_then(|r| sealed_key_id(&r.get::<_, Vec<u8>>(0))))
+}
+
+/// The key id recorded in the database at `url`, changing nothing.
+pub(crate) async fn stored_key_id(url: &str) -> Result<Option<String>, OpenError> {
+    let client = connect_client(url).await?;
+    stored_key_id_of(&client).await.map_err(|e| OpenError::Postgres(format!("reading the store's key id: {e}")))
+}
+
+/// Re-seals every token set and connection spec with `new` in one transaction that also records
+/// `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
+#[allow(dead_code)] // key rotation's PostgreSQL step, wired up with `rotate_key`
+pub(crate) async fn reseal(
+    url: &str,
+    old: &MasterKey,
+    new: &MasterKey,
+    before_commit: impl FnOnce() -> Result<(), OpenError>,
+) -> Result<(usize, usize), OpenError> {
+    let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
+    let mut client = connect_client(url).await?;
+    let tx = client.transaction().await.map_err(fail)?;
+    // Blocks every writer (readers go on) until the commit; checked again under the lock, as
+    // another rotation may have finished meanwhile.
+    tx.batch_execute("LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections IN EXCLUSIVE MODE")
+        .await
+        .map_err(fail)?;
+    if let Some(id) = stored_key_id_of(&tx).await.map_err(fail)?
+        && id != old.id_hex()
+    {
+        return Err(key_mismatch(&redact_url(url), &id, old));
+    }
+    let unreadable = |e: StoreError| OpenError::Postgres(format!("{e}; nothing was changed"));
+    let tokens = tx.query("SELECT connection, sealed FROM forcelink_token_sets", &[]).await.map_err(fail)?;
+    for row in &tokens {
+        let id = ConnectionId::new(row.get::<_, String>(0));
+        let set = codec::open(old, &id, &row.get::<_, Vec<u8>>(1)).map_err(unreadable)?;
+        // The version moves too, so a writer still holding the old key loses its compare-and-swap.
+        tx.execute(
+            "UPDATE forcelink_token_sets SET sealed = $1, version = version + 1 WHERE connection = $2",
+            &[&codec::seal(new, &id, &set), &id.as_str()],
+        )
+        .await
+        .map_err(fail)?;
+    }
+    let specs = tx.query("SELECT name, sealed FROM forcelink_connections", &[]).await.map_err(fail)?;
+    for row in &specs {
+        let id = ConnectionId::new(row.get::<_, String>(0));
+        let spec = codec::open_spec(old, &id, &row.get::<_, Vec<u8>>(1)).map_err(unreadable)?;
+        tx.execute(
+            "UPDATE forcelink_connections SET sealed = $1 WHERE name = $2",
+            &[&codec::seal_spec(new, &id, &spec), &id.as_str()],
+        )
+        .await
+        .map_err(fail)?;
+    }
+    tx.execute(
+        "INSERT INTO forcelink_meta (key, value) VALUES ('key_id', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&new.id_hex()],
+    )
+    .await
+    .map_err(fail)?;
+    before_commit()?;
+    tx.commit().await.map_err(fail)?;
+    Ok((tokens.len(), specs.len()))
+}
+
 impl PostgresStore {
-    /// Connects (without TLS: for loopback or a private network) and creates the tables.
+    /// Connects (without TLS: for loopback or a private network) and brings the schema up to
+    /// date. Fails with [`OpenError::Key`] when the store was sealed with another master key.
     pub async fn connect(url: &str, key: MasterKey, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|e| OpenError::Postgres(format!("{}: {e}", redact_url(url))))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "PostgreSQL connection closed");
-            }
-        });
-        let migrate = async {
-            client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
-            let r = client.batch_execute(SCHEMA_V1).await;
-            client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
-            r
+        let mut client = connect_client(url).await?;
+        let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("creating the tables: {e}"));
+        let tx = client.transaction().await.map_err(fail)?;
+        // Held until the transaction ends: processes starting at once migrate one after another.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(fail)?;
+        let version: i64 = if table_exists(&tx, "forcelink_meta").await.map_err(fail)? {
+            tx.query_opt("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[])
+                .await
+                .map_err(fail)?
+                .and_then(|r| r.get::<_, String>(0).parse().ok())
+                .unwrap_or(1)
+        } else {
+            0
         };
-        migrate.await.map_err(|e| OpenError::Postgres(format!("creating the tables: {e}")))?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::Postgres(format!(
+                "the database has forcelink schema version {version}, newer than this forcelink ({SCHEMA_VERSION}); \
+                 upgrade forcelink"
+            )));
+        }
+        if let Some(stored) = stored_key_id_of(&tx).await.map_err(fail)?
+            && stored != key.id_hex()
+        {
+            return Err(key_mismatch(&redact_url(url), &stored, &key));
+        }
+        if version < SCHEMA_VERSION {
+            tx.batch_execute(SCHEMA_V1).await.map_err(fail)?;
+            tx.batch_execute(SCHEMA_V2).await.map_err(fail)?;
+            tx.execute(
+                "INSERT INTO forcelink_meta (key, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&SCHEMA_VERSION.to_string()],
+            )
+            .await
+            .map_err(fail)?;
+        }
+        tx.execute(
+            "INSERT INTO forcelink_meta (key, value) VALUES ('key_id', $1) ON CONFLICT (key) DO NOTHING",
+            &[&key.id_hex()],
+        )
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
         Ok(Self { inner: Arc::new(Inner { client, key, clock }) })
+    }
+
+    /// Fails when the store is now sealed with another key than this instance's (it was rotated).
+    async fn check_same_key(&self) -> Result<(), StoreError> {
+        let row = self
+            .inner
+            .client
+            .query_opt("SELECT value FROM forcelink_meta WHERE key = 'key_id'", &[])
+            .await
+            .map_err(db_err)?;
+        match row.map(|r| r.get::<_, String>(0)) {
+            Some(id) if id != self.inner.key.id_hex() => Err(rotated_away(&id, &self.inner.key)),
+            _ => Ok(()),
+        }
     }
 
     async fn try_lease(
@@ -185,20 +368,27 @@ impl TokenStore for PostgresStore {
             let sealed = codec::seal(&self.inner.key, connection, set);
             let now = millis(self.inner.clock.now()) as i64;
             let client = &self.inner.client;
+            let key_id = self.inner.key.id_hex();
+            // Each write carries `key_id = this key`: a process started before a key rotation
+            // cannot write a row the new key cannot open.
             let changed = match expected {
                 Some(v) => client
                     .execute(
-                        "UPDATE forcelink_token_sets SET version = $1, sealed = $2, updated_at_ms = $3
-                         WHERE connection = $4 AND version = $5",
-                        &[&(v as i64 + 1), &sealed, &now, &connection.as_str(), &(v as i64)],
+                        &format!(
+                            "UPDATE forcelink_token_sets SET version = $1, sealed = $2, updated_at_ms = $3
+                             WHERE connection = $4 AND version = $5 AND {SAME_KEY} $6)"
+                        ),
+                        &[&(v as i64 + 1), &sealed, &now, &connection.as_str(), &(v as i64), &key_id],
                     )
                     .await
                     .map_err(db_err)?,
                 None => client
                     .execute(
-                        "INSERT INTO forcelink_token_sets (connection, version, sealed, updated_at_ms)
-                         VALUES ($1, 1, $2, $3) ON CONFLICT (connection) DO NOTHING",
-                        &[&connection.as_str(), &sealed, &now],
+                        &format!(
+                            "INSERT INTO forcelink_token_sets (connection, version, sealed, updated_at_ms)
+                             SELECT $1, 1, $2, $3 WHERE {SAME_KEY} $4) ON CONFLICT (connection) DO NOTHING"
+                        ),
+                        &[&connection.as_str(), &sealed, &now, &key_id],
                     )
                     .await
                     .map_err(db_err)?,
@@ -206,6 +396,7 @@ impl TokenStore for PostgresStore {
             if changed == 1 {
                 Ok(CasOutcome::Swapped { version: expected.unwrap_or(0) + 1 })
             } else {
+                self.check_same_key().await?;
                 Ok(CasOutcome::Conflict { current: self.load_row(connection).await?.map(Box::new) })
             }
         })
@@ -286,7 +477,257 @@ impl TokenStore for PostgresStore {
     }
 }
 
-/// The key id recorded in the database (step 2 adds `forcelink_meta`).
-pub(crate) async fn stored_key_id(_url: &str) -> Result<Option<String>, OpenError> {
-    Ok(None)
+const API_KEY_COLUMNS: &str = "id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms";
+
+fn api_key_record(r: &tokio_postgres::Row) -> Result<ApiKeyRecord, StoreError> {
+    let id: String = r.get(0);
+    let list = |what: &str, json: String| {
+        serde_json::from_str::<Vec<String>>(&json)
+            .map_err(|_| StoreError::Corrupt(format!("API key {id}: {what} is not a JSON list of strings")))
+    };
+    Ok(ApiKeyRecord {
+        connections: list("connections", r.get(3))?,
+        capabilities: list("capabilities", r.get(4))?,
+        secret_hash: r.get(1),
+        label: r.get(2),
+        created_at: from_millis(u64::try_from(r.get::<_, i64>(5)).unwrap_or(0)),
+        revoked_at: r.get::<_, Option<i64>>(6).map(|ms| from_millis(u64::try_from(ms).unwrap_or(0))),
+        id,
+    })
+}
+
+impl PostgresStore {
+    fn connection_row(&self, r: &tokio_postgres::Row) -> Result<StoredConnection, StoreError> {
+        let name = ConnectionId::new(r.get::<_, String>(0));
+        Ok(StoredConnection {
+            spec: codec::open_spec(&self.inner.key, &name, &r.get::<_, Vec<u8>>(1))?,
+            name,
+            created_at: from_millis(u64::try_from(r.get::<_, i64>(2)).unwrap_or(0)),
+            updated_at: from_millis(u64::try_from(r.get::<_, i64>(3)).unwrap_or(0)),
+        })
+    }
+}
+
+impl ConnectionStore for PostgresStore {
+    fn put_connection<'a>(
+        &'a self,
+        name: &'a ConnectionId,
+        spec: &'a ConnectionSpec,
+        mode: PutMode,
+    ) -> BoxFuture<'a, Result<PutOutcome, StoreError>> {
+        Box::pin(async move {
+            let sealed = codec::seal_spec(&self.inner.key, name, spec);
+            let key_id = self.inner.key.id_hex();
+            let client = &self.inner.client;
+            let insert = || async {
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO forcelink_connections (name, sealed, created_at_ms, updated_at_ms)
+                             SELECT $1, $2, $3, $3 WHERE {SAME_KEY} $4) ON CONFLICT (name) DO NOTHING"
+                        ),
+                        &[&name.as_str(), &sealed, &(millis(self.inner.clock.now()) as i64), &key_id],
+                    )
+                    .await
+                    .map_err(db_err)
+            };
+            // Single statements, no transaction: the store's one connection is shared by every
+            // task. Another writer may come in between them; the loop settles within a round.
+            for _ in 0..3 {
+                if mode == PutMode::Upsert {
+                    let replaced = client
+                        .execute(
+                            &format!(
+                                "UPDATE forcelink_connections SET sealed = $1, updated_at_ms = $2
+                                 WHERE name = $3 AND {SAME_KEY} $4)"
+                            ),
+                            &[&sealed, &(millis(self.inner.clock.now()) as i64), &name.as_str(), &key_id],
+                        )
+                        .await
+                        .map_err(db_err)?;
+                    if replaced == 1 {
+                        return Ok(PutOutcome::Replaced);
+                    }
+                }
+                if insert().await? == 1 {
+                    return Ok(PutOutcome::Created);
+                }
+                self.check_same_key().await?;
+                if mode == PutMode::Create {
+                    return Ok(PutOutcome::AlreadyExists);
+                }
+            }
+            Err(StoreError::Unavailable(format!("connection {name} kept changing while being written; try again")))
+        })
+    }
+
+    fn connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<StoredConnection>, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .inner
+                .client
+                .query_opt(
+                    "SELECT name, sealed, created_at_ms, updated_at_ms FROM forcelink_connections WHERE name = $1",
+                    &[&name.as_str()],
+                )
+                .await
+                .map_err(db_err)?;
+            row.map(|r| self.connection_row(&r)).transpose()
+        })
+    }
+
+    fn connections(&self) -> BoxFuture<'_, Result<Vec<StoredConnection>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .client
+                .query(
+                    "SELECT name, sealed, created_at_ms, updated_at_ms FROM forcelink_connections ORDER BY name",
+                    &[],
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(|r| self.connection_row(r)).collect()
+        })
+    }
+
+    fn remove_connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            // One statement, so one transaction: every part goes, or none does.
+            let row = self
+                .inner
+                .client
+                .query_one(
+                    "WITH c AS (DELETE FROM forcelink_connections WHERE name = $1 RETURNING 1),
+                          t AS (DELETE FROM forcelink_token_sets WHERE connection = $1),
+                          l AS (DELETE FROM forcelink_leases WHERE connection = $1),
+                          a AS (DELETE FROM forcelink_approvals WHERE connection = $1)
+                     SELECT count(*) FROM c",
+                    &[&name.as_str()],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(row.get::<_, i64>(0) > 0)
+        })
+    }
+
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.inner
+                .client
+                .execute(
+                    "INSERT INTO forcelink_audit_log (at_ms, connection, actor, action, detail)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &(millis(entry.at) as i64),
+                        &entry.connection.as_str(),
+                        &entry.actor,
+                        &entry.action,
+                        &entry.detail,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn audit<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
+        Box::pin(async move {
+            let connection = connection.map(ConnectionId::as_str);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self
+                .inner
+                .client
+                .query(
+                    "SELECT at_ms, connection, actor, action, detail FROM forcelink_audit_log
+                     WHERE $1::TEXT IS NULL OR connection = $1 ORDER BY at_ms DESC, id DESC LIMIT $2",
+                    &[&connection, &limit],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(rows
+                .iter()
+                .map(|r| AuditEntry {
+                    at: from_millis(u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)),
+                    connection: ConnectionId::new(r.get::<_, String>(1)),
+                    actor: r.get(2),
+                    action: r.get(3),
+                    detail: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let changed = self
+                .inner
+                .client
+                .execute(
+                    "INSERT INTO forcelink_api_keys
+                     (id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &key.id,
+                        &key.secret_hash,
+                        &key.label,
+                        &serde_json::to_string(&key.connections).unwrap_or_default(),
+                        &serde_json::to_string(&key.capabilities).unwrap_or_default(),
+                        &(millis(key.created_at) as i64),
+                        &key.revoked_at.map(|t| millis(t) as i64),
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            if changed == 0 {
+                return Err(StoreError::Unavailable(format!("an API key with id {} already exists", key.id)));
+            }
+            Ok(())
+        })
+    }
+
+    fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .inner
+                .client
+                .query_opt(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys WHERE id = $1"), &[&id])
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(api_key_record).transpose()
+        })
+    }
+
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .client
+                .query(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys ORDER BY created_at_ms, id"), &[])
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(api_key_record).collect()
+        })
+    }
+
+    fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            // A second revocation keeps the first time.
+            let changed = self
+                .inner
+                .client
+                .execute(
+                    "UPDATE forcelink_api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $1) WHERE id = $2",
+                    &[&(millis(at) as i64), &id],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(changed > 0)
+        })
+    }
 }

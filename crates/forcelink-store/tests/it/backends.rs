@@ -28,27 +28,77 @@ pub fn postgres_url() -> String {
         .expect("FORCELINK_TEST_POSTGRES_URL must point at a PostgreSQL database (scripts/test sets it)")
 }
 
-async fn memory() -> (Arc<dyn ConnectionStore>, ManualClock) {
-    let c = clock();
-    (Arc::new(MemoryConnectionStore::new(Arc::new(c.clone()))), c)
+/// A schema of its own in the test database, dropped when this is dropped: every test gets an
+/// empty store (its own master key id, schema version and tables) in one shared server.
+pub struct PgSchema {
+    pub url: String,
+    name: String,
 }
 
-async fn sqlite() -> (Arc<dyn ConnectionStore>, ManualClock) {
+impl PgSchema {
+    pub async fn new() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!("forcelink_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")).await.unwrap();
+        let base = postgres_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Self { url: format!("{base}{sep}options=-csearch_path%3D{name}"), name }
+    }
+}
+
+impl Drop for PgSchema {
+    #[allow(clippy::print_stderr)] // a leftover schema is worth a line in the test output
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await: a thread with its own runtime runs the statement.
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
+            })
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}", self.name);
+        }
+    }
+}
+
+/// What a test's store needs kept alive until the test ends.
+#[allow(dead_code)] // held only to be dropped
+pub enum Keep {
+    Nothing,
+    Dir(tempfile::TempDir),
+    Schema(PgSchema),
+}
+
+async fn memory() -> (Arc<dyn ConnectionStore>, ManualClock, Keep) {
+    let c = clock();
+    (Arc::new(MemoryConnectionStore::new(Arc::new(c.clone()))), c, Keep::Nothing)
+}
+
+async fn sqlite() -> (Arc<dyn ConnectionStore>, ManualClock, Keep) {
     let c = clock();
     let dir = tempfile::tempdir().unwrap();
-    // The directory lives as long as the test process; each test gets its own.
-    let path = dir.keep().join("store.db");
-    (Arc::new(SqliteStore::open(&path, MasterKey::generate(), Arc::new(c.clone())).unwrap()), c)
+    let path = dir.path().join("store.db");
+    (Arc::new(SqliteStore::open(&path, MasterKey::generate(), Arc::new(c.clone())).unwrap()), c, Keep::Dir(dir))
 }
 
-async fn postgres() -> (Arc<dyn TokenStore>, ManualClock) {
+async fn postgres() -> (Arc<dyn ConnectionStore>, ManualClock, Keep) {
     let c = clock();
-    (Arc::new(PostgresStore::connect(&postgres_url(), MasterKey::generate(), Arc::new(c.clone())).await.unwrap()), c)
+    let schema = PgSchema::new().await;
+    let store = PostgresStore::connect(&schema.url, MasterKey::generate(), Arc::new(c.clone())).await.unwrap();
+    (Arc::new(store), c, Keep::Schema(schema))
 }
 
 store_suite!(memory_backend, memory());
 store_suite!(sqlite_backend, sqlite());
-crate::token_store_suite!(postgres_backend, postgres());
+store_suite!(postgres_backend, postgres());
 
 const SECRETS: [&str; 3] = ["00D!plain-access-token", "5Aep-plain-refresh-token", "eyJ.id.token"];
 
@@ -82,10 +132,11 @@ async fn sqlite_file_holds_no_plaintext_secret_and_needs_its_key() {
 #[tokio::test]
 async fn postgres_tables_hold_no_plaintext_secret() {
     let c = clock();
-    let store = PostgresStore::connect(&postgres_url(), MasterKey::generate(), Arc::new(c.clone())).await.unwrap();
+    let schema = PgSchema::new().await;
+    let store = PostgresStore::connect(&schema.url, MasterKey::generate(), Arc::new(c.clone())).await.unwrap();
     let conn = connection("pg-secret");
     store.compare_and_swap(&conn, None, &token_set(SECRETS[0], Some(SECRETS[1]), &c)).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let row = client
         .query_one(
@@ -176,9 +227,10 @@ async fn four_instances_on_one_sqlite_file_renew_once() {
 async fn three_instances_on_one_postgres_renew_once() {
     let c = clock();
     let key = MasterKey::generate();
+    let schema = PgSchema::new().await;
     let mut stores: Vec<Arc<dyn TokenStore>> = Vec::new();
     for _ in 0..3 {
-        stores.push(Arc::new(PostgresStore::connect(&postgres_url(), key.clone(), Arc::new(c.clone())).await.unwrap()));
+        stores.push(Arc::new(PostgresStore::connect(&schema.url, key.clone(), Arc::new(c.clone())).await.unwrap()));
     }
     one_renewal_across_instances(stores, c).await;
 }

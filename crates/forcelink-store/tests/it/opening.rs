@@ -6,6 +6,7 @@ use forcelink_auth::ManualClock;
 use forcelink_auth::store::ConnectionId;
 use forcelink_store::{KeySource, MasterKey, OpenError, PutMode, StoreLocation, open_store};
 
+use crate::backends::PgSchema;
 use crate::suite::{spec_with_secrets, token_set};
 
 fn clock() -> ManualClock {
@@ -139,4 +140,87 @@ async fn sqlite_schema_1_is_migrated_keeping_its_token_sets() {
         .unwrap()
         .unwrap();
     assert_eq!(lease.fence, 8, "the fence sequence carries on");
+}
+
+#[tokio::test]
+async fn postgres_store_refuses_another_key_naming_both() {
+    let schema = PgSchema::new().await;
+    let location = StoreLocation::parse(&schema.url);
+    assert!(matches!(location, StoreLocation::Postgres(_)));
+    let key = MasterKey::generate();
+    let name = ConnectionId::new("prod");
+    let spec = spec_with_secrets("cs", "pw", "env:KEY");
+    {
+        let store = open_store(&location, &KeySource::Base64(key.to_base64()), Arc::new(clock())).await.unwrap();
+        store.put_connection(&name, &spec, PutMode::Create).await.unwrap();
+    }
+    let wrong = MasterKey::generate();
+    let err = open_store(&location, &KeySource::Base64(wrong.to_base64()), Arc::new(clock())).await.unwrap_err();
+    assert!(matches!(err, OpenError::Key(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&key.id_hex()) && text.contains(&wrong.id_hex()), "{text}");
+    assert!(!text.contains(&key.to_base64()) && !text.contains(&wrong.to_base64()), "{text}");
+    let store = open_store(&location, &KeySource::Base64(key.to_base64()), Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+}
+
+#[tokio::test]
+async fn postgres_url_passwords_stay_out_of_errors() {
+    let location = StoreLocation::parse("postgres://forcelink:pg-hunter2@127.0.0.1:1/nowhere");
+    let err = open_store(&location, &KeySource::Base64(MasterKey::generate().to_base64()), Arc::new(clock()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OpenError::Postgres(_)), "{err:?}");
+    assert!(!err.to_string().contains("pg-hunter2") && !format!("{err:?}").contains("pg-hunter2"), "{err}");
+}
+
+/// The tables forcelink created before connections, audit log and API keys existed (version 1).
+const POSTGRES_SCHEMA_V1: &str = "
+CREATE TABLE forcelink_token_sets (connection TEXT PRIMARY KEY, version BIGINT NOT NULL, sealed BYTEA NOT NULL,
+    updated_at_ms BIGINT NOT NULL);
+CREATE TABLE forcelink_leases (connection TEXT PRIMARY KEY, holder TEXT NOT NULL, fence BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL);
+CREATE SEQUENCE forcelink_fence;
+CREATE TABLE forcelink_approvals (username TEXT NOT NULL, client_id TEXT NOT NULL, connection TEXT NOT NULL,
+    approved_at_ms BIGINT NOT NULL, PRIMARY KEY (username, client_id, connection));
+";
+
+#[tokio::test]
+async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
+    let c = clock();
+    let schema = PgSchema::new().await;
+    let key = MasterKey::generate();
+    let name = ConnectionId::new("from-v1");
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(POSTGRES_SCHEMA_V1).await.unwrap();
+    let sealed = forcelink_store::codec::seal(&key, &name, &token_set("00D!v1-access", Some("5Aep-v1"), &c));
+    client
+        .execute(
+            "INSERT INTO forcelink_token_sets (connection, version, sealed, updated_at_ms) VALUES ($1, 3, $2, 0)",
+            &[&name.as_str(), &sealed],
+        )
+        .await
+        .unwrap();
+
+    let location = StoreLocation::Postgres(schema.url.clone());
+    let wrong = MasterKey::generate();
+    let err = open_store(&location, &KeySource::Base64(wrong.to_base64()), Arc::new(c.clone())).await.unwrap_err();
+    assert!(err.to_string().contains(&key.id_hex()), "{err}");
+    let meta: bool = client.query_one("SELECT to_regclass('forcelink_meta') IS NOT NULL", &[]).await.unwrap().get(0);
+    assert!(!meta, "a refused open changes nothing");
+
+    let store = open_store(&location, &KeySource::Base64(key.to_base64()), Arc::new(c.clone())).await.unwrap();
+    let loaded = store.load(&name).await.unwrap().unwrap();
+    assert_eq!(loaded.version, 3);
+    assert_eq!(loaded.set.refresh_token.as_ref().unwrap().secret(), "5Aep-v1");
+    store.put_connection(&name, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
+    let rows: Vec<(String, String)> = client
+        .query("SELECT key, value FROM forcelink_meta ORDER BY key", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "2".to_owned())]);
 }

@@ -8,7 +8,7 @@ use forcelink_auth::secret::{AccessToken, IdToken, RefreshToken};
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, LeaseHolder, TokenStore};
 use forcelink_auth::token::{LifetimeSource, TokenSet};
 use forcelink_auth::{Clock, ManualClock};
-use forcelink_store::{ApiKeyRecord, AuditEntry, ConnectionSpec, ConnectionStore, PutMode, PutOutcome};
+use forcelink_store::{ApiKeyRecord, AuditEntry, ConnectionSpec, ConnectionStore, PutMode, PutOutcome, apikey};
 use url::Url;
 
 /// A fresh, unique connection name (backends that share a database between tests need it).
@@ -149,7 +149,7 @@ pub async fn approvals_are_listed_oldest_first(store: Arc<dyn TokenStore>, clock
 }
 
 /// Declares the suite's tests for one backend: `$make` is an async expression giving
-/// `(Arc<dyn ConnectionStore>, ManualClock)`.
+/// `(Arc<dyn ConnectionStore>, ManualClock, what to keep alive until the test ends)`.
 #[macro_export]
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
@@ -159,75 +159,48 @@ macro_rules! store_suite {
 
             #[tokio::test]
             async fn round_trip_and_compare_and_swap() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::round_trip_and_compare_and_swap(s, c).await
             }
             #[tokio::test]
             async fn lease_is_exclusive_until_released_or_expired() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::lease_is_exclusive_until_released_or_expired(s, c).await
             }
             #[tokio::test]
             async fn a_waiting_holder_gets_the_lease_when_it_is_released() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::a_waiting_holder_gets_the_lease_when_it_is_released(s, c).await
             }
             #[tokio::test]
             async fn approvals_are_listed_oldest_first() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::approvals_are_listed_oldest_first(s, c).await
             }
             #[tokio::test]
             async fn connections_are_created_replaced_and_listed_by_name() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::connections_are_created_replaced_and_listed_by_name(s, c).await
             }
             #[tokio::test]
             async fn removing_a_connection_removes_its_tokens_lease_and_approvals() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::removing_a_connection_removes_its_tokens_lease_and_approvals(s, c).await
             }
             #[tokio::test]
             async fn audit_is_newest_first_filtered_and_limited() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::audit_is_newest_first_filtered_and_limited(s, c).await
             }
             #[tokio::test]
             async fn api_keys_are_stored_listed_and_revoked() {
-                let (s, c) = $make.await;
+                let (s, c, _keep) = $make.await;
                 $crate::suite::api_keys_are_stored_listed_and_revoked(s, c).await
             }
-        }
-    };
-}
-
-/// The `TokenStore` part of the suite alone, for a backend without a `ConnectionStore`.
-#[macro_export]
-macro_rules! token_store_suite {
-    ($backend:ident, $make:expr) => {
-        mod $backend {
-            #[allow(unused_imports)]
-            use super::*;
-
             #[tokio::test]
-            async fn round_trip_and_compare_and_swap() {
-                let (s, c) = $make.await;
-                $crate::suite::round_trip_and_compare_and_swap(s, c).await
-            }
-            #[tokio::test]
-            async fn lease_is_exclusive_until_released_or_expired() {
-                let (s, c) = $make.await;
-                $crate::suite::lease_is_exclusive_until_released_or_expired(s, c).await
-            }
-            #[tokio::test]
-            async fn a_waiting_holder_gets_the_lease_when_it_is_released() {
-                let (s, c) = $make.await;
-                $crate::suite::a_waiting_holder_gets_the_lease_when_it_is_released(s, c).await
-            }
-            #[tokio::test]
-            async fn approvals_are_listed_oldest_first() {
-                let (s, c) = $make.await;
-                $crate::suite::approvals_are_listed_oldest_first(s, c).await
+            async fn api_keys_verify_their_secret_and_refuse_revoked() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite::api_keys_verify_their_secret_and_refuse_revoked(s, c).await
             }
         }
     };
@@ -414,4 +387,36 @@ pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionSto
     assert_eq!(got.revoked_at.map(millis), Some(millis(revoked_at)), "the first revocation time is kept");
     assert!(store.api_key(&id2).await.unwrap().unwrap().revoked_at.is_none());
     assert!(!store.revoke_api_key(&format!("none-{suffix}"), clock.now()).await.unwrap());
+}
+
+pub async fn api_keys_verify_their_secret_and_refuse_revoked(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
+    let caps = vec!["token".to_owned()];
+    let (key, record) = apikey::generate("engine", vec!["prod".into()], caps.clone(), clock.now());
+    store.put_api_key(&record).await.unwrap();
+    let stored = store.api_key(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, record.secret_hash);
+    assert!(!stored.secret_hash.contains(apikey::parse(key.secret()).unwrap().1));
+
+    let ok = apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().expect("the right key verifies");
+    assert_eq!(ok.id, record.id);
+    assert!(ok.allows("prod", "token") && !ok.allows("other", "token"));
+
+    // The same id with another secret, a key never stored, and text that is not a key at all.
+    let (other, other_record) = apikey::generate("engine", vec![], caps.clone(), clock.now());
+    let forged = format!("flk_{}_{}", record.id, apikey::parse(other.secret()).unwrap().1);
+    assert!(apikey::verify(&*store, &forged, clock.now()).await.unwrap().is_none(), "wrong secret");
+    assert!(apikey::verify(&*store, other.secret(), clock.now()).await.unwrap().is_none(), "unknown id");
+    let mut truncated = key.secret().to_owned();
+    truncated.pop();
+    for malformed in ["", "Bearer x", "flk_", truncated.as_str(), &key.secret().replace('_', "-")] {
+        assert!(apikey::verify(&*store, malformed, clock.now()).await.unwrap().is_none(), "{malformed:?}");
+    }
+    // The same id cannot be stored twice, even with another secret.
+    let mut clash = other_record;
+    clash.id = record.id.clone();
+    assert!(store.put_api_key(&clash).await.is_err());
+    assert!(apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().is_some());
+
+    assert!(store.revoke_api_key(&record.id, clock.now()).await.unwrap());
+    assert!(apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().is_none(), "revoked");
 }
