@@ -488,6 +488,7 @@ impl ConnectionSpec {
                 client_id: text("client_id", &self.client_id)?,
                 username: text("username", &self.username)?,
                 private_key: secret("private_key (file:PATH of the key `forcelink keygen` made)", &self.private_key)?,
+                client_secret: opt_secret(&self.client_secret),
             },
             Method::Web => AuthConfig::Web {
                 client_id: text("client_id", &self.client_id)?,
@@ -497,7 +498,8 @@ impl ConnectionSpec {
                     let raw = self.callback_url.as_deref().unwrap_or(DEFAULT_CALLBACK_URL);
                     let u = url("callback_url", raw)?;
                     let host = u.host_str().unwrap_or("");
-                    if u.scheme() != "http" || !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+                    // The listener binds 127.0.0.1, which `localhost` reaches too.
+                    if u.scheme() != "http" || !matches!(host, "localhost" | "127.0.0.1") {
                         return Err(at(format!(
                             "callback_url {raw:?} must be an http loopback URL (http://localhost:PORT/PATH): the CLI listens for the redirect on this machine"
                         )));
@@ -584,6 +586,8 @@ pub enum AuthConfig {
         client_id: String,
         username: String,
         private_key: SecretRef,
+        /// Not needed to sign in; when given, tokens are introspected to learn their expiry.
+        client_secret: Option<SecretRef>,
     },
     Web {
         client_id: String,
@@ -633,8 +637,9 @@ impl AuthConfig {
             AuthConfig::ClientCredentials { client_secret, .. } => Some(client_secret),
             AuthConfig::Web { client_secret, .. }
             | AuthConfig::Device { client_secret, .. }
+            | AuthConfig::Jwt { client_secret, .. }
             | AuthConfig::Password { client_secret, .. } => client_secret.as_ref(),
-            AuthConfig::AccessToken { .. } | AuthConfig::Jwt { .. } => None,
+            AuthConfig::AccessToken { .. } => None,
         }
     }
 
@@ -740,7 +745,7 @@ impl Connection {
                 }
                 Arc::new(s)
             }
-            AuthConfig::Jwt { client_id, username, private_key } => {
+            AuthConfig::Jwt { client_id, username, private_key, .. } => {
                 let pem = PrivateKeyPem::new(secrets.resolve(&self.what("private_key"), private_key)?);
                 Arc::new(JwtBearer::new(t, endpoints, client_id.clone(), username.clone(), &pem, self.audiences())?)
             }

@@ -233,37 +233,43 @@ async fn test(settings: &Settings, name: Option<&str>) -> Result<Outcome, Failur
     let opened = open_connection(settings, &name).await?;
     let cache = token_cache(settings, &opened)?;
     let token = cache.get_token().await?;
-    let transport = settings.transport()?;
-    let app = opened
-        .connection
-        .app_credentials(&settings.env.resolver())?
-        .unwrap_or_else(|| forcelink_auth::AppCredentials::new("", None));
-    // userinfo on the instance host answers for any valid token of that org.
-    let identity = IdentityClient::new(transport, Endpoints::salesforce(&token.instance_url), app)?;
-    let info = match identity.userinfo(&token).await {
-        Ok(i) => i,
-        Err(e) => {
-            if matches!(&e, forcelink_auth::AuthError::UnexpectedResponse { status: 401 | 403, .. }) {
-                cache.invalidate(&token.access_token);
-            }
-            return Err(Failure::from_auth(e));
+    // The API must accept the token; a refused one is renewed once (it may have just expired).
+    let token = match super::api_check(&token, &opened.connection.api_version).await {
+        Ok(()) => token,
+        Err(f) if f.kind == crate::failure::Kind::SignIn && opened.connection.method() != Method::AccessToken => {
+            cache.invalidate(&token.access_token);
+            let renewed = cache.get_token().await?;
+            super::api_check(&renewed, &opened.connection.api_version).await?;
+            renewed
+        }
+        Err(f) => {
+            return Err(f.with_fix(format!("sign in again: `forcelink login {} {name}`", opened.connection.method())));
         }
     };
+    // Who the token belongs to (userinfo needs the openid/id scopes; not every token has them).
+    let transport = settings.transport()?;
+    let identity = IdentityClient::new(
+        transport,
+        Endpoints::salesforce(&token.instance_url),
+        forcelink_auth::AppCredentials::new("", None),
+    )?;
+    let info = identity.userinfo(&token).await.ok();
     audit(settings, &*opened.store, &name, "connection.tested", None).await;
-    let user = info.preferred_username.clone().unwrap_or_else(|| info.sub.clone());
+    let user = info.as_ref().map(|i| i.preferred_username.clone().unwrap_or_else(|| i.sub.clone()));
+    let org = info.as_ref().and_then(|i| i.organization_id.clone());
     Ok(Outcome::new(
         json!({
             "name": name.as_str(),
             "ok": true,
-            "username": info.preferred_username,
-            "user_id": info.user_id,
-            "organization_id": info.organization_id,
-            "instance_url": token.instance_url.as_str(),
+            "username": user,
+            "user_id": info.as_ref().and_then(|i| i.user_id.clone()),
+            "organization_id": org,
+            "instance_url": super::base_url(&token.instance_url),
             "expires_at": token.expires_at.map(super::rfc3339),
         }),
         format!(
-            "ok: connection {name} works as {user} (org {}) on {}\n",
-            info.organization_id.as_deref().unwrap_or("?"),
+            "ok: connection {name} works{} on {}\n",
+            user.map(|u| format!(" as {u} (org {})", org.as_deref().unwrap_or("?"))).unwrap_or_default(),
             token.instance_url.origin().ascii_serialization()
         ),
     ))

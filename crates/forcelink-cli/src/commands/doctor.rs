@@ -220,7 +220,10 @@ fn secret_refs(c: &Connection) -> Vec<(&'static str, &SecretRef)> {
     match &c.auth {
         AuthConfig::AccessToken { access_token } => out.push(("access_token", access_token)),
         AuthConfig::ClientCredentials { client_secret, .. } => out.push(("client_secret", client_secret)),
-        AuthConfig::Jwt { private_key, .. } => out.push(("private_key", private_key)),
+        AuthConfig::Jwt { private_key, client_secret, .. } => {
+            out.push(("private_key", private_key));
+            out.extend(client_secret.iter().map(|s| ("client_secret", s)));
+        }
         AuthConfig::Web { client_secret, .. } | AuthConfig::Device { client_secret, .. } => {
             out.extend(client_secret.iter().map(|s| ("client_secret", s)))
         }

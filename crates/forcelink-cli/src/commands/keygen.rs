@@ -56,7 +56,7 @@ pub fn run(settings: &Settings, args: KeygenArgs) -> Result<Outcome, Failure> {
     std::fs::write(&cert_path, pair.certificate_pem.as_bytes())
         .map_err(|e| Failure::failed(format!("writing {}: {e}", cert_path.display())))?;
     let human = format!(
-        "wrote the private key {} (mode 0600; keep it secret)\nwrote the certificate {}\n\nnext:\n  1. Upload the certificate to the connected app (Setup > App Manager > the app > Edit > \"Use digital signatures\").\n  2. forcelink login jwt NAME --login-url https://MyDomain.my.salesforce.com --client-id CONSUMER_KEY \\\n       --username USER --private-key file:{}\n",
+        "wrote the private key {} (mode 0600; keep it secret)\nwrote the certificate {}\n\nnext:\n  1. Upload the certificate to the connected app (Setup > App Manager > the app > Edit > \"Use digital signatures\").\n  2. forcelink login jwt NAME --token-url https://MyDomain.my.salesforce.com --client-id CONSUMER_KEY \\\n       --username USER --private-key file:{}\n     (add --environment sandbox for a sandbox: the JWT audience follows the login URL)\n",
         key_path.display(),
         cert_path.display(),
         key_path.display()

@@ -90,12 +90,14 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
     let secrets = settings.env.resolver();
     let app = connection.app_credentials(&secrets)?;
     let budget = ApprovalBudget::new(store.clone());
+    let previous = store.load(&name).await?.map(|s| s.set);
+    // The ledger knows users by id; before a sign-in only a re-authorization tells who it is.
     if method.is_interactive()
-        && let (Some(user), Some(app)) = (spec.username.as_deref(), app.as_ref())
+        && let (Some(user), Some(app)) = (previous.as_ref().and_then(|p| p.user_id()), app.as_ref())
         && let ApprovalOutlook::WouldEvict { oldest } = budget.before_approval(user, &app.client_id, &name).await?
     {
         warnings.push(format!(
-            "{user} has approved this connected app 5 times: this sign-in makes Salesforce revoke the refresh token of connection {}",
+            "this user has approved this connected app 5 times: this sign-in makes Salesforce revoke the refresh token of connection {}",
             oldest.connection
         ));
     }
@@ -123,7 +125,14 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
         }
         _ => {
             let source = connection.token_source(&transport, &secrets)?;
-            source.fetch(None).await?
+            let set = source.fetch(None).await?;
+            if method == Method::AccessToken {
+                // A pasted token is checked before it is kept.
+                super::api_check(&set.token(), &connection.api_version).await.map_err(|f| {
+                    f.with_fix("get a current access token (e.g. from the org's session) and run the login again")
+                })?;
+            }
+            set
         }
     };
 
@@ -153,6 +162,27 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
             ));
         }
     }
+    // A re-authorization replaces the connection's grant: revoke the old refresh token, which
+    // Salesforce would otherwise keep counting against the user's five approvals.
+    if let (Some(old), Some(new)) =
+        (previous.as_ref().and_then(|p| p.refresh_token.as_ref()), set.refresh_token.as_ref())
+        && old.secret() != new.secret()
+    {
+        let app = app.clone().unwrap_or_else(|| AppCredentials::new("", None));
+        let revoked =
+            match forcelink_auth::identity::IdentityClient::new(transport.clone(), connection.endpoints(), app) {
+                Ok(id) => id.revoke(forcelink_auth::identity::AnyToken::Refresh(old)).await.is_ok(),
+                Err(_) => false,
+            };
+        if !revoked {
+            warnings.push("the previous refresh token of this connection could not be revoked; it still counts as one of the user's five approvals until it expires".into());
+        }
+    }
+    if method.is_interactive() && set.refresh_token.is_none() {
+        warnings.push(format!(
+            "Salesforce issued no refresh token: the connection works until the session ends. Add the refresh_token scope to the app (and --scope \"api refresh_token\") to keep {name} signed in"
+        ));
+    }
     if method == Method::Password {
         warnings
             .push("username-password is a legacy flow Salesforce is retiring; prefer jwt or client-credentials".into());
@@ -166,7 +196,7 @@ fn login_outcome(name: &ConnectionId, method: Method, set: &TokenSet, saved: boo
         json!({
             "name": name.as_str(),
             "method": method,
-            "instance_url": set.instance_url.as_str(),
+            "instance_url": super::base_url(&set.instance_url),
             "user_id": set.user_id(),
             "org_id": set.org_id(),
             "expires_at": set.expires_at.map(super::rfc3339),
@@ -241,7 +271,7 @@ async fn web_login(
     let code = tokio::time::timeout(Duration::from_secs(timeout), listener.wait_for_code(&request)).await.map_err(
         |_| {
             Failure::failed(format!("no sign-in within {timeout} seconds"))
-                .with_fix("run the login again (or raise --timeout)")
+                .with_fix("if the browser showed an error (redirect_uri_mismatch: add the callback URL to the app; invalid client id: check --client-id and the login URL), fix it and run the login again; otherwise raise --timeout")
         },
     )??;
     Ok(flow.exchange(&request, &code).await?)

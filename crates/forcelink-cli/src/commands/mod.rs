@@ -331,7 +331,7 @@ pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Valu
         None => serde_json::json!({ "signed_in": false }),
         Some(s) => serde_json::json!({
             "signed_in": true,
-            "instance_url": s.instance_url.as_str(),
+            "instance_url": base_url(&s.instance_url),
             "user_id": s.user_id(),
             "org_id": s.org_id(),
             "issued_at": rfc3339(s.issued_at),
@@ -343,4 +343,34 @@ pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Valu
             "fingerprint": s.access_token.fingerprint(),
         }),
     }
+}
+
+/// Calls the REST API's resource list with the token: 200 means the token works for API calls.
+pub async fn api_check(token: &forcelink_auth::Token, api_version: &str) -> Result<(), Failure> {
+    let http = forcelink_auth::wire::default_http_client()?;
+    let url = format!("{}/services/data/v{api_version}/", token.instance_url.as_str().trim_end_matches('/'));
+    let resp = http
+        .get(&url)
+        .bearer_auth(token.access_token.secret())
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::failed(format!("cannot reach {}: {e}", token.instance_url.origin().ascii_serialization()))
+        })?;
+    match resp.status().as_u16() {
+        200 => Ok(()),
+        401 => Err(Failure::sign_in("Salesforce refused the access token (HTTP 401: session expired or invalid)")),
+        status => {
+            let body = resp.text().await.unwrap_or_default();
+            let excerpt: String = body.chars().take(200).collect();
+            Err(Failure::failed(format!("the REST API answered HTTP {status}: {excerpt}"))
+                .with_fix("check the api_version and the user's API Enabled permission"))
+        }
+    }
+}
+
+/// An instance URL without its trailing slash, ready for `…/services/…`.
+pub fn base_url(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
 }

@@ -17,25 +17,33 @@ pub enum TokenCommand {
     Get {
         /// Connection name.
         name: Option<String>,
-        /// The current token was refused (HTTP 401): renew it. Processes doing this at once still
-        /// cause one renewal; a token another process already renewed is taken as is.
-        #[arg(long)]
+        /// Renew the token now, whatever its expiry.
+        #[arg(long, conflicts_with = "refused")]
         renew: bool,
+        /// This token was refused (HTTP 401): renew it, unless another process already did, in
+        /// which case the newer token is printed. Takes the token's fingerprint (`fingerprint` in
+        /// the --json output) or the token itself. Processes doing this at once renew once.
+        #[arg(long, value_name = "FINGERPRINT")]
+        refused: Option<String>,
     },
 }
 
 pub async fn run(settings: &Settings, command: TokenCommand) -> Result<Outcome, Failure> {
     match command {
-        TokenCommand::Get { name, renew } => get(settings, name.as_deref(), renew).await,
+        TokenCommand::Get { name, renew, refused } => get(settings, name.as_deref(), renew, refused.as_deref()).await,
     }
 }
 
-async fn get(settings: &Settings, name: Option<&str>, renew: bool) -> Result<Outcome, Failure> {
+async fn get(settings: &Settings, name: Option<&str>, renew: bool, refused: Option<&str>) -> Result<Outcome, Failure> {
     let name = settings.connection_name(name)?;
     let opened = open_connection(settings, &name).await?;
     let cache = token_cache(settings, &opened)?;
-    if renew && let Some(stale) = opened.store.load(&name).await? {
-        cache.invalidate(&stale.set.access_token);
+    if let Some(current) = opened.store.load(&name).await? {
+        let t = &current.set.access_token;
+        let is_refused = refused.is_some_and(|r| r == t.fingerprint() || r == t.secret());
+        if renew || is_refused {
+            cache.invalidate(t);
+        }
     }
     let token = cache.get_token().await.map_err(|e| match e {
         AuthError::NoRefreshToken => Failure::sign_in(format!("connection {name} is not signed in"))
@@ -47,9 +55,10 @@ async fn get(settings: &Settings, name: Option<&str>, renew: bool) -> Result<Out
     Ok(Outcome::new(
         json!({
             "access_token": token.access_token.secret(),
-            "instance_url": token.instance_url.as_str(),
+            "instance_url": super::base_url(&token.instance_url),
             "expires_at": token.expires_at.map(super::rfc3339),
             "api_version": opened.connection.api_version,
+            "fingerprint": token.access_token.fingerprint(),
         }),
         format!("{}\n", token.access_token.secret()),
     ))

@@ -273,10 +273,55 @@ async fn four_processes_renewing_at_once_cause_one_token_request() {
     .await;
     let before = pg.control.token_requests("client_credentials").await;
     // Each process was refused the same token and renews: one renewal, four equal answers.
-    let runs = (0..4).map(|_| home.run(&["token", "get", "shared", "--renew", "--json"]));
+    let stale = home.json(&["token", "get", "shared"]).await["fingerprint"].as_str().unwrap().to_owned();
+    let args = ["token", "get", "shared", "--refused", stale.as_str(), "--json"];
+    let runs = (0..4).map(|_| home.run(&args));
     let results = futures_util::future::join_all(runs).await;
     let tokens: Vec<String> =
         results.into_iter().map(|r| r.ok().json()["result"]["access_token"].as_str().unwrap().to_owned()).collect();
     assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
     assert_eq!(pg.control.token_requests("client_credentials").await - before, 1);
+}
+
+#[tokio::test]
+async fn three_processes_on_postgresql_renewing_at_once_cause_one_token_request() {
+    #[allow(clippy::disallowed_methods)] // tests take the database from the environment
+    let url = std::env::var("FORCELINK_TEST_POSTGRES_URL")
+        .expect("FORCELINK_TEST_POSTGRES_URL must point at a PostgreSQL database (scripts/test sets it)");
+    // A database of its own: a store is sealed with one master key, and others share `test`.
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    let db = format!("forcelink_cli_{}", std::process::id());
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await.unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let mut db_url = url::Url::parse(&url).unwrap();
+    db_url.set_path(&format!("/{db}"));
+    let pg = spawn_playground().await;
+    let org = Org::of(&pg);
+    let mut home = Home::new();
+    home.set_env("CS", &org.client_secret);
+    home.set_env("FORCELINK_STORE", db_url.as_str());
+    const NAME: &str = "replicated";
+    home.json(&[
+        "login",
+        "client-credentials",
+        NAME,
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:CS",
+    ])
+    .await;
+    let before = pg.control.token_requests("client_credentials").await;
+    let stale = home.json(&["token", "get", NAME]).await["fingerprint"].as_str().unwrap().to_owned();
+    let args = ["token", "get", NAME, "--refused", stale.as_str(), "--json"];
+    let runs = (0..3).map(|_| home.run(&args));
+    let results = futures_util::future::join_all(runs).await;
+    let tokens: Vec<String> =
+        results.into_iter().map(|r| r.ok().json()["result"]["access_token"].as_str().unwrap().to_owned()).collect();
+    assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
+    assert_eq!(pg.control.token_requests("client_credentials").await - before, 1);
+    admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
 }
