@@ -28,6 +28,10 @@ pub enum TokenCommand {
     },
 }
 
+/// A stored token this far from its expiry is handed out without the cache: beyond the cache's
+/// renewal window (5 minutes plus up to 1 minute of jitter), so the cache would do the same.
+const FAST_PATH_MARGIN: std::time::Duration = std::time::Duration::from_secs(7 * 60);
+
 pub async fn run(settings: &Settings, command: TokenCommand) -> Result<Outcome, Failure> {
     match command {
         TokenCommand::Get { name, renew, refused } => get(settings, name.as_deref(), renew, refused.as_deref()).await,
@@ -37,19 +41,34 @@ pub async fn run(settings: &Settings, command: TokenCommand) -> Result<Outcome, 
 async fn get(settings: &Settings, name: Option<&str>, renew: bool, refused: Option<&str>) -> Result<Outcome, Failure> {
     let name = settings.connection_name(name)?;
     let opened = open_connection(settings, &name).await?;
-    let cache = token_cache(settings, &opened)?;
-    if let Some(current) = opened.store.load(&name).await? {
-        let t = &current.set.access_token;
+    let stored = opened.store.load(&name).await?;
+    // Fast path: a stored token well before its renewal window is handed out as is, without
+    // building an HTTP client (what most calls of a short-lived process need).
+    #[allow(clippy::disallowed_methods)] // the binary reads the wall clock
+    let now = std::time::SystemTime::now();
+    let fresh = stored.as_ref().filter(|s| {
+        let t = &s.set.access_token;
         let is_refused = refused.is_some_and(|r| r == t.fingerprint() || r == t.secret());
-        if renew || is_refused {
-            cache.invalidate(t);
+        !renew && !is_refused && s.set.expires_at.is_some_and(|e| e > now + FAST_PATH_MARGIN)
+    });
+    let token = match fresh {
+        Some(s) => s.set.token(),
+        None => {
+            let cache = token_cache(settings, &opened)?;
+            if let Some(current) = &stored {
+                let t = &current.set.access_token;
+                let is_refused = refused.is_some_and(|r| r == t.fingerprint() || r == t.secret());
+                if renew || is_refused {
+                    cache.invalidate(t);
+                }
+            }
+            cache.get_token().await.map_err(|e| match e {
+                AuthError::NoRefreshToken => Failure::sign_in(format!("connection {name} is not signed in"))
+                    .with_fix(format!("run `forcelink login {} {name}`", opened.connection.method())),
+                other => Failure::from_auth(other),
+            })?
         }
-    }
-    let token = cache.get_token().await.map_err(|e| match e {
-        AuthError::NoRefreshToken => Failure::sign_in(format!("connection {name} is not signed in"))
-            .with_fix(format!("run `forcelink login {} {name}`", opened.connection.method())),
-        other => Failure::from_auth(other),
-    })?;
+    };
     audit(settings, &*opened.store, &name, "token.issued", Some(format!("token {}", token.access_token.fingerprint())))
         .await;
     Ok(Outcome::new(
