@@ -59,7 +59,9 @@ impl Drop for PgSchema {
             rt.block_on(async {
                 let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await?;
                 tokio::spawn(connection);
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
+                // Bounded: a session of this test still holding a lock (its task cannot run while
+                // this thread blocks the test's runtime) must not hang the test.
+                client.batch_execute(&format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE")).await
             })
         })
         .join();

@@ -6,4 +6,5 @@
 
 mod backends;
 mod opening;
+mod rotation;
 mod suite;
