@@ -6,5 +6,6 @@
 
 mod backends;
 mod opening;
+mod processes;
 mod rotation;
 mod suite;
