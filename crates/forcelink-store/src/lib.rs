@@ -22,12 +22,14 @@ pub mod memory;
 pub mod open;
 pub mod postgres;
 pub mod registry;
+pub mod rotation;
 pub mod sqlite;
 
 pub use connection::{
     AuthConfig, ConfigError, Connection, ConnectionSpec, Environment, Method, SecretRef, SecretResolver,
 };
 pub use registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
+pub use rotation::{NewKeyText, RotateReport, rotate_key};
 
 pub use apikey::ApiKeySecret;
 pub use crypto::MasterKey;

@@ -159,7 +159,6 @@ pub(crate) async fn stored_key_id(url: &str) -> Result<Option<String>, OpenError
 
 /// Re-seals every token set and connection spec with `new` in one transaction that also records
 /// `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
-#[allow(dead_code)] // key rotation's PostgreSQL step, wired up with `rotate_key`
 pub(crate) async fn reseal(
     url: &str,
     old: &MasterKey,
@@ -169,12 +168,34 @@ pub(crate) async fn reseal(
     let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
     let mut client = connect_client(url).await?;
     let tx = client.transaction().await.map_err(fail)?;
+    match reseal_in(&tx, url, old, new, before_commit).await {
+        Ok(counts) => {
+            tx.commit().await.map_err(fail)?;
+            Ok(counts)
+        }
+        Err(e) => {
+            // Rolled back now, so the table locks do not outlive this call.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// The re-sealing inside `tx`; nothing is committed here.
+async fn reseal_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    url: &str,
+    old: &MasterKey,
+    new: &MasterKey,
+    before_commit: impl FnOnce() -> Result<(), OpenError>,
+) -> Result<(usize, usize), OpenError> {
+    let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
     // Blocks every writer (readers go on) until the commit; checked again under the lock, as
     // another rotation may have finished meanwhile.
     tx.batch_execute("LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections IN EXCLUSIVE MODE")
         .await
         .map_err(fail)?;
-    if let Some(id) = stored_key_id_of(&tx).await.map_err(fail)?
+    if let Some(id) = stored_key_id_of(tx).await.map_err(fail)?
         && id != old.id_hex()
     {
         return Err(key_mismatch(&redact_url(url), &id, old));
@@ -211,8 +232,52 @@ pub(crate) async fn reseal(
     .await
     .map_err(fail)?;
     before_commit()?;
-    tx.commit().await.map_err(fail)?;
     Ok((tokens.len(), specs.len()))
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] and checks (or records) the key id, inside `tx`.
+async fn migrate(tx: &tokio_postgres::Transaction<'_>, url: &str, key: &MasterKey) -> Result<(), OpenError> {
+    let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("creating the tables: {e}"));
+    // Held until the transaction ends: processes starting at once migrate one after another.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(fail)?;
+    let version: i64 = if table_exists(tx, "forcelink_meta").await.map_err(fail)? {
+        tx.query_opt("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[])
+            .await
+            .map_err(fail)?
+            .and_then(|r| r.get::<_, String>(0).parse().ok())
+            .unwrap_or(1)
+    } else {
+        0
+    };
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::Postgres(format!(
+            "the database has forcelink schema version {version}, newer than this forcelink ({SCHEMA_VERSION}); \
+                 upgrade forcelink"
+        )));
+    }
+    if let Some(stored) = stored_key_id_of(tx).await.map_err(fail)?
+        && stored != key.id_hex()
+    {
+        return Err(key_mismatch(&redact_url(url), &stored, key));
+    }
+    if version < SCHEMA_VERSION {
+        tx.batch_execute(SCHEMA_V1).await.map_err(fail)?;
+        tx.batch_execute(SCHEMA_V2).await.map_err(fail)?;
+        tx.execute(
+            "INSERT INTO forcelink_meta (key, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&SCHEMA_VERSION.to_string()],
+        )
+        .await
+        .map_err(fail)?;
+    }
+    tx.execute(
+        "INSERT INTO forcelink_meta (key, value) VALUES ('key_id', $1) ON CONFLICT (key) DO NOTHING",
+        &[&key.id_hex()],
+    )
+    .await
+    .map_err(fail)?;
+    Ok(())
 }
 
 impl PostgresStore {
@@ -222,46 +287,15 @@ impl PostgresStore {
         let mut client = connect_client(url).await?;
         let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("creating the tables: {e}"));
         let tx = client.transaction().await.map_err(fail)?;
-        // Held until the transaction ends: processes starting at once migrate one after another.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(fail)?;
-        let version: i64 = if table_exists(&tx, "forcelink_meta").await.map_err(fail)? {
-            tx.query_opt("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[])
-                .await
-                .map_err(fail)?
-                .and_then(|r| r.get::<_, String>(0).parse().ok())
-                .unwrap_or(1)
-        } else {
-            0
-        };
-        if version > SCHEMA_VERSION {
-            return Err(OpenError::Postgres(format!(
-                "the database has forcelink schema version {version}, newer than this forcelink ({SCHEMA_VERSION}); \
-                 upgrade forcelink"
-            )));
+        match migrate(&tx, url, &key).await {
+            Ok(()) => tx.commit().await.map_err(fail)?,
+            Err(e) => {
+                // Rolled back now, not whenever the dropped transaction's message gets sent:
+                // the locks must not outlive this call.
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
         }
-        if let Some(stored) = stored_key_id_of(&tx).await.map_err(fail)?
-            && stored != key.id_hex()
-        {
-            return Err(key_mismatch(&redact_url(url), &stored, &key));
-        }
-        if version < SCHEMA_VERSION {
-            tx.batch_execute(SCHEMA_V1).await.map_err(fail)?;
-            tx.batch_execute(SCHEMA_V2).await.map_err(fail)?;
-            tx.execute(
-                "INSERT INTO forcelink_meta (key, value) VALUES ('schema_version', $1)
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&SCHEMA_VERSION.to_string()],
-            )
-            .await
-            .map_err(fail)?;
-        }
-        tx.execute(
-            "INSERT INTO forcelink_meta (key, value) VALUES ('key_id', $1) ON CONFLICT (key) DO NOTHING",
-            &[&key.id_hex()],
-        )
-        .await
-        .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
         Ok(Self { inner: Arc::new(Inner { client, key, clock }) })
     }
 

@@ -219,7 +219,6 @@ pub(crate) fn stored_key_id(path: &Path) -> Result<Option<String>, OpenError> {
 /// Re-seals every token set and connection spec of the store at `path` with `new`, in one
 /// transaction that also records `new`'s id. `before_commit` runs inside the transaction once
 /// the write lock is held (the key file source writes the new key file there).
-#[allow(dead_code)] // key rotation's SQLite step, wired up with `rotate_key`
 pub(crate) fn reseal(
     path: &Path,
     old: &MasterKey,

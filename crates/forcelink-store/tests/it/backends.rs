@@ -7,15 +7,13 @@ use std::time::Duration;
 use forcelink_auth::flows::client_credentials::ClientCredentials;
 use forcelink_auth::secret::ClientSecret;
 use forcelink_auth::store::TokenStore;
-use forcelink_auth::{
-    AppCredentials, CacheConfig, ConnectionId, Endpoints, ManualClock, TokenCache, Transport, UrlPolicy,
-};
+use forcelink_auth::{AppCredentials, CacheConfig, Endpoints, ManualClock, TokenCache, Transport, UrlPolicy};
 use forcelink_store::{ConnectionStore, MasterKey, MemoryConnectionStore, PostgresStore, SqliteStore};
 use futures_util::future::join_all;
 use url::Url;
 
 use crate::store_suite;
-use crate::suite::{connection, token_set};
+use crate::suite::connection;
 
 fn clock() -> ManualClock {
     ManualClock::starting_now()
@@ -59,7 +57,9 @@ impl Drop for PgSchema {
             rt.block_on(async {
                 let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await?;
                 tokio::spawn(connection);
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
+                // Bounded: a session of this test still holding a lock (its task cannot run while
+                // this thread blocks the test's runtime) must not hang the test.
+                client.batch_execute(&format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE")).await
             })
         })
         .join();
@@ -99,59 +99,6 @@ async fn postgres() -> (Arc<dyn ConnectionStore>, ManualClock, Keep) {
 store_suite!(memory_backend, memory());
 store_suite!(sqlite_backend, sqlite());
 store_suite!(postgres_backend, postgres());
-
-const SECRETS: [&str; 3] = ["00D!plain-access-token", "5Aep-plain-refresh-token", "eyJ.id.token"];
-
-#[tokio::test]
-async fn sqlite_file_holds_no_plaintext_secret_and_needs_its_key() {
-    let c = clock();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.db");
-    let key = MasterKey::generate();
-    let store = SqliteStore::open(&path, key.clone(), Arc::new(c.clone())).unwrap();
-    let conn = ConnectionId::new("secret-check");
-    store.compare_and_swap(&conn, None, &token_set(SECRETS[0], Some(SECRETS[1]), &c)).await.unwrap();
-    drop(store);
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    assert!(!bytes.is_empty());
-    for s in SECRETS {
-        assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s} found in the database files");
-    }
-    // With another key: refused at open, naming both keys, nothing lost. With the right key: readable.
-    let wrong = MasterKey::generate();
-    let err = SqliteStore::open(&path, wrong.clone(), Arc::new(c.clone())).unwrap_err().to_string();
-    assert!(err.contains(&key.id_hex()) && err.contains(&wrong.id_hex()), "{err}");
-    assert!(err.contains("FORCELINK_MASTER_KEY") && !err.contains(&key.to_base64()), "{err}");
-    let reopened = SqliteStore::open(&path, key, Arc::new(c.clone())).unwrap();
-    assert_eq!(reopened.load(&conn).await.unwrap().unwrap().set.access_token.secret(), SECRETS[0]);
-}
-
-#[tokio::test]
-async fn postgres_tables_hold_no_plaintext_secret() {
-    let c = clock();
-    let schema = PgSchema::new().await;
-    let store = PostgresStore::connect(&schema.url, MasterKey::generate(), Arc::new(c.clone())).await.unwrap();
-    let conn = connection("pg-secret");
-    store.compare_and_swap(&conn, None, &token_set(SECRETS[0], Some(SECRETS[1]), &c)).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let row = client
-        .query_one(
-            "SELECT row_to_json(t)::text, sealed FROM forcelink_token_sets t WHERE connection = $1",
-            &[&conn.as_str()],
-        )
-        .await
-        .unwrap();
-    let text: String = row.get(0);
-    let sealed: Vec<u8> = row.get(1);
-    for s in SECRETS {
-        assert!(!text.contains(s), "{s} in {text}");
-        assert!(!sealed.windows(s.len()).any(|w| w == s.as_bytes()));
-    }
-}
 
 #[tokio::test]
 async fn sqlite_opened_by_a_newer_version_is_refused_clearly() {

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod at_rest;
 mod backends;
 mod opening;
+mod processes;
+mod rotation;
 mod suite;
