@@ -1,5 +1,9 @@
 //! `forcelink store rotate-key` and `forcelink store audit`.
 
+use std::sync::Arc;
+
+use forcelink_auth::SystemClock;
+use forcelink_store::KeySource;
 use serde_json::json;
 
 use super::{Outcome, rfc3339};
@@ -28,8 +32,32 @@ pub async fn run(settings: &Settings, command: StoreCommand) -> Result<Outcome, 
     }
 }
 
-async fn rotate(_settings: &Settings) -> Result<Outcome, Failure> {
-    Err(Failure::failed("key rotation is not wired in yet"))
+async fn rotate(settings: &Settings) -> Result<Outcome, Failure> {
+    let report = forcelink_store::rotate_key(&settings.store_location, &settings.key_source, Arc::new(SystemClock))
+        .await
+        .map_err(Failure::from_open)?;
+    let mut human = format!(
+        "re-encrypted {} connection(s) and {} token set(s); master key {} replaced by {}\n",
+        report.connections, report.token_sets, report.old_key_id, report.new_key_id
+    );
+    let mut result = json!({
+        "old_key_id": report.old_key_id,
+        "new_key_id": report.new_key_id,
+        "connections": report.connections,
+        "token_sets": report.token_sets,
+    });
+    match (&settings.key_source, &report.new_key_base64) {
+        (KeySource::Base64(_), Some(new_key)) => {
+            human.push_str(&format!(
+                "\nFORCELINK_MASTER_KEY must now be set to the new key (shown once; the old one no longer opens the store):\n  {}\n",
+                new_key.secret()
+            ));
+            result["new_master_key"] = json!(new_key.secret());
+        }
+        (KeySource::File(path), _) => human.push_str(&format!("the key file {} holds the new key\n", path.display())),
+        _ => {}
+    }
+    Ok(Outcome::new(result, human))
 }
 
 async fn audit_log(settings: &Settings, connection: Option<&str>, limit: usize) -> Result<Outcome, Failure> {

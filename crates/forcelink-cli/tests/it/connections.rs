@@ -325,3 +325,57 @@ async fn three_processes_on_postgresql_renewing_at_once_cause_one_token_request(
     assert_eq!(pg.control.token_requests("client_credentials").await - before, 1);
     admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
 }
+
+#[tokio::test]
+async fn rotate_key_re_encrypts_the_store_and_the_old_key_stops_opening_it() {
+    let pg = spawn_playground().await;
+    let org = Org::of(&pg);
+    let mut home = Home::new();
+    home.set_env("CS", &org.client_secret);
+    home.set_env("FORCELINK_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    home.json(&[
+        "login",
+        "client-credentials",
+        "rot",
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:CS",
+    ])
+    .await;
+    let before = home.json(&["token", "get", "rot"]).await["access_token"].clone();
+    let report = home.json(&["store", "rotate-key"]).await;
+    assert_eq!(report["connections"], 1);
+    assert_eq!(report["token_sets"], 1);
+    assert_ne!(report["old_key_id"], report["new_key_id"]);
+    let new_key = report["new_master_key"].as_str().unwrap().to_owned();
+    // The old key is refused with a clear error; nothing was lost.
+    let refused = home.run(&["token", "get", "rot", "--json"]).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains(report["new_key_id"].as_str().unwrap()));
+    home.set_env("FORCELINK_MASTER_KEY", &new_key);
+    assert_eq!(home.json(&["token", "get", "rot"]).await["access_token"], before);
+    // With the default key file, rotation replaces the file and everything keeps working.
+    let mut filed = Home::new();
+    filed.set_env("CS", &org.client_secret);
+    filed
+        .json(&[
+            "login",
+            "client-credentials",
+            "rot",
+            "--login-url",
+            &org.instance_url,
+            "--client-id",
+            &org.client_id,
+            "--client-secret",
+            "env:CS",
+        ])
+        .await;
+    let key_before = std::fs::read(filed.path("data/forcelink/master.key")).unwrap();
+    let r = filed.json(&["store", "rotate-key"]).await;
+    assert!(r.get("new_master_key").is_none(), "a key file source must not print the key: {r}");
+    assert_ne!(std::fs::read(filed.path("data/forcelink/master.key")).unwrap(), key_before);
+    filed.json(&["token", "get", "rot"]).await;
+}
