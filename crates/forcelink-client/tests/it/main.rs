@@ -1,0 +1,10 @@
+//! forcelink-client integration tests: every resource and action against the playground, the
+//! recorded Salesforce answers replayed by a local server, retries and renewal with a manual
+//! clock (no real sleeps).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod fixtures;
+mod resources;
+mod retries;
