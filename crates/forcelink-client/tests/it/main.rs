@@ -6,5 +6,6 @@
 
 mod common;
 mod fixtures;
+mod query;
 mod resources;
 mod retries;
