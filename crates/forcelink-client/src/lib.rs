@@ -25,6 +25,7 @@ pub mod query;
 pub mod resources;
 pub mod retry;
 pub mod sobjects;
+pub mod soql;
 pub mod types;
 pub mod version;
 

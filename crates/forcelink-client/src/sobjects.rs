@@ -258,16 +258,25 @@ impl<'c> SObjectHandler<'c> {
     }
 
     /// `GET /sobjects/{Type}/{id}`.
-    pub fn retrieve(&self, id: &str) -> Result<RetrieveBuilder<'c>, ClientError> {
-        Ok(RetrieveBuilder { client: self.client, name: self.name.clone(), id: RecordId::new(id)?, fields: Vec::new() })
+    pub fn retrieve(&self, id: impl AsRef<str>) -> Result<RetrieveBuilder<'c>, ClientError> {
+        Ok(RetrieveBuilder {
+            client: self.client,
+            name: self.name.clone(),
+            id: RecordId::new(id.as_ref())?,
+            fields: Vec::new(),
+        })
     }
 
     /// `PATCH /sobjects/{Type}/{id}` (answered `204`).
-    pub fn update<T: Serialize + ?Sized>(&self, id: &str, fields: &T) -> Result<UpdateBuilder<'c>, ClientError> {
+    pub fn update<T: Serialize + ?Sized>(
+        &self,
+        id: impl AsRef<str>,
+        fields: &T,
+    ) -> Result<UpdateBuilder<'c>, ClientError> {
         Ok(UpdateBuilder {
             client: self.client,
             name: self.name.clone(),
-            id: RecordId::new(id)?,
+            id: RecordId::new(id.as_ref())?,
             body: serde_json::to_value(fields).map_err(|e| ClientError::InvalidInput(e.to_string()))?,
         })
     }
@@ -295,8 +304,8 @@ impl<'c> SObjectHandler<'c> {
     }
 
     /// `DELETE /sobjects/{Type}/{id}` (answered `204`).
-    pub fn delete(&self, id: &str) -> Result<DeleteBuilder<'c>, ClientError> {
-        Ok(DeleteBuilder { client: self.client, name: self.name.clone(), id: RecordId::new(id)? })
+    pub fn delete(&self, id: impl AsRef<str>) -> Result<DeleteBuilder<'c>, ClientError> {
+        Ok(DeleteBuilder { client: self.client, name: self.name.clone(), id: RecordId::new(id.as_ref())? })
     }
 }
 

@@ -9,3 +9,4 @@ mod fixtures;
 mod query;
 mod resources;
 mod retries;
+mod soql;
