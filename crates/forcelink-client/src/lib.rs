@@ -17,6 +17,7 @@
 //! - [`error`], [`limits`], [`retry`], [`types`], [`version`]: errors as data, limit info,
 //!   retry policy, checked names and ids, API versions.
 
+pub mod actions;
 pub mod client;
 pub mod composite;
 pub mod error;
