@@ -22,6 +22,7 @@ pub mod client;
 pub mod composite;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod query;
 pub mod resources;
 pub mod retry;

@@ -7,6 +7,7 @@
 mod actions;
 mod common;
 mod fixtures;
+mod openapi;
 mod query;
 mod resources;
 mod retries;
