@@ -1,4 +1,43 @@
-//! forcelink-client: REST, Bulk API 2.0 and user-admin actions over any `TokenSource`.
+//! forcelink-client: Salesforce's REST API over any [`forcelink_auth::TokenProvider`]. The
+//! client never sees a refresh token or a client secret: it asks the provider for a token per
+//! request and reports the exact token Salesforce refused.
 //!
-//! Not built yet: this crate is reserved so the workspace has its final shape. It has no
-//! public API, and nothing in the workspace depends on it.
+//! Every resource has one shape: a handler on [`Client`] → a builder → `.send().await`.
+//!
+//! - [`client`]: [`Client`] and its builder; the request path (token, URL policy, retries with
+//!   backoff, one renewal on `401 INVALID_SESSION_ID`, gzip, `Sforce-Limit-Info`); raw requests.
+//! - [`sobjects`]: describeGlobal, describe (cached, revalidated), create, retrieve, update,
+//!   upsert, delete.
+//! - [`query`]: `query` / `queryAll` pages and the lazy [`query::RecordStream`].
+//! - [`resources`]: versions, resources, limits, SOSL search.
+//! - [`composite`]: composite and sObject collections (chunked by 200).
+//! - [`soql`]: a SOQL builder that quotes literals and checks identifiers.
+//! - [`actions`]: user administration and document upload, typed JSON in and out.
+//! - [`openapi`]: an OpenAPI 3.1 document for chosen sObjects, served through the broker proxy.
+//! - [`error`], [`limits`], [`retry`], [`types`], [`version`]: errors as data, limit info,
+//!   retry policy, checked names and ids, API versions.
+
+pub mod actions;
+pub mod client;
+pub mod composite;
+pub mod error;
+pub mod limits;
+pub mod openapi;
+pub mod query;
+pub mod resources;
+pub mod retry;
+pub mod sobjects;
+pub mod soql;
+pub mod types;
+pub mod version;
+
+pub use client::{Client, ClientBuilder, ClientStats, RawResponse};
+pub use error::{ApiError, BodyKind, ClientError};
+pub use limits::{LimitInfo, Usage};
+pub use query::{Page, RecordStream};
+pub use retry::RetryPolicy;
+pub use sobjects::{Created, DescribeGlobal, FieldDescribe, SObjectDescribe, SaveResult, Upserted};
+pub use types::{FieldName, RecordId, SObjectType};
+pub use version::{ApiVersion, DEFAULT_API_VERSION};
+
+pub use forcelink_auth::{Action, Clock, TokenProvider, UrlPolicy};

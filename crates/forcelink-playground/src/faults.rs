@@ -41,6 +41,9 @@ pub(crate) enum FaultAction {
         body: String,
         #[serde(default = "json_type")]
         content_type: String,
+        /// Sent as `Retry-After` (seconds) when set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_seconds: Option<u64>,
     },
     /// Wait, then answer normally.
     Delay { delay_ms: u64 },
@@ -90,11 +93,14 @@ where
 {
     let Some(action) = take(pg, req.uri().path()) else { return next(req).await };
     match action {
-        FaultAction::Status { status, body, content_type } => {
+        FaultAction::Status { status, body, content_type, retry_after_seconds } => {
             let mut r =
                 (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
             if let Ok(v) = HeaderValue::from_str(&content_type) {
                 r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            if let Some(secs) = retry_after_seconds {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             r
         }

@@ -312,16 +312,16 @@ fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<data::DataState, 
     let schema = schema::Schema::build(&seed.custom_objects, &seed.custom_fields)
         .map_err(|message| PlaygroundError::Seed { message })?;
     let store = store::Store::open(schema, config.data_file.as_deref()).map_err(err)?;
+    let now = config.clock.now_ms();
     {
         let mut db = store.lock();
-        let now = config.clock.now_ms();
         let org_id = seed.org.id.clone().unwrap_or_else(|| ids::mint("00D", 1));
         data::orgdata::populate(&mut db, seed, &org_id, now).map_err(err)?;
         let mut spec: Vec<(String, u64)> = seed.generate.iter().map(|(k, v)| (k.clone(), *v)).collect();
         spec.extend(config.generate.iter().cloned());
         data::generate::generate(&mut db, &spec, now, &ids::mint("005", 1)).map_err(err)?;
     }
-    Ok(data::DataState::new(store))
+    Ok(data::DataState::new(store, now))
 }
 
 fn router(pg: Shared, host: Host) -> Router {

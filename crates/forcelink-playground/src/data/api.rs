@@ -34,6 +34,9 @@ pub(crate) struct DataState {
     pub(crate) locators: Mutex<super::query::Locators>,
     /// Guards the Bulk API 2.0 jobs.
     pub(crate) bulk: Mutex<super::bulk::Jobs>,
+    /// When the schema (objects and fields) last changed: the start, as it is fixed for a run.
+    /// Describes answer `304 Not Modified` to an `If-Modified-Since` at or after it.
+    schema_modified_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -43,8 +46,9 @@ struct Usage {
 }
 
 impl DataState {
-    pub(crate) fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store, schema_modified_ms: i64) -> Self {
         Self {
+            schema_modified_ms,
             store,
             usage: Mutex::new(Usage::default()),
             locators: Mutex::new(Default::default()),
@@ -395,6 +399,7 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
             Ok(Reply::json(StatusCode::OK, &resources(pg, &v, &ctx.caller.id)))
         }
         ["sobjects"] => match *m {
+            Method::GET if not_modified(pg, req.headers) => Ok(Reply::empty(StatusCode::NOT_MODIFIED)),
             Method::GET => Ok(Reply::json(StatusCode::OK, &ctx.db.schema.describe_global(&v))),
             _ => Ok(method_not_allowed(m, "GET,HEAD")),
         },
@@ -423,6 +428,7 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
         ["sobjects", t, "describe"] => {
             let oi = object_of(ctx, t)?;
             match *m {
+                Method::GET if not_modified(pg, req.headers) => Ok(Reply::empty(StatusCode::NOT_MODIFIED)),
                 Method::GET => Ok(Reply::json(
                     StatusCode::OK,
                     &ctx.db.schema.objects[oi].describe(&ctx.db.schema, &v, &pg.instance_url),
@@ -516,6 +522,21 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `If-Modified-Since` on describeGlobal and describe (wire reference §6.2, §7: 304): true
+/// when the date is at or after the schema's last change. HTTP dates have whole seconds, so the
+/// change time is rounded down to its second.
+fn not_modified(pg: &Shared, headers: &HeaderMap) -> bool {
+    let Some(since) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    let Ok(since) = since.duration_since(std::time::UNIX_EPOCH) else { return false };
+    since.as_millis() as i64 >= pg.data.schema_modified_ms.div_euclid(1000) * 1000
 }
 
 /// True when `id` looks like a record id of object `t` (so the next segment is a sub-resource,

@@ -130,6 +130,22 @@ async fn status_faults_answer_the_next_n_matching_requests() {
 }
 
 #[tokio::test]
+async fn status_faults_can_send_retry_after() {
+    let pg = spawn_playground().await;
+    pg.control
+        .add_fault(
+            json!({"path_prefix": "/services/oauth2/token", "kind": "status", "status": 503, "retry_after_seconds": 7}),
+        )
+        .await;
+    let resp = cc_request(&pg, &http()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("7"));
+    let resp = cc_request(&pg, &http()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("retry-after").is_none());
+}
+
+#[tokio::test]
 async fn html_fault_serves_a_maintenance_page() {
     let pg = spawn_playground().await;
     pg.control.add_fault(json!({"path_prefix": "/services/oauth2/token", "kind": "html"})).await;

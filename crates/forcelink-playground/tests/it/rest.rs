@@ -343,3 +343,45 @@ async fn faults_apply_to_data_endpoints() {
     let (status, _) = api.get("sobjects").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn describe_answers_304_to_if_modified_since_at_or_after_the_start() {
+    let pg = spawn_playground().await;
+    let api = admin_api(&pg).await;
+    let at = |secs_from_now: i64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs((unix_now() + secs_from_now) as u64);
+        httpdate_fmt(t)
+    };
+    for path in ["sobjects/Account/describe", "sobjects"] {
+        let later = api.http.get(api.url(path)).bearer_auth(&api.token).header("If-Modified-Since", at(60));
+        let resp = later.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert!(resp.bytes().await.unwrap().is_empty());
+        // A date before the playground started gets the full describe.
+        let earlier = api.http.get(api.url(path)).bearer_auth(&api.token).header("If-Modified-Since", at(-3600));
+        let resp = earlier.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.get("fields").is_some() || body.get("sobjects").is_some(), "{body}");
+    }
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate) without a date library: the playground's tests must not
+/// share the code under test.
+fn httpdate_fmt(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
+    format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
+}

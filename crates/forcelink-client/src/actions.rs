@@ -1,0 +1,660 @@
+//! The workflow "cards": user administration and document upload. Each action takes a typed
+//! input (serde, JSON in) and returns a typed output (JSON out); [`run`] dispatches by name for
+//! the broker and the CLI. They are idempotent where Salesforce allows: creating a user whose
+//! username exists reports it instead of failing, (de)activating or (un)freezing reports
+//! whether anything changed, removing entitlements twice removes nothing the second time.
+//! Resetting a password and uploading a document are not idempotent (each makes something new).
+//!
+//! The user-administration actions need the System Administrator profile (or "Manage Users");
+//! without it Salesforce answers `INSUFFICIENT_ACCESS…`, reported as
+//! [`ClientError::InsufficientRights`] with what is missing.
+//!
+//! A user is named by id (`005…`) or by username (anything with an `@`).
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use forcelink_auth::secret::Password;
+use rand::Rng;
+use reqwest::Method;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value, json};
+
+use crate::client::{Client, Req};
+use crate::error::{ApiError, ClientError};
+use crate::soql::{Condition, Select};
+use crate::types::RecordId;
+
+/// What the user-administration actions need.
+pub const ADMIN_RIGHTS: &str =
+    "the System Administrator profile, or the \"Manage Users\" and \"View Setup and Configuration\" permissions";
+/// Files up to this size are sent as base64 in JSON; larger ones as multipart/form-data.
+/// Defaults to 10 MiB (Salesforce accepts about 37.5 MB of base64 in JSON, 2 GB multipart).
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 10 * 1024 * 1024;
+/// Defaults a new user gets when the input names none (Salesforce requires them).
+pub const DEFAULT_TIME_ZONE: &str = "America/Los_Angeles";
+pub const DEFAULT_LOCALE: &str = "en_US";
+pub const DEFAULT_EMAIL_ENCODING: &str = "UTF-8";
+pub const DEFAULT_LANGUAGE: &str = "en_US";
+
+fn rights(action: &'static str) -> impl Fn(ClientError) -> ClientError {
+    move |e| match e {
+        ClientError::Api { error, .. }
+            if matches!(
+                error.error_code.as_str(),
+                "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "INSUFFICIENT_PRIVILEGES"
+            ) =>
+        {
+            ClientError::InsufficientRights { action, needs: ADMIN_RIGHTS, error }
+        }
+        other => other,
+    }
+}
+
+fn one_id(page: &crate::query::Page<Value>, what: &str) -> Result<Option<String>, ClientError> {
+    match page.records.as_slice() {
+        [] => Ok(None),
+        [r] => Ok(r["Id"].as_str().map(str::to_owned)),
+        _ => Err(ClientError::InvalidInput(format!("{what} matches {} records", page.records.len()))),
+    }
+}
+
+/// Resolves a user given as id or username.
+async fn user_id(client: &Client, user: &str) -> Result<RecordId, ClientError> {
+    if !user.contains('@') {
+        let id = RecordId::new(user)?;
+        if id.key_prefix() != "005" {
+            return Err(ClientError::InvalidInput(format!("{user} is not a user id (005…)")));
+        }
+        return Ok(id);
+    }
+    let q = Select::from("User").filter(Condition::eq("Username", user)).build()?;
+    let page = client.query(q).send().await?;
+    let id = one_id(&page, user)?.ok_or_else(|| ClientError::InvalidInput(format!("no user with username {user}")))?;
+    RecordId::new(id)
+}
+
+/// `create-user` input. Salesforce's required fields, with defaults for the locale settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Email-shaped and unique across every Salesforce org.
+    pub username: String,
+    pub last_name: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    pub email: String,
+    /// At most 8 characters; derived from the names when absent.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// The profile by id, or by name with `profile_name` (one is required).
+    #[serde(default)]
+    pub profile_id: Option<String>,
+    #[serde(default)]
+    pub profile_name: Option<String>,
+    #[serde(default)]
+    pub time_zone_sid_key: Option<String>,
+    #[serde(default)]
+    pub locale_sid_key: Option<String>,
+    #[serde(default)]
+    pub email_encoding_key: Option<String>,
+    #[serde(default)]
+    pub language_locale_key: Option<String>,
+    /// Further User fields, by API name.
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+/// What `create-user` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: String,
+    /// False when a user with this username already existed (nothing was changed).
+    pub created: bool,
+}
+
+/// `update-user` input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// Id or username.
+    pub user: String,
+    /// User fields by API name.
+    pub fields: Map<String, Value>,
+}
+
+/// What `update-user` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserUpdated {
+    pub user_id: String,
+    pub fields: Vec<String>,
+}
+
+/// Input of activate, deactivate, freeze, unfreeze and remove-entitlements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRef {
+    /// Id or username.
+    pub user: String,
+}
+
+/// What activate / deactivate did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveState {
+    pub user_id: String,
+    pub is_active: bool,
+    /// False when the user already was in that state.
+    pub changed: bool,
+}
+
+/// What freeze / unfreeze did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrozenState {
+    pub user_id: String,
+    pub user_login_id: String,
+    pub is_frozen: bool,
+    pub changed: bool,
+}
+
+/// One entitlement that could not be removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalFailure {
+    pub object: String,
+    pub id: String,
+    pub errors: Vec<ApiError>,
+}
+
+/// What remove-entitlements removed (record ids by kind) and what it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntitlementsRemoved {
+    pub user_id: String,
+    pub permission_set_assignments: Vec<String>,
+    pub permission_set_licenses: Vec<String>,
+    pub package_licenses: Vec<String>,
+    pub failures: Vec<RemovalFailure>,
+}
+
+fn secret_out<S: Serializer>(p: &Option<Password>, s: S) -> Result<S::Ok, S::Error> {
+    p.as_ref().map(Password::secret).serialize(s)
+}
+fn secret_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Password>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Password::new))
+}
+
+/// `reset-password` input: sets `new_password`, or without it has Salesforce generate one.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    pub user: String,
+    #[serde(default, serialize_with = "secret_out", deserialize_with = "secret_in")]
+    pub new_password: Option<Password>,
+}
+
+impl fmt::Debug for ResetPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResetPassword").field("user", &self.user).field("new_password", &self.new_password).finish()
+    }
+}
+
+/// What reset-password did. The generated password is in the JSON output (it is the point of
+/// the action) but never in `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PasswordReset {
+    pub user_id: String,
+    #[serde(default, serialize_with = "secret_out", deserialize_with = "secret_in")]
+    pub generated_password: Option<Password>,
+}
+
+impl fmt::Debug for PasswordReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordReset")
+            .field("user_id", &self.user_id)
+            .field("generated_password", &self.generated_password)
+            .finish()
+    }
+}
+
+fn b64_in<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+    let s = String::deserialize(d)?;
+    STANDARD.decode(s.trim()).map(Bytes::from).map_err(serde::de::Error::custom)
+}
+fn b64_out<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    STANDARD.encode(b).serialize(s)
+}
+
+/// `upload-document` input: a new file (ContentVersion), optionally linked to a record.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadDocument {
+    pub title: String,
+    /// The file name, with its extension (`PathOnClient`).
+    pub file_name: String,
+    /// The content, base64 in JSON.
+    #[serde(rename = "content_base64", deserialize_with = "b64_in", serialize_with = "b64_out")]
+    pub content: Bytes,
+    /// A record to share the file with (ContentDocumentLink).
+    #[serde(default)]
+    pub link_to: Option<String>,
+    /// `V` (viewer, the default), `C` (collaborator) or `I` (inferred).
+    #[serde(default)]
+    pub share_type: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl fmt::Debug for UploadDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadDocument")
+            .field("title", &self.title)
+            .field("file_name", &self.file_name)
+            .field("bytes", &self.content.len())
+            .field("link_to", &self.link_to)
+            .finish()
+    }
+}
+
+impl UploadDocument {
+    pub fn new(title: impl Into<String>, file_name: impl Into<String>, content: impl Into<Bytes>) -> Self {
+        Self {
+            title: title.into(),
+            file_name: file_name.into(),
+            content: content.into(),
+            link_to: None,
+            share_type: None,
+            description: None,
+        }
+    }
+}
+
+/// What upload-document created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentUploaded {
+    pub content_version_id: String,
+    pub content_document_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_document_link_id: Option<String>,
+    /// How the file went: `json` (base64) or `multipart`.
+    pub transfer: String,
+}
+
+/// The actions, by the names [`run`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActionName {
+    CreateUser,
+    UpdateUser,
+    ActivateUser,
+    DeactivateUser,
+    FreezeUser,
+    UnfreezeUser,
+    RemoveEntitlements,
+    ResetPassword,
+    UploadDocument,
+}
+
+impl ActionName {
+    pub const ALL: [ActionName; 9] = [
+        ActionName::CreateUser,
+        ActionName::UpdateUser,
+        ActionName::ActivateUser,
+        ActionName::DeactivateUser,
+        ActionName::FreezeUser,
+        ActionName::UnfreezeUser,
+        ActionName::RemoveEntitlements,
+        ActionName::ResetPassword,
+        ActionName::UploadDocument,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionName::CreateUser => "create-user",
+            ActionName::UpdateUser => "update-user",
+            ActionName::ActivateUser => "activate-user",
+            ActionName::DeactivateUser => "deactivate-user",
+            ActionName::FreezeUser => "freeze-user",
+            ActionName::UnfreezeUser => "unfreeze-user",
+            ActionName::RemoveEntitlements => "remove-user-entitlements",
+            ActionName::ResetPassword => "reset-password",
+            ActionName::UploadDocument => "upload-document",
+        }
+    }
+}
+
+impl std::str::FromStr for ActionName {
+    type Err = ClientError;
+    fn from_str(s: &str) -> Result<Self, ClientError> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|a| a.as_str()).collect();
+            ClientError::InvalidInput(format!("unknown action {s:?}; known: {}", names.join(", ")))
+        })
+    }
+}
+
+/// Runs an action from JSON input to JSON output (for the broker and the CLI).
+pub async fn run(client: &Client, action: ActionName, input: Value) -> Result<Value, ClientError> {
+    fn parse<T: for<'de> Deserialize<'de>>(action: ActionName, v: Value) -> Result<T, ClientError> {
+        serde_json::from_value(v).map_err(|e| ClientError::InvalidInput(format!("{} input: {e}", action.as_str())))
+    }
+    fn out<T: Serialize>(v: T) -> Result<Value, ClientError> {
+        serde_json::to_value(v).map_err(|e| ClientError::InvalidInput(e.to_string()))
+    }
+    let a = client.actions();
+    match action {
+        ActionName::CreateUser => out(a.create_user(parse(action, input)?).await?),
+        ActionName::UpdateUser => out(a.update_user(parse(action, input)?).await?),
+        ActionName::ActivateUser => out(a.set_active(&parse::<UserRef>(action, input)?.user, true).await?),
+        ActionName::DeactivateUser => out(a.set_active(&parse::<UserRef>(action, input)?.user, false).await?),
+        ActionName::FreezeUser => out(a.set_frozen(&parse::<UserRef>(action, input)?.user, true).await?),
+        ActionName::UnfreezeUser => out(a.set_frozen(&parse::<UserRef>(action, input)?.user, false).await?),
+        ActionName::RemoveEntitlements => out(a.remove_entitlements(&parse::<UserRef>(action, input)?.user).await?),
+        ActionName::ResetPassword => out(a.reset_password(parse(action, input)?).await?),
+        ActionName::UploadDocument => out(a.upload_document(parse(action, input)?).await?),
+    }
+}
+
+impl Client {
+    /// The workflow actions.
+    pub fn actions(&self) -> Actions<'_> {
+        Actions { client: self, multipart_threshold: DEFAULT_MULTIPART_THRESHOLD }
+    }
+}
+
+/// See [`Client::actions`].
+#[derive(Debug, Clone, Copy)]
+pub struct Actions<'c> {
+    client: &'c Client,
+    multipart_threshold: usize,
+}
+
+fn alias_from(first: Option<&str>, last: &str) -> String {
+    let mut a: String = first.and_then(|f| f.chars().find(|c| c.is_alphanumeric())).into_iter().collect();
+    a.extend(last.chars().filter(|c| c.is_alphanumeric()).take(8 - a.len()));
+    if a.is_empty() { "user".to_owned() } else { a.to_lowercase() }
+}
+
+impl Actions<'_> {
+    /// Files larger than this go multipart. Defaults to [`DEFAULT_MULTIPART_THRESHOLD`].
+    pub fn multipart_threshold(mut self, bytes: usize) -> Self {
+        self.multipart_threshold = bytes;
+        self
+    }
+
+    /// Creates a user; an existing user with the same username is reported, not changed.
+    pub async fn create_user(&self, input: CreateUser) -> Result<UserCreated, ClientError> {
+        let c = self.client;
+        let why = rights("create user");
+        let q = Select::from("User").filter(Condition::eq("Username", input.username.as_str())).build()?;
+        if let Some(id) = one_id(&c.query(q).send().await.map_err(&why)?, &input.username)? {
+            return Ok(UserCreated { user_id: id, created: false });
+        }
+        let profile_id = match (&input.profile_id, &input.profile_name) {
+            (Some(id), _) => RecordId::new(id.as_str())?.to_string(),
+            (None, Some(name)) => {
+                let q = Select::from("Profile").filter(Condition::eq("Name", name.as_str())).build()?;
+                one_id(&c.query(q).send().await.map_err(&why)?, name)?
+                    .ok_or_else(|| ClientError::InvalidInput(format!("no profile named {name:?}")))?
+            }
+            (None, None) => {
+                return Err(ClientError::InvalidInput("name the profile: profile_id or profile_name".into()));
+            }
+        };
+        let alias = input.alias.clone().unwrap_or_else(|| alias_from(input.first_name.as_deref(), &input.last_name));
+        let mut body = input.fields.clone();
+        let mut put = |k: &str, v: Value| {
+            body.insert(k.to_owned(), v);
+        };
+        put("Username", json!(input.username));
+        put("LastName", json!(input.last_name));
+        if let Some(f) = &input.first_name {
+            put("FirstName", json!(f));
+        }
+        put("Email", json!(input.email));
+        put("Alias", json!(alias));
+        put("ProfileId", json!(profile_id));
+        put("TimeZoneSidKey", json!(input.time_zone_sid_key.as_deref().unwrap_or(DEFAULT_TIME_ZONE)));
+        put("LocaleSidKey", json!(input.locale_sid_key.as_deref().unwrap_or(DEFAULT_LOCALE)));
+        put("EmailEncodingKey", json!(input.email_encoding_key.as_deref().unwrap_or(DEFAULT_EMAIL_ENCODING)));
+        put("LanguageLocaleKey", json!(input.language_locale_key.as_deref().unwrap_or(DEFAULT_LANGUAGE)));
+        let created = c.sobject("User")?.create(&Value::Object(body)).send().await.map_err(&why)?;
+        Ok(UserCreated { user_id: created.id.to_string(), created: true })
+    }
+
+    pub async fn update_user(&self, input: UpdateUser) -> Result<UserUpdated, ClientError> {
+        let why = rights("update user");
+        let id = user_id(self.client, &input.user).await.map_err(&why)?;
+        if input.fields.is_empty() {
+            return Err(ClientError::InvalidInput("update-user needs at least one field".into()));
+        }
+        self.client.sobject("User")?.update(&id, &input.fields)?.send().await.map_err(&why)?;
+        Ok(UserUpdated { user_id: id.to_string(), fields: input.fields.keys().cloned().collect() })
+    }
+
+    /// Activates (`true`) or deactivates (`false`) a user (`User.IsActive`).
+    pub async fn set_active(&self, user: &str, active: bool) -> Result<ActiveState, ClientError> {
+        let why = rights(if active { "activate user" } else { "deactivate user" });
+        let c = self.client;
+        let id = user_id(c, user).await.map_err(&why)?;
+        let users = c.sobject("User")?;
+        let now = users.retrieve(&id)?.fields(["IsActive"])?.send().await.map_err(&why)?;
+        let changed = now["IsActive"].as_bool() != Some(active);
+        if changed {
+            users.update(&id, &json!({"IsActive": active}))?.send().await.map_err(&why)?;
+        }
+        Ok(ActiveState { user_id: id.to_string(), is_active: active, changed })
+    }
+
+    /// Freezes (`true`) or unfreezes a user's login (`UserLogin.IsFrozen`, API 29.0+).
+    pub async fn set_frozen(&self, user: &str, frozen: bool) -> Result<FrozenState, ClientError> {
+        let why = rights(if frozen { "freeze user" } else { "unfreeze user" });
+        let c = self.client;
+        let id = user_id(c, user).await.map_err(&why)?;
+        let q = Select::from("UserLogin")
+            .fields(["Id", "IsFrozen"])
+            .filter(Condition::eq("UserId", id.as_str()))
+            .build()?;
+        let page = c.query(q).send().await.map_err(&why)?;
+        let row = page.records.first().ok_or_else(|| {
+            ClientError::InvalidInput(format!("user {id} has no UserLogin row (never logged in, or not visible)"))
+        })?;
+        let login = row["Id"].as_str().unwrap_or_default().to_owned();
+        let changed = row["IsFrozen"].as_bool() != Some(frozen);
+        if changed {
+            c.sobject("UserLogin")?.update(&login, &json!({"IsFrozen": frozen}))?.send().await.map_err(&why)?;
+        }
+        Ok(FrozenState { user_id: id.to_string(), user_login_id: login, is_frozen: frozen, changed })
+    }
+
+    /// Removes the user's permission set assignments (except those owned by the profile,
+    /// which Salesforce refuses to delete), permission set licence assignments and package
+    /// licences, in that order (assignments first: a licence in use cannot be removed).
+    pub async fn remove_entitlements(&self, user: &str) -> Result<EntitlementsRemoved, ClientError> {
+        let why = rights("remove user entitlements");
+        let c = self.client;
+        let id = user_id(c, user).await.map_err(&why)?;
+        let mut out = EntitlementsRemoved {
+            user_id: id.to_string(),
+            permission_set_assignments: Vec::new(),
+            permission_set_licenses: Vec::new(),
+            package_licenses: Vec::new(),
+            failures: Vec::new(),
+        };
+        let kinds = [
+            (
+                "PermissionSetAssignment",
+                Select::from("PermissionSetAssignment")
+                    .filter(Condition::eq("AssigneeId", id.as_str()))
+                    .filter(Condition::eq("PermissionSet.IsOwnedByProfile", false)),
+            ),
+            (
+                "PermissionSetLicenseAssign",
+                Select::from("PermissionSetLicenseAssign").filter(Condition::eq("AssigneeId", id.as_str())),
+            ),
+            ("UserPackageLicense", Select::from("UserPackageLicense").filter(Condition::eq("UserId", id.as_str()))),
+        ];
+        for (i, (object, select)) in kinds.into_iter().enumerate() {
+            let ids: Vec<String> = {
+                use futures_util::TryStreamExt;
+                let recs: Vec<Value> = c.query(select.build()?).stream().try_collect().await.map_err(&why)?;
+                recs.iter().filter_map(|r| r["Id"].as_str().map(str::to_owned)).collect()
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            let results = c.collections().delete(&ids).send().await.map_err(&why)?;
+            for (rid, r) in ids.into_iter().zip(results) {
+                if r.success {
+                    [&mut out.permission_set_assignments, &mut out.permission_set_licenses, &mut out.package_licenses]
+                        [i]
+                        .push(rid);
+                } else {
+                    out.failures.push(RemovalFailure { object: object.to_owned(), id: rid, errors: r.errors });
+                }
+            }
+        }
+        // Missing rights are not a partial result: say so as for every other admin action.
+        let denied = out.failures.iter().flat_map(|f| &f.errors).find(|e| {
+            matches!(
+                e.error_code.as_str(),
+                "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "INSUFFICIENT_PRIVILEGES"
+            )
+        });
+        if let Some(e) = denied {
+            return Err(ClientError::InsufficientRights {
+                action: "remove user entitlements",
+                needs: ADMIN_RIGHTS,
+                error: ApiError { status: 403, ..e.clone() },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets the password (`POST …/password`), or resets it to one Salesforce generates
+    /// (`DELETE …/password`, returned in the output).
+    pub async fn reset_password(&self, input: ResetPassword) -> Result<PasswordReset, ClientError> {
+        let why = rights("reset password");
+        let c = self.client;
+        let id = user_id(c, &input.user).await.map_err(&why)?;
+        let segments = ["sobjects", "User", id.as_str(), "password"];
+        match &input.new_password {
+            Some(p) => {
+                let req = Req::data(Method::POST, segments).json(&json!({"NewPassword": p.secret()}))?;
+                c.execute(req).await.map_err(&why)?;
+                Ok(PasswordReset { user_id: id.to_string(), generated_password: None })
+            }
+            None => {
+                // Not idempotent: a retry would generate (and lose) another password.
+                let req = Req::data(Method::DELETE, segments).idempotency(crate::client::Idempotency::NotIdempotent);
+                let resp = c.execute(req).await.map_err(&why)?;
+                // UNCONFIRMED: the key of the generated password (`NewPassword`).
+                let body: Value = resp.json()?;
+                let generated = body["NewPassword"].as_str().map(Password::new);
+                Ok(PasswordReset { user_id: id.to_string(), generated_password: generated })
+            }
+        }
+    }
+
+    /// Uploads a file as a new ContentVersion (base64 JSON up to the multipart threshold,
+    /// multipart/form-data above), then links its document to `link_to` when given.
+    pub async fn upload_document(&self, input: UploadDocument) -> Result<DocumentUploaded, ClientError> {
+        let c = self.client;
+        if input.title.trim().is_empty() || input.file_name.trim().is_empty() {
+            return Err(ClientError::InvalidInput("upload-document needs a title and a file name".into()));
+        }
+        let link_to = input.link_to.as_deref().map(RecordId::new).transpose()?;
+        let mut entity = json!({"Title": input.title, "PathOnClient": input.file_name});
+        if let Some(d) = &input.description {
+            entity["Description"] = json!(d);
+        }
+        let (req, transfer) = if input.content.len() <= self.multipart_threshold {
+            entity["VersionData"] = json!(STANDARD.encode(&input.content));
+            (Req::data(Method::POST, ["sobjects", "ContentVersion"]).json(&entity)?, "json")
+        } else {
+            let (body, content_type) = multipart(&entity, &input.file_name, &input.content);
+            let mut req = Req::data(Method::POST, ["sobjects", "ContentVersion"]);
+            req.body = Some((body, content_type));
+            (req, "multipart")
+        };
+        let resp = c.execute(req).await?;
+        let saved: crate::sobjects::SaveResult = resp.json()?;
+        let version_id = saved.id.filter(|_| saved.success).ok_or_else(|| ClientError::Api {
+            endpoint: resp.endpoint.clone(),
+            error: saved.errors.first().cloned().unwrap_or(ApiError {
+                status: resp.status,
+                error_code: "UNKNOWN".into(),
+                message: "the upload reported no id".into(),
+                fields: Vec::new(),
+            }),
+            others: Vec::new(),
+        })?;
+        let doc = c.sobject("ContentVersion")?.retrieve(&version_id)?.fields(["ContentDocumentId"])?.send().await?;
+        let document_id = doc["ContentDocumentId"].as_str().unwrap_or_default().to_owned();
+        let link_id = match link_to {
+            Some(record) => {
+                let link = json!({
+                    "ContentDocumentId": document_id,
+                    "LinkedEntityId": record.as_str(),
+                    "ShareType": input.share_type.as_deref().unwrap_or("V"),
+                });
+                Some(c.sobject("ContentDocumentLink")?.create(&link).send().await?.id.to_string())
+            }
+            None => None,
+        };
+        Ok(DocumentUploaded {
+            content_version_id: version_id,
+            content_document_id: document_id,
+            content_document_link_id: link_id,
+            transfer: transfer.to_owned(),
+        })
+    }
+}
+
+/// A `multipart/form-data` body: the `entity_content` JSON part, then the `VersionData` file
+/// part (Salesforce's blob insert format, wire reference §9).
+fn multipart(entity: &Value, file_name: &str, content: &[u8]) -> (Bytes, String) {
+    let boundary: String = {
+        let mut rng = rand::thread_rng();
+        (0..32).map(|_| char::from(rng.sample(rand::distributions::Alphanumeric))).collect()
+    };
+    let safe_name: String =
+        file_name.chars().map(|c| if matches!(c, '"' | '\r' | '\n' | '\\') { '_' } else { c }).collect();
+    let mut body = Vec::with_capacity(content.len() + 512);
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
+    body.extend_from_slice(entity.to_string().as_bytes());
+    body.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"VersionData\"; filename=\"{safe_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (Bytes::from(body), format!("multipart/form-data; boundary={boundary}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_but_in_the_output() {
+        let r = PasswordReset { user_id: "005".into(), generated_password: Some(Password::new("Gen3rated!")) };
+        assert!(!format!("{r:?}").contains("Gen3rated"));
+        assert_eq!(serde_json::to_value(&r).unwrap()["generated_password"], "Gen3rated!");
+        let input: ResetPassword =
+            serde_json::from_value(json!({"user": "a@b.c", "new_password": "S3cret!!"})).unwrap();
+        assert!(!format!("{input:?}").contains("S3cret"));
+        let up = UploadDocument::new("t", "f.txt", Bytes::from_static(b"secret file body"));
+        assert!(!format!("{up:?}").contains("secret file"));
+    }
+
+    #[test]
+    fn names_round_trip_and_aliases_fit() {
+        for a in ActionName::ALL {
+            assert_eq!(a.as_str().parse::<ActionName>().unwrap(), a);
+        }
+        assert!("drop-table".parse::<ActionName>().is_err());
+        assert_eq!(alias_from(Some("Ada"), "Lovelace-Byron"), "alovelac");
+        assert!(alias_from(None, "X").len() <= 8);
+    }
+}
