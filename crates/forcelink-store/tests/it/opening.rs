@@ -224,3 +224,16 @@ async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
         .collect();
     assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "2".to_owned())]);
 }
+
+#[tokio::test]
+async fn postgres_schema_newer_than_this_code_is_refused_clearly() {
+    let schema = PgSchema::new().await;
+    let location = StoreLocation::Postgres(schema.url.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    drop(open_store(&location, &key, Arc::new(clock())).await.unwrap());
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.execute("UPDATE forcelink_meta SET value = '99' WHERE key = 'schema_version'", &[]).await.unwrap();
+    let err = open_store(&location, &key, Arc::new(clock())).await.unwrap_err();
+    assert!(err.to_string().contains("newer than this forcelink"), "{err}");
+}
