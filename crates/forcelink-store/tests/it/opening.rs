@@ -47,10 +47,13 @@ async fn sqlite_store_with_a_key_file_is_created_reopened_and_refuses_another_ke
     assert!(text.contains(&key.id_hex()) && text.contains(&wrong.id_hex()), "both key ids named: {text}");
     assert!(text.contains("FORCELINK_MASTER_KEY") && text.contains("key file"), "says what to do: {text}");
     assert!(!text.contains(&key.to_base64()) && !text.contains(&wrong.to_base64()), "no key in: {text}");
-    // A new key file for an existing store is refused the same way, and nothing was changed.
-    let other_file = KeySource::File(dir.path().join("keys/other.key"));
-    let err = open_store(&location, &other_file, Arc::new(clock())).await.unwrap_err();
+    // A missing key file for an existing store is not created with a key that cannot open it.
+    let other_path = dir.path().join("keys/other.key");
+    let err = open_store(&location, &KeySource::File(other_path.clone()), Arc::new(clock())).await.unwrap_err();
     assert!(matches!(err, OpenError::Key(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("does not exist") && text.contains(&key.id_hex()), "{text}");
+    assert!(!other_path.exists());
     let store = open_store(&location, &source, Arc::new(clock())).await.unwrap();
     assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
 }
