@@ -1,16 +1,28 @@
-//! forcelink-store: adapters of forcelink-auth's [`TokenStore`] port that share tokens between
-//! processes, with secrets encrypted at rest.
+//! forcelink-store: where forcelink keeps connections, token sets, the audit log and the
+//! broker's API keys — in memory, in a SQLite file (the default) or in PostgreSQL — with every
+//! secret encrypted at rest.
 //!
-//! - [`crypto`]: the [`MasterKey`] (AES-256-GCM) and the key file created with mode 0600.
-//! - [`codec`]: a token set as the sealed bytes the databases keep.
+//! - [`open`]: [`open_store`], the one way in for the CLI and the broker: a [`StoreLocation`]
+//!   (`sqlite:PATH`, a path, or `postgres://…`) and a [`KeySource`] (`FORCELINK_MASTER_KEY`'s
+//!   base64, or a key file) give an `Arc<dyn ConnectionStore>`; a key other than the one that
+//!   sealed the store is refused on open, naming both key ids.
+//! - [`registry`]: the [`ConnectionStore`] port (connections, audit log, API keys) on top of
+//!   forcelink-auth's [`TokenStore`] port (token sets, renewal leases, approvals).
+//! - [`memory`]: [`MemoryConnectionStore`], for tests and in-process use.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL; several processes on one file).
-//! - [`postgres`]: [`PostgresStore`], for several broker replicas.
+//! - [`postgres`]: [`PostgresStore`], for several broker replicas (`forcelink_` tables).
+//! - [`crypto`]: the [`MasterKey`] (AES-256-GCM) and the key file created with mode 0600.
+//! - [`codec`]: token sets and connection specs as the sealed bytes the databases keep, each
+//!   bound to its row by associated data.
+//! - [`rotation`]: [`rotate_key`], a new master key for a store, safe against a crash at any
+//!   point.
+//! - [`apikey`]: broker API keys (`flk_<id>_<secret>`): generated, stored as a hash, verified.
 //! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
 //!   a [`Connection`] that builds its token source); secrets as values or `env:`/`file:` refs.
-//! - [`registry`]: the [`ConnectionStore`] port (connections, audit log, API keys).
 //!
-//! Both give cross-process single flight through a lease row: a renewal takes the lease,
-//! re-reads the token set, and writes the new one by compare-and-swap on its version.
+//! Both databases give cross-process single flight through a lease row: a renewal takes the
+//! lease, re-reads the token set, and writes the new one by compare-and-swap on its version.
+//! Each records its schema version and migrates on open, refusing a newer one.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
 

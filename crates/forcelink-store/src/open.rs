@@ -112,7 +112,15 @@ pub(crate) async fn finish_interrupted_rotation(location: &StoreLocation, key_fi
     if !pending.exists() {
         return Ok(());
     }
-    let new = MasterKey::load(&pending)?;
+    // The file is flushed before the commit that makes the store depend on it, so one that
+    // cannot be read is what a crash while writing it left: the store still uses the old key.
+    let new = match MasterKey::load(&pending) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::warn!(file = %pending.display(), error = %e, "ignoring an unusable pending master key");
+            return Ok(());
+        }
+    };
     if stored_key_id(location).await?.as_deref() == Some(new.id_hex().as_str()) {
         install_pending_key(key_file)?;
         tracing::info!(key_id = %new.id_hex(), "finished an interrupted master key rotation");
@@ -140,7 +148,8 @@ pub(crate) fn install_pending_key(key_file: &Path) -> Result<(), OpenError> {
 }
 
 /// The key for opening: the base64 text, or the key file (finishing an interrupted rotation
-/// first, and creating the file with a new key when `create` and it does not exist).
+/// first, and creating the file with a new key when `create`, it does not exist and the store
+/// holds nothing sealed yet).
 pub(crate) async fn resolve_key(
     location: &StoreLocation,
     key: &KeySource,
@@ -150,7 +159,21 @@ pub(crate) async fn resolve_key(
         KeySource::Base64(text) => MasterKey::from_base64(text),
         KeySource::File(path) => {
             finish_interrupted_rotation(location, path).await?;
-            if create { MasterKey::load_or_create(path) } else { MasterKey::load(path) }
+            if !create {
+                return MasterKey::load(path);
+            }
+            if !path.exists()
+                && let Some(stored) = stored_key_id(location).await?
+            {
+                // A new key could never open this store: say so instead of creating one.
+                return Err(OpenError::Key(format!(
+                    "the key file {} does not exist, and the store {location} is sealed with master key \
+                     {stored}; point to the key file that created the store, or set FORCELINK_MASTER_KEY \
+                     to its key",
+                    path.display()
+                )));
+            }
+            MasterKey::load_or_create(path)
         }
     }
 }

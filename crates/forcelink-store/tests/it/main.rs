@@ -1,6 +1,11 @@
-//! forcelink-store tests: one behaviour suite run against every backend (memory, SQLite,
-//! PostgreSQL), encryption at rest, opening with the right key and migrations, and single
-//! flight across store instances.
+//! forcelink-store tests:
+//! - `suite` + `backends`: one behaviour suite (token sets, leases, approvals, connections,
+//!   audit log, API keys) run on memory, SQLite and PostgreSQL; single flight across store
+//!   instances in one process.
+//! - `at_rest`: no secret in the clear in the SQLite files or the PostgreSQL tables.
+//! - `opening`: `open_store`, refusing the wrong key, schema migrations.
+//! - `rotation`: master key rotation and recovery from an interrupted one.
+//! - `processes`: real OS processes — single flight across them, and a writer killed mid-write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

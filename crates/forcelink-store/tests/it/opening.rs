@@ -47,10 +47,13 @@ async fn sqlite_store_with_a_key_file_is_created_reopened_and_refuses_another_ke
     assert!(text.contains(&key.id_hex()) && text.contains(&wrong.id_hex()), "both key ids named: {text}");
     assert!(text.contains("FORCELINK_MASTER_KEY") && text.contains("key file"), "says what to do: {text}");
     assert!(!text.contains(&key.to_base64()) && !text.contains(&wrong.to_base64()), "no key in: {text}");
-    // A new key file for an existing store is refused the same way, and nothing was changed.
-    let other_file = KeySource::File(dir.path().join("keys/other.key"));
-    let err = open_store(&location, &other_file, Arc::new(clock())).await.unwrap_err();
+    // A missing key file for an existing store is not created with a key that cannot open it.
+    let other_path = dir.path().join("keys/other.key");
+    let err = open_store(&location, &KeySource::File(other_path.clone()), Arc::new(clock())).await.unwrap_err();
     assert!(matches!(err, OpenError::Key(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("does not exist") && text.contains(&key.id_hex()), "{text}");
+    assert!(!other_path.exists());
     let store = open_store(&location, &source, Arc::new(clock())).await.unwrap();
     assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
 }
@@ -223,4 +226,17 @@ async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "2".to_owned())]);
+}
+
+#[tokio::test]
+async fn postgres_schema_newer_than_this_code_is_refused_clearly() {
+    let schema = PgSchema::new().await;
+    let location = StoreLocation::Postgres(schema.url.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    drop(open_store(&location, &key, Arc::new(clock())).await.unwrap());
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.execute("UPDATE forcelink_meta SET value = '99' WHERE key = 'schema_version'", &[]).await.unwrap();
+    let err = open_store(&location, &key, Arc::new(clock())).await.unwrap_err();
+    assert!(err.to_string().contains("newer than this forcelink"), "{err}");
 }

@@ -248,6 +248,27 @@ async fn a_row_the_key_cannot_open_stops_the_rotation_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_half_written_pending_key_is_ignored_on_open() {
+    let c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("store.db"));
+    let key_file = dir.path().join("master.key");
+    let source = KeySource::File(key_file.clone());
+    let contents = fill(&*open_store(&location, &source, Arc::new(c.clone())).await.unwrap(), &c).await;
+    // What a crash while writing `<file>.new` (before the commit) leaves.
+    let half = &MasterKey::generate().to_base64()[..20];
+    MasterKey::generate().write_new_file(&pending_key_path(&key_file)).unwrap();
+    std::fs::write(pending_key_path(&key_file), half).unwrap();
+
+    let store = open_store(&location, &source, Arc::new(c.clone())).await.unwrap();
+    assert_holds(&*store, &contents, &c, 0).await;
+    drop(store);
+    rotate_key(&location, &source, Arc::new(c.clone())).await.unwrap();
+    let store = open_store(&location, &source, Arc::new(c.clone())).await.unwrap();
+    assert_holds(&*store, &contents, &c, 1).await;
+}
+
+#[tokio::test]
 async fn rotating_a_key_file_that_does_not_exist_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let location = StoreLocation::Sqlite(dir.path().join("store.db"));
