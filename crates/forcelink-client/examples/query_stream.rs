@@ -79,12 +79,8 @@ async fn raw(instance: &str, token: &str, soql: &str, batch: u32) -> Result<u64,
     let mut records = 0u64;
     let needle = b"\"attributes\"";
     while let Some(u) = url.take() {
-        let resp = http
-            .get(&u)
-            .bearer_auth(token)
-            .header("Sforce-Query-Options", format!("batchSize={batch}"))
-            .send()
-            .await?;
+        let resp =
+            http.get(&u).bearer_auth(token).header("Sforce-Query-Options", format!("batchSize={batch}")).send().await?;
         if !resp.status().is_success() {
             return Err(format!("{u}: HTTP {}", resp.status()).into());
         }
@@ -112,7 +108,8 @@ async fn main() -> Result<(), Error> {
     let batch: u32 = batch.parse()?;
     let soql = if limit == "all" { SOQL.to_owned() } else { format!("{SOQL} LIMIT {limit}") };
 
-    let transport = Transport::new(forcelink_auth::wire::default_http_client()?, Arc::new(SystemClock), UrlPolicy::new());
+    let transport =
+        Transport::new(forcelink_auth::wire::default_http_client()?, Arc::new(SystemClock), UrlPolicy::new());
     let app = AppCredentials::new(
         info["client"]["client_id"].as_str().ok_or("no client_id")?,
         Some(ClientSecret::new(info["client"]["client_secret"].as_str().ok_or("no client_secret")?)),
@@ -125,7 +122,8 @@ async fn main() -> Result<(), Error> {
         "raw" => raw(&instance, set.access_token.secret(), &soql, batch).await?,
         "typed" | "value" => {
             let provider = Arc::new(StaticToken::new(&UrlPolicy::new(), &instance, set.access_token.clone())?);
-            let client = Client::builder(provider).http_client(http()?).api_version(ApiVersion::new("64.0")?).build()?;
+            let client =
+                Client::builder(provider).http_client(http()?).api_version(ApiVersion::new("64.0")?).build()?;
             let mut n = 0u64;
             if mode == "typed" {
                 let mut s = client.query(soql).batch_size(batch).stream_as::<Account>();
