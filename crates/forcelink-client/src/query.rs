@@ -372,7 +372,8 @@ mod tests {
 
     #[test]
     fn next_url_is_found_in_the_head_or_by_parsing_the_envelope() {
-        let head = br#"{"totalSize":3,"done":false,"nextRecordsUrl":"/services/data/v64.0/query/01g-2000","records":[]}"#;
+        let head =
+            br#"{"totalSize":3,"done":false,"nextRecordsUrl":"/services/data/v64.0/query/01g-2000","records":[]}"#;
         assert_eq!(next_url(head).as_deref(), Some("/services/data/v64.0/query/01g-2000"));
         let last = br#"{"totalSize":3,"done":true,"records":[{"nextRecordsUrl":"/nope"}]}"#;
         assert_eq!(next_url(last), None);
