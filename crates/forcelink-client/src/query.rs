@@ -1,7 +1,8 @@
 //! SOQL `query` and `queryAll`: the first [`Page`], or a lazy [`RecordStream`] that follows
-//! `nextRecordsUrl`. The stream holds at most the page being consumed plus the next one, which
-//! it fetches (and parses, on another task) while the current one is consumed, so memory stays
-//! about two pages whatever the result size.
+//! `nextRecordsUrl`. A producer task fetches the raw pages ahead of the consumer (it finds
+//! `nextRecordsUrl` without parsing the records), so fetching the next page overlaps parsing
+//! and consuming this one; the stream holds the page being consumed, at most one raw page
+//! waiting and one being fetched, so memory stays a few pages whatever the result size.
 //!
 //! ```no_run
 //! # async fn f(client: forcelink_client::Client) -> Result<(), forcelink_client::ClientError> {
@@ -13,7 +14,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -23,6 +23,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::client::{Client, Req, Target};
@@ -152,7 +153,7 @@ impl QueryBuilder<'_> {
         match self.first_request() {
             Ok((req, headers)) => {
                 let mut s = RecordStream::empty(self.client.clone(), headers);
-                s.next = Some(Fetch::NotStarted(Box::new(req)));
+                s.first = Some(Box::new(req));
                 s
             }
             Err(e) => {
@@ -164,9 +165,78 @@ impl QueryBuilder<'_> {
     }
 }
 
-enum Fetch<T> {
-    NotStarted(Box<Req>),
-    Running(JoinHandle<Result<Page<T>, ClientError>>),
+/// A page as fetched: the raw body, parsed by the consumer.
+struct RawPage {
+    body: bytes::Bytes,
+    endpoint: String,
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+}
+
+/// Most raw pages waiting for the consumer (the producer fetches one more meanwhile).
+const RAW_PAGES_AHEAD: usize = 1;
+
+/// Finds `nextRecordsUrl` without parsing the records. Salesforce writes `totalSize`, `done`
+/// and `nextRecordsUrl` before `records`; when the key is not in that head (another order, an
+/// escaped value) the envelope is parsed with the records skipped.
+fn next_url(body: &[u8]) -> Option<String> {
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+    let head_end = find(body, b"\"records\"").unwrap_or(body.len()).min(4096);
+    let head = &body[..head_end];
+    if let Some(i) = find(head, b"\"nextRecordsUrl\"") {
+        let rest = head[i + 16..].trim_ascii_start().strip_prefix(b":").map(<[u8]>::trim_ascii_start);
+        if let Some(v) = rest.and_then(|r| r.strip_prefix(b"\""))
+            && let Some(end) = v.iter().position(|&b| b == b'"' || b == b'\\')
+            && v[end] == b'"'
+        {
+            return std::str::from_utf8(&v[..end]).ok().map(str::to_owned);
+        }
+    } else if find(head, b"\"done\":true").is_some() {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(default, rename = "nextRecordsUrl")]
+        next: Option<String>,
+        #[serde(default)]
+        done: bool,
+    }
+    serde_json::from_slice::<Envelope>(body).ok().and_then(|e| e.next.filter(|_| !e.done))
+}
+
+/// Fetches raw pages one after another, ahead of the consumer, until the last one, an error,
+/// or the consumer going away.
+async fn produce(
+    client: Client,
+    mut req: Req,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    tx: mpsc::Sender<Result<RawPage, ClientError>>,
+) {
+    loop {
+        let page = match client.execute(req).await {
+            Ok(resp) => {
+                RawPage { body: resp.body, endpoint: resp.endpoint, status: resp.status, headers: resp.headers }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let next = next_url(&page.body).map(|u| next_request(&u, &headers));
+        if tx.send(Ok(page)).await.is_err() {
+            return;
+        }
+        match next {
+            Some(Ok(r)) => req = r,
+            Some(Err(e)) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            None => return,
+        }
+    }
 }
 
 /// A lazy stream of records (see the module docs). Ends after the last page or after the first
@@ -175,7 +245,10 @@ pub struct RecordStream<T> {
     client: Client,
     headers: Vec<(HeaderName, HeaderValue)>,
     buffer: std::vec::IntoIter<T>,
-    next: Option<Fetch<T>>,
+    /// The first request, until the producer starts (at the first poll).
+    first: Option<Box<Req>>,
+    pages_rx: Option<mpsc::Receiver<Result<RawPage, ClientError>>>,
+    producer: Option<JoinHandle<()>>,
     failed: Option<ClientError>,
     total_size: Option<u64>,
     pages: u64,
@@ -191,12 +264,12 @@ impl<T> std::fmt::Debug for RecordStream<T> {
     }
 }
 
-// The stream is never self-referential: the spawned fetch owns everything it uses.
+// The stream is never self-referential: the producer task owns everything it uses.
 impl<T> Unpin for RecordStream<T> {}
 
 impl<T> Drop for RecordStream<T> {
     fn drop(&mut self) {
-        if let Some(Fetch::Running(h)) = &self.next {
+        if let Some(h) = &self.producer {
             h.abort();
         }
     }
@@ -204,7 +277,17 @@ impl<T> Drop for RecordStream<T> {
 
 impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
     fn empty(client: Client, headers: Vec<(HeaderName, HeaderValue)>) -> Self {
-        Self { client, headers, buffer: Vec::new().into_iter(), next: None, failed: None, total_size: None, pages: 0 }
+        Self {
+            client,
+            headers,
+            buffer: Vec::new().into_iter(),
+            first: None,
+            pages_rx: None,
+            producer: None,
+            failed: None,
+            total_size: None,
+            pages: 0,
+        }
     }
 
     /// `totalSize` of the query, once the first page arrived.
@@ -220,25 +303,20 @@ impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
     fn accept(&mut self, page: Page<T>) {
         self.pages += 1;
         self.total_size.get_or_insert(page.total_size);
-        self.next = match page.next_records_url.filter(|_| !page.done) {
-            Some(url) => match next_request(&url, &self.headers) {
-                Ok(req) => Some(Fetch::NotStarted(Box::new(req))),
-                Err(e) => {
-                    self.failed = Some(e);
-                    None
-                }
-            },
-            None => None,
-        };
+        if let Some(url) = page.next_records_url.filter(|_| !page.done) {
+            match next_request(&url, &self.headers) {
+                Ok(req) => self.first = Some(Box::new(req)),
+                Err(e) => self.failed = Some(e),
+            }
+        }
         self.buffer = page.records.into_iter();
     }
 
-    fn start_next(&mut self) {
-        if let Some(Fetch::NotStarted(_)) = &self.next
-            && let Some(Fetch::NotStarted(req)) = self.next.take()
-        {
-            let client = self.client.clone();
-            self.next = Some(Fetch::Running(tokio::spawn(fetch_page(client, *req))));
+    fn start(&mut self) {
+        if let Some(req) = self.first.take() {
+            let (tx, rx) = mpsc::channel(RAW_PAGES_AHEAD);
+            self.pages_rx = Some(rx);
+            self.producer = Some(tokio::spawn(produce(self.client.clone(), *req, self.headers.clone(), tx)));
         }
     }
 }
@@ -250,27 +328,59 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
         let this = &mut *self;
         loop {
             if let Some(item) = this.buffer.next() {
-                // Prefetch: the next page is on its way while this one is consumed.
-                this.start_next();
+                // The producer fetches the next pages while this one is consumed.
+                this.start();
                 return Poll::Ready(Some(Ok(item)));
             }
             if let Some(e) = this.failed.take() {
-                this.next = None;
+                this.pages_rx = None;
                 return Poll::Ready(Some(Err(e)));
             }
-            this.start_next();
-            let Some(Fetch::Running(handle)) = &mut this.next else { return Poll::Ready(None) };
-            let joined = match Pin::new(handle).poll(cx) {
+            this.start();
+            let Some(rx) = &mut this.pages_rx else { return Poll::Ready(None) };
+            match rx.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(j) => j,
-            };
-            this.next = None;
-            match joined {
-                Ok(Ok(page)) => this.accept(page),
-                Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                Err(_) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    this.pages_rx = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.pages_rx = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(raw))) => {
+                    match crate::client::decode::<Page<T>>(&raw.endpoint, raw.status, &raw.headers, &raw.body) {
+                        Ok(page) => {
+                            this.pages += 1;
+                            this.total_size.get_or_insert(page.total_size);
+                            this.buffer = page.records.into_iter();
+                        }
+                        Err(e) => {
+                            this.pages_rx = None;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_url;
+
+    #[test]
+    fn next_url_is_found_in_the_head_or_by_parsing_the_envelope() {
+        let head =
+            br#"{"totalSize":3,"done":false,"nextRecordsUrl":"/services/data/v64.0/query/01g-2000","records":[]}"#;
+        assert_eq!(next_url(head).as_deref(), Some("/services/data/v64.0/query/01g-2000"));
+        let last = br#"{"totalSize":3,"done":true,"records":[{"nextRecordsUrl":"/nope"}]}"#;
+        assert_eq!(next_url(last), None);
+        let other_order = br#"{"records":[{"Name":"x"}],"nextRecordsUrl":"/services/data/v64.0/query/01g-4","done":false,"totalSize":9}"#;
+        assert_eq!(next_url(other_order).as_deref(), Some("/services/data/v64.0/query/01g-4"));
+        let spaced = br#"{ "done" : false, "nextRecordsUrl" : "/services/data/v64.0/query/x", "records": [] }"#;
+        assert_eq!(next_url(spaced).as_deref(), Some("/services/data/v64.0/query/x"));
+        assert_eq!(next_url(b"<html>"), None);
     }
 }
