@@ -264,7 +264,9 @@ pub(crate) fn redact(text: &str) -> String {
     out
 }
 
-fn redact_json_key(text: &str, key: &str) -> String {
+/// Replaces the string value of every `"key": "value"` in JSON text with `"[redacted]"`, also a
+/// value cut off by truncation (shared with forcelink-client's error excerpts).
+pub fn redact_json_key(text: &str, key: &str) -> String {
     let needle = format!("\"{key}\"");
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

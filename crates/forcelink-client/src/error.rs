@@ -194,7 +194,7 @@ pub(crate) fn redact(text: &str) -> String {
     let mut out = redact_session_ids(text);
     out = redact_after(&out, "Bearer ");
     for key in SECRET_KEYS {
-        out = redact_json_value(&out, key);
+        out = forcelink_auth::wire::redact_json_key(&out, key);
     }
     out
 }
@@ -239,41 +239,6 @@ fn redact_after(text: &str, marker: &str) -> String {
         let tail = &rest[pos + marker.len()..];
         let end = tail.find(|c: char| c.is_whitespace() || c == '"' || c == ',').unwrap_or(tail.len());
         rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn redact_json_value(text: &str, key: &str) -> String {
-    let needle = format!("\"{key}\"");
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(&needle) {
-        let after = pos + needle.len();
-        out.push_str(&rest[..after]);
-        let tail = &rest[after..];
-        let t = tail.trim_start();
-        if let Some(t2) = t.strip_prefix(':') {
-            let v = t2.trim_start();
-            if let Some(inner) = v.strip_prefix('"') {
-                out.push_str(":\"[redacted]\"");
-                let mut end = inner.len();
-                let mut escaped = false;
-                for (i, c) in inner.char_indices() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        end = i + 1;
-                        break;
-                    }
-                }
-                rest = &inner[end.min(inner.len())..];
-                continue;
-            }
-        }
-        rest = tail;
     }
     out.push_str(rest);
     out

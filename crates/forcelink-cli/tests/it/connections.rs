@@ -3,7 +3,7 @@
 
 use forcelink_test_support::spawn_playground;
 
-use crate::home::{Home, Org};
+use crate::home::{Home, Org, login_client_credentials};
 
 #[tokio::test]
 async fn connections_come_from_the_store_the_config_file_and_the_environment() {
@@ -259,18 +259,7 @@ async fn four_processes_renewing_at_once_cause_one_token_request() {
     let org = Org::of(&pg);
     let mut home = Home::new();
     home.set_env("CS", &org.client_secret);
-    home.json(&[
-        "login",
-        "client-credentials",
-        "shared",
-        "--login-url",
-        &org.instance_url,
-        "--client-id",
-        &org.client_id,
-        "--client-secret",
-        "env:CS",
-    ])
-    .await;
+    login_client_credentials(&home, &org, "shared").await;
     let before = pg.control.token_requests("client_credentials").await;
     // Each process was refused the same token and renews: one renewal, four equal answers.
     let stale = home.json(&["token", "get", "shared"]).await["fingerprint"].as_str().unwrap().to_owned();
@@ -302,18 +291,7 @@ async fn three_processes_on_postgresql_renewing_at_once_cause_one_token_request(
     home.set_env("CS", &org.client_secret);
     home.set_env("FORCELINK_STORE", db_url.as_str());
     const NAME: &str = "replicated";
-    home.json(&[
-        "login",
-        "client-credentials",
-        NAME,
-        "--login-url",
-        &org.instance_url,
-        "--client-id",
-        &org.client_id,
-        "--client-secret",
-        "env:CS",
-    ])
-    .await;
+    login_client_credentials(&home, &org, NAME).await;
     let before = pg.control.token_requests("client_credentials").await;
     let stale = home.json(&["token", "get", NAME]).await["fingerprint"].as_str().unwrap().to_owned();
     let args = ["token", "get", NAME, "--refused", stale.as_str(), "--json"];
@@ -333,18 +311,7 @@ async fn rotate_key_re_encrypts_the_store_and_the_old_key_stops_opening_it() {
     let mut home = Home::new();
     home.set_env("CS", &org.client_secret);
     home.set_env("FORCELINK_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
-    home.json(&[
-        "login",
-        "client-credentials",
-        "rot",
-        "--login-url",
-        &org.instance_url,
-        "--client-id",
-        &org.client_id,
-        "--client-secret",
-        "env:CS",
-    ])
-    .await;
+    login_client_credentials(&home, &org, "rot").await;
     let before = home.json(&["token", "get", "rot"]).await["access_token"].clone();
     let report = home.json(&["store", "rotate-key"]).await;
     assert_eq!(report["connections"], 1);
@@ -360,19 +327,7 @@ async fn rotate_key_re_encrypts_the_store_and_the_old_key_stops_opening_it() {
     // With the default key file, rotation replaces the file and everything keeps working.
     let mut filed = Home::new();
     filed.set_env("CS", &org.client_secret);
-    filed
-        .json(&[
-            "login",
-            "client-credentials",
-            "rot",
-            "--login-url",
-            &org.instance_url,
-            "--client-id",
-            &org.client_id,
-            "--client-secret",
-            "env:CS",
-        ])
-        .await;
+    login_client_credentials(&filed, &org, "rot").await;
     let key_before = std::fs::read(filed.path("data/forcelink/master.key")).unwrap();
     let r = filed.json(&["store", "rotate-key"]).await;
     assert!(r.get("new_master_key").is_none(), "a key file source must not print the key: {r}");

@@ -229,3 +229,20 @@ pub async fn api_status(instance_url: &str, token: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// `forcelink login client-credentials NAME` with the playground's app, its secret in `env:CS`
+/// (set `CS` in the home first); returns the `--json` result.
+pub async fn login_client_credentials(home: &Home, org: &Org, name: &str) -> Value {
+    home.json(&[
+        "login",
+        "client-credentials",
+        name,
+        "--login-url",
+        &org.instance_url,
+        "--client-id",
+        &org.client_id,
+        "--client-secret",
+        "env:CS",
+    ])
+    .await
+}
