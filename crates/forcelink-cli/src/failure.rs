@@ -9,6 +9,7 @@
 
 use forcelink_auth::error::StoreError;
 use forcelink_auth::{Action, AuthError};
+use forcelink_client::ClientError;
 use forcelink_store::OpenError;
 use forcelink_store::connection::{ConfigError, SourceError};
 use serde::Serialize;
@@ -85,6 +86,37 @@ impl Failure {
         }
     }
 
+    /// A REST/Bulk failure: Salesforce's own code and message, the HTTP status, and the hint
+    /// for well-known codes. A 404 (`NOT_FOUND`) is exit code 4.
+    pub fn from_client(e: ClientError) -> Self {
+        if let ClientError::Auth(a) = e {
+            return Failure::from_auth(a);
+        }
+        let kind = match (e.status(), e.action()) {
+            (Some(404), _) => Kind::NotFound,
+            (Some(401), _) | (_, Action::Reauthorize) => Kind::SignIn,
+            (_, Action::FixConfiguration) => match &e {
+                ClientError::InvalidInput(_) => Kind::Usage,
+                _ => Kind::Failed,
+            },
+            _ => Kind::Failed,
+        };
+        let fix = e.api_error().and_then(|a| a.hint()).map(str::to_owned).or_else(|| match &e {
+            ClientError::MultipleMatches { .. } => {
+                Some("the external id is not unique: update one record by its id instead".to_owned())
+            }
+            ClientError::UnexpectedResponse { .. } | ClientError::Transport { .. } => {
+                Some("check the instance URL and the network, then retry".to_owned())
+            }
+            _ => None,
+        });
+        let failure = Failure::new(kind, e.to_string());
+        match fix {
+            Some(f) => failure.with_fix(f),
+            None => failure,
+        }
+    }
+
     pub fn from_store(e: StoreError) -> Self {
         Failure::failed(e.to_string())
     }
@@ -112,6 +144,11 @@ impl Failure {
 impl From<AuthError> for Failure {
     fn from(e: AuthError) -> Self {
         Failure::from_auth(e)
+    }
+}
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure::from_client(e)
     }
 }
 impl From<StoreError> for Failure {

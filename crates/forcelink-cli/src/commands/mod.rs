@@ -264,6 +264,22 @@ pub fn token_cache(settings: &Settings, opened: &Opened) -> Result<TokenCache, F
     })
 }
 
+/// A REST client for a connection: tokens from its cache (one renewal across processes), the
+/// connection's API version, and the settings' URL policy (plain http only to allowed hosts).
+#[allow(dead_code)] // its first users (data commands) follow
+pub fn api_client(settings: &Settings, opened: &Opened) -> Result<forcelink_client::Client, Failure> {
+    let cache = token_cache(settings, opened)?;
+    let version = forcelink_client::ApiVersion::new(&opened.connection.api_version).map_err(|e| {
+        Failure::config(format!("connection {}: {e}", opened.connection.name))
+            .with_fix("set api_version to a version such as 64.0")
+    })?;
+    forcelink_client::Client::builder(Arc::new(cache))
+        .url_policy(settings.url_policy())
+        .api_version(version)
+        .build()
+        .map_err(Failure::from_client)
+}
+
 /// Who is acting, for the audit log: `cli:<user>@<host>`.
 pub fn actor(settings: &Settings) -> String {
     let user = settings.env.get("USER").or_else(|| settings.env.get("LOGNAME")).unwrap_or("unknown");
