@@ -3,10 +3,14 @@
 
 pub mod connection;
 pub mod doctor;
+pub mod generate;
 pub mod keygen;
 pub mod login;
+pub mod query;
+pub mod sobject;
 pub mod store;
 pub mod token;
+pub mod user;
 
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
@@ -28,11 +32,17 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Exit code; non-zero for reports that found problems (`doctor`).
     pub exit: u8,
+    /// The command wrote its output to stdout itself, as it went (record streams).
+    pub streamed: bool,
 }
 
 impl Outcome {
     pub fn new(result: serde_json::Value, human: impl Into<String>) -> Self {
-        Self { result, human: human.into(), warnings: Vec::new(), exit: 0 }
+        Self { result, human: human.into(), warnings: Vec::new(), exit: 0, streamed: false }
+    }
+    /// For commands that printed their output while it arrived.
+    pub fn streamed() -> Self {
+        Self { streamed: true, ..Self::default() }
     }
     pub fn warn(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
@@ -266,7 +276,6 @@ pub fn token_cache(settings: &Settings, opened: &Opened) -> Result<TokenCache, F
 
 /// A REST client for a connection: tokens from its cache (one renewal across processes), the
 /// connection's API version, and the settings' URL policy (plain http only to allowed hosts).
-#[allow(dead_code)] // its first users (data commands) follow
 pub fn api_client(settings: &Settings, opened: &Opened) -> Result<forcelink_client::Client, Failure> {
     let cache = token_cache(settings, opened)?;
     let version = forcelink_client::ApiVersion::new(&opened.connection.api_version).map_err(|e| {
