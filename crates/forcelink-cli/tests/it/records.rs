@@ -179,38 +179,13 @@ async fn user_actions_and_document_upload() {
     let pg = spawn_playground().await;
     let home = signed_in(&pg).await;
     let user = "grace.cli@example.com";
-    let created = home
-        .json(&[
-            "user",
-            "create",
-            "--username",
-            user,
-            "--last-name",
-            "Hopper",
-            "--email",
-            user,
-            "--profile",
-            "Standard User",
-            "Department=Navy",
-        ])
-        .await;
+    let create: &[&str] =
+        &["user", "create", "--username", user, "--last-name", "Hopper", "--email", user, "--profile", "Standard User"];
+    let created = home.json(&[create, &["Department=Navy"]].concat()).await;
     assert_eq!(created["created"], true);
     let id = created["user_id"].as_str().expect("user id").to_owned();
     // Creating it again changes nothing and says so.
-    let again = home
-        .json(&[
-            "user",
-            "create",
-            "--username",
-            user,
-            "--last-name",
-            "Hopper",
-            "--email",
-            user,
-            "--profile",
-            "Standard User",
-        ])
-        .await;
+    let again = home.json(create).await;
     assert_eq!(again["created"], false);
     assert_eq!(again["user_id"], id.as_str());
 
@@ -308,5 +283,22 @@ async fn generate_openapi_writes_a_document_for_the_chosen_objects() {
     let bad = home.run(&["generate", "openapi", "--sobject", "Nope__c", "--out", out_arg]).await;
     assert_ne!(bad.code, 0);
     assert_eq!(std::fs::read(&out).expect("the document"), before);
+    pg.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stored_token_is_used_when_a_secret_reference_cannot_be_resolved_now() {
+    let pg = spawn_playground().await;
+    let mut home = signed_in(&pg).await;
+    // A new shell without the secret's variable: the stored token still works.
+    home.env.remove("CS");
+    let doc = home.json(&["query", "SELECT Id FROM User LIMIT 1"]).await;
+    assert_eq!(doc["count"], 1, "{doc}");
+    // Once a new token is needed, the error names the variable to set.
+    pg.control.expire_sessions().await;
+    let ran = home.run(&["query", "SELECT Id FROM User LIMIT 1"]).await;
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("CS"), "{ran:?}");
+    assert_eq!(ran.stdout, "");
     pg.shutdown().await;
 }
