@@ -743,13 +743,7 @@ impl Bulk {
     /// [`BulkOptions::page_records`], else [`DEFAULT_TYPED_PAGE_RECORDS`], held at a time).
     /// Columns map to fields by header name (`Account.Name` for parent fields).
     pub fn query_records<T: DeserializeOwned>(&self, id: &str) -> QueryRecords<T> {
-        QueryRecords {
-            bulk: self.clone(),
-            id: id.to_owned(),
-            locator: None,
-            done: false,
-            page: VecDeque::new(),
-        }
+        QueryRecords { bulk: self.clone(), id: id.to_owned(), locator: None, done: false, page: VecDeque::new() }
     }
 
     /// A GET whose body is streamed into `sink`, with one renewal on `401` and retries of
@@ -880,13 +874,11 @@ impl<T: DeserializeOwned> QueryRecords<T> {
         };
         let mut reader = csv::ReaderBuilder::new().from_reader(body.as_slice());
         for row in reader.deserialize::<T>() {
-            let record = row.map_err(|e| {
-                ClientError::UnexpectedResponse {
-                    endpoint: format!("GET jobs/query/{id}/results"),
-                    status: 200,
-                    kind: crate::error::BodyKind::Shape(crate::error::redact(&e.to_string())),
-                    excerpt: String::new(),
-                }
+            let record = row.map_err(|e| ClientError::UnexpectedResponse {
+                endpoint: format!("GET jobs/query/{id}/results"),
+                status: 200,
+                kind: crate::error::BodyKind::Shape(crate::error::redact(&e.to_string())),
+                excerpt: String::new(),
             })?;
             self.page.push_back(record);
         }
@@ -1093,11 +1085,7 @@ struct Uploader<'a> {
 }
 
 impl<'a> Uploader<'a> {
-    fn new(
-        bulk: &'a Bulk,
-        job_id: &str,
-        progress: &'a mut (dyn FnMut(&Progress) + Send),
-    ) -> Result<Self, BulkError> {
+    fn new(bulk: &'a Bulk, job_id: &str, progress: &'a mut (dyn FnMut(&Progress) + Send)) -> Result<Self, BulkError> {
         check_id(job_id)?;
         let max = bulk.options.max_upload_bytes;
         if max == 0 || max > SALESFORCE_MAX_UPLOAD_BYTES {
