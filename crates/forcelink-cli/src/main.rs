@@ -53,6 +53,9 @@ enum Command {
     /// The store: master-key rotation, the audit log.
     #[command(subcommand)]
     Store(commands::store::StoreCommand),
+    /// Bulk API 2.0: import, upsert and delete CSV files, export queries, follow and resume jobs.
+    #[command(subcommand)]
+    Bulk(commands::bulk::BulkCommand),
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
@@ -142,6 +145,7 @@ async fn run_command(settings: &settings::Settings, command: Command) -> Result<
         Command::Keygen(args) => commands::keygen::run(settings, args),
         Command::Doctor { name } => commands::doctor::run(settings, name.as_deref()).await,
         Command::Store(c) => commands::store::run(settings, c).await,
+        Command::Bulk(c) => commands::bulk::run(settings, c).await,
         Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),
     }
 }

@@ -692,7 +692,7 @@ impl Bulk {
 
     /// Streams one result set of an ingest job to `out`; returns the number of records (rows
     /// after the header).
-    pub async fn ingest_results<W: AsyncWrite + Unpin>(
+    pub async fn ingest_results<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         id: &str,
         which: ResultSet,
@@ -707,7 +707,7 @@ impl Bulk {
     /// Streams every result page of a completed query job to `out` (one header row), following
     /// `Sforce-Locator`; `progress` gets the records written after each page. Returns the
     /// record count.
-    pub async fn query_results<W: AsyncWrite + Unpin>(
+    pub async fn query_results<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         id: &str,
         out: &mut W,
@@ -748,7 +748,7 @@ impl Bulk {
 
     /// A GET whose body is streamed into `sink`, with one renewal on `401` and retries of
     /// answers that failed before their body started.
-    async fn download<W: AsyncWrite + Unpin>(
+    async fn download<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         path: &[&str],
         query: &[(&'static str, String)],
@@ -1003,7 +1003,7 @@ impl RowScanner {
 
 /// Writes a CSV body to `out`, counting rows after the header, optionally skipping the header
 /// row (result pages after the first).
-struct CsvSink<'w, W> {
+struct CsvSink<'w, W: ?Sized> {
     out: &'w mut W,
     scanner: RowScanner,
     skip_header: bool,
@@ -1013,7 +1013,7 @@ struct CsvSink<'w, W> {
     rows: u64,
 }
 
-impl<'w, W: AsyncWrite + Unpin> CsvSink<'w, W> {
+impl<'w, W: AsyncWrite + Unpin + ?Sized> CsvSink<'w, W> {
     fn new(out: &'w mut W, skip_header: bool) -> Self {
         Self { out, scanner: RowScanner::default(), skip_header, in_header: true, row_open: false, rows: 0 }
     }

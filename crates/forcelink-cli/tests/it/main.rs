@@ -11,10 +11,12 @@
 //! - `signin`: every `forcelink login` method, `token get`, `logout`.
 //! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
 //!   several processes renewing one token.
+//! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
 
 mod home;
 mod process;
 
+mod bulk;
 mod connections;
 mod data;
 mod playground;
