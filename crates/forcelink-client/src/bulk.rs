@@ -1068,7 +1068,9 @@ impl<'w, W: AsyncWrite + Unpin + ?Sized> CsvSink<'w, W> {
     }
 }
 
-/// Cuts CSV input into uploads at row ends; each upload is the header row + whole rows.
+/// Cuts CSV input into uploads at row ends; each upload is the header row + whole rows. The
+/// upload being built starts with the header row and is sent as it is (no copy), so memory is
+/// one upload plus one row.
 struct Uploader<'a> {
     bulk: &'a Bulk,
     job_id: String,
@@ -1076,7 +1078,7 @@ struct Uploader<'a> {
     max: usize,
     scanner: RowScanner,
     header: Option<Vec<u8>>,
-    /// The header row while it is read, then the rows of the next upload.
+    /// The header row while it is read, then the header row + the rows of the next upload.
     part: Vec<u8>,
     /// Where the row being read starts in `part`.
     row_start: usize,
@@ -1127,11 +1129,25 @@ impl<'a> Uploader<'a> {
         self.header.as_ref().map_or(0, Vec::len)
     }
 
+    /// A fresh upload: the header row alone.
+    fn fresh_part(&self) -> Vec<u8> {
+        let header = self.header.as_deref().unwrap_or_default();
+        let mut part = Vec::with_capacity(header.len() + READ_CHUNK);
+        part.extend_from_slice(header);
+        part
+    }
+
     fn check_row_size(&self) -> Result<(), BulkError> {
-        if self.part.len() - self.row_start + self.header_len() > self.max {
+        if self.header.is_some() && self.part.len() - self.row_start + self.header_len() > self.max {
             return Err(BulkError::Input(format!(
                 "row {} is longer than the upload size ({} bytes) with the header row",
                 self.summary.records + self.part_rows + 1,
+                self.max
+            )));
+        }
+        if self.header.is_none() && self.part.len() > self.max {
+            return Err(BulkError::Input(format!(
+                "the header row is longer than the upload size ({} bytes)",
                 self.max
             )));
         }
@@ -1140,12 +1156,13 @@ impl<'a> Uploader<'a> {
 
     async fn row_done(&mut self) -> Result<(), BulkError> {
         if self.header.is_none() {
-            let header = std::mem::take(&mut self.part);
-            if header.iter().all(u8::is_ascii_whitespace) {
+            if self.part.iter().all(u8::is_ascii_whitespace) {
                 return Err(BulkError::Input("the first line (the header row) is empty".to_owned()));
             }
-            self.header = Some(header);
-            self.row_start = 0;
+            self.check_row_size()?;
+            self.header = Some(std::mem::take(&mut self.part));
+            self.part = self.fresh_part();
+            self.row_start = self.part.len();
             return Ok(());
         }
         // Blank lines carry no record.
@@ -1154,27 +1171,26 @@ impl<'a> Uploader<'a> {
             return Ok(());
         }
         self.check_row_size()?;
-        if self.header_len() + self.part.len() > self.max {
+        if self.part.len() > self.max {
             let row = self.part.split_off(self.row_start);
             self.send().await?;
-            self.part = row;
+            self.part.extend_from_slice(&row);
         }
         self.part_rows += 1;
         self.row_start = self.part.len();
         Ok(())
     }
 
+    /// Sends the complete rows gathered so far; `part` becomes a fresh upload.
     async fn send(&mut self) -> Result<(), BulkError> {
+        self.part.truncate(self.row_start);
         if self.part_rows == 0 {
             return Ok(());
         }
-        let header = self.header.as_deref().unwrap_or_default();
-        let mut body = Vec::with_capacity(header.len() + self.row_start);
-        body.extend_from_slice(header);
-        body.extend_from_slice(&self.part[..self.row_start]);
+        let fresh = self.fresh_part();
+        let body = std::mem::replace(&mut self.part, fresh);
+        self.row_start = self.part.len();
         let len = body.len() as u64;
-        self.part.clear();
-        self.row_start = 0;
         self.bulk.put_part(&self.job_id, Bytes::from(body)).await?;
         self.summary.records += self.part_rows;
         self.summary.bytes += len;
@@ -1206,8 +1222,6 @@ impl<'a> Uploader<'a> {
             }
             self.part.push(b'\n');
             self.row_done().await?;
-        } else {
-            self.part.truncate(self.row_start);
         }
         self.send().await?;
         if self.summary.records == 0 {

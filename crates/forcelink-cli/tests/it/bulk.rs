@@ -2,6 +2,8 @@
 //! files, the upsert and delete shorthands, exports over many pages, and jobs resumed by id
 //! after the submitting process returned early or was killed.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step should fail the test at once
+
 use std::collections::HashSet;
 
 use forcelink_test_support::{spawn_playground, spawn_playground_with};
