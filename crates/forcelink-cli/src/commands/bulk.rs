@@ -395,7 +395,7 @@ async fn export(
         None => String::new(),
     };
     if path.is_none() {
-        output::note(&format!("job {id}: {records} records written"));
+        output::note(&format!("job {id}: done, {records} records written to standard output"));
     }
     Ok(Outcome::new(json!({ "job": done, "records": records, "out": path }), human))
 }
