@@ -365,3 +365,16 @@ async fn recorded_result_bodies_stream_to_a_writer_unchanged() {
     assert_eq!(bulk.query_results("Job1", &mut out, &mut no_progress()).await.unwrap(), 4);
     assert_eq!(String::from_utf8(out).unwrap(), query);
 }
+
+#[tokio::test]
+async fn a_result_download_after_the_session_expired_renews_once() {
+    let pg = spawn_playground().await;
+    let provider = Recording::new(admin_provider(&pg));
+    let client = client_over(provider.clone(), &ManualClock::starting_now());
+    let bulk = Bulk::new(client, provider.clone()).unwrap().clock(Arc::new(SystemClock)).poll(TEST_POLL);
+    let done = run_ingest(&bulk, &IngestJob::insert("Account"), "Name\nRenewed A\nRenewed B\n").await;
+    pg.control.expire_sessions().await;
+    let (n, _, _) = results(&bulk, &done.id, ResultSet::Successful).await;
+    assert_eq!(n, 2);
+    assert_eq!(provider.invalidated().len(), 1, "the refused token, once");
+}
