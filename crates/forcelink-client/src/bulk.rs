@@ -1132,7 +1132,9 @@ impl<'a> Uploader<'a> {
     /// A fresh upload: the header row alone.
     fn fresh_part(&self) -> Vec<u8> {
         let header = self.header.as_deref().unwrap_or_default();
-        let mut part = Vec::with_capacity(header.len() + READ_CHUNK);
+        // Room for a whole upload at once: growing by doubling would copy the part and briefly
+        // hold it twice. Pages are only touched as rows arrive.
+        let mut part = Vec::with_capacity(self.max + READ_CHUNK);
         part.extend_from_slice(header);
         part
     }
