@@ -78,6 +78,9 @@ enum Command {
     /// Generate documents from the org's metadata (OpenAPI for chosen sObjects).
     #[command(subcommand)]
     Generate(commands::generate::GenerateCommand),
+    /// Bulk API 2.0: import, upsert and delete CSV files, export queries, follow and resume jobs.
+    #[command(subcommand)]
+    Bulk(commands::bulk::BulkCommand),
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
@@ -178,6 +181,7 @@ async fn run_command(
         Command::User(c) => commands::user::run(settings, c).await,
         Command::Document(c) => commands::user::document(settings, c).await,
         Command::Generate(c) => commands::generate::run(settings, c).await,
+        Command::Bulk(c) => commands::bulk::run(settings, c).await,
         Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),
     }
 }

@@ -139,3 +139,59 @@ pub(crate) fn open_browser(url: &str) {
         .stderr(std::process::Stdio::null())
         .spawn();
 }
+
+// ---- Progress of long operations (bulk jobs), on stderr ----
+
+/// Progress on stderr: a bar (records and job state) on a terminal, else one plain line per
+/// change, so logs of scripted runs stay readable.
+pub(crate) struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last: String,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        Self { bar, last: String::new() }
+    }
+
+    /// Shows `message` (the bar's text, or a line when it differs from the last one).
+    pub(crate) fn show(&mut self, message: &str) {
+        if message == self.last {
+            return;
+        }
+        self.last = message.to_owned();
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_owned()),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    /// A line that stays (job id, a finished phase) above the bar.
+    pub(crate) fn line(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Standard output for data a command streams (CSV rows of an export), unbuffered here: the
+/// writer flushes at the end.
+pub(crate) fn data_out() -> tokio::io::Stdout {
+    tokio::io::stdout()
+}

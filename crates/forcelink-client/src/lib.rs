@@ -10,6 +10,7 @@
 //!   upsert, delete.
 //! - [`query`]: `query` / `queryAll` pages and the lazy [`query::RecordStream`].
 //! - [`resources`]: versions, resources, limits, SOSL search.
+//! - [`bulk`]: Bulk API 2.0 ingest and query jobs, uploads and results streamed in constant memory.
 //! - [`composite`]: composite and sObject collections (chunked by 200).
 //! - [`soql`]: a SOQL builder that quotes literals and checks identifiers.
 //! - [`actions`]: user administration and document upload, typed JSON in and out.
@@ -18,6 +19,7 @@
 //!   retry policy, checked names and ids, API versions.
 
 pub mod actions;
+pub mod bulk;
 pub mod client;
 pub mod composite;
 pub mod error;
@@ -31,6 +33,7 @@ pub mod soql;
 pub mod types;
 pub mod version;
 
+pub use bulk::{Bulk, BulkError, IngestJob, JobInfo, JobKind, JobState, Operation, ResultSet};
 pub use client::{Client, ClientBuilder, ClientStats, RawResponse};
 pub use error::{ApiError, BodyKind, ClientError};
 pub use limits::{LimitInfo, Usage};

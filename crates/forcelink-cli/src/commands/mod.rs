@@ -1,6 +1,7 @@
 //! The commands. Each returns an [`Outcome`] (JSON result, human text, warnings) or a
 //! [`Failure`]; `main` prints either through `output`.
 
+pub mod bulk;
 pub mod connection;
 pub mod doctor;
 pub mod generate;

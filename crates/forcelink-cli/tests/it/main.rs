@@ -12,10 +12,12 @@
 //! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
 //!   several processes renewing one token.
 //! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
+//! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
 
 mod home;
 mod process;
 
+mod bulk;
 mod connections;
 mod data;
 mod playground;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
+mod bulk;
 mod common;
 mod fixtures;
 mod openapi;

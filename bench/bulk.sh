@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Bulk API 2.0 with forcelink-client against a release-built playground: ingest (insert of a
+# generated CSV file: create, uploads of 16 MiB, UploadComplete, polling, successful and failed
+# results streamed to a file) and export (a query job of SELECT Id, Name, Industry,
+# AnnualRevenue, BillingCity, CreatedDate FROM Account, every result page streamed to a file),
+# each at SMALL and LARGE rows, each in its own process
+# (crates/forcelink-client/examples/bulk_bench.rs) so its peak RSS (VmHWM) is its own.
+# Prints a markdown table on stdout; progress on stderr.
+#
+# Settings (environment variables):
+#   SMALL   rows of the small runs   (default 100000)
+#   LARGE   rows of the large runs   (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMALL="${SMALL:-100000}"
+LARGE="${LARGE:-1000000}"
+. bench/lib.sh
+for tool in cargo python3; do
+  command -v "$tool" >/dev/null 2>&1 || { say "$tool is required"; exit 2; }
+done
+
+say "building the release binary and the client example"
+cargo build --release --quiet -p forcelink-cli
+cargo build --release --quiet -p forcelink-client --example bulk_bench
+BIN="${CARGO_TARGET_DIR:-target}/release/forcelink"
+RUN="${CARGO_TARGET_DIR:-target}/release/examples/bulk_bench"
+
+say "generating $SMALL and $LARGE rows of CSV"
+"$RUN" gen "$WORK/small.csv" "$SMALL"
+"$RUN" gen "$WORK/large.csv" "$LARGE"
+
+say "starting the playground with $LARGE generated Accounts"
+"$BIN" playground --port 0 --instance-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
+  --generate "Account=$LARGE" >"$WORK/playground.log" 2>&1 &
+PG_PID=$!
+for _ in $(seq 1 6000); do
+  [ -s "$WORK/info.json" ] && break
+  if ! kill -0 "$PG_PID" 2>/dev/null; then
+    say "the playground exited:"; cat "$WORK/playground.log" >&2; exit 1
+  fi
+  sleep 0.05
+done
+[ -s "$WORK/info.json" ] || { say "the playground did not start within 300 s"; exit 1; }
+
+say "measuring (each row is one process)"
+{
+  say "  export, $SMALL rows";  timeout 900 "$RUN" export "$WORK/info.json" "$SMALL" "$WORK/export-small.csv"
+  say "  export, $LARGE rows";  timeout 900 "$RUN" export "$WORK/info.json" "$LARGE" "$WORK/export-large.csv"
+  say "  ingest, $SMALL rows";  timeout 900 "$RUN" ingest "$WORK/info.json" "$WORK/small.csv"
+  say "  ingest, $LARGE rows";  timeout 1800 "$RUN" ingest "$WORK/info.json" "$WORK/large.csv"
+} >"$WORK/rows.jsonl"
+
+python3 - "$WORK/rows.jsonl" "$WORK" <<'PY'
+import json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+work = sys.argv[2]
+print("Bulk API 2.0 through the playground (release build, loopback); forcelink-client's own process\n")
+print("| operation | records | CSV size (MiB) | seconds | records/s | peak RSS (MiB) |")
+print("|---|---:|---:|---:|---:|---:|")
+sizes = {"export": ["export-small.csv", "export-large.csv"], "ingest": ["small.csv", "large.csv"]}
+seen = {"export": 0, "ingest": 0}
+for r in rows:
+    f = sizes[r["mode"]][seen[r["mode"]]]
+    seen[r["mode"]] += 1
+    size = os.path.getsize(os.path.join(work, f)) / 2**20
+    extra = ""
+    if r["mode"] == "ingest":
+        extra = f" ({r['uploads']} uploads; upload {r['upload_s']:.1f} s, processed at {r['processed_s']:.1f} s)"
+    print(f"| {r['mode']}{extra} | {r['records']:,} | {size:.1f} | {r['seconds']:.2f} | {r['records_per_s']:,.0f} | {r['peak_rss_kib'] / 1024:.1f} |")
+PY
