@@ -56,6 +56,12 @@ enum Command {
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
+    /// Run the broker: HTTP API, proxy and web page for connections (`--playground`: with an
+    /// embedded playground org, a ready connection and an admin key).
+    Serve(commands::serve::ServeArgs),
+    /// Create, list and revoke the broker's API keys.
+    #[command(subcommand)]
+    Apikey(commands::apikey::ApikeyCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,7 +122,7 @@ fn main() -> ExitCode {
     };
     let json = cli.global.json;
     let result = match settings::Settings::resolve(&cli.global, settings::Env::from_process()) {
-        Ok(settings) => runtime.block_on(run_command(&settings, command)),
+        Ok(settings) => runtime.block_on(run_command(&settings, command, json)),
         Err(f) => Err(f),
     };
     match result {
@@ -133,7 +139,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_command(settings: &settings::Settings, command: Command) -> Result<commands::Outcome, failure::Failure> {
+async fn run_command(
+    settings: &settings::Settings,
+    command: Command,
+    json: bool,
+) -> Result<commands::Outcome, failure::Failure> {
     match command {
         Command::Connection(c) => commands::connection::run(settings, c).await,
         Command::Login(c) => commands::login::run(settings, *c).await,
@@ -142,6 +152,8 @@ async fn run_command(settings: &settings::Settings, command: Command) -> Result<
         Command::Keygen(args) => commands::keygen::run(settings, args),
         Command::Doctor { name } => commands::doctor::run(settings, name.as_deref()).await,
         Command::Store(c) => commands::store::run(settings, c).await,
+        Command::Serve(args) => commands::serve::run(settings, args, json).await,
+        Command::Apikey(c) => commands::apikey::run(settings, c).await,
         Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),
     }
 }

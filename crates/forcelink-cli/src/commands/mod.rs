@@ -1,10 +1,12 @@
 //! The commands. Each returns an [`Outcome`] (JSON result, human text, warnings) or a
 //! [`Failure`]; `main` prints either through `output`.
 
+pub mod apikey;
 pub mod connection;
 pub mod doctor;
 pub mod keygen;
 pub mod login;
+pub mod serve;
 pub mod store;
 pub mod token;
 
