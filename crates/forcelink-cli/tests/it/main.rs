@@ -11,6 +11,7 @@
 //! - `signin`: every `forcelink login` method, `token get`, `logout`.
 //! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
 //!   several processes renewing one token.
+//! - `serve`: `forcelink serve` (`--playground`, SIGTERM) and `forcelink apikey`.
 
 mod home;
 mod process;
@@ -19,5 +20,6 @@ mod connections;
 mod data;
 mod playground;
 mod seed;
+mod serve;
 mod signin;
 mod tls;
