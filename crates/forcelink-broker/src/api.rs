@@ -112,8 +112,9 @@ pub async fn describe(state: &BrokerState, stored: &StoredConnection) -> Value {
             "salesforce_limit_info": health.limit_info,
         })
     });
-    // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored.
-    let ok = health.ok().unwrap_or(tokens.as_ref().is_some_and(|t| t.set.expires_at.is_none_or(|e| e > now)));
+    // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored;
+    // null: never used and no token yet.
+    let ok = health.ok().or_else(|| tokens.as_ref().map(|t| t.set.expires_at.is_none_or(|e| e > now)));
     json!({
         "name": name,
         "method": stored.spec.method.map(|m| m.as_str()),

@@ -118,6 +118,11 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     let mut config = BrokerConfig::new(store, transport, settings.env.resolver());
     config.public_url = args.public_url.clone();
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
+    if tour.is_some() {
+        // The tour's connection is ready when the summary says so: its first token is fetched now.
+        let entry = state.entry(PLAYGROUND_CONNECTION).await.map_err(|e| Failure::failed(e.message))?;
+        state.token(&entry).await.map_err(|e| Failure::failed(e.message))?;
+    }
     let listener = tokio::net::TcpListener::bind(args.bind).await.map_err(|e| {
         Failure::failed(format!("cannot listen on {}: {e}", args.bind)).with_fix("choose another address with --bind")
     })?;
