@@ -29,10 +29,8 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<BrokerState>) -> Response {
     match state.store().api_key("readiness-probe").await {
         Ok(_) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "message": e.to_string() })))
-                .into_response()
-        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "message": e.to_string() })))
+            .into_response(),
     }
 }
 
@@ -251,7 +249,8 @@ async fn revoke_tokens(
         .app_credentials(state.secrets())
         .map_err(|e| e.0)?
         .unwrap_or_else(|| forcelink_auth::AppCredentials::new("", None));
-    let identity = IdentityClient::new(state.transport().clone(), connection.endpoints(), app).map_err(|e| e.to_string())?;
+    let identity =
+        IdentityClient::new(state.transport().clone(), connection.endpoints(), app).map_err(|e| e.to_string())?;
     let token = match &set.refresh_token {
         Some(r) => AnyToken::Refresh(r),
         None => AnyToken::Access(&set.access_token),
@@ -284,7 +283,9 @@ pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
         .send()
         .await;
     let (ok, detail) = match result {
-        Ok(resp) if resp.status().is_success() => (true, format!("the REST API answered HTTP {}", resp.status().as_u16())),
+        Ok(resp) if resp.status().is_success() => {
+            (true, format!("the REST API answered HTTP {}", resp.status().as_u16()))
+        }
         Ok(resp) => {
             let status = resp.status().as_u16();
             if status == 401 {

@@ -24,9 +24,10 @@ impl AuditBuffer {
     pub fn record(&self, actor: &str, connection: &str, fingerprint: &str) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         // Look up by reference first: the common case allocates nothing.
-        if let Some(n) = counts.iter_mut().find_map(|((a, c, f), n)| {
-            (a == actor && c == connection && f == fingerprint).then_some(n)
-        }) {
+        if let Some(n) = counts
+            .iter_mut()
+            .find_map(|((a, c, f), n)| (a == actor && c == connection && f == fingerprint).then_some(n))
+        {
             *n += 1;
             return;
         }
@@ -58,8 +59,9 @@ impl AuditBuffer {
             return;
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *counts.entry((entry.actor.clone(), entry.connection.as_str().to_owned(), fingerprint.to_owned())).or_default() +=
-            n;
+        *counts
+            .entry((entry.actor.clone(), entry.connection.as_str().to_owned(), fingerprint.to_owned()))
+            .or_default() += n;
     }
 }
 

@@ -103,12 +103,7 @@ pub fn render(state: &BrokerState) -> String {
         "Proxied requests that got no answer from Salesforce.",
         per(&|e| e.counters.proxy_errors.load(Ordering::Relaxed)),
     );
-    family(
-        "forcelink_actions_total",
-        "counter",
-        "Actions run.",
-        per(&|e| e.counters.actions.load(Ordering::Relaxed)),
-    );
+    family("forcelink_actions_total", "counter", "Actions run.", per(&|e| e.counters.actions.load(Ordering::Relaxed)));
     let mut hist = Vec::new();
     for (n, e) in &entries {
         let c = &e.counters;

@@ -213,7 +213,12 @@ mod tests {
 
     #[test]
     fn only_plain_services_paths_pass() {
-        for ok in ["services/data/v64.0/query?q=x", "services/data/", "services/apexrest/my/thing", "services/data/v64.0/sobjects/Account/001"] {
+        for ok in [
+            "services/data/v64.0/query?q=x",
+            "services/data/",
+            "services/apexrest/my/thing",
+            "services/data/v64.0/sobjects/Account/001",
+        ] {
             assert_eq!(check_path(ok), None, "{ok}");
         }
         for bad in [

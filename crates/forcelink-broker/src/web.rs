@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use forcelink_auth::ConnectionId;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_store::{ApiKeyRecord, Method};
@@ -167,7 +167,12 @@ async fn checked(
 ) -> Result<(Session, ApiKeyRecord), Response> {
     let (session, key) = signed_in(state, headers).await?;
     if !form_csrf.is_some_and(|c| same(c, &session.csrf)) {
-        return Err(message(StatusCode::FORBIDDEN, "Form expired", "The form's security token did not match; reload the page and try again.", None));
+        return Err(message(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "The form's security token did not match; reload the page and try again.",
+            None,
+        ));
     }
     Ok((session, key))
 }
@@ -217,7 +222,8 @@ pub async fn login(
     let (id, _) = state.create_session(&key.id);
     let mut r = Redirect::to("/").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &id, crate::state::SESSION_TTL.as_secs()));
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &id, crate::state::SESSION_TTL.as_secs()));
     r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", 0));
     r
 }
@@ -260,10 +266,8 @@ fn usage(d: &Value) -> String {
     if u.is_null() {
         return "—".to_owned();
     }
-    let mut s = format!(
-        "{} tokens, {} proxied, {} actions",
-        u["tokens_handed_out"], u["proxied_requests"], u["actions"]
-    );
+    let mut s =
+        format!("{} tokens, {} proxied, {} actions", u["tokens_handed_out"], u["proxied_requests"], u["actions"]);
     if let Some(info) = u["salesforce_limit_info"].as_str() {
         s.push_str(&format!(" ({info})"));
     }

@@ -147,7 +147,8 @@ async fn actions_run_through_the_connection() {
     assert_eq!(s, StatusCode::OK, "{out}");
     assert!(out.is_object(), "{out}");
     // The action's scope is needed.
-    let (s, _) = call(&h.router, "POST", "/v1/connections/pg/actions/freeze-user", Some(&h.token_key), Some("{}")).await;
+    let (s, _) =
+        call(&h.router, "POST", "/v1/connections/pg/actions/freeze-user", Some(&h.token_key), Some("{}")).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 

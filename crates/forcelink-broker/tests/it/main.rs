@@ -7,6 +7,8 @@
 //! - `web`: sign-in, CSRF, the web-server flow through the playground's pages.
 //! - `replicas`: three brokers on one PostgreSQL schema renew an expired token once.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
+
 mod api;
 mod proxy;
 mod replicas;
@@ -19,7 +21,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use forcelink_auth::{ConnectionId, SystemClock, Transport, UrlPolicy};
 use forcelink_broker::{BrokerConfig, BrokerState};
-use forcelink_store::{ConnectionSpec, ConnectionStore, Environment, MemoryConnectionStore, Method, PutMode, SecretResolver};
+use forcelink_store::{
+    ConnectionSpec, ConnectionStore, Environment, MemoryConnectionStore, Method, PutMode, SecretResolver,
+};
 use forcelink_test_support::{PlaygroundHandle, spawn_playground};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -83,7 +87,13 @@ pub async fn harness() -> Harness {
 }
 
 /// One request through the router; the body parsed as JSON (`Null` when it is not JSON).
-pub async fn call(router: &Router, method: &str, uri: &str, key: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+pub async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));

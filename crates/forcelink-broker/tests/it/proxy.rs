@@ -23,12 +23,9 @@ async fn echo_upstream() -> (String, Arc<AtomicU64>) {
             if uri.path() == "/services/big" {
                 return Response::new(Body::from(vec![b'x'; 5 * 1024 * 1024]));
             }
-            let status =
-                if uri.path() == "/services/unauthorized" { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
-            let names: serde_json::Map<String, Value> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
-                .collect();
+            let status = if uri.path() == "/services/unauthorized" { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+            let names: serde_json::Map<String, Value> =
+                headers.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("")))).collect();
             let body = json!({ "path": uri.path(), "query": uri.query(), "headers": names, "body_len": body.len() });
             (
                 status,
@@ -172,7 +169,8 @@ async fn bodies_stream_both_ways_and_a_streamed_body_is_not_replayed_after_a_401
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["body_len"], 4 * 1024 * 1024);
     // 5 MiB down.
-    let resp = http.get(format!("{base}/v1/connections/echo/sf/services/big")).bearer_auth(&h.admin).send().await.unwrap();
+    let resp =
+        http.get(format!("{base}/v1/connections/echo/sf/services/big")).bearer_auth(&h.admin).send().await.unwrap();
     assert_eq!(resp.bytes().await.unwrap().len(), 5 * 1024 * 1024);
     // A 401 on a body too large to buffer comes back as is, sent once.
     let before = seen.load(Ordering::SeqCst);

@@ -63,7 +63,8 @@ async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_re
             Arc::new(clock.clone()),
             UrlPolicy::new(),
         );
-        let state = BrokerState::new(BrokerConfig::new(store.clone(), transport, SecretResolver::without_env())).unwrap();
+        let state =
+            BrokerState::new(BrokerConfig::new(store.clone(), transport, SecretResolver::without_env())).unwrap();
         routers.push(forcelink_broker::router(state));
     }
     // Every replica holds the first token in memory.
@@ -80,7 +81,9 @@ async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_re
     for i in 0..1000 {
         let router = routers[i % 3].clone();
         let key = api_key.clone();
-        tasks.push(tokio::spawn(async move { call(&router, "GET", "/v1/connections/pg/token", Some(&key), None).await }));
+        tasks.push(tokio::spawn(
+            async move { call(&router, "GET", "/v1/connections/pg/token", Some(&key), None).await },
+        ));
     }
     let mut tokens = std::collections::HashSet::new();
     for t in tasks {

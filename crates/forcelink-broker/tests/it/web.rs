@@ -121,7 +121,11 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no login page: {page}"));
     let resp = http()
         .post(format!("{}/services/oauth2/authorize/login", h.pg.login_url()))
-        .form(&[("pending", pending.as_str()), ("username", &h.pg.info.user.username), ("password", &h.pg.info.user.password)])
+        .form(&[
+            ("pending", pending.as_str()),
+            ("username", &h.pg.info.user.username),
+            ("password", &h.pg.info.user.password),
+        ])
         .send()
         .await
         .unwrap();

@@ -91,8 +91,14 @@ async fn create(
 async fn list(settings: &Settings) -> Result<Outcome, Failure> {
     let store = settings.open_store().await?;
     let keys = store.api_keys().await.map_err(Failure::from_store)?;
-    let mut rows =
-        vec![["id".to_owned(), "name".into(), "connections".into(), "scopes".into(), "created".into(), "revoked".into()]];
+    let mut rows = vec![[
+        "id".to_owned(),
+        "name".into(),
+        "connections".into(),
+        "scopes".into(),
+        "created".into(),
+        "revoked".into(),
+    ]];
     let mut out = Vec::new();
     for k in &keys {
         rows.push([

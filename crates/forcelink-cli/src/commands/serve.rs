@@ -11,7 +11,9 @@ use std::time::SystemTime;
 use forcelink_auth::{ConnectionId, SystemClock};
 use forcelink_broker::{BrokerConfig, BrokerState};
 use forcelink_playground::{Playground, PlaygroundConfig, PlaygroundInfo};
-use forcelink_store::{ConnectionSpec, ConnectionStore, Environment, KeySource, MasterKey, Method, PutMode, StoreLocation};
+use forcelink_store::{
+    ConnectionSpec, ConnectionStore, Environment, KeySource, MasterKey, Method, PutMode, StoreLocation,
+};
 use serde_json::json;
 use url::Url;
 
@@ -127,7 +129,11 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
         Failure::failed(format!("cannot listen on {}: {e}", args.bind)).with_fix("choose another address with --bind")
     })?;
     let addr = listener.local_addr().map_err(|e| Failure::failed(format!("listening: {e}")))?;
-    let base = args.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()).unwrap_or(format!("http://{addr}"));
+    let base = args
+        .public_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .unwrap_or(format!("http://{addr}"));
     crate::output::outcome(json_mode, summary(&base, &location, tour.as_ref()));
     let served = forcelink_broker::serve(listener, state, stop_signal()).await;
     if let Some(tour) = tour {
@@ -139,7 +145,9 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
 }
 
 fn summary(base: &str, location: &StoreLocation, tour: Option<&Tour>) -> Outcome {
-    let mut human = format!("forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  store           {location}\n");
+    let mut human = format!(
+        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  store           {location}\n"
+    );
     let mut result = json!({ "url": base, "store": location.to_string() });
     match tour {
         Some(t) => {

@@ -45,9 +45,9 @@ async fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
     let mut rest = String::new();
     if let Some(mut out) = child.stdout.take() {
         use tokio::io::AsyncReadExt;
-        tokio::time::timeout(WAIT, out.read_to_string(&mut rest)).await.expect("stdout closes").unwrap();
+        tokio::time::timeout(WAIT, out.read_to_string(&mut rest)).await.expect("stdout closes").expect("read stdout");
     }
-    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits after SIGTERM").unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits after SIGTERM").expect("wait");
     (status, rest)
 }
 
@@ -71,7 +71,9 @@ async fn serve_playground_gives_a_working_broker_in_one_command_and_stops_on_sig
         .unwrap();
     assert_eq!(token["token_type"], "Bearer", "{token}");
     let query = http
-        .get(format!("{base}/v1/connections/playground/sf/services/data/v64.0/query?q=SELECT+Name+FROM+Account+LIMIT+3"))
+        .get(format!(
+            "{base}/v1/connections/playground/sf/services/data/v64.0/query?q=SELECT+Name+FROM+Account+LIMIT+3"
+        ))
         .bearer_auth(&key)
         .send()
         .await
@@ -89,7 +91,8 @@ async fn serve_playground_gives_a_working_broker_in_one_command_and_stops_on_sig
 #[tokio::test]
 async fn apikey_create_prints_the_key_once_and_serve_accepts_it_until_revoked() {
     let home = Home::new();
-    let created = home.json(&["apikey", "create", "--name", "ci", "--connections", "a,b", "--scopes", "token,proxy"]).await;
+    let created =
+        home.json(&["apikey", "create", "--name", "ci", "--connections", "a,b", "--scopes", "token,proxy"]).await;
     let key = created["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with(&format!("flk_{}_", created["id"].as_str().unwrap())));
     let doomed = home.json(&["apikey", "create", "--name", "old", "--connections", "*", "--scopes", "*"]).await;
