@@ -95,9 +95,11 @@ impl Failure {
         let kind = match (e.status(), e.action()) {
             (Some(404), _) => Kind::NotFound,
             (Some(401), _) | (_, Action::Reauthorize) => Kind::SignIn,
+            // A request Salesforce refuses as such (bad SOQL, unknown field, missing rights):
+            // something must change before a retry can work.
             (_, Action::FixConfiguration) => match &e {
-                ClientError::InvalidInput(_) => Kind::Usage,
-                _ => Kind::Failed,
+                ClientError::InsufficientRights { .. } => Kind::Config,
+                _ => Kind::Usage,
             },
             _ => Kind::Failed,
         };
@@ -110,7 +112,10 @@ impl Failure {
             }
             _ => None,
         });
-        let failure = Failure::new(kind, e.to_string());
+        let message = e.to_string();
+        // The error's text may carry the hint already; say it once.
+        let fix = fix.filter(|f| !message.contains(f.as_str()));
+        let failure = Failure::new(kind, message);
         match fix {
             Some(f) => failure.with_fix(f),
             None => failure,

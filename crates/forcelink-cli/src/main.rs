@@ -53,6 +53,31 @@ enum Command {
     /// The store: master-key rotation, the audit log.
     #[command(subcommand)]
     Store(commands::store::StoreCommand),
+    /// Run a SOQL query; records stream out as a table, JSON, NDJSON or CSV.
+    Query(commands::query::QueryArgs),
+    /// Run a SOSL search.
+    Search(commands::query::SearchArgs),
+    /// Objects and records: list, describe, get, create, update, upsert, delete.
+    #[command(subcommand)]
+    Sobject(commands::sobject::SObjectCommand),
+    /// The org's limits (API requests, storage…) and their use.
+    Limits {
+        #[command(flatten)]
+        conn: commands::query::ConnectionArg,
+        /// Every limit, also those not in use.
+        #[arg(long)]
+        all: bool,
+    },
+    /// User administration: create, update, activate, deactivate, freeze, unfreeze,
+    /// remove-entitlements, reset-password.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Files: upload a document (ContentVersion), optionally linked to a record.
+    #[command(subcommand)]
+    Document(commands::user::DocumentCommand),
+    /// Generate documents from the org's metadata (OpenAPI for chosen sObjects).
+    #[command(subcommand)]
+    Generate(commands::generate::GenerateCommand),
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
@@ -152,6 +177,13 @@ async fn run_command(
         Command::Keygen(args) => commands::keygen::run(settings, args),
         Command::Doctor { name } => commands::doctor::run(settings, name.as_deref()).await,
         Command::Store(c) => commands::store::run(settings, c).await,
+        Command::Query(args) => commands::query::query(settings, args, json).await,
+        Command::Search(args) => commands::query::search(settings, args, json).await,
+        Command::Sobject(c) => commands::sobject::run(settings, c).await,
+        Command::Limits { conn, all } => commands::sobject::limits(settings, conn, all || json).await,
+        Command::User(c) => commands::user::run(settings, c).await,
+        Command::Document(c) => commands::user::document(settings, c).await,
+        Command::Generate(c) => commands::generate::run(settings, c).await,
         Command::Serve(args) => commands::serve::run(settings, args, json).await,
         Command::Apikey(c) => commands::apikey::run(settings, c).await,
         Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),

@@ -21,6 +21,13 @@ pub(crate) fn json(value: &impl serde::Serialize) {
     let _ = std::io::stdout().flush();
 }
 
+/// Buffered standard output for commands that stream their output (records as they arrive).
+pub(crate) type StdoutWriter = std::io::BufWriter<std::io::Stdout>;
+
+pub(crate) fn stdout_writer() -> StdoutWriter {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())
+}
+
 pub(crate) fn playground_summary(info: &PlaygroundInfo, info_file: Option<&Path>) {
     let mut out = String::new();
     out.push_str("forcelink playground is running (an offline Salesforce-compatible org)\n\n");
@@ -56,7 +63,11 @@ pub(crate) fn playground_summary(info: &PlaygroundInfo, info_file: Option<&Path>
 /// A command's result: `{"status": 0, "result": …, "warnings": […]}` with `--json`, else its
 /// human text on stdout and warnings on stderr.
 pub(crate) fn outcome(json_mode: bool, outcome: crate::commands::Outcome) {
-    if json_mode {
+    if outcome.streamed {
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+    } else if json_mode {
         let mut doc = serde_json::json!({ "status": outcome.exit, "result": outcome.result });
         if !outcome.warnings.is_empty() {
             doc["warnings"] = serde_json::json!(outcome.warnings);

@@ -206,6 +206,18 @@ fn next_url(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Envelope>(body).ok().and_then(|e| e.next.filter(|_| !e.done))
 }
 
+/// Parses a page. Pages are the hot path of a large query, so they go through sonic-rs (SIMD
+/// scanning, about twice serde_json's speed here; the same serde attributes apply); a body it
+/// refuses goes through the regular decoder, which types the error (HTML, truncated, shape).
+fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
+    if !crate::client::is_html(&raw.headers, &raw.body)
+        && let Ok(page) = sonic_rs::from_slice::<Page<T>>(&raw.body)
+    {
+        return Ok(page);
+    }
+    crate::client::decode::<Page<T>>(&raw.endpoint, raw.status, &raw.headers, &raw.body)
+}
+
 /// Fetches raw pages one after another, ahead of the consumer, until the last one, an error,
 /// or the consumer going away.
 async fn produce(
@@ -348,19 +360,17 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                     this.pages_rx = None;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(raw))) => {
-                    match crate::client::decode::<Page<T>>(&raw.endpoint, raw.status, &raw.headers, &raw.body) {
-                        Ok(page) => {
-                            this.pages += 1;
-                            this.total_size.get_or_insert(page.total_size);
-                            this.buffer = page.records.into_iter();
-                        }
-                        Err(e) => {
-                            this.pages_rx = None;
-                            return Poll::Ready(Some(Err(e)));
-                        }
+                Poll::Ready(Some(Ok(raw))) => match decode_page::<T>(&raw) {
+                    Ok(page) => {
+                        this.pages += 1;
+                        this.total_size.get_or_insert(page.total_size);
+                        this.buffer = page.records.into_iter();
                     }
-                }
+                    Err(e) => {
+                        this.pages_rx = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
             }
         }
     }

@@ -4,19 +4,23 @@
 pub mod apikey;
 pub mod connection;
 pub mod doctor;
+pub mod generate;
 pub mod keygen;
 pub mod login;
+pub mod query;
 pub mod serve;
+pub mod sobject;
 pub mod store;
 pub mod token;
+pub mod user;
 
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use forcelink_auth::identity::IdentityClient;
-use forcelink_auth::{CacheConfig, ConnectionId, SystemClock, TokenCache, TokenSet};
-use forcelink_store::connection::SECRET_FIELDS;
+use forcelink_auth::{CacheConfig, ConnectionId, SystemClock, TokenCache, TokenSet, TokenSource};
+use forcelink_store::connection::{SECRET_FIELDS, SourceError};
 use forcelink_store::{AuditEntry, Connection, ConnectionSpec, ConnectionStore, Environment, Method};
 
 use crate::failure::Failure;
@@ -30,11 +34,17 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Exit code; non-zero for reports that found problems (`doctor`).
     pub exit: u8,
+    /// The command wrote its output to stdout itself, as it went (record streams).
+    pub streamed: bool,
 }
 
 impl Outcome {
     pub fn new(result: serde_json::Value, human: impl Into<String>) -> Self {
-        Self { result, human: human.into(), warnings: Vec::new(), exit: 0 }
+        Self { result, human: human.into(), warnings: Vec::new(), exit: 0, streamed: false }
+    }
+    /// For commands that printed their output while it arrived.
+    pub fn streamed() -> Self {
+        Self { streamed: true, ..Self::default() }
     }
     pub fn warn(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
@@ -253,22 +263,55 @@ pub async fn open_connection(settings: &Settings, name: &ConnectionId) -> Result
 pub fn token_cache(settings: &Settings, opened: &Opened) -> Result<TokenCache, Failure> {
     let transport = settings.transport()?;
     let secrets = settings.env.resolver();
-    let source = opened.connection.token_source(&transport, &secrets)?;
+    let source: Arc<dyn TokenSource> = match opened.connection.token_source(&transport, &secrets) {
+        Ok(s) => s,
+        // A secret reference that does not resolve now (an unset variable, a missing file)
+        // matters only when a token must be fetched: a stored, valid token is still used.
+        Err(SourceError::Config(e)) => Arc::new(Unresolved { method: opened.connection.method(), message: e.0 }),
+        Err(e) => return Err(e.into()),
+    };
     let config = CacheConfig { session_timeout: opened.connection.session_timeout, ..CacheConfig::default() };
     let store: Arc<dyn forcelink_auth::TokenStore> = opened.store.clone();
     let cache = TokenCache::new(opened.connection.name.clone(), source, store, Arc::new(SystemClock), config);
     // Introspection tells the real expiry; Salesforce requires the app's secret for it.
-    Ok(match opened.connection.app_credentials(&secrets)? {
-        Some(app) if app.client_secret.is_some() => {
+    Ok(match opened.connection.app_credentials(&secrets) {
+        Ok(Some(app)) if app.client_secret.is_some() => {
             cache.with_introspection(IdentityClient::new(transport, opened.connection.endpoints(), app)?)
         }
         _ => cache,
     })
 }
 
+/// The token source of a connection whose secret reference cannot be resolved: it fails, with
+/// what to set, only when asked for a token.
+#[derive(Debug)]
+struct Unresolved {
+    method: Method,
+    message: String,
+}
+
+impl TokenSource for Unresolved {
+    fn fetch<'a>(
+        &'a self,
+        _current: Option<&'a TokenSet>,
+    ) -> futures_util::future::BoxFuture<'a, Result<TokenSet, forcelink_auth::AuthError>> {
+        Box::pin(async move { Err(forcelink_auth::AuthError::Config(self.message.clone())) })
+    }
+    fn method(&self) -> forcelink_auth::AuthMethod {
+        use forcelink_auth::AuthMethod;
+        match self.method {
+            Method::AccessToken => AuthMethod::StaticToken,
+            Method::ClientCredentials => AuthMethod::ClientCredentials,
+            Method::Jwt => AuthMethod::JwtBearer,
+            // Signed in interactively; renewed with the refresh token.
+            Method::Web | Method::Device => AuthMethod::RefreshToken,
+            Method::Password => AuthMethod::UsernamePassword,
+        }
+    }
+}
+
 /// A REST client for a connection: tokens from its cache (one renewal across processes), the
 /// connection's API version, and the settings' URL policy (plain http only to allowed hosts).
-#[allow(dead_code)] // its first users (data commands) follow
 pub fn api_client(settings: &Settings, opened: &Opened) -> Result<forcelink_client::Client, Failure> {
     let cache = token_cache(settings, opened)?;
     let version = forcelink_client::ApiVersion::new(&opened.connection.api_version).map_err(|e| {

@@ -11,6 +11,7 @@
 //! - `signin`: every `forcelink login` method, `token get`, `logout`.
 //! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
 //!   several processes renewing one token.
+//! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
 //! - `serve`: `forcelink serve` (`--playground`, SIGTERM) and `forcelink apikey`.
 
 mod home;
@@ -19,6 +20,7 @@ mod process;
 mod connections;
 mod data;
 mod playground;
+mod records;
 mod seed;
 mod serve;
 mod signin;

@@ -102,3 +102,72 @@ async fn query_errors_and_bad_batch_sizes() {
     assert!(matches!(s.next().await, Some(Err(ClientError::InvalidInput(_)))));
     assert_eq!(client.stats().requests, 2);
 }
+
+#[tokio::test]
+async fn a_truncated_html_or_misshapen_page_mid_stream_is_a_typed_error() {
+    let pg = spawn_playground_with(|c| c.generate = vec![("Account".to_owned(), 1_000)]).await;
+    let (client, _) = admin_client(&pg);
+    // The pages after the first: `nextRecordsUrl` paths.
+    let next = format!("/services/data/{}/query/", client.api_version().segment());
+    let cases = [
+        (
+            json!({"path_prefix": next, "kind": "status", "status": 200,
+                   "body": "{\"totalSize\":1000,\"done\":false,\"records\":[{\"Id\":\"001"}),
+            "malformed",
+        ),
+        (json!({"path_prefix": next, "kind": "html", "status": 200}), "html"),
+        (
+            json!({"path_prefix": next, "kind": "status", "status": 200,
+                   "body": "{\"totalSize\":1000,\"done\":true,\"records\":[{\"Id\":7}]}"}),
+            "shape",
+        ),
+    ];
+    for (fault, expected) in cases {
+        pg.control.add_fault(fault).await;
+        let mut stream = client.query("SELECT Id, Name FROM Account").batch_size(200).stream_as::<Account>();
+        let mut ok = 0;
+        let err = loop {
+            match stream.next().await {
+                Some(Ok(_)) => ok += 1,
+                Some(Err(e)) => break e,
+                None => panic!("{expected}: the stream ended without the error after {ok} records"),
+            }
+        };
+        assert_eq!(ok, 200, "{expected}: the first page's records come before the error");
+        let kind = match &err {
+            ClientError::UnexpectedResponse { kind: forcelink_client::BodyKind::Malformed, .. } => "malformed",
+            ClientError::UnexpectedResponse { kind: forcelink_client::BodyKind::Html, .. } => "html",
+            ClientError::UnexpectedResponse { kind: forcelink_client::BodyKind::Shape(_), .. } => "shape",
+            other => panic!("{expected}: unexpected error {other:?}"),
+        };
+        assert_eq!(kind, expected, "{err}");
+        assert!(stream.next().await.is_none(), "the stream ends after its error");
+    }
+}
+
+#[tokio::test]
+async fn records_as_values_keep_every_field_and_its_order() {
+    let pg = spawn_playground().await;
+    let (client, _) = admin_client(&pg);
+    let tricky = "Ünïcödé \"quoted\" \\ back\nslash \u{1F600}";
+    client
+        .sobject("Account")
+        .unwrap()
+        .create(&json!({"Name": tricky, "NumberOfEmployees": 42, "AnnualRevenue": 1.5e9}))
+        .send()
+        .await
+        .unwrap();
+    let all: Vec<serde_json::Value> = client
+        .query("SELECT Name, NumberOfEmployees, AnnualRevenue, Owner.Name, Id FROM Account")
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    let r = &all[0];
+    let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["attributes", "Name", "NumberOfEmployees", "AnnualRevenue", "Owner", "Id"]);
+    assert_eq!(r["Name"], tricky);
+    assert_eq!(r["NumberOfEmployees"], 42);
+    assert_eq!(r["AnnualRevenue"].as_f64(), Some(1.5e9));
+    assert_eq!(r["Owner"]["Name"], "Ada Admin");
+}
