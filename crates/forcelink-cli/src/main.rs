@@ -84,6 +84,12 @@ enum Command {
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
+    /// Run the broker: HTTP API, proxy and web page for connections (`--playground`: with an
+    /// embedded playground org, a ready connection and an admin key).
+    Serve(commands::serve::ServeArgs),
+    /// Create, list and revoke the broker's API keys.
+    #[command(subcommand)]
+    Apikey(commands::apikey::ApikeyCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -182,6 +188,8 @@ async fn run_command(
         Command::Document(c) => commands::user::document(settings, c).await,
         Command::Generate(c) => commands::generate::run(settings, c).await,
         Command::Bulk(c) => commands::bulk::run(settings, c).await,
+        Command::Serve(args) => commands::serve::run(settings, args, json).await,
+        Command::Apikey(c) => commands::apikey::run(settings, c).await,
         Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),
     }
 }

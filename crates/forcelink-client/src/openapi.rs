@@ -13,7 +13,7 @@ use crate::sobjects::{FieldDescribe, SObjectDescribe};
 use crate::version::ApiVersion;
 
 /// The broker's proxy path for a connection.
-pub const DEFAULT_PROXY_BASE: &str = "/api/v1/connections/{connection}/proxy";
+pub const DEFAULT_PROXY_BASE: &str = "/v1/connections/{connection}/sf";
 /// The server variable's default connection name.
 pub const DEFAULT_CONNECTION: &str = "default";
 

@@ -1,6 +1,7 @@
 //! The commands. Each returns an [`Outcome`] (JSON result, human text, warnings) or a
 //! [`Failure`]; `main` prints either through `output`.
 
+pub mod apikey;
 pub mod bulk;
 pub mod connection;
 pub mod doctor;
@@ -8,6 +9,7 @@ pub mod generate;
 pub mod keygen;
 pub mod login;
 pub mod query;
+pub mod serve;
 pub mod sobject;
 pub mod store;
 pub mod token;

@@ -13,6 +13,7 @@
 //!   several processes renewing one token.
 //! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
 //! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
+//! - `serve`: `forcelink serve` (`--playground`, SIGTERM) and `forcelink apikey`.
 
 mod home;
 mod process;
@@ -23,5 +24,6 @@ mod data;
 mod playground;
 mod records;
 mod seed;
+mod serve;
 mod signin;
 mod tls;

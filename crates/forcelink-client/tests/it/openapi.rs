@@ -51,7 +51,7 @@ async fn the_generated_document_is_valid_openapi_3_1() {
     let doc = generate(&describes, &GeneratorOptions::new(ApiVersion::new("64.0").unwrap()));
 
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc["servers"][0]["url"], "/api/v1/connections/{connection}/proxy");
+    assert_eq!(doc["servers"][0]["url"], "/v1/connections/{connection}/sf");
     let invoice = &doc["components"]["schemas"]["Invoice__c"]["properties"];
     assert_eq!(invoice["Status__c"]["enum"], json!(["Draft", "Sent", "Paid", null]));
     let account_create = &doc["components"]["schemas"]["AccountCreate"];

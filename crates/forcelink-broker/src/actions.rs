@@ -1,0 +1,56 @@
+//! `POST /v1/connections/{name}/actions/{action}`: forcelink-client's actions (create, update,
+//! activate, deactivate, freeze, unfreeze user, remove entitlements, reset password, upload
+//! document) with JSON in and out, on the connection's token cache.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use forcelink_client::ClientError;
+use forcelink_client::actions::ActionName;
+use serde_json::Value;
+
+use crate::access::authorize;
+use crate::api::parse_json;
+use crate::error::ApiError;
+use crate::state::BrokerState;
+
+fn client_error(connection: &str, e: ClientError) -> ApiError {
+    match e {
+        ClientError::InvalidInput(m) => ApiError::bad_request(m),
+        ClientError::Auth(a) => ApiError::auth(connection, &a),
+        ClientError::Api { error, .. } if (400..500).contains(&error.status) && error.status != 401 => ApiError::new(
+            StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
+            "salesforce",
+            format!("{}: {}", error.error_code, error.message),
+        ),
+        ClientError::InsufficientRights { .. } => ApiError::new(StatusCode::FORBIDDEN, "salesforce", e.to_string()),
+        other => ApiError::upstream(other.to_string()),
+    }
+}
+
+/// The actions handler.
+pub async fn run_action(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, "actions", Some(&name)).await?;
+    let action: ActionName = action.parse().map_err(|e: ClientError| ApiError::not_found(e.to_string()))?;
+    let input = parse_json(&body)?;
+    let entry = state.entry(&name).await?;
+    let Some(client) = &entry.client else {
+        return Err(ApiError::conflict(format!(
+            "connection {name:?} has an API version the client cannot use: {}",
+            entry.connection.api_version
+        )));
+    };
+    entry.counters.actions.fetch_add(1, Ordering::Relaxed);
+    let result = forcelink_client::actions::run(client, action, input).await;
+    let ok = result.is_ok();
+    state.audit(&caller.actor(), &name, &format!("action.{}", action.as_str()), Some(format!("ok: {ok}"))).await;
+    result.map(Json).map_err(|e| client_error(&name, e))
+}

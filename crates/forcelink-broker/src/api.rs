@@ -1,0 +1,346 @@
+//! HTTP API v1: connections (create, list, show, replace, delete with revoke), test, token
+//! hand-out, and the health endpoints. Secrets are write-only: answers show `[stored]`.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use forcelink_auth::ConnectionId;
+use forcelink_auth::identity::{AnyToken, IdentityClient};
+use forcelink_store::connection::{SECRET_FIELDS, validate_name};
+use forcelink_store::{ConnectionSpec, PutMode, PutOutcome, SecretRef, StoredConnection};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::authorize;
+use crate::error::ApiError;
+use crate::state::BrokerState;
+use crate::time::rfc3339;
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store answers too.
+pub async fn readyz(State(state): State<BrokerState>) -> Response {
+    match state.store().api_key("readiness-probe").await {
+        Ok(_) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "message": e.to_string() })))
+            .into_response(),
+    }
+}
+
+/// Parses a JSON body, or says what is wrong with it.
+pub fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request needs a JSON body"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// A connection definition from the API or the page: `name` plus forcelink's field names.
+/// Secret fields take values only: `env:` and `file:` references would let a caller read the
+/// broker's environment and files into a request to a server of its choosing.
+pub fn spec_from_json(mut value: Value, name_in_path: Option<&str>) -> Result<(String, ConnectionSpec), ApiError> {
+    let Some(obj) = value.as_object_mut() else {
+        return Err(ApiError::bad_request("the connection must be a JSON object"));
+    };
+    let body_name = match obj.remove("name") {
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(ApiError::bad_request("`name` must be a string")),
+        None => None,
+    };
+    let name = match (name_in_path, body_name) {
+        (Some(p), Some(b)) if p != b => {
+            return Err(ApiError::bad_request(format!("the body names {b:?} but the path names {p:?}")));
+        }
+        (Some(p), _) => p.to_owned(),
+        (None, Some(b)) => b,
+        (None, None) => return Err(ApiError::bad_request("the connection needs a `name`")),
+    };
+    validate_name(&name).map_err(|e| ApiError::bad_request(e.0))?;
+    // Empty strings (unfilled form fields) mean "not set".
+    obj.retain(|_, v| !matches!(v, Value::String(s) if s.trim().is_empty()) && !v.is_null());
+    for field in SECRET_FIELDS {
+        if let Some(Value::String(s)) = obj.get(field)
+            && !SecretRef::parse(s).is_value()
+        {
+            return Err(ApiError::bad_request(format!(
+                "{field}: the broker takes secret values only, not env:/file: references"
+            )));
+        }
+    }
+    let spec: ConnectionSpec = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("not a connection definition: {e}")))?;
+    Ok((name, spec))
+}
+
+/// Checks that the settings make a usable connection.
+pub fn validate(name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
+    spec.resolve(name).map(|_| ()).map_err(|e| ApiError::bad_request(e.0))
+}
+
+/// What the API shows of a connection (no secret).
+pub async fn describe(state: &BrokerState, stored: &StoredConnection) -> Value {
+    let name = stored.name.as_str();
+    let tokens = state.store().load(&stored.name).await.ok().flatten();
+    let now = state.now();
+    let token = match &tokens {
+        Some(t) => json!({
+            "signed_in": true,
+            "issued_at": rfc3339(t.set.issued_at),
+            "expires_at": t.set.expires_at.map(rfc3339),
+            "expired": t.set.expires_at.is_some_and(|e| e <= now),
+            "has_refresh_token": t.set.refresh_token.is_some(),
+            "instance_url": t.set.instance_url.as_str().trim_end_matches('/'),
+        }),
+        None => json!({ "signed_in": false }),
+    };
+    let entry = state.live_entry(name);
+    let health = entry.as_ref().map(|e| e.health()).unwrap_or_default();
+    let usage = entry.as_ref().map(|e| {
+        json!({
+            "tokens_handed_out": e.counters.tokens.load(Ordering::Relaxed),
+            "proxied_requests": e.counters.proxied.load(Ordering::Relaxed),
+            "actions": e.counters.actions.load(Ordering::Relaxed),
+            "salesforce_limit_info": health.limit_info,
+        })
+    });
+    // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored;
+    // null: never used and no token yet.
+    let ok = health.ok().or_else(|| tokens.as_ref().map(|t| t.set.expires_at.is_none_or(|e| e > now)));
+    json!({
+        "name": name,
+        "method": stored.spec.method.map(|m| m.as_str()),
+        "environment": stored.spec.environment.map(|e| e.as_str()),
+        "settings": stored.spec.redacted(),
+        "created_at": rfc3339(stored.created_at),
+        "updated_at": rfc3339(stored.updated_at),
+        "token": token,
+        "health": {
+            "ok": ok,
+            "last_ok": health.last_ok.map(rfc3339),
+            "last_error": health.last_error.as_ref().map(|(at, m)| json!({ "at": rfc3339(*at), "message": m })),
+        },
+        "usage": usage,
+    })
+}
+
+async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, ApiError> {
+    state
+        .store()
+        .connection(&ConnectionId::new(name))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no connection named {name:?}")))
+}
+
+/// `GET /v1/connections`: the connections the key administers.
+pub async fn list_connections(State(state): State<BrokerState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, "admin", None).await?;
+    let mut out = Vec::new();
+    for c in state.store().connections().await? {
+        if caller.key.allows(c.name.as_str(), "admin") {
+            out.push(describe(&state, &c).await);
+        }
+    }
+    Ok(Json(json!({ "connections": out })))
+}
+
+/// Creates a connection (the page and the API share this).
+pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
+    validate(name, spec)?;
+    match state.store().put_connection(&ConnectionId::new(name), spec, PutMode::Create).await? {
+        PutOutcome::AlreadyExists => {
+            Err(ApiError::conflict(format!("a connection named {name:?} exists; replace it with PUT")))
+        }
+        _ => {
+            state.evict(name);
+            state.audit(actor, name, "connection.created", None).await;
+            Ok(())
+        }
+    }
+}
+
+/// `POST /v1/connections`.
+pub async fn create_connection(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, "admin", None).await?;
+    let (name, spec) = spec_from_json(parse_json(&body)?, None)?;
+    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    create(&state, &caller.actor(), &name, &spec).await?;
+    let created = stored(&state, &name).await?;
+    Ok((StatusCode::CREATED, Json(describe(&state, &created).await)).into_response())
+}
+
+/// `GET /v1/connections/{name}`.
+pub async fn get_connection(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, "admin", Some(&name)).await?;
+    let c = stored(&state, &name).await?;
+    Ok(Json(describe(&state, &c).await))
+}
+
+/// `PUT /v1/connections/{name}`: replaces the settings; secret fields left out keep their
+/// stored values (they cannot be read back to be sent again).
+pub async fn replace_connection(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    let (name, mut spec) = spec_from_json(parse_json(&body)?, Some(&name))?;
+    if let Some(old) = state.store().connection(&ConnectionId::new(&name)).await? {
+        spec.client_secret = spec.client_secret.or(old.spec.client_secret);
+        spec.password = spec.password.or(old.spec.password);
+        spec.security_token = spec.security_token.or(old.spec.security_token);
+        spec.private_key = spec.private_key.or(old.spec.private_key);
+        spec.access_token = spec.access_token.or(old.spec.access_token);
+    }
+    validate(&name, &spec)?;
+    let outcome = state.store().put_connection(&ConnectionId::new(&name), &spec, PutMode::Upsert).await?;
+    state.evict(&name);
+    let action = if outcome == PutOutcome::Created { "connection.created" } else { "connection.updated" };
+    state.audit(&caller.actor(), &name, action, None).await;
+    let c = stored(&state, &name).await?;
+    Ok(Json(describe(&state, &c).await))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    /// Revoke the tokens at Salesforce first (default true).
+    pub revoke: Option<bool>,
+}
+
+/// Revokes a connection's tokens at Salesforce (the refresh token when there is one, which
+/// ends its access tokens too) then deletes it. Returns whether the revocation succeeded.
+pub async fn delete(state: &BrokerState, actor: &str, name: &str, revoke: bool) -> Result<Value, ApiError> {
+    let c = stored(state, name).await?;
+    let mut revoked = Value::Null;
+    if revoke && let Some(tokens) = state.store().load(&c.name).await? {
+        revoked = match revoke_tokens(state, &c, &tokens.set).await {
+            Ok(()) => json!(true),
+            Err(message) => json!({ "error": message }),
+        };
+    }
+    state.store().remove_connection(&c.name).await?;
+    state.evict(name);
+    state.audit(actor, name, "connection.deleted", revoke.then(|| format!("revoked: {revoked}"))).await;
+    Ok(json!({ "deleted": name, "revoked": revoked }))
+}
+
+async fn revoke_tokens(
+    state: &BrokerState,
+    c: &StoredConnection,
+    set: &forcelink_auth::TokenSet,
+) -> Result<(), String> {
+    let connection = c.spec.resolve(c.name.as_str()).map_err(|e| e.0)?;
+    let app = connection
+        .app_credentials(state.secrets())
+        .map_err(|e| e.0)?
+        .unwrap_or_else(|| forcelink_auth::AppCredentials::new("", None));
+    let identity =
+        IdentityClient::new(state.transport().clone(), connection.endpoints(), app).map_err(|e| e.to_string())?;
+    let token = match &set.refresh_token {
+        Some(r) => AnyToken::Refresh(r),
+        None => AnyToken::Access(&set.access_token),
+    };
+    identity.revoke(token).await.map_err(|e| e.to_string())
+}
+
+/// `DELETE /v1/connections/{name}[?revoke=false]`.
+pub async fn delete_connection(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    Ok(Json(delete(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
+}
+
+/// Gets a token and calls the REST API's resource list with it.
+pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
+    let entry = state.entry(name).await?;
+    let issued = state.token(&entry).await?;
+    let base = issued.token.instance_url.as_str().trim_end_matches('/');
+    let url = format!("{base}/services/data/v{}/", entry.connection.api_version);
+    let result = state
+        .proxy_http()
+        .get(&url)
+        .bearer_auth(issued.token.access_token.secret())
+        .timeout(state.limits().request_timeout)
+        .send()
+        .await;
+    let (ok, detail) = match result {
+        Ok(resp) if resp.status().is_success() => {
+            (true, format!("the REST API answered HTTP {}", resp.status().as_u16()))
+        }
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            if status == 401 {
+                entry.cache.invalidate(&issued.token.access_token);
+            }
+            (false, format!("the REST API answered HTTP {status}"))
+        }
+        Err(e) => (false, format!("could not reach {base}: {e}")),
+    };
+    if ok {
+        entry.record_ok(state.now());
+    } else {
+        entry.record_error(state.now(), detail.clone());
+    }
+    Ok(json!({
+        "ok": ok,
+        "detail": detail,
+        "instance_url": base,
+        "api_version": entry.connection.api_version,
+        "token_issued_at": rfc3339(issued.issued_at),
+    }))
+}
+
+/// `POST /v1/connections/{name}/test`.
+pub async fn test_connection(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    let result = test(&state, &name).await?;
+    state.audit(&caller.actor(), &name, "connection.tested", Some(format!("ok: {}", result["ok"]))).await;
+    let status = if result["ok"] == json!(true) { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    Ok((status, Json(result)).into_response())
+}
+
+/// `GET /v1/connections/{name}/token`: `{access_token, instance_url, token_type, issued_at,
+/// expires_at}`; every hand-out is audited.
+pub async fn get_token(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = authorize(&state, &headers, "token", Some(&name)).await?;
+    let entry = state.entry(&name).await?;
+    let issued = state.token(&entry).await?;
+    entry.counters.tokens.fetch_add(1, Ordering::Relaxed);
+    state.audit_handout(&caller.actor(), &name, &issued.fingerprint);
+    let body = json!({
+        "access_token": issued.token.access_token.secret(),
+        "instance_url": issued.token.instance_url.as_str().trim_end_matches('/'),
+        "token_type": "Bearer",
+        "issued_at": rfc3339(issued.issued_at),
+        "expires_at": issued.token.expires_at.map(rfc3339),
+    });
+    // A token must not be kept by caches between the broker and its caller.
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}

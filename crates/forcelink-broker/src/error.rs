@@ -1,0 +1,83 @@
+//! [`ApiError`]: every failure the API answers, as `{"error": {"code", "message"}}` with the
+//! HTTP status that says what the caller should do.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use forcelink_auth::AuthError;
+use forcelink_auth::error::StoreError;
+
+/// An error answer. `message` never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `bad_request`, …
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid API key as `Authorization: Bearer flk_…` (create one with `forcelink apikey create`)",
+        )
+    }
+    pub fn forbidden(capability: &str, connection: Option<&str>) -> Self {
+        let what = match connection {
+            Some(c) => format!("the API key may not use `{capability}` on connection {c:?}"),
+            None => format!("the API key lacks the `{capability}` scope"),
+        };
+        Self::new(StatusCode::FORBIDDEN, "forbidden", what)
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+    pub fn timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("no answer within {} s; try again", limit.as_secs()),
+        )
+    }
+    pub fn store(e: &StoreError) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", format!("the store: {e}"))
+    }
+    /// A token could not be obtained: sign-in problems are 409 (someone must act), the rest 502.
+    pub fn auth(connection: &str, e: &AuthError) -> Self {
+        let status = match e.action() {
+            forcelink_auth::Action::Reauthorize | forcelink_auth::Action::FixConfiguration => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        Self::new(status, "token_unavailable", format!("connection {connection:?}: {e}"))
+    }
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream", message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::store(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,255 @@
+//! `ANY /v1/connections/{name}/sf/{*path}` → `{instance_url}/{path}` with the connection's
+//! token. Only `services/…` paths, never a way out of them (`..`, encoded dots or slashes,
+//! `//`, backslashes are refused). Bodies stream both ways. Hop-by-hop headers, the caller's
+//! `Authorization` and cookies are not forwarded. After a 401 the token is renewed and the
+//! request sent once more — only when its body was small enough to be buffered (and so can be
+//! sent again); a streamed body's 401 is returned as is.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use tokio::time::Instant;
+
+use crate::access::authorize;
+use crate::error::ApiError;
+use crate::state::BrokerState;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus the ones the broker
+/// sets itself.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Why a proxied path is refused, or `None` when it is fine. `path` is the raw (still
+/// percent-encoded) text after `/sf/`.
+pub fn check_path(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    if !path.starts_with("services/") {
+        return Some("only services/… paths can be proxied");
+    }
+    if path.contains("//") || path.contains('\\') || lower.contains("%5c") {
+        return Some("empty path segments and backslashes are not allowed");
+    }
+    if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%00") {
+        return Some("encoded dots, slashes and NUL are not allowed in proxied paths");
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Some("`.` and `..` segments are not allowed");
+    }
+    None
+}
+
+fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || listed.iter().any(|l| l.eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Header names listed in `Connection` (also hop-by-hop).
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
+        .collect()
+}
+
+fn forward_request_headers(from: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(from);
+    let mut out = HeaderMap::new();
+    for (name, value) in from {
+        if is_hop_by_hop(name, &listed) || name == header::AUTHORIZATION || name == header::COOKIE {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+fn forward_response_headers(from: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(from);
+    let mut out = HeaderMap::new();
+    for (name, value) in from {
+        if is_hop_by_hop(name, &listed) || name == header::SET_COOKIE {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// A request body: buffered (can be sent twice) or a stream (once).
+enum Outgoing {
+    Buffered(Bytes),
+    Streamed(Body),
+}
+
+/// The proxy handler.
+pub async fn proxy(
+    State(state): State<BrokerState>,
+    Path((name, _path)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    authorize(&state, &parts.headers, "proxy", Some(&name)).await?;
+    // The raw path, not the decoded one from the extractor: encoded tricks must be seen.
+    let raw = parts.uri.path();
+    let prefix = format!("/v1/connections/{name}/sf/");
+    let Some(rest) = raw.strip_prefix(&prefix) else {
+        return Err(ApiError::bad_request("the proxied path must follow /v1/connections/{name}/sf/"));
+    };
+    if let Some(reason) = check_path(rest) {
+        return Err(ApiError::bad_request(format!("refused path {rest:?}: {reason}")));
+    }
+    let entry = state.entry(&name).await?;
+    let limits = state.limits().clone();
+    let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if length.is_some_and(|l| l > limits.max_proxy_body_bytes) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("proxied bodies are limited to {} bytes", limits.max_proxy_body_bytes),
+        ));
+    }
+    let no_body = matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
+        && length.unwrap_or(0) == 0
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let outgoing = if no_body {
+        Outgoing::Buffered(Bytes::new())
+    } else if length.is_some_and(|l| l <= limits.replay_buffer_bytes as u64) {
+        Outgoing::Buffered(
+            axum::body::to_bytes(body, limits.replay_buffer_bytes)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?,
+        )
+    } else {
+        Outgoing::Streamed(body)
+    };
+    let headers = forward_request_headers(&parts.headers);
+    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let started = Instant::now();
+    let mut outgoing = Some(outgoing);
+    let mut attempt = 0;
+    let response = loop {
+        attempt += 1;
+        let issued = state.token(&entry).await?;
+        let base = issued.token.instance_url.as_str().trim_end_matches('/');
+        let url = format!("{base}/{rest}{query}");
+        let mut req = state
+            .proxy_http()
+            .request(parts.method.clone(), &url)
+            .headers(headers.clone())
+            .bearer_auth(issued.token.access_token.secret());
+        let replay = match outgoing.take() {
+            Some(Outgoing::Buffered(bytes)) => {
+                req = req.body(bytes.clone());
+                Some(Outgoing::Buffered(bytes))
+            }
+            Some(Outgoing::Streamed(body)) => {
+                let max = limits.max_proxy_body_bytes;
+                let mut seen = 0u64;
+                let stream = body.into_data_stream().map_err(std::io::Error::other).and_then(move |chunk| {
+                    seen += chunk.len() as u64;
+                    let over = seen > max;
+                    async move {
+                        if over {
+                            Err(std::io::Error::other("the request body is larger than the proxy allows"))
+                        } else {
+                            Ok(chunk)
+                        }
+                    }
+                });
+                req = req.body(reqwest::Body::wrap_stream(stream));
+                None
+            }
+            None => None,
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                entry.counters.proxy_errors.fetch_add(1, Ordering::Relaxed);
+                entry.record_error(state.now(), format!("proxy: {e}"));
+                return Err(ApiError::upstream(format!("could not reach Salesforce: {e}")));
+            }
+        };
+        if resp.status() == StatusCode::UNAUTHORIZED && attempt == 1 && replay.is_some() {
+            entry.cache.invalidate(&issued.token.access_token);
+            outgoing = replay;
+            continue;
+        }
+        break resp;
+    };
+    entry.counters.proxied.fetch_add(1, Ordering::Relaxed);
+    entry.counters.observe_proxy_latency(started.elapsed());
+    if let Some(info) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()) {
+        entry.record_limit_info(info.to_owned());
+    }
+    let status = response.status();
+    if status.is_success() {
+        entry.record_ok(state.now());
+    }
+    let headers = forward_response_headers(response.headers());
+    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_services_paths_pass() {
+        for ok in [
+            "services/data/v64.0/query?q=x",
+            "services/data/",
+            "services/apexrest/my/thing",
+            "services/data/v64.0/sobjects/Account/001",
+        ] {
+            assert_eq!(check_path(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "secur/frontdoor.jsp",
+            "services/../secur/frontdoor.jsp",
+            "services/data/%2e%2e/%2E%2E/x",
+            "services/data/..%2fx",
+            "services//data",
+            "services/data\\..\\x",
+            "services/data/%5c",
+            "services/./data",
+            "services/data/%00",
+            "/services/data",
+        ] {
+            assert!(check_path(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_authorization_and_cookies_stay_behind() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer flk_secret".parse().unwrap());
+        h.insert(header::COOKIE, "forcelink_session=abc".parse().unwrap());
+        h.insert(header::CONNECTION, "keep-alive, X-Private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h.insert("sforce-call-options", "client=x".parse().unwrap());
+        let out = forward_request_headers(&h);
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-type", "sforce-call-options"]);
+    }
+}

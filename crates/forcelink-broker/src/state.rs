@@ -1,0 +1,494 @@
+//! [`BrokerState`]: what every handler shares. One [`TokenCache`] per connection lives in
+//! memory over the shared store, so the hit path of a token request is a map lookup and the
+//! cache's own read lock; renewals are single-flight across tasks, processes and replicas
+//! through the store's lease.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
+use forcelink_auth::identity::IdentityClient;
+use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
+use forcelink_store::{ApiKeyRecord, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::audit::AuditBuffer;
+use crate::error::ApiError;
+use crate::metrics::{ConnectionCounters, Metrics};
+
+/// How long a verified API key is trusted without asking the store again (a revocation made
+/// through another replica or the CLI takes effect within this). 5 s.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How often a connection's settings are re-read from the store (changes made by another
+/// replica or the CLI take effect within this). 30 s.
+pub const CONNECTION_RECHECK: Duration = Duration::from_secs(30);
+/// How long a web-page session lasts. 8 hours.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// How long an Authorize click may take to come back to `/oauth/callback`. 10 minutes.
+pub const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
+/// A proxied request body up to this size is buffered, so it can be sent again after a
+/// renewal; larger ones stream and a 401 is returned as is. 64 KiB.
+pub const DEFAULT_REPLAY_BUFFER_BYTES: usize = 64 * 1024;
+/// Largest proxied request body. 100 MiB.
+pub const DEFAULT_MAX_PROXY_BODY_BYTES: u64 = 100 * 1024 * 1024;
+/// Longest wait for Salesforce to connect and start answering a proxied request. 30 s connect.
+pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often token hand-outs are written to the audit log. 1 s.
+pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Size and time limits of requests.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub replay_buffer_bytes: usize,
+    pub max_proxy_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
+            request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
+            replay_buffer_bytes: DEFAULT_REPLAY_BUFFER_BYTES,
+            max_proxy_body_bytes: DEFAULT_MAX_PROXY_BODY_BYTES,
+        }
+    }
+}
+
+/// What a broker is built from.
+pub struct BrokerConfig {
+    pub store: Arc<dyn ConnectionStore>,
+    /// HTTP client, clock and URL policy for token requests (the clock is the broker's clock).
+    pub transport: Transport,
+    /// Resolves `env:`/`file:` secret references of connections defined outside the broker.
+    pub secrets: SecretResolver,
+    /// The broker's address as browsers reach it (for the OAuth redirect URI); when `None`,
+    /// taken from the `Host` header of the Authorize request.
+    pub public_url: Option<Url>,
+    pub limits: Limits,
+    pub cache: CacheConfig,
+}
+
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("public_url", &self.public_url)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerConfig {
+    pub fn new(store: Arc<dyn ConnectionStore>, transport: Transport, secrets: SecretResolver) -> Self {
+        Self { store, transport, secrets, public_url: None, limits: Limits::default(), cache: CacheConfig::default() }
+    }
+}
+
+/// A cheap-clone handle; clones share one broker.
+#[derive(Clone)]
+pub struct BrokerState {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for BrokerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerState").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: BrokerConfig,
+    proxy_http: reqwest::Client,
+    // Connection name → its cache and counters.
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    // SHA-256 of a presented key → its record and when it was verified.
+    keys: RwLock<HashMap<String, (ApiKeyRecord, SystemTime)>>,
+    // Session id → web-page session.
+    sessions: Mutex<HashMap<String, Session>>,
+    // OAuth `state` → the authorization waiting for its callback.
+    pending: Mutex<HashMap<String, PendingAuthorization>>,
+    audit: AuditBuffer,
+    metrics: Metrics,
+}
+
+/// A signed-in web page user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub key_id: String,
+    pub csrf: String,
+    pub expires_at: SystemTime,
+}
+
+/// An Authorize click waiting for Salesforce to redirect back.
+#[derive(Debug)]
+pub struct PendingAuthorization {
+    pub connection: String,
+    pub flow: WebServerFlow,
+    pub request: AuthorizationRequest,
+    pub actor: String,
+    pub created_at: SystemTime,
+}
+
+/// What the last token hand-out was, to report `issued_at` without reading the store per call.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: Token,
+    pub issued_at: SystemTime,
+    pub fingerprint: String,
+}
+
+/// The latest health observations of a connection on this broker.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub last_ok: Option<SystemTime>,
+    pub last_error: Option<(SystemTime, String)>,
+    /// The last `Sforce-Limit-Info` seen on a proxied answer (`api-usage=18/15000`).
+    pub limit_info: Option<String>,
+}
+
+impl Health {
+    /// Green when the last observation was a success.
+    pub fn ok(&self) -> Option<bool> {
+        match (&self.last_ok, &self.last_error) {
+            (None, None) => None,
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (Some(ok), Some((err, _))) => Some(ok >= err),
+        }
+    }
+}
+
+/// One connection's live parts.
+#[derive(Debug)]
+pub struct Entry {
+    pub connection: Connection,
+    pub cache: TokenCache,
+    pub client: Option<forcelink_client::Client>,
+    updated_at: SystemTime,
+    // Seconds since the epoch when the settings were last compared with the store.
+    checked_at: AtomicU64,
+    // The last token handed out and when it was issued.
+    issued: RwLock<Option<Issued>>,
+    // Latest successes and failures.
+    health: Mutex<Health>,
+    pub counters: ConnectionCounters,
+}
+
+impl Entry {
+    pub fn health(&self) -> Health {
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn record_ok(&self, at: SystemTime) {
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_ok = Some(at);
+    }
+    pub fn record_error(&self, at: SystemTime, message: String) {
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some((at, message));
+    }
+    pub fn record_limit_info(&self, info: String) {
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).limit_info = Some(info);
+    }
+}
+
+pub(crate) fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl BrokerState {
+    pub fn new(config: BrokerConfig) -> Result<Self, ApiError> {
+        // The proxy passes bodies through untouched: no decompression, no redirects.
+        let proxy_http = reqwest::Client::builder()
+            .no_gzip()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(PROXY_CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| ApiError::upstream(format!("building the proxy's HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                proxy_http,
+                entries: RwLock::new(HashMap::new()),
+                keys: RwLock::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
+                audit: AuditBuffer::default(),
+                metrics: Metrics::default(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ConnectionStore> {
+        &self.inner.config.store
+    }
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.inner.config.transport.clock()
+    }
+    pub fn now(&self) -> SystemTime {
+        self.clock().now()
+    }
+    pub fn secrets(&self) -> &SecretResolver {
+        &self.inner.config.secrets
+    }
+    pub fn transport(&self) -> &Transport {
+        &self.inner.config.transport
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+    pub fn public_url(&self) -> Option<&Url> {
+        self.inner.config.public_url.as_ref()
+    }
+    pub fn proxy_http(&self) -> &reqwest::Client {
+        &self.inner.proxy_http
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The record of a presented API key, from memory when verified within [`KEY_CACHE_TTL`].
+    pub async fn verify_key(&self, presented: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
+        let now = self.now();
+        let digest = sha256_hex(presented);
+        if let Some((record, at)) = self.inner.keys.read().unwrap_or_else(|e| e.into_inner()).get(&digest)
+            && now.duration_since(*at).is_ok_and(|age| age < KEY_CACHE_TTL)
+        {
+            return Ok(Some(record.clone()));
+        }
+        let found = forcelink_store::apikey::verify(&**self.store(), presented, now).await?;
+        let mut keys = self.inner.keys.write().unwrap_or_else(|e| e.into_inner());
+        match &found {
+            Some(record) => {
+                // Bounded: forget everything when a flood of distinct keys arrives.
+                if keys.len() > 10_000 {
+                    keys.clear();
+                }
+                keys.insert(digest, (record.clone(), now));
+            }
+            None => {
+                keys.remove(&digest);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets verified keys with this id (after a revocation through this broker).
+    pub fn forget_key(&self, id: &str) {
+        self.inner.keys.write().unwrap_or_else(|e| e.into_inner()).retain(|_, (r, _)| r.id != id);
+    }
+
+    /// The live entry of connection `name`, built from the store on first use and rebuilt when
+    /// the stored settings changed.
+    pub async fn entry(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
+        let now = self.now();
+        let existing = self.inner.entries.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+        if let Some(entry) = existing {
+            let checked = entry.checked_at.load(Ordering::Relaxed);
+            let due = crate::time::epoch(now) >= checked + CONNECTION_RECHECK.as_secs();
+            // One request per interval re-reads the store; the others keep using the entry.
+            if !due
+                || entry
+                    .checked_at
+                    .compare_exchange(checked, crate::time::epoch(now), Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                return Ok(entry);
+            }
+            match self.store().connection(&ConnectionId::new(name)).await? {
+                Some(stored) if stored.updated_at == entry.updated_at => return Ok(entry),
+                Some(stored) => return self.install(stored),
+                None => {
+                    self.evict(name);
+                    return Err(ApiError::not_found(format!("no connection named {name:?}")));
+                }
+            }
+        }
+        let Some(stored) = self.store().connection(&ConnectionId::new(name)).await? else {
+            return Err(ApiError::not_found(format!("no connection named {name:?}")));
+        };
+        self.install(stored)
+    }
+
+    fn install(&self, stored: StoredConnection) -> Result<Arc<Entry>, ApiError> {
+        let name = stored.name.as_str().to_owned();
+        let connection = stored
+            .spec
+            .resolve(&name)
+            .map_err(|e| ApiError::conflict(format!("connection {name:?} is incomplete: {}", e.0)))?;
+        let transport = self.transport().clone();
+        let source = connection
+            .token_source(&transport, &self.inner.config.secrets)
+            .map_err(|e| ApiError::conflict(format!("connection {name:?}: {e}")))?;
+        let config = CacheConfig { session_timeout: connection.session_timeout, ..self.inner.config.cache.clone() };
+        let store: Arc<dyn TokenStore> = self.store().clone();
+        let mut cache = TokenCache::new(connection.name.clone(), source, store, self.clock().clone(), config);
+        // Introspection tells the real expiry; Salesforce requires the app's secret for it.
+        if let Ok(Some(app)) = connection.app_credentials(&self.inner.config.secrets)
+            && app.client_secret.is_some()
+            && let Ok(client) = IdentityClient::new(transport.clone(), connection.endpoints(), app)
+        {
+            cache = cache.with_introspection(client);
+        }
+        let client = forcelink_client::ApiVersion::new(&connection.api_version).ok().and_then(|version| {
+            forcelink_client::Client::builder(Arc::new(cache.clone()))
+                .url_policy(transport.policy().clone())
+                .clock(self.clock().clone())
+                .api_version(version)
+                .build()
+                .ok()
+        });
+        let entry = Arc::new(Entry {
+            connection,
+            cache,
+            client,
+            updated_at: stored.updated_at,
+            checked_at: AtomicU64::new(crate::time::epoch(self.now())),
+            issued: RwLock::new(None),
+            health: Mutex::new(Health::default()),
+            counters: ConnectionCounters::default(),
+        });
+        let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
+        // Another task may have built the same version meanwhile: keep one cache per connection.
+        if let Some(current) = entries.get(&name)
+            && current.updated_at == entry.updated_at
+        {
+            return Ok(current.clone());
+        }
+        entries.insert(name, entry.clone());
+        Ok(entry)
+    }
+
+    /// Drops the live entry (after the connection changed or was removed through this broker).
+    pub fn evict(&self, name: &str) {
+        self.inner.entries.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// The live entries, for metrics and the page.
+    pub fn entries(&self) -> Vec<(String, Arc<Entry>)> {
+        let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<_> = entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// The entry if it is live, without touching the store.
+    pub fn live_entry(&self, name: &str) -> Option<Arc<Entry>> {
+        self.inner.entries.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// A valid token for the connection and when it was issued; recorded in the entry's health.
+    pub async fn token(&self, entry: &Entry) -> Result<Issued, ApiError> {
+        let name = entry.connection.name.as_str();
+        let token = match entry.cache.get_token().await {
+            Ok(t) => t,
+            Err(e) => {
+                let err = ApiError::auth(name, &e);
+                entry.record_error(self.now(), err.message.clone());
+                return Err(err);
+            }
+        };
+        if let Some(issued) = entry.issued.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && issued.token.access_token == token.access_token
+        {
+            return Ok(issued.clone());
+        }
+        // A new token: learn its issue time from the store once.
+        let issued_at = match entry.cache.stored().await {
+            Ok(Some(s)) if s.set.access_token == token.access_token => s.set.issued_at,
+            _ => self.now(),
+        };
+        let issued = Issued { fingerprint: token.access_token.fingerprint(), token, issued_at };
+        *entry.issued.write().unwrap_or_else(|e| e.into_inner()) = Some(issued.clone());
+        entry.record_ok(self.now());
+        Ok(issued)
+    }
+
+    /// Counts a token hand-out for the audit log (written in batches by the flusher).
+    pub fn audit_handout(&self, actor: &str, connection: &str, fingerprint: &str) {
+        self.inner.audit.record(actor, connection, fingerprint);
+    }
+
+    /// Writes one audit entry now (changes are rarer than token hand-outs).
+    pub async fn audit(&self, actor: &str, connection: &str, action: &str, detail: Option<String>) {
+        let entry = AuditEntry {
+            at: self.now(),
+            connection: ConnectionId::new(connection),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail,
+        };
+        if let Err(e) = self.store().append_audit(&entry).await {
+            tracing::warn!(connection, action, "could not write the audit log: {e}");
+        }
+    }
+
+    /// Writes the counted hand-outs to the audit log.
+    pub async fn flush_audit(&self) {
+        for entry in self.inner.audit.drain(self.now()) {
+            if let Err(e) = self.store().append_audit(&entry).await {
+                tracing::warn!(connection = %entry.connection, "could not write the audit log: {e}");
+                // Keep the count for the next flush rather than losing it.
+                self.inner.audit.restore(&entry);
+            }
+        }
+    }
+
+    /// Flushes the audit buffer every [`AUDIT_FLUSH_INTERVAL`] until aborted.
+    pub fn spawn_audit_flusher(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                // tokio's timer, not the broker's clock: a test's manual clock must not spin this.
+                tokio::time::sleep(AUDIT_FLUSH_INTERVAL).await;
+                state.flush_audit().await;
+            }
+        })
+    }
+
+    /// Starts a web session for an admin key; returns the session id.
+    pub fn create_session(&self, key_id: &str) -> (String, Session) {
+        let now = self.now();
+        let id = random_id(32);
+        let session = Session { key_id: key_id.to_owned(), csrf: random_id(24), expires_at: now + SESSION_TTL };
+        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.expires_at > now);
+        sessions.insert(id.clone(), session.clone());
+        (id, session)
+    }
+
+    pub fn session(&self, id: &str) -> Option<Session> {
+        let now = self.now();
+        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(id).filter(|s| s.expires_at > now).cloned()
+    }
+
+    pub fn end_session(&self, id: &str) {
+        self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    pub fn add_pending(&self, pending: PendingAuthorization) {
+        let now = self.now();
+        let mut map = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL));
+        map.insert(pending.request.state.clone(), pending);
+    }
+
+    /// Takes the pending authorization for `state` (each can be used once).
+    pub fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
+        let now = self.now();
+        let mut map = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(state).filter(|p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL))
+    }
+}

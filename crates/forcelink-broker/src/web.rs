@@ -1,0 +1,641 @@
+//! The web page: server-rendered (askama), no script. Sign in with an admin API key (a session
+//! cookie: HttpOnly, SameSite=Strict); every form carries a CSRF token tied to the session (the
+//! sign-in form: to a cookie of its own). Connections list with health, new connection (the
+//! method's own fields; Authorize for the web-server flow), detail (test, re-authorize, delete).
+//!
+//! The web-server flow: `GET /connections/{name}/authorize` sends the browser to the org's
+//! authorize endpoint with PKCE and a random `state`; `GET /oauth/callback` checks the state,
+//! exchanges the code and stores the tokens. The callback needs no session (a SameSite=Strict
+//! cookie does not come along on a redirect from another site): the single-use state is what
+//! ties it to the click. It answers with a page that moves on to the connection by itself, so
+//! the session cookie comes along again.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use forcelink_auth::ConnectionId;
+use forcelink_auth::flows::web_server::WebServerFlow;
+use forcelink_store::{ApiKeyRecord, Method};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+use url::Url;
+
+use crate::access::has_capability;
+use crate::api;
+use crate::state::{BrokerState, PendingAuthorization, Session, random_id};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "forcelink_session";
+/// The sign-in form's CSRF cookie (there is no session yet to tie it to).
+pub const LOGIN_COOKIE: &str = "forcelink_login";
+/// Scopes the web-server flow asks for when the connection names none.
+pub const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+struct Row {
+    name: String,
+    method: String,
+    ok: bool,
+    unused: bool,
+    problem: String,
+    last_renewal: String,
+    usage: String,
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListPage<'a> {
+    csrf: &'a str,
+    rows: Vec<Row>,
+}
+
+struct Field {
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    required: bool,
+    hint: &'static str,
+    value: String,
+}
+
+#[derive(Template)]
+#[template(path = "new.html")]
+struct NewPage<'a> {
+    csrf: &'a str,
+    error: Option<&'a str>,
+    methods: Vec<(&'static str, &'static str, bool)>,
+    method: &'a str,
+    method_label: &'static str,
+    name: &'a str,
+    environment: &'a str,
+    login_url: &'a str,
+    fields: Vec<Field>,
+    submit: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "detail.html")]
+struct DetailPage<'a> {
+    csrf: &'a str,
+    name: &'a str,
+    ok: bool,
+    unused: bool,
+    problem: String,
+    settings: Vec<(String, String)>,
+    web: bool,
+    notice: Option<String>,
+    notice_ok: bool,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    heading: &'a str,
+    text: &'a str,
+    is_error: bool,
+    next: Option<&'a str>,
+}
+
+fn html(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => {
+            let mut r = (status, Html(body)).into_response();
+            // Pages hold CSRF tokens and connection details: not for shared caches or frames.
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut().insert("x-frame-options", HeaderValue::from_static("DENY"));
+            r
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("template error: {e}")).into_response(),
+    }
+}
+
+fn message(status: StatusCode, heading: &str, text: &str, next: Option<&str>) -> Response {
+    html(status, &MessagePage { heading, text, is_error: !status.is_success(), next })
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+fn set_cookie(state: &BrokerState, name: &str, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.public_url().is_some_and(|u| u.scheme() == "https") { "; Secure" } else { "" };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The signed-in session and its key, or the answer to send instead (the sign-in page).
+async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<(Session, ApiKeyRecord), Response> {
+    let to_login = || Redirect::to("/login").into_response();
+    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
+    let Some(session) = state.session(id) else { return Err(to_login()) };
+    // The key may have been revoked since the sign-in.
+    match state.store().api_key(&session.key_id).await {
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, "admin") => Ok((session, key)),
+        Ok(_) => {
+            state.end_session(id);
+            Err(to_login())
+        }
+        Err(e) => Err(message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None)),
+    }
+}
+
+/// Signed in, and the form's CSRF token matches the session's.
+async fn checked(
+    state: &BrokerState,
+    headers: &HeaderMap,
+    form_csrf: Option<&String>,
+) -> Result<(Session, ApiKeyRecord), Response> {
+    let (session, key) = signed_in(state, headers).await?;
+    if !form_csrf.is_some_and(|c| same(c, &session.csrf)) {
+        return Err(message(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "The form's security token did not match; reload the page and try again.",
+            None,
+        ));
+    }
+    Ok((session, key))
+}
+
+fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
+    if key.allows(name, "admin") {
+        Ok(())
+    } else {
+        Err(message(StatusCode::FORBIDDEN, "Not allowed", "Your key does not administer this connection.", None))
+    }
+}
+
+/// `GET /login`.
+pub async fn login_page(State(state): State<BrokerState>) -> Response {
+    let token = random_id(24);
+    let mut r = html(StatusCode::OK, &LoginPage { csrf: &token, error: None });
+    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &token, 3600));
+    r
+}
+
+/// `POST /login`.
+pub async fn login(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let fresh = random_id(24);
+    let fail = |status: StatusCode, text: &str| {
+        let mut r = html(status, &LoginPage { csrf: &fresh, error: Some(text) });
+        r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &fresh, 3600));
+        r
+    };
+    let csrf_ok = match (cookie(&headers, LOGIN_COOKIE), form.get("csrf")) {
+        (Some(c), Some(f)) => same(c, f),
+        _ => false,
+    };
+    if !csrf_ok {
+        return fail(StatusCode::FORBIDDEN, "The form expired; please sign in again.");
+    }
+    let presented = form.get("key").map(String::as_str).unwrap_or("").trim();
+    let key = match state.verify_key(presented).await {
+        Ok(Some(k)) if has_capability(&k, "admin") => k,
+        Ok(Some(_)) => return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope."),
+        Ok(None) => return fail(StatusCode::UNAUTHORIZED, "That key is not valid."),
+        Err(e) => return fail(StatusCode::SERVICE_UNAVAILABLE, &e.message),
+    };
+    let (id, _) = state.create_session(&key.id);
+    let mut r = Redirect::to("/").into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &id, crate::state::SESSION_TTL.as_secs()));
+    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", 0));
+    r
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = checked(&state, &headers, form.get("csrf")).await {
+        return r;
+    }
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        state.end_session(id);
+    }
+    let mut r = Redirect::to("/login").into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
+    r
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn problem(d: &Value) -> String {
+    if let Some(m) = d["health"]["last_error"]["message"].as_str() {
+        return m.to_owned();
+    }
+    if d["token"]["signed_in"] == Value::Bool(true) { "Token expired".to_owned() } else { "No token yet".to_owned() }
+}
+
+fn usage(d: &Value) -> String {
+    let u = &d["usage"];
+    if u.is_null() {
+        return "—".to_owned();
+    }
+    let mut s =
+        format!("{} tokens, {} proxied, {} actions", u["tokens_handed_out"], u["proxied_requests"], u["actions"]);
+    if let Some(info) = u["salesforce_limit_info"].as_str() {
+        s.push_str(&format!(" ({info})"));
+    }
+    s
+}
+
+/// `GET /`: the connections.
+pub async fn index(State(state): State<BrokerState>, headers: HeaderMap) -> Response {
+    let (session, key) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let list = match state.store().connections().await {
+        Ok(l) => l,
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+    };
+    let mut rows = Vec::new();
+    for c in list.iter().filter(|c| key.allows(c.name.as_str(), "admin")) {
+        let d = api::describe(&state, c).await;
+        rows.push(Row {
+            name: c.name.as_str().to_owned(),
+            method: text(&d["method"]),
+            ok: d["health"]["ok"] == Value::Bool(true),
+            unused: d["health"]["ok"].is_null(),
+            problem: problem(&d),
+            last_renewal: text(&d["token"]["issued_at"]),
+            usage: usage(&d),
+        });
+    }
+    html(StatusCode::OK, &ListPage { csrf: &session.csrf, rows })
+}
+
+const METHODS: [(&str, &str); 5] = [
+    ("web", "Web server flow (Authorize in the browser)"),
+    ("client-credentials", "Client credentials"),
+    ("jwt", "JWT bearer"),
+    ("password", "Username and password"),
+    ("access-token", "Access token"),
+];
+
+fn field(name: &'static str, label: &'static str, kind: &'static str, required: bool, hint: &'static str) -> Field {
+    Field { name, label, kind, required, hint, value: String::new() }
+}
+
+/// Exactly the fields of `method`.
+fn fields(method: Method) -> Vec<Field> {
+    let client_id = field("client_id", "Consumer key (client id)", "text", true, "From the connected app.");
+    match method {
+        Method::Web | Method::Device => vec![
+            client_id,
+            field("client_secret", "Consumer secret", "password", false, "Needed unless the app is a public client."),
+            field("scope", "Scopes", "text", false, "Default: api refresh_token."),
+        ],
+        Method::ClientCredentials => vec![
+            client_id,
+            field("client_secret", "Consumer secret", "password", true, ""),
+            field("scope", "Scopes", "text", false, ""),
+        ],
+        Method::Jwt => vec![
+            client_id,
+            field("username", "Username", "text", true, "The user the app acts as."),
+            field("private_key", "Private key (PEM)", "textarea", true, "The key whose certificate is in the app."),
+        ],
+        Method::Password => vec![
+            client_id,
+            field("client_secret", "Consumer secret", "password", false, ""),
+            field("username", "Username", "text", true, ""),
+            field("password", "Password", "password", true, ""),
+            field("security_token", "Security token", "password", false, ""),
+        ],
+        Method::AccessToken => vec![
+            field("instance_url", "Instance URL", "url", true, "e.g. https://acme.my.salesforce.com"),
+            field("access_token", "Access token", "password", true, "Used until Salesforce refuses it."),
+        ],
+    }
+}
+
+fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> Response {
+    let method_text = form.get("method").map(String::as_str).unwrap_or("web");
+    let method = Method::parse(method_text).filter(|m| *m != Method::Device).unwrap_or(Method::Web);
+    let method_label = METHODS.iter().find(|(v, _)| *v == method.as_str()).map(|(_, t)| *t).unwrap_or("Settings");
+    let mut fs = fields(method);
+    for f in &mut fs {
+        // Secrets are never echoed back into the page.
+        if f.kind != "password" && f.kind != "textarea" {
+            f.value = form.get(f.name).cloned().unwrap_or_default();
+        }
+    }
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let environment = if get("environment").is_empty() { "production" } else { get("environment") };
+    let page = NewPage {
+        csrf,
+        error,
+        methods: METHODS.iter().map(|(v, t)| (*v, *t, *v == method.as_str())).collect(),
+        method: method.as_str(),
+        method_label,
+        name: get("name"),
+        environment,
+        login_url: get("login_url"),
+        fields: fs,
+        submit: if method == Method::Web { "Authorize" } else { "Save" },
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    html(status, &page)
+}
+
+/// `GET /connections/new[?method=…]`.
+pub async fn new_page(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok((session, _)) => new_form(&session.csrf, &q, None),
+        Err(r) => r,
+    }
+}
+
+/// `POST /connections`: saves, then (web-server flow) starts the authorization.
+pub async fn create(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (session, key) = match checked(&state, &headers, form.get("csrf")).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let method = form.get("method").and_then(|m| Method::parse(m)).unwrap_or(Method::Web);
+    let mut obj = Map::new();
+    obj.insert("method".into(), Value::String(method.as_str().to_owned()));
+    for k in ["name", "environment"] {
+        if let Some(v) = form.get(k) {
+            obj.insert(k.into(), Value::String(v.trim().to_owned()));
+        }
+    }
+    if form.get("environment").map(String::as_str) == Some("custom")
+        && let Some(v) = form.get("login_url")
+    {
+        obj.insert("login_url".into(), Value::String(v.trim().to_owned()));
+    }
+    for f in fields(method) {
+        if let Some(v) = form.get(f.name) {
+            let v = if f.kind == "textarea" { v.clone() } else { v.trim().to_owned() };
+            obj.insert(f.name.into(), Value::String(v));
+        }
+    }
+    let (name, spec) = match api::spec_from_json(Value::Object(obj), None) {
+        Ok(x) => x,
+        Err(e) => return new_form(&session.csrf, &form, Some(&e.message)),
+    };
+    if let Err(r) = may(&key, &name) {
+        return r;
+    }
+    let actor = format!("web:api-key:{}", key.id);
+    if let Err(e) = api::create(&state, &actor, &name, &spec).await {
+        return new_form(&session.csrf, &form, Some(&e.message));
+    }
+    if method == Method::Web {
+        return start_authorization(&state, &headers, &name, &actor).await;
+    }
+    let mut r = Redirect::to(&format!("/connections/{name}")).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Option<(String, bool)>) -> Response {
+    let stored = match state.store().connection(&ConnectionId::new(name)).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return message(StatusCode::NOT_FOUND, "Not found", &format!("No connection named {name}."), None),
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+    };
+    let d = api::describe(state, &stored).await;
+    let mut settings = Vec::new();
+    if let Some(obj) = d["settings"].as_object() {
+        for (k, v) in obj {
+            settings.push((k.replace('_', " "), text(v)));
+        }
+    }
+    settings.push(("signed in".into(), text(&d["token"]["signed_in"])));
+    settings.push(("last renewal".into(), text(&d["token"]["issued_at"])));
+    settings.push(("token expires".into(), text(&d["token"]["expires_at"])));
+    settings.push(("API usage".into(), usage(&d)));
+    let (notice, notice_ok) = match notice {
+        Some((n, ok)) => (Some(n), ok),
+        None => (None, true),
+    };
+    html(
+        StatusCode::OK,
+        &DetailPage {
+            csrf,
+            name,
+            ok: d["health"]["ok"] == Value::Bool(true),
+            unused: d["health"]["ok"].is_null(),
+            problem: problem(&d),
+            settings,
+            web: stored.spec.method == Some(Method::Web),
+            notice,
+            notice_ok,
+        },
+    )
+}
+
+/// `GET /connections/{name}`.
+pub async fn detail(State(state): State<BrokerState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let (session, key) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = may(&key, &name) {
+        return r;
+    }
+    render_detail(&state, &session.csrf, &name, None).await
+}
+
+/// `POST /connections/{name}/test`.
+pub async fn test(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (session, key) = match checked(&state, &headers, form.get("csrf")).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = may(&key, &name) {
+        return r;
+    }
+    let notice = match api::test(&state, &name).await {
+        Ok(v) if v["ok"] == Value::Bool(true) => (format!("Test passed: {}", text(&v["detail"])), true),
+        Ok(v) => (format!("Test failed: {}", text(&v["detail"])), false),
+        Err(e) => (format!("Test failed: {}", e.message), false),
+    };
+    state.audit(&format!("web:api-key:{}", key.id), &name, "connection.tested", Some(notice.0.clone())).await;
+    render_detail(&state, &session.csrf, &name, Some(notice)).await
+}
+
+/// `POST /connections/{name}/delete`: revokes the tokens, then deletes.
+pub async fn delete(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let key = match checked(&state, &headers, form.get("csrf")).await {
+        Ok((_, k)) => k,
+        Err(r) => return r,
+    };
+    if let Err(r) = may(&key, &name) {
+        return r;
+    }
+    match api::delete(&state, &format!("web:api-key:{}", key.id), &name, true).await {
+        Ok(v) => {
+            let revoked = match &v["revoked"] {
+                Value::Bool(true) => "its tokens were revoked".to_owned(),
+                Value::Null => "it held no tokens".to_owned(),
+                other => format!("revoking its tokens failed: {}", text(&other["error"])),
+            };
+            message(StatusCode::OK, "Deleted", &format!("Connection {name} was deleted; {revoked}."), None)
+        }
+        Err(e) => message(e.status, "Not deleted", &e.message, None),
+    }
+}
+
+/// `GET /connections/{name}/authorize?csrf=…`.
+pub async fn authorize(
+    State(state): State<BrokerState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let key = match checked(&state, &headers, q.get("csrf")).await {
+        Ok((_, k)) => k,
+        Err(r) => return r,
+    };
+    if let Err(r) = may(&key, &name) {
+        return r;
+    }
+    start_authorization(&state, &headers, &name, &format!("web:api-key:{}", key.id)).await
+}
+
+/// Where the org sends the browser back: the configured public URL, else this request's host.
+fn redirect_uri(state: &BrokerState, headers: &HeaderMap) -> Result<Url, String> {
+    if let Some(base) = state.public_url() {
+        return base.join("/oauth/callback").map_err(|e| e.to_string());
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).ok_or("the request has no Host header")?;
+    let url = Url::parse(&format!("http://{host}/oauth/callback")).map_err(|e| format!("Host {host:?}: {e}"))?;
+    if url.path() != "/oauth/callback" || url.query().is_some() {
+        return Err(format!("Host {host:?} is not a host name"));
+    }
+    Ok(url)
+}
+
+async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &str, actor: &str) -> Response {
+    let fail = |text: String| message(StatusCode::BAD_REQUEST, "Cannot authorize", &text, None);
+    let stored = match state.store().connection(&ConnectionId::new(name)).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return fail(format!("No connection named {name}.")),
+        Err(e) => return fail(e.to_string()),
+    };
+    let connection = match stored.spec.resolve(name) {
+        Ok(c) => c,
+        Err(e) => return fail(e.0),
+    };
+    if connection.method() != Method::Web {
+        return fail(format!("{name} signs in with {}, not the web-server flow.", connection.method()));
+    }
+    let app = match connection.app_credentials(state.secrets()) {
+        Ok(Some(app)) => app,
+        Ok(None) => return fail("the connection has no client id".to_owned()),
+        Err(e) => return fail(e.0),
+    };
+    let redirect = match redirect_uri(state, headers) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let scope = connection.auth.scope().unwrap_or(DEFAULT_WEB_SCOPE).to_owned();
+    let flow = match WebServerFlow::new(state.transport().clone(), connection.endpoints(), app, redirect) {
+        Ok(f) => f.with_scope(scope),
+        Err(e) => return fail(e.to_string()),
+    };
+    let request = flow.authorization_request();
+    let to = request.url.to_string();
+    state.add_pending(PendingAuthorization {
+        connection: name.to_owned(),
+        flow,
+        request,
+        actor: actor.to_owned(),
+        created_at: state.now(),
+    });
+    let mut r = Redirect::to(&to).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+/// `GET /oauth/callback?code=…&state=…`.
+pub async fn callback(
+    State(state): State<BrokerState>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let fail = |text: &str| message(StatusCode::BAD_REQUEST, "Authorization failed", text, None);
+    let Some(pending) = q.get("state").and_then(|s| state.take_pending(s)) else {
+        return fail("This authorization is unknown or expired (each can be used once). Start again with Authorize.");
+    };
+    let mut callback = pending.request.redirect_uri.clone();
+    callback.set_query(uri.query());
+    let code = match pending.request.code_from_callback(&callback) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let set = match pending.flow.exchange(&pending.request, &code).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let name = pending.connection.as_str();
+    state.evict(name);
+    let entry = match state.entry(name).await {
+        Ok(e) => e,
+        Err(e) => return fail(&e.message),
+    };
+    if let Err(e) = entry.cache.adopt(set).await {
+        return fail(&e.to_string());
+    }
+    entry.record_ok(state.now());
+    state.audit(&pending.actor, name, "login", Some("web-server flow".to_owned())).await;
+    let next = format!("/connections/{name}");
+    message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
+}

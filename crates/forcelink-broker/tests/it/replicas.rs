@@ -1,0 +1,100 @@
+//! Three brokers (each with its own PostgreSQL connection, as separate replicas would have) on
+//! one schema: 1,000 concurrent token requests on an expired token renew it exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use forcelink_auth::{ConnectionId, ManualClock, Transport, UrlPolicy};
+use forcelink_broker::{BrokerConfig, BrokerState};
+use forcelink_store::{ConnectionStore, MasterKey, PostgresStore, PutMode, SecretResolver};
+use forcelink_test_support::spawn_playground;
+
+use crate::{add_key, call, client_credentials};
+
+fn postgres_url() -> String {
+    #[allow(clippy::disallowed_methods)] // tests take the database from the environment
+    std::env::var("FORCELINK_TEST_POSTGRES_URL")
+        .expect("FORCELINK_TEST_POSTGRES_URL must point at a PostgreSQL database (scripts/test sets it)")
+}
+
+/// A schema of this test's own, dropped at the end.
+struct PgSchema {
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    async fn new() -> Self {
+        let name = format!("forcelink_broker_test_{}", std::process::id());
+        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")).await.unwrap();
+        let base = postgres_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Self { url: format!("{base}{sep}options=-csearch_path%3D{name}"), name }
+    }
+
+    async fn drop_schema(self) {
+        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_requests() {
+    let pg = spawn_playground().await;
+    let schema = PgSchema::new().await;
+    let clock = ManualClock::starting_now();
+    let key = MasterKey::generate();
+    let mut routers = Vec::new();
+    let mut stores: Vec<Arc<dyn ConnectionStore>> = Vec::new();
+    for _ in 0..3 {
+        let store: Arc<dyn ConnectionStore> =
+            Arc::new(PostgresStore::connect(&schema.url, key.clone(), Arc::new(clock.clone())).await.unwrap());
+        stores.push(store);
+    }
+    stores[0].put_connection(&ConnectionId::new("pg"), &client_credentials(&pg), PutMode::Create).await.unwrap();
+    let api_key = add_key(&*stores[0], &["pg"], &["token"]).await;
+    for store in &stores {
+        let transport = Transport::new(
+            forcelink_auth::wire::default_http_client().unwrap(),
+            Arc::new(clock.clone()),
+            UrlPolicy::new(),
+        );
+        let state =
+            BrokerState::new(BrokerConfig::new(store.clone(), transport, SecretResolver::without_env())).unwrap();
+        routers.push(forcelink_broker::router(state));
+    }
+    // Every replica holds the first token in memory.
+    let (s, first) = call(&routers[0], "GET", "/v1/connections/pg/token", Some(&api_key), None).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    for r in &routers[1..] {
+        assert_eq!(call(r, "GET", "/v1/connections/pg/token", Some(&api_key), None).await.1, first);
+    }
+    assert_eq!(pg.control.token_requests("client_credentials").await, 1);
+
+    // Past its expiry for every replica (the playground's 2-hour session): 1,000 requests at once.
+    clock.advance(Duration::from_secs(3 * 3600));
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let router = routers[i % 3].clone();
+        let key = api_key.clone();
+        tasks.push(tokio::spawn(
+            async move { call(&router, "GET", "/v1/connections/pg/token", Some(&key), None).await },
+        ));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        let (s, body) = tokio::time::timeout(Duration::from_secs(60), t).await.expect("bounded").unwrap();
+        assert_eq!(s, StatusCode::OK, "{body}");
+        tokens.insert(body["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(tokens.len(), 1, "every request got the one renewed token");
+    assert!(!tokens.contains(first["access_token"].as_str().unwrap()));
+    assert_eq!(pg.control.token_requests("client_credentials").await, 2, "exactly one renewal for the 1,000");
+    drop(routers);
+    drop(stores);
+    schema.drop_schema().await;
+}
