@@ -94,6 +94,9 @@ impl Failure {
         }
         let kind = match (e.status(), e.action()) {
             (Some(404), _) => Kind::NotFound,
+            // The resource is in another state (a finished job cannot be aborted): nothing in the
+            // command is wrong.
+            (Some(409), _) => Kind::Failed,
             (Some(401), _) | (_, Action::Reauthorize) => Kind::SignIn,
             // A request Salesforce refuses as such (bad SOQL, unknown field, missing rights):
             // something must change before a retry can work.
