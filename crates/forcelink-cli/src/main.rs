@@ -257,7 +257,7 @@ async fn run_playground(args: PlaygroundArgs, json: bool) -> anyhow::Result<()> 
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one (service managers, `kill`).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

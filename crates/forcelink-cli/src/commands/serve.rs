@@ -48,22 +48,6 @@ fn now() -> SystemTime {
     SystemTime::now()
 }
 
-/// Resolves on Ctrl-C, or on SIGTERM where there is one.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// The embedded playground and its throwaway store directory.
 struct Tour {
     playground: Playground,
@@ -135,7 +119,7 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
         .map(|u| u.as_str().trim_end_matches('/').to_owned())
         .unwrap_or(format!("http://{addr}"));
     crate::output::outcome(json_mode, summary(&base, &location, tour.as_ref()));
-    let served = forcelink_broker::serve(listener, state, stop_signal()).await;
+    let served = forcelink_broker::serve(listener, state, crate::stop_signal()).await;
     if let Some(tour) = tour {
         tour.playground.shutdown().await;
         let _ = std::fs::remove_dir_all(&tour.dir);
