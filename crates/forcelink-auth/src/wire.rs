@@ -138,7 +138,9 @@ fn transport_error(endpoint: &str, e: reqwest::Error) -> AuthError {
     AuthError::Transport { endpoint: endpoint.to_owned(), message: error_chain(&e), timeout: e.is_timeout() }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error with its sources, `: `-joined, without the query string of any URL it quotes
+/// (locators and SOQL may carry personal data). Shared with forcelink-client.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -782,7 +782,7 @@ impl Bulk {
                 .await;
             let transport = |e: &reqwest::Error| ClientError::Transport {
                 endpoint: endpoint.clone(),
-                message: transport_text(e),
+                message: crate::client::transport_message(e),
                 timeout: e.is_timeout(),
             };
             let mut resp = match sent {
@@ -962,22 +962,6 @@ fn next_locator(headers: &HeaderMap) -> Option<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != "null")
         .map(str::to_owned)
-}
-
-fn transport_text(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    // Never quote a query string (locators, SOQL).
-    if let Some(q) = text.find('?') {
-        let end = text[q..].find([' ', ')']).map_or(text.len(), |i| q + i);
-        text.replace_range(q..end, "");
-    }
-    text
 }
 
 /// Finds row ends in CSV bytes: a newline outside quotes. Delimiter-agnostic (quotes are

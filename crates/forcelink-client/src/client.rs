@@ -367,20 +367,9 @@ fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-fn transport_message(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    // Never quote a query string (it may hold SOQL with personal data).
-    if let Some(q) = text.find('?') {
-        let end = text[q..].find([' ', ')']).map_or(text.len(), |i| q + i);
-        text.replace_range(q..end, "");
-    }
-    text
+/// The error and its causes, never a URL's query string (it may hold SOQL with personal data).
+pub(crate) fn transport_message(e: &reqwest::Error) -> String {
+    forcelink_auth::wire::error_chain(e)
 }
 
 enum Attempt {
