@@ -359,33 +359,8 @@ pub async fn audit(
     }
 }
 
-/// Seconds since the Unix epoch, for JSON.
-pub fn epoch(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// RFC 3339 (UTC) for humans and JSON.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = epoch(t) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-// Howard Hinnant's days-to-civil algorithm (public domain arithmetic).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+// Times in JSON and for people: the broker's RFC 3339 (UTC, seconds) formatter.
+pub use forcelink_broker::time::rfc3339;
 
 /// What is known about a stored token set, safe to print.
 pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Value {
