@@ -7,13 +7,10 @@ use std::sync::atomic::Ordering;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use forcelink_store::ApiKeyRecord;
+use forcelink_store::{ApiKeyRecord, Scope};
 
 use crate::error::ApiError;
 use crate::state::BrokerState;
-
-/// The capabilities a key can hold.
-pub const CAPABILITIES: [&str; 4] = ["token", "proxy", "actions", "admin"];
 
 /// What the caller is.
 #[derive(Debug, Clone)]
@@ -39,7 +36,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub async fn authorize(
     state: &BrokerState,
     headers: &HeaderMap,
-    capability: &str,
+    capability: Scope,
     connection: Option<&str>,
 ) -> Result<Caller, ApiError> {
     let Some(presented) = bearer(headers) else {
@@ -56,14 +53,14 @@ pub async fn authorize(
     };
     if !allowed {
         state.metrics().forbidden.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::forbidden(capability, connection));
+        return Err(ApiError::forbidden(capability.as_str(), connection));
     }
     Ok(Caller { key })
 }
 
 /// Whether the key holds `capability` for some connection (for endpoints not about one).
-pub fn has_capability(key: &ApiKeyRecord, capability: &str) -> bool {
-    key.capabilities.iter().any(|c| c == capability || c == forcelink_store::apikey::ANY)
+pub fn has_capability(key: &ApiKeyRecord, capability: Scope) -> bool {
+    key.capabilities.contains(capability)
 }
 
 #[cfg(test)]

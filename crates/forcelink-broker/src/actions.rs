@@ -2,6 +2,8 @@
 //! activate, deactivate, freeze, unfreeze user, remove entitlements, reset password, upload
 //! document) with JSON in and out, on the connection's token cache.
 
+use forcelink_store::AuditAction;
+use forcelink_store::Scope;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -38,7 +40,7 @@ pub async fn run_action(
     Path((name, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, "actions", Some(&name)).await?;
+    let caller = authorize(&state, &headers, Scope::Actions, Some(&name)).await?;
     let action: ActionName = action.parse().map_err(|e: ClientError| ApiError::not_found(e.to_string()))?;
     let input = parse_json(&body)?;
     let entry = state.entry(&name).await?;
@@ -51,6 +53,8 @@ pub async fn run_action(
     entry.counters.actions.fetch_add(1, Ordering::Relaxed);
     let result = forcelink_client::actions::run(client, action, input).await;
     let ok = result.is_ok();
-    state.audit(&caller.actor(), &name, &format!("action.{}", action.as_str()), Some(format!("ok: {ok}"))).await;
+    state
+        .audit(&caller.actor(), &name, AuditAction::Action(action.as_str().to_owned()), Some(format!("ok: {ok}")))
+        .await;
     result.map(Json).map_err(|e| client_error(&name, e))
 }

@@ -1,6 +1,8 @@
 //! HTTP API v1: connections (create, list, show, replace, delete with revoke), test, token
 //! hand-out, and the health endpoints. Secrets are write-only: answers show `[stored]`.
 
+use forcelink_store::AuditAction;
+use forcelink_store::Scope;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -140,10 +142,10 @@ async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, Api
 
 /// `GET /v1/connections`: the connections the key administers.
 pub async fn list_connections(State(state): State<BrokerState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, "admin", None).await?;
+    let caller = authorize(&state, &headers, Scope::Admin, None).await?;
     let mut out = Vec::new();
     for c in state.store().connections().await? {
-        if caller.key.allows(c.name.as_str(), "admin") {
+        if caller.key.allows(c.name.as_str(), Scope::Admin) {
             out.push(describe(&state, &c).await);
         }
     }
@@ -159,7 +161,7 @@ pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &Connect
         }
         _ => {
             state.evict(name);
-            state.audit(actor, name, "connection.created", None).await;
+            state.audit(actor, name, AuditAction::ConnectionCreated, None).await;
             Ok(())
         }
     }
@@ -171,9 +173,9 @@ pub async fn create_connection(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, "admin", None).await?;
+    authorize(&state, &headers, Scope::Admin, None).await?;
     let (name, spec) = spec_from_json(parse_json(&body)?, None)?;
-    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     create(&state, &caller.actor(), &name, &spec).await?;
     let created = stored(&state, &name).await?;
     Ok((StatusCode::CREATED, Json(describe(&state, &created).await)).into_response())
@@ -185,7 +187,7 @@ pub async fn get_connection(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, "admin", Some(&name)).await?;
+    authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let c = stored(&state, &name).await?;
     Ok(Json(describe(&state, &c).await))
 }
@@ -198,7 +200,7 @@ pub async fn replace_connection(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let (name, mut spec) = spec_from_json(parse_json(&body)?, Some(&name))?;
     if let Some(old) = state.store().connection(&ConnectionId::new(&name)).await? {
         spec.client_secret = spec.client_secret.or(old.spec.client_secret);
@@ -210,7 +212,8 @@ pub async fn replace_connection(
     validate(&name, &spec)?;
     let outcome = state.store().put_connection(&ConnectionId::new(&name), &spec, PutMode::Upsert).await?;
     state.evict(&name);
-    let action = if outcome == PutOutcome::Created { "connection.created" } else { "connection.updated" };
+    let action =
+        if outcome == PutOutcome::Created { AuditAction::ConnectionCreated } else { AuditAction::ConnectionUpdated };
     state.audit(&caller.actor(), &name, action, None).await;
     let c = stored(&state, &name).await?;
     Ok(Json(describe(&state, &c).await))
@@ -235,7 +238,7 @@ pub async fn delete(state: &BrokerState, actor: &str, name: &str, revoke: bool) 
     }
     state.store().remove_connection(&c.name).await?;
     state.evict(name);
-    state.audit(actor, name, "connection.deleted", revoke.then(|| format!("revoked: {revoked}"))).await;
+    state.audit(actor, name, AuditAction::ConnectionDeleted, revoke.then(|| format!("revoked: {revoked}"))).await;
     Ok(json!({ "deleted": name, "revoked": revoked }))
 }
 
@@ -265,7 +268,7 @@ pub async fn delete_connection(
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     Ok(Json(delete(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
 }
 
@@ -315,9 +318,9 @@ pub async fn test_connection(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(&state, &headers, "admin", Some(&name)).await?;
+    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let result = test(&state, &name).await?;
-    state.audit(&caller.actor(), &name, "connection.tested", Some(format!("ok: {}", result["ok"]))).await;
+    state.audit(&caller.actor(), &name, AuditAction::ConnectionTested, Some(format!("ok: {}", result["ok"]))).await;
     let status = if result["ok"] == json!(true) { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
     Ok((status, Json(result)).into_response())
 }
@@ -329,7 +332,7 @@ pub async fn get_token(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(&state, &headers, "token", Some(&name)).await?;
+    let caller = authorize(&state, &headers, Scope::Token, Some(&name)).await?;
     let entry = state.entry(&name).await?;
     let issued = state.token(&entry).await?;
     entry.counters.tokens.fetch_add(1, Ordering::Relaxed);

@@ -8,10 +8,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use forcelink_auth::ConnectionId;
-use forcelink_store::AuditEntry;
-
-/// The action written for token hand-outs.
-pub const TOKEN_ISSUED: &str = "token.issued";
+use forcelink_store::{AuditAction, AuditEntry};
 
 /// Counts waiting to be written.
 #[derive(Debug, Default)]
@@ -43,7 +40,7 @@ impl AuditBuffer {
                 at,
                 connection: ConnectionId::new(connection),
                 actor,
-                action: TOKEN_ISSUED.to_owned(),
+                action: AuditAction::TokenIssued,
                 detail: Some(format!("token {fingerprint} handed out {n} time{}", if n == 1 { "" } else { "s" })),
             })
             .collect();

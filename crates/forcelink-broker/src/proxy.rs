@@ -103,7 +103,7 @@ pub async fn proxy(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    authorize(&state, &parts.headers, "proxy", Some(&name)).await?;
+    authorize(&state, &parts.headers, forcelink_store::Scope::Proxy, Some(&name)).await?;
     // The raw path, not the decoded one from the extractor: encoded tricks must be seen.
     let raw = parts.uri.path();
     let prefix = format!("/v1/connections/{name}/sf/");

@@ -4,6 +4,7 @@
 
 use axum::Router;
 use axum::routing::{MethodRouter, any, delete, get, post, put};
+use forcelink_store::Scope;
 
 use crate::state::BrokerState;
 use crate::{actions, api, metrics, openapi, proxy, web};
@@ -111,6 +112,6 @@ async fn metrics_handler(
     axum::extract::State(state): axum::extract::State<BrokerState>,
     headers: axum::http::HeaderMap,
 ) -> Result<impl axum::response::IntoResponse, crate::ApiError> {
-    crate::access::authorize(&state, &headers, "admin", None).await?;
+    crate::access::authorize(&state, &headers, Scope::Admin, None).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render(&state)))
 }

@@ -14,7 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
 use forcelink_auth::identity::IdentityClient;
 use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
-use forcelink_store::{ApiKeyRecord, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection};
+use forcelink_store::{
+    ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
+};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -421,16 +423,16 @@ impl BrokerState {
     }
 
     /// Writes one audit entry now (changes are rarer than token hand-outs).
-    pub async fn audit(&self, actor: &str, connection: &str, action: &str, detail: Option<String>) {
+    pub async fn audit(&self, actor: &str, connection: &str, action: AuditAction, detail: Option<String>) {
         let entry = AuditEntry {
             at: self.now(),
             connection: ConnectionId::new(connection),
             actor: actor.to_owned(),
-            action: action.to_owned(),
+            action,
             detail,
         };
         if let Err(e) = self.store().append_audit(&entry).await {
-            tracing::warn!(connection, action, "could not write the audit log: {e}");
+            tracing::warn!(connection, action = %entry.action, "could not write the audit log: {e}");
         }
     }
 

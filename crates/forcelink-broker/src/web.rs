@@ -10,6 +10,8 @@
 //! ties it to the click. It answers with a page that moves on to the connection by itself, so
 //! the session cookie comes along again.
 
+use forcelink_store::AuditAction;
+use forcelink_store::Scope;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -150,7 +152,7 @@ async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<(Session,
     let Some(session) = state.session(id) else { return Err(to_login()) };
     // The key may have been revoked since the sign-in.
     match state.store().api_key(&session.key_id).await {
-        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, "admin") => Ok((session, key)),
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => Ok((session, key)),
         Ok(_) => {
             state.end_session(id);
             Err(to_login())
@@ -178,7 +180,7 @@ async fn checked(
 }
 
 fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
-    if key.allows(name, "admin") {
+    if key.allows(name, Scope::Admin) {
         Ok(())
     } else {
         Err(message(StatusCode::FORBIDDEN, "Not allowed", "Your key does not administer this connection.", None))
@@ -214,7 +216,7 @@ pub async fn login(
     }
     let presented = form.get("key").map(String::as_str).unwrap_or("").trim();
     let key = match state.verify_key(presented).await {
-        Ok(Some(k)) if has_capability(&k, "admin") => k,
+        Ok(Some(k)) if has_capability(&k, Scope::Admin) => k,
         Ok(Some(_)) => return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope."),
         Ok(None) => return fail(StatusCode::UNAUTHORIZED, "That key is not valid."),
         Err(e) => return fail(StatusCode::SERVICE_UNAVAILABLE, &e.message),
@@ -285,7 +287,7 @@ pub async fn index(State(state): State<BrokerState>, headers: HeaderMap) -> Resp
         Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
     };
     let mut rows = Vec::new();
-    for c in list.iter().filter(|c| key.allows(c.name.as_str(), "admin")) {
+    for c in list.iter().filter(|c| key.allows(c.name.as_str(), Scope::Admin)) {
         let d = api::describe(&state, c).await;
         rows.push(Row {
             name: c.name.as_str().to_owned(),
@@ -502,7 +504,7 @@ pub async fn test(
         Ok(v) => (format!("Test failed: {}", text(&v["detail"])), false),
         Err(e) => (format!("Test failed: {}", e.message), false),
     };
-    state.audit(&format!("web:api-key:{}", key.id), &name, "connection.tested", Some(notice.0.clone())).await;
+    state.audit(&format!("web:api-key:{}", key.id), &name, AuditAction::ConnectionTested, Some(notice.0.clone())).await;
     render_detail(&state, &session.csrf, &name, Some(notice)).await
 }
 
@@ -635,7 +637,7 @@ pub async fn callback(
         return fail(&e.to_string());
     }
     entry.record_ok(state.now());
-    state.audit(&pending.actor, name, "login", Some("web-server flow".to_owned())).await;
+    state.audit(&pending.actor, name, AuditAction::Login, Some("web-server flow".to_owned())).await;
     let next = format!("/connections/{name}");
     message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::registry::{ApiKeyRecord, ConnectionStore};
+use crate::scope::{Scope, Scopes};
 
 /// Every API key starts with this.
 pub const API_KEY_PREFIX: &str = "flk_";
@@ -54,7 +55,7 @@ pub fn hash_secret(secret: &str) -> String {
 pub fn generate(
     label: impl Into<String>,
     connections: Vec<String>,
-    capabilities: Vec<String>,
+    capabilities: Scopes,
     now: SystemTime,
 ) -> (ApiKeySecret, ApiKeyRecord) {
     let mut rng = rand::rngs::OsRng;
@@ -102,11 +103,20 @@ pub async fn verify(
 }
 
 impl ApiKeyRecord {
-    /// Whether the key may use `capability` on `connection` (`*` in either list allows all).
+    /// Whether the key may use `scope` on `connection` (`*` allows every connection).
     /// Revocation is [`verify`]'s job.
-    pub fn allows(&self, connection: &str, capability: &str) -> bool {
-        let has = |list: &[String], item: &str| list.iter().any(|x| x == ANY || x == item);
-        has(&self.connections, connection) && has(&self.capabilities, capability)
+    pub fn allows(&self, connection: &str, scope: Scope) -> bool {
+        self.allows_connection(connection) && self.capabilities.contains(scope)
+    }
+
+    /// Whether the key names `connection` (or every connection).
+    pub fn allows_connection(&self, connection: &str) -> bool {
+        self.connections.iter().any(|x| x == ANY || x == connection)
+    }
+
+    /// Whether the key is for every connection (`*`): only such keys manage keys and see metrics.
+    pub fn all_connections(&self) -> bool {
+        self.connections.iter().any(|x| x == ANY)
     }
 }
 
@@ -117,7 +127,7 @@ mod tests {
     #[test]
     fn keys_have_the_documented_shape_and_hide_in_debug() {
         let now = SystemTime::UNIX_EPOCH;
-        let (key, record) = generate("ci", vec!["prod".into()], vec!["token".into()], now);
+        let (key, record) = generate("ci", vec!["prod".into()], Scope::Token.into(), now);
         let text = key.secret();
         let (id, secret) = parse(text).expect("a generated key parses");
         assert_eq!(id, record.id);
@@ -125,7 +135,7 @@ mod tests {
         assert_eq!(record.secret_hash, hash_secret(secret));
         assert_eq!(record.secret_hash.len(), 64);
         assert!(!format!("{key:?} {record:?}").contains(secret));
-        let (other, _) = generate("ci", vec![], vec![], now);
+        let (other, _) = generate("ci", vec![], Scopes::Only(Default::default()), now);
         assert_ne!(other.secret(), text);
         for bad in
             ["", "flk_", "flk_abc_def", "xyz_abcdefghijkl_AAAA", &text.replace("flk_", "flq_"), &text[..text.len() - 2]]
@@ -136,13 +146,14 @@ mod tests {
 
     #[test]
     fn scopes_allow_listed_connections_and_capabilities_or_any() {
-        let (_, mut r) =
-            generate("x", vec!["prod".into()], vec!["token".into(), "proxy".into()], SystemTime::UNIX_EPOCH);
-        assert!(r.allows("prod", "token") && r.allows("prod", "proxy"));
-        assert!(!r.allows("sandbox", "token") && !r.allows("prod", "admin"));
+        let scopes = Scopes::parse(&["token", "proxy"]).unwrap();
+        let (_, mut r) = generate("x", vec!["prod".into()], scopes, SystemTime::UNIX_EPOCH);
+        assert!(r.allows("prod", Scope::Token) && r.allows("prod", Scope::Proxy));
+        assert!(!r.allows("sandbox", Scope::Token) && !r.allows("prod", Scope::Admin));
+        assert!(!r.all_connections());
         r.connections = vec![ANY.into()];
-        assert!(r.allows("sandbox", "token"));
-        r.capabilities = vec![ANY.into()];
-        assert!(r.allows("sandbox", "admin"));
+        assert!(r.allows("sandbox", Scope::Token) && r.all_connections());
+        r.capabilities = Scopes::All;
+        assert!(r.allows("sandbox", Scope::Admin));
     }
 }

@@ -17,6 +17,8 @@
 //! - [`rotation`]: [`rotate_key`], a new master key for a store, safe against a crash at any
 //!   point.
 //! - [`apikey`]: broker API keys (`flk_<id>_<secret>`): generated, stored as a hash, verified.
+//! - [`scope`]: [`Scope`] and [`Scopes`] (what a key may do) and [`AuditAction`] (what the
+//!   audit log records), shared by the CLI and the broker.
 //! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
 //!   a [`Connection`] that builds its token source); secrets as values or `env:`/`file:` refs.
 //!
@@ -35,6 +37,7 @@ pub mod open;
 pub mod postgres;
 pub mod registry;
 pub mod rotation;
+pub mod scope;
 pub mod sqlite;
 
 pub use connection::{
@@ -42,6 +45,7 @@ pub use connection::{
 };
 pub use registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 pub use rotation::{NewKeyText, RotateReport, rotate_key};
+pub use scope::{AuditAction, Scope, Scopes};
 
 pub use apikey::ApiKeySecret;
 pub use crypto::MasterKey;

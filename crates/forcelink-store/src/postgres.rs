@@ -521,7 +521,7 @@ fn api_key_record(r: &tokio_postgres::Row) -> Result<ApiKeyRecord, StoreError> {
     };
     Ok(ApiKeyRecord {
         connections: list("connections", r.get(3))?,
-        capabilities: list("capabilities", r.get(4))?,
+        capabilities: crate::scope::Scopes::from_stored(&list("capabilities", r.get(4))?),
         secret_hash: r.get(1),
         label: r.get(2),
         created_at: from_millis(u64::try_from(r.get::<_, i64>(5)).unwrap_or(0)),
@@ -656,7 +656,7 @@ impl ConnectionStore for PostgresStore {
                         &(millis(entry.at) as i64),
                         &entry.connection.as_str(),
                         &entry.actor,
-                        &entry.action,
+                        &entry.action.as_str().as_ref(),
                         &entry.detail,
                     ],
                 )
@@ -690,7 +690,7 @@ impl ConnectionStore for PostgresStore {
                     at: from_millis(u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)),
                     connection: ConnectionId::new(r.get::<_, String>(1)),
                     actor: r.get(2),
-                    action: r.get(3),
+                    action: crate::scope::AuditAction::parse(r.get(3)),
                     detail: r.get(4),
                 })
                 .collect())
@@ -711,7 +711,7 @@ impl ConnectionStore for PostgresStore {
                         &key.secret_hash,
                         &key.label,
                         &serde_json::to_string(&key.connections).unwrap_or_default(),
-                        &serde_json::to_string(&key.capabilities).unwrap_or_default(),
+                        &serde_json::to_string(&key.capabilities.to_strings()).unwrap_or_default(),
                         &(millis(key.created_at) as i64),
                         &key.revoked_at.map(|t| millis(t) as i64),
                     ],

@@ -10,6 +10,7 @@ use forcelink_auth::store::{ConnectionId, TokenStore};
 use futures_util::future::BoxFuture;
 
 use crate::connection::ConnectionSpec;
+use crate::scope::{AuditAction, Scopes};
 
 /// A connection as the store keeps it (the whole spec is sealed at rest: it may hold secrets).
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +44,8 @@ pub struct AuditEntry {
     pub connection: ConnectionId,
     /// Who acted: `cli:<user>@<host>`, `api-key:<id>`, `web:<session>`…
     pub actor: String,
-    /// What happened: `token.issued`, `connection.created`, `login`, `logout`, `proxy`…
-    pub action: String,
+    /// What happened.
+    pub action: AuditAction,
     /// Non-secret detail (never a token; a token fingerprint at most).
     pub detail: Option<String>,
 }
@@ -59,8 +60,8 @@ pub struct ApiKeyRecord {
     pub label: String,
     /// Connection names it may use; `*` means all.
     pub connections: Vec<String>,
-    /// e.g. `token`, `proxy`, `actions`, `admin`.
-    pub capabilities: Vec<String>,
+    /// What it may do on those connections.
+    pub capabilities: Scopes,
     pub created_at: SystemTime,
     pub revoked_at: Option<SystemTime>,
 }

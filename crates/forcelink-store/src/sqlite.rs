@@ -498,7 +498,7 @@ fn api_key_record(row: ApiKeyRow) -> Result<ApiKeyRecord, StoreError> {
     };
     Ok(ApiKeyRecord {
         connections: list("connections", &connections)?,
-        capabilities: list("capabilities", &capabilities)?,
+        capabilities: crate::scope::Scopes::from_stored(&list("capabilities", &capabilities)?),
         id,
         secret_hash,
         label,
@@ -596,7 +596,7 @@ impl ConnectionStore for SqliteStore {
         Box::pin(self.run(move |conn, _| {
             conn.execute(
                 "INSERT INTO audit_log (at_ms, connection, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![millis(e.at) as i64, e.connection.as_str(), e.actor, e.action, e.detail],
+                params![millis(e.at) as i64, e.connection.as_str(), e.actor, e.action.as_str(), e.detail],
             )
             .map_err(db_err)?;
             Ok(())
@@ -623,7 +623,7 @@ impl ConnectionStore for SqliteStore {
                         at: from_millis(u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0)),
                         connection: ConnectionId::new(r.get::<_, String>(1)?),
                         actor: r.get(2)?,
-                        action: r.get(3)?,
+                        action: crate::scope::AuditAction::parse(&r.get::<_, String>(3)?),
                         detail: r.get(4)?,
                     })
                 })
@@ -644,7 +644,7 @@ impl ConnectionStore for SqliteStore {
                         k.secret_hash,
                         k.label,
                         serde_json::to_string(&k.connections).unwrap_or_default(),
-                        serde_json::to_string(&k.capabilities).unwrap_or_default(),
+                        serde_json::to_string(&k.capabilities.to_strings()).unwrap_or_default(),
                         millis(k.created_at) as i64,
                         k.revoked_at.map(|t| millis(t) as i64),
                     ],

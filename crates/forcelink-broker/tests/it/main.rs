@@ -62,7 +62,7 @@ pub async fn add_key(store: &dyn ConnectionStore, connections: &[&str], scopes: 
     let (key, record) = forcelink_store::apikey::generate(
         "test",
         connections.iter().map(|s| s.to_string()).collect(),
-        scopes.iter().map(|s| s.to_string()).collect(),
+        forcelink_store::Scopes::parse(scopes).unwrap(),
         forcelink_auth::Clock::now(&SystemClock),
     );
     store.put_api_key(&record).await.unwrap();

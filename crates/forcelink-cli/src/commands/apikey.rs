@@ -3,7 +3,6 @@
 
 use std::time::SystemTime;
 
-use forcelink_broker::access::CAPABILITIES;
 use forcelink_store::apikey::{ANY, generate};
 use serde_json::json;
 
@@ -65,13 +64,13 @@ async fn create(
     for c in connections.iter().filter(|c| c.as_str() != ANY) {
         forcelink_store::connection::validate_name(c).map_err(Failure::from_config)?;
     }
-    if let Some(bad) = scopes.iter().find(|s| s.as_str() != ANY && !CAPABILITIES.contains(&s.as_str())) {
-        return Err(Failure::usage(format!("unknown scope {bad:?}"))
-            .with_fix(format!("use any of {} (or '*')", CAPABILITIES.join(", "))));
-    }
     if scopes.is_empty() {
         return Err(Failure::usage("--scopes names no scope"));
     }
+    let scopes = forcelink_store::Scopes::parse(&scopes).map_err(|message| {
+        let (what, fix) = message.split_once("; ").unwrap_or((&message, ""));
+        Failure::usage(what.to_owned()).with_fix(fix.to_owned())
+    })?;
     let store = settings.open_store().await?;
     let (key, record) = generate(name.clone(), connections.clone(), scopes.clone(), now());
     store.put_api_key(&record).await.map_err(Failure::from_store)?;
@@ -80,7 +79,7 @@ async fn create(
         key.secret(),
         record.id,
         connections.join(","),
-        scopes.join(",")
+        scopes.to_strings().join(",")
     );
     Ok(Outcome::new(
         json!({ "key": key.secret(), "id": record.id, "name": name, "connections": connections, "scopes": scopes }),
@@ -105,7 +104,7 @@ async fn list(settings: &Settings) -> Result<Outcome, Failure> {
             k.id.clone(),
             k.label.clone(),
             k.connections.join(","),
-            k.capabilities.join(","),
+            k.capabilities.to_strings().join(","),
             rfc3339(k.created_at),
             k.revoked_at.map(rfc3339).unwrap_or_default(),
         ]);

@@ -1,5 +1,6 @@
 //! `forcelink connection add|list|show|remove|test`.
 
+use forcelink_store::AuditAction;
 use std::io::IsTerminal;
 use std::time::SystemTime;
 
@@ -79,7 +80,8 @@ async fn add(settings: &Settings, args: AddArgs) -> Result<Outcome, Failure> {
         return Err(Failure::usage(format!("a connection named {name} already exists"))
             .with_fix(format!("add --replace to overwrite it, or `forcelink connection remove {name}` first")));
     }
-    let action = if outcome == PutOutcome::Created { "connection.created" } else { "connection.replaced" };
+    let action =
+        if outcome == PutOutcome::Created { AuditAction::ConnectionCreated } else { AuditAction::ConnectionUpdated };
     audit(settings, &*store, &name, action, Some(format!("method {}", connection.method()))).await;
     let next = match connection.method() {
         Method::Web | Method::Device => format!("sign in with `forcelink login {} {name}`", connection.method()),
@@ -219,7 +221,7 @@ async fn remove(settings: &Settings, name: &str, no_revoke: bool, yes: bool) -> 
         }
     };
     store.remove_connection(&name).await?;
-    audit(settings, &*store, &name, "connection.removed", Some(format!("revoked {revoked}"))).await;
+    audit(settings, &*store, &name, AuditAction::ConnectionDeleted, Some(format!("revoked {revoked}"))).await;
     let mut out = Outcome::new(
         json!({ "name": name.as_str(), "removed": true, "revoked": revoked }),
         format!("removed connection {name}{}\n", if revoked { " (its tokens were revoked)" } else { "" }),
@@ -254,7 +256,7 @@ async fn test(settings: &Settings, name: Option<&str>) -> Result<Outcome, Failur
         forcelink_auth::AppCredentials::new("", None),
     )?;
     let info = identity.userinfo(&token).await.ok();
-    audit(settings, &*opened.store, &name, "connection.tested", None).await;
+    audit(settings, &*opened.store, &name, AuditAction::ConnectionTested, None).await;
     let user = info.as_ref().map(|i| i.preferred_username.clone().unwrap_or_else(|| i.sub.clone()));
     let org = info.as_ref().and_then(|i| i.organization_id.clone());
     Ok(Outcome::new(

@@ -1,6 +1,7 @@
 //! `forcelink login web|device|jwt|client-credentials|password|access-token NAME`: sign in,
 //! store the tokens (encrypted), and save the connection's settings when flags gave any.
 
+use forcelink_store::AuditAction;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
@@ -187,7 +188,7 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
         warnings
             .push("username-password is a legacy flow Salesforce is retiring; prefer jwt or client-credentials".into());
     }
-    audit(settings, &*store, &name, "login", Some(format!("method {method}"))).await;
+    audit(settings, &*store, &name, AuditAction::Login, Some(format!("method {method}"))).await;
     Ok(login_outcome(&name, method, &set, save, warnings))
 }
 

@@ -15,6 +15,7 @@ pub mod store;
 pub mod token;
 pub mod user;
 
+use forcelink_store::AuditAction;
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -342,7 +343,7 @@ pub async fn audit(
     settings: &Settings,
     store: &dyn ConnectionStore,
     connection: &ConnectionId,
-    action: &str,
+    action: AuditAction,
     detail: Option<String>,
 ) {
     let entry = AuditEntry {
@@ -350,7 +351,7 @@ pub async fn audit(
         at: SystemTime::now(),
         connection: connection.clone(),
         actor: actor(settings),
-        action: action.to_owned(),
+        action,
         detail,
     };
     // The audit log must not turn a successful command into a failed one; say so instead.

@@ -85,8 +85,7 @@ async fn start_tour(store_dir: &std::path::Path) -> Result<(Tour, Arc<dyn Connec
         .await
         .map_err(Failure::from_store)?;
     let all = vec![forcelink_store::apikey::ANY.to_owned()];
-    let scopes = forcelink_broker::access::CAPABILITIES.iter().map(|s| (*s).to_owned()).collect();
-    let (key, record) = forcelink_store::apikey::generate("playground admin", all, scopes, now());
+    let (key, record) = forcelink_store::apikey::generate("playground admin", all, forcelink_store::Scopes::All, now());
     store.put_api_key(&record).await.map_err(Failure::from_store)?;
     let tour = Tour { playground, info, dir: store_dir.to_owned(), admin_key: key.secret().to_owned() };
     Ok((tour, store, location))

@@ -72,7 +72,7 @@ async fn audit_log(settings: &Settings, connection: Option<&str>, limit: usize) 
                 rfc3339(e.at),
                 e.connection.as_str().to_owned(),
                 e.actor.clone(),
-                e.action.clone(),
+                e.action.to_string(),
                 e.detail.clone().unwrap_or_default(),
             ]);
             json!({ "at": rfc3339(e.at), "connection": e.connection.as_str(), "actor": e.actor, "action": e.action, "detail": e.detail })

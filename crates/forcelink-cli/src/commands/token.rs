@@ -3,6 +3,7 @@
 use forcelink_auth::approvals::ApprovalBudget;
 use forcelink_auth::identity::{AnyToken, IdentityClient};
 use forcelink_auth::{AppCredentials, AuthError, ConnectionId, OAuthErrorKind};
+use forcelink_store::AuditAction;
 use serde_json::json;
 
 use super::{Outcome, audit, open_connection, token_cache};
@@ -69,8 +70,14 @@ async fn get(settings: &Settings, name: Option<&str>, renew: bool, refused: Opti
             })?
         }
     };
-    audit(settings, &*opened.store, &name, "token.issued", Some(format!("token {}", token.access_token.fingerprint())))
-        .await;
+    audit(
+        settings,
+        &*opened.store,
+        &name,
+        AuditAction::TokenIssued,
+        Some(format!("token {}", token.access_token.fingerprint())),
+    )
+    .await;
     Ok(Outcome::new(
         json!({
             "access_token": token.access_token.secret(),
@@ -93,7 +100,7 @@ pub async fn logout(settings: &Settings, name: Option<&str>, no_revoke: bool) ->
     let revoked = if no_revoke { false } else { revoke_stored(settings, &name).await? };
     let had = store.load(&name).await?.is_some();
     forget(settings, &name).await?;
-    audit(settings, &*store, &name, "logout", Some(format!("revoked {revoked}"))).await;
+    audit(settings, &*store, &name, AuditAction::Logout, Some(format!("revoked {revoked}"))).await;
     let human = match (had, revoked) {
         (false, _) => format!("connection {name} was not signed in\n"),
         (true, true) => format!("signed out of {name}: its tokens were revoked at Salesforce and forgotten\n"),

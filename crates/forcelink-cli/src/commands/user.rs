@@ -3,6 +3,7 @@
 //! (`005…`) or username. The actions need System Administrator rights; without them the error
 //! says which.
 
+use forcelink_store::AuditAction;
 use std::path::PathBuf;
 
 use forcelink_client::actions::{self, ActionName};
@@ -115,7 +116,8 @@ async fn act(settings: &Settings, conn: &ConnectionArg, action: ActionName, inpu
     let out = actions::run(&client, action, input).await?;
     // Who changed which user or file, for the store's audit log (never a password).
     let subject = out.get("user_id").or_else(|| out.get("content_version_id")).and_then(Value::as_str).unwrap_or("");
-    audit(settings, &*opened.store, &name, &format!("action.{}", action.as_str()), Some(subject.to_owned())).await;
+    audit(settings, &*opened.store, &name, AuditAction::Action(action.as_str().to_owned()), Some(subject.to_owned()))
+        .await;
     Ok(out)
 }
 
@@ -285,7 +287,7 @@ pub async fn document(settings: &Settings, command: DocumentCommand) -> Result<O
     let uploaded = client.actions().upload_document(input).await?;
     let out = serde_json::to_value(&uploaded).map_err(|e| Failure::failed(e.to_string()))?;
     let subject = uploaded.content_version_id.clone();
-    audit(settings, &*opened.store, &name, "action.upload-document", Some(subject)).await;
+    audit(settings, &*opened.store, &name, AuditAction::Action("upload-document".to_owned()), Some(subject)).await;
     let human = format!(
         "{} (ContentDocument {}{})\n",
         field(&out, "content_version_id"),

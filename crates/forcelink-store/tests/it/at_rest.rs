@@ -42,7 +42,8 @@ async fn store_secrets(
         spec.set_field(field, &value).unwrap();
     }
     store.put_connection(name, &spec, PutMode::Create).await.unwrap();
-    let (key, record) = apikey::generate(API_KEY_LABEL, vec![name.to_string()], vec!["token".into()], clock.now());
+    let (key, record) =
+        apikey::generate(API_KEY_LABEL, vec![name.to_string()], forcelink_store::Scope::Token.into(), clock.now());
     store.put_api_key(&record).await.unwrap();
     // Everything reads back (so it was all written).
     assert_eq!(store.connection(name).await.unwrap().unwrap().spec, spec);

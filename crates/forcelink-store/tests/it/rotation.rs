@@ -45,7 +45,7 @@ async fn fill(store: &dyn ConnectionStore, c: &ManualClock) -> Contents {
         };
         tokens.push((name, access, version));
     }
-    let (api_key, record) = apikey::generate("engine", vec!["*".into()], vec!["token".into()], c.now());
+    let (api_key, record) = apikey::generate("engine", vec!["*".into()], forcelink_store::Scope::Token.into(), c.now());
     store.put_api_key(&record).await.unwrap();
     Contents { specs, tokens, api_key }
 }

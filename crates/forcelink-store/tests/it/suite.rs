@@ -307,7 +307,7 @@ pub async fn audit_is_newest_first_filtered_and_limited(store: Arc<dyn Connectio
         at: clock.now(),
         connection: c.clone(),
         actor: "cli:sam@host".into(),
-        action: action.into(),
+        action: forcelink_store::AuditAction::parse(action),
         detail: Some(format!("{action} detail")),
     };
     store.append_audit(&entry(&a, "connection.created")).await.unwrap();
@@ -322,7 +322,8 @@ pub async fn audit_is_newest_first_filtered_and_limited(store: Arc<dyn Connectio
     clock.advance(Duration::from_secs(1));
     store.append_audit(&no_detail).await.unwrap();
 
-    let of_a: Vec<String> = store.audit(Some(&a), 10).await.unwrap().into_iter().map(|e| e.action).collect();
+    let of_a: Vec<String> =
+        store.audit(Some(&a), 10).await.unwrap().into_iter().map(|e| e.action.to_string()).collect();
     assert_eq!(of_a, ["token.issued", "login", "connection.created"]);
     let of_b = store.audit(Some(&b), 10).await.unwrap();
     assert_eq!(of_b.len(), 2);
@@ -343,7 +344,7 @@ pub fn api_key_record(id: &str, clock: &ManualClock) -> ApiKeyRecord {
         secret_hash: "ab".repeat(32),
         label: "workflow engine".into(),
         connections: vec!["prod".into(), "sandbox".into()],
-        capabilities: vec!["token".into(), "proxy".into()],
+        capabilities: forcelink_store::Scopes::parse(&["token", "proxy"]).unwrap(),
         created_at: clock.now(),
         revoked_at: None,
     }
@@ -390,7 +391,7 @@ pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionSto
 }
 
 pub async fn api_keys_verify_their_secret_and_refuse_revoked(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
-    let caps = vec!["token".to_owned()];
+    let caps = forcelink_store::Scopes::from(forcelink_store::Scope::Token);
     let (key, record) = apikey::generate("engine", vec!["prod".into()], caps.clone(), clock.now());
     store.put_api_key(&record).await.unwrap();
     let stored = store.api_key(&record.id).await.unwrap().unwrap();
@@ -399,7 +400,7 @@ pub async fn api_keys_verify_their_secret_and_refuse_revoked(store: Arc<dyn Conn
 
     let ok = apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().expect("the right key verifies");
     assert_eq!(ok.id, record.id);
-    assert!(ok.allows("prod", "token") && !ok.allows("other", "token"));
+    assert!(ok.allows("prod", forcelink_store::Scope::Token) && !ok.allows("other", forcelink_store::Scope::Token));
 
     // The same id with another secret, a key never stored, and text that is not a key at all.
     let (other, other_record) = apikey::generate("engine", vec![], caps.clone(), clock.now());

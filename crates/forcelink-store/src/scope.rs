@@ -1,0 +1,257 @@
+//! What an API key may do ([`Scope`], [`Scopes`]) and what the audit log records
+//! ([`AuditAction`]). Both are shared by the CLI and the broker, so the same act has one name
+//! everywhere and a scope cannot be misspelled in a route.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A capability an API key can hold for its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Scope {
+    /// `GET /v1/connections/{name}/token`: hand out access tokens.
+    Token,
+    /// `/v1/connections/{name}/sf/…`: send Salesforce requests through the broker.
+    Proxy,
+    /// `POST /v1/connections/{name}/actions/…`: run ready-made actions.
+    Actions,
+    /// Manage connections (and, for a key on every connection, API keys and metrics).
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Token, Scope::Proxy, Scope::Actions, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Token => "token",
+            Scope::Proxy => "proxy",
+            Scope::Actions => "actions",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text.trim())
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scopes of a key: every one (`*`, including scopes added by later versions) or a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scopes {
+    All,
+    Only(BTreeSet<Scope>),
+}
+
+impl Scopes {
+    pub fn contains(&self, scope: Scope) -> bool {
+        match self {
+            Scopes::All => true,
+            Scopes::Only(set) => set.contains(&scope),
+        }
+    }
+
+    /// From the text forms (`*` or scope names). An unknown name is an error that names it.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Scopes, String> {
+        let mut set = BTreeSet::new();
+        for item in items {
+            let item = item.as_ref().trim();
+            if item == crate::apikey::ANY {
+                return Ok(Scopes::All);
+            }
+            match Scope::parse(item) {
+                Some(s) => {
+                    set.insert(s);
+                }
+                None => {
+                    return Err(format!(
+                        "unknown scope {item:?}; use any of {} (or '*')",
+                        Scope::ALL.map(Scope::as_str).join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(Scopes::Only(set))
+    }
+
+    /// As stored: names a version that does not know them skips (granting less, never more).
+    pub(crate) fn from_stored(items: &[String]) -> Scopes {
+        if items.iter().any(|i| i == crate::apikey::ANY) {
+            return Scopes::All;
+        }
+        Scopes::Only(items.iter().filter_map(|i| Scope::parse(i)).collect())
+    }
+
+    /// The text forms, as stored and shown.
+    pub fn to_strings(&self) -> Vec<String> {
+        match self {
+            Scopes::All => vec![crate::apikey::ANY.to_owned()],
+            Scopes::Only(set) => set.iter().map(|s| s.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+impl From<Scope> for Scopes {
+    fn from(s: Scope) -> Self {
+        Scopes::Only(BTreeSet::from([s]))
+    }
+}
+
+/// What an audit entry records. The text forms are what the store keeps and `store audit`
+/// shows; entries written under another name by older versions read back as the same act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// A token was handed out (`detail`: its fingerprint, and how often).
+    TokenIssued,
+    /// A caller reported a token as refused by Salesforce.
+    TokenRejected,
+    /// A person signed the connection in (web, device, password… flows).
+    Login,
+    /// The connection's tokens were revoked and forgotten.
+    Logout,
+    ConnectionCreated,
+    /// Settings changed (`detail`: the names of the changed fields, never values).
+    ConnectionUpdated,
+    ConnectionDeleted,
+    ConnectionTested,
+    /// A ready-made action ran: `action.<name>`.
+    Action(String),
+    /// A request went through the proxy (`detail`: method, path without query values, status).
+    ProxyRequest,
+    /// Someone signed in to the broker's web page.
+    WebSignIn,
+    WebSignOut,
+    /// A request presented a key that is unknown, malformed, revoked or not allowed.
+    KeyRefused,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    /// Written by another version: kept as is.
+    Other(String),
+}
+
+impl AuditAction {
+    pub fn as_str(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            AuditAction::TokenIssued => "token.issued",
+            AuditAction::TokenRejected => "token.rejected",
+            AuditAction::Login => "login",
+            AuditAction::Logout => "logout",
+            AuditAction::ConnectionCreated => "connection.created",
+            AuditAction::ConnectionUpdated => "connection.updated",
+            AuditAction::ConnectionDeleted => "connection.deleted",
+            AuditAction::ConnectionTested => "connection.tested",
+            AuditAction::ProxyRequest => "proxy.request",
+            AuditAction::WebSignIn => "web.sign-in",
+            AuditAction::WebSignOut => "web.sign-out",
+            AuditAction::KeyRefused => "key.refused",
+            AuditAction::ApiKeyCreated => "api-key.created",
+            AuditAction::ApiKeyRevoked => "api-key.revoked",
+            AuditAction::Action(name) => return Cow::Owned(format!("action.{name}")),
+            AuditAction::Other(text) => return Cow::Owned(text.clone()),
+        })
+    }
+
+    /// The stored text back as an action (older names included).
+    pub fn parse(text: &str) -> AuditAction {
+        match text {
+            "token.issued" => AuditAction::TokenIssued,
+            "token.rejected" => AuditAction::TokenRejected,
+            "login" => AuditAction::Login,
+            "logout" => AuditAction::Logout,
+            "connection.created" => AuditAction::ConnectionCreated,
+            // The CLI wrote `connection.replaced` / `connection.removed` before the names were shared.
+            "connection.updated" | "connection.replaced" => AuditAction::ConnectionUpdated,
+            "connection.deleted" | "connection.removed" => AuditAction::ConnectionDeleted,
+            "connection.tested" => AuditAction::ConnectionTested,
+            "proxy.request" => AuditAction::ProxyRequest,
+            "web.sign-in" => AuditAction::WebSignIn,
+            "web.sign-out" => AuditAction::WebSignOut,
+            "key.refused" => AuditAction::KeyRefused,
+            "api-key.created" => AuditAction::ApiKeyCreated,
+            "api-key.revoked" => AuditAction::ApiKeyRevoked,
+            other => match other.strip_prefix("action.") {
+                Some(name) if !name.is_empty() => AuditAction::Action(name.to_owned()),
+                _ => AuditAction::Other(other.to_owned()),
+            },
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+impl PartialEq<str> for AuditAction {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for AuditAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_strings().serialize(s)
+    }
+}
+
+impl serde::Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_their_names_and_star_and_refuse_others() {
+        assert_eq!(Scopes::parse(&["token", "proxy"]).unwrap(), Scopes::Only([Scope::Token, Scope::Proxy].into()));
+        assert_eq!(Scopes::parse(&["*"]).unwrap(), Scopes::All);
+        let err = Scopes::parse(&["tokens"]).unwrap_err();
+        assert!(err.contains("\"tokens\"") && err.contains("admin"), "{err}");
+        // A stored name this version does not know grants nothing.
+        let stored = Scopes::from_stored(&["token".into(), "future".into()]);
+        assert!(stored.contains(Scope::Token) && !stored.contains(Scope::Admin));
+        assert_eq!(stored.to_strings(), ["token"]);
+        assert!(Scopes::All.contains(Scope::Admin));
+    }
+
+    #[test]
+    fn audit_actions_round_trip_and_read_older_names() {
+        for a in [
+            AuditAction::TokenIssued,
+            AuditAction::ConnectionUpdated,
+            AuditAction::ProxyRequest,
+            AuditAction::Action("freeze-user".into()),
+            AuditAction::KeyRefused,
+        ] {
+            assert_eq!(AuditAction::parse(&a.as_str()), a);
+        }
+        assert_eq!(AuditAction::parse("connection.removed"), AuditAction::ConnectionDeleted);
+        assert_eq!(AuditAction::parse("connection.replaced"), AuditAction::ConnectionUpdated);
+        assert_eq!(AuditAction::parse("something.new"), AuditAction::Other("something.new".into()));
+        assert!(AuditAction::TokenIssued == "token.issued");
+    }
+}
