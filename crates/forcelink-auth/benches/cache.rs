@@ -13,7 +13,7 @@ use forcelink_auth::{CacheConfig, ConnectionId, MemoryStore, SystemClock, TokenC
 
 fn primed_cache(rt: &tokio::runtime::Runtime) -> TokenCache {
     let source = StaticToken::new(
-        &UrlPolicy::new(),
+        &UrlPolicy::new().allow_any_loopback(),
         "https://acme.my.salesforce.com",
         AccessToken::new("00D000000000001!AQ0bench"),
     )

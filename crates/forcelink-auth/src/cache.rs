@@ -19,7 +19,7 @@ use futures_util::future::{BoxFuture, Shared};
 use rand::Rng;
 
 use crate::clock::Clock;
-use crate::error::{AuthError, OAuthErrorKind};
+use crate::error::{Action, AuthError, OAuthErrorKind};
 use crate::flows::random_urlsafe;
 use crate::identity::{AnyToken, IdentityClient};
 use crate::secret::AccessToken;
@@ -46,6 +46,15 @@ pub const DEFAULT_BUSY_RETRIES: u32 = 4;
 pub const DEFAULT_BUSY_BACKOFF: Duration = Duration::from_millis(500);
 /// After a failed background renewal, wait this long before the next one. 15 seconds.
 pub const BACKGROUND_RETRY_AFTER: Duration = Duration::from_secs(15);
+/// After a renewal fails in a way only a person can fix (`invalid_grant`, `invalid_client`, an
+/// inactive or frozen user…), callers get that error without a new attempt for this long,
+/// doubled after each further failure up to [`FAILURE_BACKOFF_MAX`]. 30 seconds.
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest wait between attempts of a failing connection. 15 minutes.
+pub const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+/// While backing off, the store is looked at this often for a token another process obtained
+/// (a re-authorization through another replica). 5 seconds.
+pub const FAILURE_STORE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Settings of a [`TokenCache`]; every default is a named constant above.
 #[derive(Debug, Clone)]
@@ -101,6 +110,15 @@ pub struct CacheStats {
     pub failures: u64,
 }
 
+/// A remembered non-transient failure.
+#[derive(Debug, Clone)]
+struct Failed {
+    error: AuthError,
+    until: SystemTime,
+    attempts: u32,
+    store_checked_at: SystemTime,
+}
+
 #[derive(Debug)]
 struct Cached {
     token: Token,
@@ -132,6 +150,8 @@ struct Inner {
     rejected: Mutex<VecDeque<AccessToken>>,
     // Earliest time a background renewal may start after one failed.
     retry_after: Mutex<Option<SystemTime>>,
+    // The last failure only a person can fix, and until when it is answered without a new attempt.
+    failed: Mutex<Option<Failed>>,
     counters: Counters,
 }
 
@@ -194,6 +214,7 @@ impl TokenCache {
                 inflight: Mutex::new(None),
                 rejected: Mutex::new(VecDeque::new()),
                 retry_after: Mutex::new(None),
+                failed: Mutex::new(None),
                 counters: Counters::default(),
             }),
         }
@@ -221,8 +242,17 @@ impl TokenCache {
                 return Ok(c.token.clone());
             }
         }
+        if let Some(answer) = self.inner.remembered_failure(now).await {
+            return answer;
+        }
         let load = self.inner.start_load(true);
         load.await.map(|c| c.token.clone())
+    }
+
+    /// Forgets a remembered failure, so the next call tries again at once (after the
+    /// connection was fixed).
+    pub fn reset_backoff(&self) {
+        *lock(&self.inner.failed) = None;
     }
 
     /// Drops `stale` if (and only if) it is still the current token, so a late 401 for an old
@@ -254,6 +284,7 @@ impl TokenCache {
                 self.inner.store.compare_and_swap(&self.inner.connection, stored.map(|s| s.version), &set).await?
             {
                 self.inner.publish(self.inner.cached(&set));
+                *lock(&self.inner.failed) = None;
                 return Ok(());
             }
         }
@@ -287,6 +318,30 @@ impl TokenProvider for TokenCache {
 }
 
 impl Inner {
+    /// While a non-transient failure is remembered: the token another process stored meanwhile
+    /// (looked for every [`FAILURE_STORE_RECHECK`]), else the remembered error. `None` when no
+    /// failure is remembered or its backoff is over.
+    async fn remembered_failure(&self, now: SystemTime) -> Option<Result<Token, AuthError>> {
+        let failed = lock(&self.failed).clone()?;
+        if now >= failed.until {
+            return None;
+        }
+        if now >= failed.store_checked_at + FAILURE_STORE_RECHECK {
+            if let Some(f) = lock(&self.failed).as_mut() {
+                f.store_checked_at = now;
+            }
+            if let Ok(stored) = self.store.load(&self.connection).await
+                && let Some(c) = self.adoptable(stored.as_ref())
+            {
+                self.publish(Arc::clone(&c));
+                *lock(&self.failed) = None;
+                return Some(Ok(c.token.clone()));
+            }
+        }
+        let retry_in_secs = failed.until.duration_since(now).unwrap_or_default().as_secs().max(1);
+        Some(Err(AuthError::BackingOff { last: Box::new(failed.error.root().clone()), retry_in_secs }))
+    }
+
     fn current(&self) -> Option<Arc<Cached>> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -309,10 +364,23 @@ impl Inner {
         let task = tokio::spawn(async move {
             let result = inner.renew().await;
             match &result {
-                Ok(c) => inner.publish(Arc::clone(c)),
+                Ok(c) => {
+                    inner.publish(Arc::clone(c));
+                    *lock(&inner.failed) = None;
+                }
                 Err(e) => {
                     inner.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    *lock(&inner.retry_after) = Some(inner.clock.now() + BACKGROUND_RETRY_AFTER);
+                    let now = inner.clock.now();
+                    let mut retry_at = now + BACKGROUND_RETRY_AFTER;
+                    if matches!(e.action(), Action::Reauthorize | Action::FixConfiguration) {
+                        let mut failed = lock(&inner.failed);
+                        let attempts = failed.as_ref().map_or(0, |f| f.attempts) + 1;
+                        let wait =
+                            FAILURE_BACKOFF.saturating_mul(2u32.saturating_pow(attempts - 1)).min(FAILURE_BACKOFF_MAX);
+                        retry_at = retry_at.max(now + wait);
+                        *failed = Some(Failed { error: e.clone(), until: now + wait, attempts, store_checked_at: now });
+                    }
+                    *lock(&inner.retry_after) = Some(retry_at);
                     tracing::warn!(connection = %inner.connection, error = %e, "token renewal failed");
                 }
             }

@@ -1,5 +1,5 @@
-//! Where tokens may go: [`UrlPolicy`] (https, or plain http only to loopback or explicitly
-//! allowed hosts), the OAuth [`Endpoints`] of an authorization server, and Salesforce's
+//! Where tokens may go: [`UrlPolicy`] (https Salesforce hosts, or origins the operator allows
+//! explicitly), the OAuth [`Endpoints`] of an authorization server, and Salesforce's
 //! well-known login hosts.
 
 use std::net::IpAddr;
@@ -13,22 +13,56 @@ pub const PRODUCTION_LOGIN_URL: &str = "https://login.salesforce.com";
 /// Sandbox login host.
 pub const SANDBOX_LOGIN_URL: &str = "https://test.salesforce.com";
 
-/// Decides which URLs may receive a token or a secret.
+/// The hosts Salesforce serves logins, APIs and My Domains from: these two, and every
+/// subdomain of the domains in [`SALESFORCE_DOMAINS`].
+pub const SALESFORCE_LOGIN_HOSTS: [&str; 2] = ["login.salesforce.com", "test.salesforce.com"];
+/// Salesforce's domains (My Domain, instances, Experience Cloud sites, government and China
+/// clouds): a host that is a subdomain of one of these is a Salesforce host.
+pub const SALESFORCE_DOMAINS: [&str; 7] =
+    ["salesforce.com", "force.com", "site.com", "cloudforce.com", "database.com", "salesforce.mil", "sfcrmproducts.cn"];
+
+/// The rule every refusal names, so the fix is in the message.
+pub const HOST_RULE: &str = "secrets and tokens go only to https Salesforce hosts (login.salesforce.com, \
+     test.salesforce.com, or a subdomain of salesforce.com, force.com, site.com, cloudforce.com, database.com, \
+     salesforce.mil, sfcrmproducts.cn) or to origins the operator allows (--allow-origin)";
+
+/// Decides which URLs may receive a token or a secret: `https` Salesforce hosts, and the exact
+/// origins (`scheme://host:port`) allowed with [`UrlPolicy::allow_origin`].
 #[derive(Debug, Clone, Default)]
 pub struct UrlPolicy {
-    insecure_hosts: Vec<String>,
+    // Exact origins allowed besides Salesforce's hosts (e.g. a playground on loopback).
+    allowed: Vec<url::Origin>,
+    // Any loopback origin (tests and local tools only; never the CLI's or the broker's default).
+    any_loopback: bool,
 }
 
 impl UrlPolicy {
-    /// https anywhere; plain http only to loopback (`127.0.0.0/8`, `::1`, `localhost`).
+    /// https Salesforce hosts only.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Also allows plain http to `host` (e.g. a playground on a private network).
-    pub fn allow_insecure_host(mut self, host: impl Into<String>) -> Self {
-        self.insecure_hosts.push(host.into().to_ascii_lowercase());
+    /// Also allows the origin of `origin` (`http://127.0.0.1:8411`): scheme, host and port must
+    /// match exactly. A path other than `/`, a query, a fragment or user info is refused, so an
+    /// allowed origin cannot be mistaken for a URL prefix.
+    pub fn allow_origin(mut self, origin: &str) -> Result<Self, AuthError> {
+        let parsed = parse_origin(origin)?;
+        if !self.allowed.contains(&parsed) {
+            self.allowed.push(parsed);
+        }
+        Ok(self)
+    }
+
+    /// Also allows every loopback origin (`127.0.0.0/8`, `::1`, `localhost`), over http or https.
+    /// For tests and local experiments: the CLI and the broker allow exact origins only.
+    pub fn allow_any_loopback(mut self) -> Self {
+        self.any_loopback = true;
         self
+    }
+
+    /// The origins allowed besides Salesforce's hosts, as `scheme://host:port`.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.allowed.iter().map(url::Origin::ascii_serialization).collect()
     }
 
     /// Parses `raw` and checks it may receive credentials. `what` names the setting in errors.
@@ -43,22 +77,53 @@ impl UrlPolicy {
     }
 
     pub fn check(&self, what: &str, url: &Url) -> Result<(), AuthError> {
-        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-        match url.scheme() {
-            "https" if !host.is_empty() => Ok(()),
-            "http" if is_loopback(&host) || self.insecure_hosts.contains(&host) => Ok(()),
-            "http" => Err(AuthError::InsecureUrl {
-                what: what.to_owned(),
-                url: display_origin(url),
-                reason: "plain http is allowed only to loopback hosts; use https".to_owned(),
-            }),
-            other => Err(AuthError::InsecureUrl {
-                what: what.to_owned(),
-                url: display_origin(url),
-                reason: format!("scheme {other:?} is not https"),
-            }),
+        let refuse =
+            |reason: String| AuthError::InsecureUrl { what: what.to_owned(), url: display_origin(url), reason };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse("a URL with user info is never used".to_owned()));
         }
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        if url.scheme() == "https" && is_salesforce_host(&host) {
+            return Ok(());
+        }
+        if self.allowed.contains(&url.origin()) {
+            return Ok(());
+        }
+        if self.any_loopback && matches!(url.scheme(), "http" | "https") && is_loopback(&host) {
+            return Ok(());
+        }
+        Err(refuse(HOST_RULE.to_owned()))
     }
+}
+
+/// Whether `host` (lowercase) is one of Salesforce's hosts.
+pub fn is_salesforce_host(host: &str) -> bool {
+    SALESFORCE_LOGIN_HOSTS.contains(&host)
+        || SALESFORCE_DOMAINS.iter().any(|domain| {
+            host.strip_suffix(domain).and_then(|rest| rest.strip_suffix('.')).is_some_and(|sub| !sub.is_empty())
+        })
+}
+
+fn parse_origin(text: &str) -> Result<url::Origin, AuthError> {
+    let bad = |why: &str| {
+        AuthError::Config(format!(
+            "allowed origin {text:?} {why}; write it as scheme://host:port, e.g. http://127.0.0.1:8411"
+        ))
+    };
+    let url = Url::parse(text.trim()).map_err(|_| bad("is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("is not http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("has user info"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("has a path, query or fragment"));
+    }
+    Ok(url.origin())
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -139,21 +204,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn https_anywhere_http_only_loopback() {
+    fn salesforce_hosts_over_https_and_allowed_origins_only() {
         let p = UrlPolicy::new();
-        assert!(p.check_str("x", "https://acme.my.salesforce.com").is_ok());
-        assert!(p.check_str("x", "http://127.0.0.1:8411").is_ok());
-        assert!(p.check_str("x", "http://[::1]:8411").is_ok());
-        assert!(p.check_str("x", "http://localhost:1717").is_ok());
-        let err = p.check_str("instance_url", "http://acme.my.salesforce.com/?token=abc").unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("http://acme.my.salesforce.com"), "{text}");
+        for ok in [
+            "https://login.salesforce.com",
+            "https://test.salesforce.com/services/oauth2/token",
+            "https://acme.my.salesforce.com",
+            "https://acme--dev.sandbox.my.salesforce.com",
+            "https://acme.lightning.force.com",
+            "https://acme.my.site.com",
+            "https://na1.cloudforce.com",
+            "https://x.database.com",
+            "https://acme.my.salesforce.mil",
+            "https://acme.my.sfcrmproducts.cn",
+            "https://api.pubsub.salesforce.com:7443",
+        ] {
+            assert!(p.check_str("x", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://acme.my.salesforce.com",
+            "https://salesforce.com",
+            "https://evilsalesforce.com",
+            "https://salesforce.com.evil.example",
+            "https://acme.my.salesforce.com.evil.example",
+            "https://example.com",
+            "http://127.0.0.1:8411",
+            "https://localhost",
+            "https://user:pw@acme.my.salesforce.com",
+            "ftp://login.salesforce.com",
+        ] {
+            let err = p.check_str("login_url", bad).unwrap_err();
+            assert!(matches!(err, AuthError::InsecureUrl { .. }), "{bad}: {err}");
+        }
+        let text = p.check_str("instance_url", "https://evil.example/?token=abc").unwrap_err().to_string();
+        assert!(text.contains("https://evil.example") && text.contains("--allow-origin"), "{text}");
         assert!(!text.contains("abc"), "{text}");
-        assert!(p.check_str("x", "ftp://example.com").is_err());
         assert!(p.check_str("x", "not a url").is_err());
-        assert!(
-            p.clone().allow_insecure_host("playground.internal").check_str("x", "http://playground.internal").is_ok()
-        );
+
+        let local = UrlPolicy::new().allow_origin("http://127.0.0.1:8411").unwrap();
+        assert!(local.check_str("x", "http://127.0.0.1:8411/services/oauth2/token").is_ok());
+        assert!(local.check_str("x", "http://127.0.0.1:8412").is_err(), "another port is another origin");
+        assert!(local.check_str("x", "https://127.0.0.1:8411").is_err(), "another scheme is another origin");
+        assert!(local.check_str("x", "http://localhost:8411").is_err());
+        assert_eq!(local.allowed_origins(), ["http://127.0.0.1:8411"]);
+        for bad in ["http://127.0.0.1:8411/path", "http://h?x=1", "ftp://h", "http://u:p@h", "nope"] {
+            assert!(UrlPolicy::new().allow_origin(bad).is_err(), "{bad}");
+        }
+        let tests = UrlPolicy::new().allow_any_loopback();
+        assert!(tests.check_str("x", "http://[::1]:1").is_ok() && tests.check_str("x", "http://localhost:2").is_ok());
+        assert!(tests.check_str("x", "http://10.0.0.1").is_err());
     }
 
     #[test]

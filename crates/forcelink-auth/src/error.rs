@@ -280,6 +280,12 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A renewal failed in a way only a person can fix; it is not tried again until the
+    /// backoff ends, so a retrying caller cannot hammer Salesforce (or lock a user out).
+    #[error(
+        "{last} (remembered: the next attempt is in {retry_in_secs} s; fixing the connection or signing in again ends the wait)"
+    )]
+    BackingOff { last: Box<AuthError>, retry_in_secs: u64 },
 }
 
 impl AuthError {
@@ -298,12 +304,21 @@ impl AuthError {
             | AuthError::DeviceCodeExpired
             | AuthError::StaticTokenRejected => Action::Reauthorize,
             AuthError::Internal(_) => Action::Report,
+            AuthError::BackingOff { last, .. } => last.action(),
+        }
+    }
+
+    /// The error itself, behind a remembered failure.
+    pub fn root(&self) -> &AuthError {
+        match self {
+            AuthError::BackingOff { last, .. } => last.root(),
+            other => other,
         }
     }
 
     /// The OAuth error, when the server sent one.
     pub fn oauth(&self) -> Option<&OAuthError> {
-        match self {
+        match self.root() {
             AuthError::OAuth { error, .. } => Some(error),
             _ => None,
         }

@@ -43,6 +43,10 @@ pub struct TokenSet {
     pub token_type: String,
     pub id_token: Option<IdToken>,
     pub api_instance_url: Option<String>,
+    /// The origin of the authorization server that issued this set. Revocation goes only
+    /// there, whatever the connection's settings say later; `None` for sets stored by older
+    /// versions and for static tokens.
+    pub issuer: Option<Url>,
 }
 
 impl TokenSet {
@@ -99,6 +103,7 @@ mod tests {
             token_type: "Bearer".into(),
             id_token: None,
             api_instance_url: None,
+            issuer: None,
         };
         assert_eq!(set.org_id(), Some("00D58000000arpqEAA"));
         assert_eq!(set.user_id(), Some("00558000000yFyDAAU"));

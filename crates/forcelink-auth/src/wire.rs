@@ -357,6 +357,8 @@ pub(crate) struct Decode<'a> {
     pub secret: Option<&'a ClientSecret>,
     /// The instance URL to use when the response has none (the token endpoint's origin).
     pub fallback_instance: &'a Url,
+    /// The server that answered (recorded as the set's issuer).
+    pub issuer: &'a Url,
 }
 
 impl Transport {
@@ -424,8 +426,18 @@ impl Transport {
             token_type: r.token_type.unwrap_or_else(|| "Bearer".to_owned()),
             id_token: r.id_token.map(IdToken::new),
             api_instance_url: r.api_instance_url,
+            issuer: Some(origin_of(how.issuer)),
         })
     }
+}
+
+/// `scheme://host[:port]/` of `url`.
+fn origin_of(url: &Url) -> Url {
+    let mut u = url.clone();
+    u.set_path("");
+    u.set_query(None);
+    u.set_fragment(None);
+    u
 }
 
 /// `base64(HMAC-SHA256(client_secret, id || issued_at))`.

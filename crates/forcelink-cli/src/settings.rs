@@ -52,9 +52,13 @@ pub struct ConfigFile {
     pub store: Option<String>,
     /// Used when a command names no connection.
     pub default_connection: Option<String>,
-    /// Plain http is allowed to these hosts (besides loopback), e.g. a playground on the LAN.
+    /// Origins (`scheme://host:port`) that may receive secrets and tokens besides https
+    /// Salesforce hosts, e.g. a playground: `allow_origins = ["http://127.0.0.1:8411"]`.
     #[serde(default)]
-    pub insecure_hosts: Vec<String>,
+    pub allow_origins: Vec<String>,
+    /// Replaced by `allow_origins` (exact origins, not hosts): kept only to say so.
+    #[serde(default)]
+    pub insecure_hosts: Option<Vec<String>>,
     #[serde(default)]
     pub connections: BTreeMap<String, ConnectionSpec>,
 }
@@ -72,6 +76,11 @@ pub struct GlobalArgs {
     /// $XDG_DATA_HOME/forcelink/store.db).
     #[arg(long, global = true, value_name = "LOCATION")]
     pub store: Option<String>,
+    /// Also send secrets and tokens to this origin (scheme://host:port, e.g. a playground's
+    /// http://127.0.0.1:8411); repeatable [env: FORCELINK_ALLOW_ORIGINS, comma-separated; config:
+    /// allow_origins]. Without it only https Salesforce hosts receive them.
+    #[arg(long = "allow-origin", global = true, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +93,8 @@ pub struct Settings {
     env_connections: Arc<BTreeMap<String, ConnectionSpec>>,
     pub store_location: StoreLocation,
     pub key_source: KeySource,
+    /// Where secrets and tokens may go: https Salesforce hosts and the allowed origins.
+    policy: UrlPolicy,
 }
 
 /// Where a connection's settings came from.
@@ -126,6 +137,28 @@ impl Settings {
             }
         };
         let config = read_config(&config_path, explicit)?;
+        if config.insecure_hosts.is_some() {
+            return Err(Failure::config(format!(
+                "{}: insecure_hosts is no longer read (it allowed whole hosts over plain http)",
+                config_path.display()
+            ))
+            .with_fix("list exact origins instead: allow_origins = [\"http://HOST:PORT\"]"));
+        }
+        let from_env = env.get("FORCELINK_ALLOW_ORIGINS").unwrap_or_default();
+        let origins = config
+            .allow_origins
+            .iter()
+            .map(String::as_str)
+            .chain(from_env.split([',', ' ', '\n']).map(str::trim).filter(|o| !o.is_empty()))
+            .chain(global.allow_origin.iter().map(String::as_str));
+        let mut policy = UrlPolicy::new();
+        for origin in origins {
+            policy = policy.allow_origin(origin).map_err(|e| {
+                Failure::config(format!("{e}")).with_fix(
+                    "fix the --allow-origin flag, FORCELINK_ALLOW_ORIGINS or allow_origins in the config file",
+                )
+            })?;
+        }
         let env_connections = ConnectionSpec::from_env_vars(env.vars.iter()).map_err(|e| {
             Failure::config(format!("{e}")).with_fix("fix or unset the FORCELINK_CONNECTIONS__… variable")
         })?;
@@ -152,6 +185,7 @@ impl Settings {
             env_connections: Arc::new(env_connections),
             store_location,
             key_source,
+            policy,
         })
     }
 
@@ -161,8 +195,9 @@ impl Settings {
             .map_err(Failure::from_open)
     }
 
+    /// Where secrets and tokens may go (https Salesforce hosts, and the allowed origins).
     pub fn url_policy(&self) -> UrlPolicy {
-        self.config.insecure_hosts.iter().fold(UrlPolicy::new(), |p, h| p.allow_insecure_host(h.clone()))
+        self.policy.clone()
     }
 
     pub fn transport(&self) -> Result<Transport, Failure> {

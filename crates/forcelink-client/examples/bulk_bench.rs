@@ -65,8 +65,11 @@ fn generate(path: &str, rows: u64) -> Result<(), Error> {
 async fn bulk_for(info_path: &str) -> Result<Bulk, Error> {
     let info: Value = serde_json::from_str(&std::fs::read_to_string(info_path)?)?;
     let instance = info["instance_url"].as_str().ok_or("no instance_url")?.to_owned();
-    let transport =
-        Transport::new(forcelink_auth::wire::default_http_client()?, Arc::new(SystemClock), UrlPolicy::new());
+    let transport = Transport::new(
+        forcelink_auth::wire::default_http_client()?,
+        Arc::new(SystemClock),
+        UrlPolicy::new().allow_any_loopback(),
+    );
     let app = AppCredentials::new(
         info["client"]["client_id"].as_str().ok_or("no client_id")?,
         Some(ClientSecret::new(info["client"]["client_secret"].as_str().ok_or("no client_secret")?)),
@@ -74,8 +77,11 @@ async fn bulk_for(info_path: &str) -> Result<Bulk, Error> {
     let source = ClientCredentials::new(transport, Endpoints::salesforce(&instance.parse()?), app)?;
     let set = source.fetch(None).await?;
     let provider: Arc<dyn TokenProvider> =
-        Arc::new(StaticToken::new(&UrlPolicy::new(), &instance, set.access_token.clone())?);
-    let client = Client::builder(provider.clone()).api_version(ApiVersion::new("64.0")?).build()?;
+        Arc::new(StaticToken::new(&UrlPolicy::new().allow_any_loopback(), &instance, set.access_token.clone())?);
+    let client = Client::builder(provider.clone())
+        .url_policy(UrlPolicy::new().allow_any_loopback())
+        .api_version(ApiVersion::new("64.0")?)
+        .build()?;
     let poll = PollPolicy { initial: Duration::from_millis(200), max: Duration::from_secs(2), ..PollPolicy::default() };
     Ok(Bulk::new(client, provider)?.poll(poll))
 }

@@ -108,8 +108,11 @@ async fn main() -> Result<(), Error> {
     let batch: u32 = batch.parse()?;
     let soql = if limit == "all" { SOQL.to_owned() } else { format!("{SOQL} LIMIT {limit}") };
 
-    let transport =
-        Transport::new(forcelink_auth::wire::default_http_client()?, Arc::new(SystemClock), UrlPolicy::new());
+    let transport = Transport::new(
+        forcelink_auth::wire::default_http_client()?,
+        Arc::new(SystemClock),
+        UrlPolicy::new().allow_any_loopback(),
+    );
     let app = AppCredentials::new(
         info["client"]["client_id"].as_str().ok_or("no client_id")?,
         Some(ClientSecret::new(info["client"]["client_secret"].as_str().ok_or("no client_secret")?)),
@@ -121,9 +124,16 @@ async fn main() -> Result<(), Error> {
     let records = match mode.as_str() {
         "raw" => raw(&instance, set.access_token.secret(), &soql, batch).await?,
         "typed" | "value" => {
-            let provider = Arc::new(StaticToken::new(&UrlPolicy::new(), &instance, set.access_token.clone())?);
-            let client =
-                Client::builder(provider).http_client(http()?).api_version(ApiVersion::new("64.0")?).build()?;
+            let provider = Arc::new(StaticToken::new(
+                &UrlPolicy::new().allow_any_loopback(),
+                &instance,
+                set.access_token.clone(),
+            )?);
+            let client = Client::builder(provider)
+                .url_policy(UrlPolicy::new().allow_any_loopback())
+                .http_client(http()?)
+                .api_version(ApiVersion::new("64.0")?)
+                .build()?;
             let mut n = 0u64;
             if mode == "typed" {
                 let mut s = client.query(soql).batch_size(batch).stream_as::<Account>();

@@ -460,8 +460,8 @@ impl fmt::Debug for Bulk {
 
 impl Bulk {
     /// Bulk jobs over `client`; `provider` must be the token provider the client was built
-    /// with (result downloads are streamed with its tokens). URLs are checked with
-    /// [`UrlPolicy::new`] unless [`Bulk::url_policy`] says otherwise; polls wait on the
+    /// with (result downloads are streamed with its tokens). URLs are checked with the
+    /// client's [`UrlPolicy`] unless [`Bulk::url_policy`] says otherwise; polls wait on the
     /// client's clock.
     pub fn new(client: Client, provider: Arc<dyn TokenProvider>) -> Result<Self, ClientError> {
         // No overall timeout: a result download of a million rows takes longer than any
@@ -474,7 +474,8 @@ impl Bulk {
             .build()
             .map_err(|e| ClientError::InvalidInput(format!("building the HTTP client: {e}")))?;
         let clock = client.inner.clock.clone();
-        Ok(Self { client, provider, http, policy: UrlPolicy::new(), clock, options: BulkOptions::default() })
+        let policy = client.inner.policy.clone();
+        Ok(Self { client, provider, http, policy, clock, options: BulkOptions::default() })
     }
     /// Where result downloads may go; use the client's policy.
     pub fn url_policy(mut self, policy: UrlPolicy) -> Self {

@@ -144,7 +144,7 @@ pub(crate) struct Inner {
     provider: Arc<dyn TokenProvider>,
     http: reqwest::Client,
     pub(crate) clock: Arc<dyn Clock>,
-    policy: UrlPolicy,
+    pub(crate) policy: UrlPolicy,
     retry: RetryPolicy,
     pub(crate) describe_max_age: Duration,
     max_response_bytes: usize,

@@ -27,6 +27,9 @@ struct SetV1 {
     token_type: String,
     id_token: Option<String>,
     api_instance_url: Option<String>,
+    // Absent in sets sealed by older versions.
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
 pub(crate) fn millis(t: SystemTime) -> u64 {
@@ -72,6 +75,7 @@ pub fn seal(key: &MasterKey, connection: &ConnectionId, set: &TokenSet) -> Vec<u
         token_type: set.token_type.clone(),
         id_token: set.id_token.as_ref().map(|t| t.secret().to_owned()),
         api_instance_url: set.api_instance_url.clone(),
+        issuer: set.issuer.as_ref().map(Url::to_string),
     };
     // Serialising plain strings and numbers cannot fail.
     let json = serde_json::to_vec(&v).unwrap_or_default();
@@ -98,6 +102,7 @@ pub fn open(key: &MasterKey, connection: &ConnectionId, sealed: &[u8]) -> Result
         token_type: v.token_type,
         id_token: v.id_token.map(IdToken::new),
         api_instance_url: v.api_instance_url,
+        issuer: v.issuer.as_deref().map(url).transpose()?,
     })
 }
 

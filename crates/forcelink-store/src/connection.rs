@@ -19,8 +19,13 @@ use forcelink_auth::flows::jwt_bearer::JwtBearer;
 use forcelink_auth::flows::password::UsernamePassword;
 use forcelink_auth::flows::refresh::RefreshTokenSource;
 use forcelink_auth::flows::static_token::StaticToken;
+use forcelink_auth::identity::{AnyToken, IdentityClient};
 use forcelink_auth::secret::{AccessToken, ClientSecret, Password, PrivateKeyPem};
-use forcelink_auth::{AppCredentials, AuthError, ConnectionId, Endpoints, TokenSource, Transport};
+use forcelink_auth::{
+    AppCredentials, AuthError, AuthMethod, CacheConfig, ConnectionId, Endpoints, OAuthErrorKind, TokenCache, TokenSet,
+    TokenSource, TokenStore, Transport, UrlPolicy,
+};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -97,6 +102,56 @@ impl Method {
     /// Methods whose tokens come from an interactive login and are renewed by refresh token.
     pub fn is_interactive(self) -> bool {
         matches!(self, Method::Web | Method::Device)
+    }
+
+    /// What a person calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::AccessToken => "Access token",
+            Method::ClientCredentials => "Client credentials",
+            Method::Jwt => "JWT bearer",
+            Method::Web => "Web server flow (Authorize in the browser)",
+            Method::Device => "Device flow",
+            Method::Password => "Username and password",
+        }
+    }
+
+    /// The method's own settings (besides the endpoints every method shares), in form order:
+    /// the one list the CLI, the page and the API read.
+    pub fn fields(self) -> &'static [FieldInfo] {
+        const WEB: [FieldInfo; 3] = [
+            CLIENT_ID,
+            info("client_secret", "Consumer secret", "password", false, "Needed unless the app is a public client."),
+            info("scope", "Scopes", "text", false, "Default: api refresh_token."),
+        ];
+        const CLIENT_CREDENTIALS: [FieldInfo; 3] = [
+            CLIENT_ID,
+            info("client_secret", "Consumer secret", "password", true, ""),
+            info("scope", "Scopes", "text", false, ""),
+        ];
+        const JWT: [FieldInfo; 3] = [
+            CLIENT_ID,
+            info("username", "Username", "text", true, "The user the app acts as."),
+            info("private_key", "Private key (PEM)", "textarea", true, "The key whose certificate is in the app."),
+        ];
+        const PASSWORD: [FieldInfo; 5] = [
+            CLIENT_ID,
+            info("client_secret", "Consumer secret", "password", false, ""),
+            info("username", "Username", "text", true, ""),
+            info("password", "Password", "password", true, ""),
+            info("security_token", "Security token", "password", false, ""),
+        ];
+        const ACCESS_TOKEN: [FieldInfo; 2] = [
+            info("instance_url", "Instance URL", "url", true, "e.g. https://acme.my.salesforce.com"),
+            info("access_token", "Access token", "password", true, "Used until Salesforce refuses it."),
+        ];
+        match self {
+            Method::Web | Method::Device => &WEB,
+            Method::ClientCredentials => &CLIENT_CREDENTIALS,
+            Method::Jwt => &JWT,
+            Method::Password => &PASSWORD,
+            Method::AccessToken => &ACCESS_TOKEN,
+        }
     }
 }
 
@@ -268,6 +323,54 @@ pub struct ConnectionSpec {
 /// Fields that hold secrets (values are sealed in the store and never printed).
 pub const SECRET_FIELDS: [&str; 5] = ["client_secret", "password", "security_token", "private_key", "access_token"];
 
+/// Every field of a [`ConnectionSpec`], in its serialized names.
+pub const FIELD_NAMES: [&str; 17] = [
+    "environment",
+    "method",
+    "login_url",
+    "token_url",
+    "audience",
+    "instance_url",
+    "api_version",
+    "session_timeout_minutes",
+    "client_id",
+    "client_secret",
+    "username",
+    "password",
+    "security_token",
+    "private_key",
+    "access_token",
+    "scope",
+    "callback_url",
+];
+
+/// What a form or a help text needs to know about one setting of an auth method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// The setting's name in every source (`client_id`…).
+    pub name: &'static str,
+    pub label: &'static str,
+    /// Held sealed, written only, never shown.
+    pub secret: bool,
+    pub required: bool,
+    /// `text`, `password`, `textarea` or `url`: how a form asks for it.
+    pub kind: &'static str,
+    pub hint: &'static str,
+}
+
+const fn info(
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    required: bool,
+    hint: &'static str,
+) -> FieldInfo {
+    let secret = matches!(kind.as_bytes(), b"password" | b"textarea");
+    FieldInfo { name, label, secret, required, kind, hint }
+}
+
+const CLIENT_ID: FieldInfo = info("client_id", "Consumer key (client id)", "text", true, "From the connected app.");
+
 impl fmt::Debug for ConnectionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&serde_json::to_string(&self.redacted()).unwrap_or_default())
@@ -417,6 +520,85 @@ impl ConnectionSpec {
         })
     }
 
+    /// Validates the spec into a [`Connection`] named `name` and checks every URL it would send
+    /// a secret or token to against `policy` (the host rule). What saves a connection — the
+    /// API, the page, the CLI, a config file — calls this, so a foreign host is refused when
+    /// saved, not only when used.
+    pub fn validate(&self, name: &str, policy: &UrlPolicy) -> Result<Connection, ConfigError> {
+        let connection = self.resolve(name)?;
+        connection.check_hosts(policy)?;
+        Ok(connection)
+    }
+
+    /// The settings that decide where secrets and tokens go, normalised so that repeating an
+    /// unchanged value (with or without a trailing slash, in another case) is no change.
+    fn endpoint_settings(&self) -> [(&'static str, Option<String>); 5] {
+        let norm = |v: &Option<String>| {
+            v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| match Url::parse(s) {
+                Ok(u) => u.as_str().trim_end_matches('/').to_owned(),
+                Err(_) => s.to_owned(),
+            })
+        };
+        let environment = match (self.environment, &self.login_url) {
+            (Some(e), _) => Some(e),
+            (None, Some(_)) => Some(Environment::Custom),
+            (None, None) => Some(Environment::Production),
+        };
+        let login = self.login_url.clone().or_else(|| environment.and_then(Environment::preset).map(str::to_owned));
+        [
+            ("login_url", norm(&login)),
+            ("token_url", norm(&self.token_url)),
+            ("audience", norm(&self.audience)),
+            ("instance_url", norm(&self.instance_url)),
+            ("client_id", self.client_id.as_deref().map(str::trim).map(str::to_owned)),
+        ]
+    }
+
+    /// The secret fields that hold something.
+    pub fn secret_fields_set(&self) -> Vec<&'static str> {
+        let v = serde_json::to_value(self).unwrap_or_default();
+        SECRET_FIELDS.into_iter().filter(|f| v.get(*f).is_some_and(|x| !x.is_null())).collect()
+    }
+
+    /// Applies an edit: `submitted` replaces `self`. Secret fields left out of `submitted` keep
+    /// their stored values (they cannot be read back to be sent again) — unless the edit moves
+    /// the connection to another endpoint (login, token or instance URL, audience, client id):
+    /// then every stored secret must be given again in the same request, so a caller who can
+    /// edit settings but does not know the secrets cannot send them to a host of its choosing
+    /// (re-sending the same value counts). Returns the new spec and the names of the fields
+    /// that changed (never their values).
+    pub fn apply_edit(
+        &self,
+        mut submitted: ConnectionSpec,
+    ) -> Result<(ConnectionSpec, Vec<&'static str>), ConfigError> {
+        let before = self.endpoint_settings();
+        let after = submitted.endpoint_settings();
+        let moved: Vec<&str> = before.iter().zip(after.iter()).filter(|(b, a)| b.1 != a.1).map(|(b, _)| b.0).collect();
+        let missing: Vec<&str> =
+            self.secret_fields_set().into_iter().filter(|f| !submitted.secret_fields_set().contains(f)).collect();
+        if !moved.is_empty() && !missing.is_empty() {
+            return Err(ConfigError::new(format!(
+                "changing {} needs every secret of the connection again in the same request ({} missing): \
+                 stored secrets are never sent to a new endpoint",
+                moved.join(", "),
+                missing.join(", ")
+            )));
+        }
+        macro_rules! keep {
+            ($($f:ident),*) => { $( if submitted.$f.is_none() { submitted.$f = self.$f.clone(); } )* };
+        }
+        keep!(client_secret, password, security_token, private_key, access_token);
+        let changed = self.changed_fields(&submitted);
+        Ok((submitted, changed))
+    }
+
+    /// The names of the fields whose values differ between `self` and `other`.
+    pub fn changed_fields(&self, other: &ConnectionSpec) -> Vec<&'static str> {
+        let a = serde_json::to_value(self).unwrap_or_default();
+        let b = serde_json::to_value(other).unwrap_or_default();
+        FIELD_NAMES.into_iter().filter(|f| a.get(*f) != b.get(*f)).collect()
+    }
+
     /// Validates the spec into a [`Connection`] named `name`.
     pub fn resolve(&self, name: &str) -> Result<Connection, ConfigError> {
         validate_name(name)?;
@@ -444,11 +626,24 @@ impl ConnectionSpec {
             if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none() {
                 return Err(at(format!("{what} must be an https URL, not {raw:?}")));
             }
+            if !u.username().is_empty() || u.password().is_some() {
+                return Err(at(format!("{what} must not carry user info (user:password@)")));
+            }
             Ok(u)
         };
         let login_url = url("login_url", &login_raw)?;
         let token_url = self.token_url.as_deref().map(|u| url("token_url", u)).transpose()?;
         let instance_url = self.instance_url.as_deref().map(|u| url("instance_url", u)).transpose()?;
+        // The instance URL is where every API call and token goes: an origin, nothing more, so
+        // no path or query can smuggle a different target or leak into logs.
+        if let Some(u) = &instance_url
+            && (u.path() != "/" || u.query().is_some() || u.fragment().is_some())
+        {
+            return Err(at(format!(
+                "instance_url must be an origin (scheme://host[:port]) without path, query or fragment, e.g. {}",
+                u.origin().ascii_serialization()
+            )));
+        }
         let api_version = normalize_api_version(self.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION));
         if !api_version.split_once('.').is_some_and(|(a, b)| {
             !a.is_empty()
@@ -672,6 +867,24 @@ impl Connection {
         self.auth.method()
     }
 
+    /// Checks every URL this connection sends secrets or tokens to — login, token and instance
+    /// URL, and the JWT audience — against `policy` (https Salesforce hosts, or origins the
+    /// operator allows).
+    pub fn check_hosts(&self, policy: &UrlPolicy) -> Result<(), ConfigError> {
+        let at = |e: AuthError| ConfigError::new(format!("connection {}: {e}", self.name));
+        policy.check("login_url", &self.login_url).map_err(at)?;
+        if let Some(u) = &self.token_url {
+            policy.check("token_url", u).map_err(at)?;
+        }
+        if let Some(u) = &self.instance_url {
+            policy.check("instance_url", u).map_err(at)?;
+        }
+        if let Some(a) = &self.audience {
+            policy.check_str("audience", a).map_err(at)?;
+        }
+        Ok(())
+    }
+
     /// The authorize, revoke, introspect and userinfo endpoints (on the login URL).
     pub fn login_endpoints(&self) -> Endpoints {
         Endpoints::salesforce(&self.login_url)
@@ -769,6 +982,100 @@ impl Connection {
                 )?)
             }
         })
+    }
+}
+
+impl Connection {
+    /// The one way a connection becomes a [`TokenCache`] (the CLI and the broker both use it):
+    /// its token source over `store` (one renewal per connection across processes), the
+    /// connection's session timeout over `config`, and introspection to learn expiries when the
+    /// app's secret is known. A secret reference that cannot be resolved now (an unset
+    /// variable, a missing file) fails only when a new token is needed, so a stored valid
+    /// token is still used.
+    pub fn token_cache(
+        &self,
+        transport: &Transport,
+        secrets: &SecretResolver,
+        store: Arc<dyn TokenStore>,
+        config: CacheConfig,
+    ) -> Result<TokenCache, SourceError> {
+        let source: Arc<dyn TokenSource> = match self.token_source(transport, secrets) {
+            Ok(s) => s,
+            Err(SourceError::Config(e)) => Arc::new(Unresolved { method: self.method(), message: e.0 }),
+            Err(e) => return Err(e),
+        };
+        let config = CacheConfig { session_timeout: self.session_timeout.or(config.session_timeout), ..config };
+        let cache = TokenCache::new(self.name.clone(), source, store, transport.clock().clone(), config);
+        // Introspection tells the real expiry; Salesforce requires the app's secret for it.
+        Ok(match self.app_credentials(secrets) {
+            Ok(Some(app)) if app.client_secret.is_some() => {
+                cache.with_introspection(IdentityClient::new(transport.clone(), self.endpoints(), app)?)
+            }
+            _ => cache,
+        })
+    }
+}
+
+impl Connection {
+    /// Revokes `set` — its refresh token when it has one (which ends every access token of that
+    /// grant), else its access token — at the server that issued it and nowhere else: a set
+    /// records its issuer, so settings edited since cannot redirect the token. Sets stored before
+    /// issuers were recorded go to this connection's endpoints. `Ok(true)` when revoked or
+    /// already unknown to the server; `Ok(false)` for a pasted access token (it belongs to
+    /// another session and is only forgotten).
+    pub async fn revoke(
+        &self,
+        transport: &Transport,
+        secrets: &SecretResolver,
+        set: &TokenSet,
+    ) -> Result<bool, AuthError> {
+        if self.method() == Method::AccessToken {
+            return Ok(false);
+        }
+        let endpoints = match &set.issuer {
+            Some(issuer) => Endpoints::salesforce(issuer),
+            None => self.endpoints(),
+        };
+        let app = self.app_credentials(secrets).unwrap_or_default().unwrap_or_else(|| AppCredentials::new("", None));
+        let identity = IdentityClient::new(transport.clone(), endpoints, app)?;
+        let token = match &set.refresh_token {
+            Some(r) => AnyToken::Refresh(r),
+            None => AnyToken::Access(&set.access_token),
+        };
+        match identity.revoke(token).await {
+            Ok(()) => Ok(true),
+            // Salesforce answers `invalid_token` for a token it no longer knows (already revoked).
+            Err(AuthError::OAuth { error, .. })
+                if error.error == "invalid_token" || error.kind() == OAuthErrorKind::ExpiredToken =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The token source of a connection whose secret reference cannot be resolved: it fails, with
+/// what to set, only when asked for a token.
+#[derive(Debug)]
+struct Unresolved {
+    method: Method,
+    message: String,
+}
+
+impl TokenSource for Unresolved {
+    fn fetch<'a>(&'a self, _current: Option<&'a TokenSet>) -> BoxFuture<'a, Result<TokenSet, AuthError>> {
+        Box::pin(async move { Err(AuthError::Config(self.message.clone())) })
+    }
+    fn method(&self) -> AuthMethod {
+        match self.method {
+            Method::AccessToken => AuthMethod::StaticToken,
+            Method::ClientCredentials => AuthMethod::ClientCredentials,
+            Method::Jwt => AuthMethod::JwtBearer,
+            // Signed in interactively; renewed with the refresh token.
+            Method::Web | Method::Device => AuthMethod::RefreshToken,
+            Method::Password => AuthMethod::UsernamePassword,
+        }
     }
 }
 
@@ -901,5 +1208,117 @@ mod tests {
         assert_eq!(r.resolve("x", &SecretRef::parse(&format!("file:{}", f.display()))).unwrap(), "from-file");
         let err = r.resolve("client_secret of connection p", &SecretRef::parse("env:MISSING")).unwrap_err();
         assert!(err.0.contains("MISSING") && err.0.contains("client_secret of connection p"), "{err}");
+    }
+
+    fn cc(login: &str) -> ConnectionSpec {
+        spec(&[
+            ("method", "client-credentials"),
+            ("client_id", "id"),
+            ("client_secret", "s3cret"),
+            ("login_url", login),
+        ])
+    }
+
+    #[test]
+    fn a_foreign_host_is_refused_when_saved_naming_the_rule() {
+        let policy = UrlPolicy::new();
+        assert!(cc("https://acme.my.salesforce.com").validate("p", &policy).is_ok());
+        for (field, value) in [
+            ("login_url", "https://evil.example"),
+            ("token_url", "https://evil.example"),
+            ("audience", "https://evil.example"),
+            ("instance_url", "https://evil.example"),
+            ("login_url", "http://acme.my.salesforce.com"),
+            ("token_url", "http://127.0.0.1:8411"),
+        ] {
+            let mut s = cc("https://acme.my.salesforce.com");
+            s.set_field(field, value).unwrap();
+            let err = s.validate("p", &policy).unwrap_err();
+            assert!(err.0.contains(field) && err.0.contains("--allow-origin"), "{field}: {err}");
+        }
+        let playground = UrlPolicy::new().allow_origin("http://127.0.0.1:8411").unwrap();
+        assert!(cc("http://127.0.0.1:8411").validate("p", &playground).is_ok());
+        assert!(cc("http://127.0.0.1:8412").validate("p", &playground).is_err());
+    }
+
+    #[test]
+    fn instance_url_is_an_origin() {
+        let base = [("method", "access-token"), ("access_token", "t")];
+        let ok = spec(&[base[0], base[1], ("instance_url", "https://acme.my.salesforce.com/")]);
+        assert!(ok.resolve("p").is_ok());
+        for bad in [
+            "https://acme.my.salesforce.com/services",
+            "https://acme.my.salesforce.com/?x=1",
+            "https://acme.my.salesforce.com/#f",
+            "https://u:p@acme.my.salesforce.com",
+        ] {
+            let err = spec(&[base[0], base[1], ("instance_url", bad)]).resolve("p").unwrap_err();
+            assert!(err.0.contains("instance_url"), "{bad}: {err}");
+            assert!(!err.0.contains(":p@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn moving_an_endpoint_needs_every_secret_again() {
+        let old = spec(&[
+            ("method", "password"),
+            ("client_id", "id"),
+            ("client_secret", "cs"),
+            ("username", "u"),
+            ("password", "pw"),
+            ("login_url", "https://acme.my.salesforce.com"),
+        ]);
+        // Same endpoint written differently, secrets left out: kept, no endpoint change.
+        let mut same = old.clone();
+        same.client_secret = None;
+        same.password = None;
+        same.login_url = Some("https://ACME.my.salesforce.com/".into());
+        same.username = Some("other".into());
+        let (merged, changed) = old.apply_edit(same).unwrap();
+        assert_eq!(merged.password.as_deref(), Some("pw"));
+        assert_eq!(merged.client_secret.as_deref(), Some("cs"));
+        assert!(changed.contains(&"username") && changed.contains(&"login_url"), "{changed:?}");
+        assert!(!changed.contains(&"password"));
+        for (field, value) in [
+            ("login_url", "https://evil.my.salesforce.com"),
+            ("token_url", "https://acme.my.salesforce.com"),
+            ("audience", "https://login.salesforce.com"),
+            ("instance_url", "https://acme.my.salesforce.com"),
+            ("client_id", "other-app"),
+            ("environment", "sandbox"),
+        ] {
+            let mut moved = old.clone();
+            moved.client_secret = None;
+            moved.set_field(field, value).unwrap();
+            if field == "environment" {
+                moved.login_url = None;
+            }
+            let err = old.apply_edit(moved.clone()).unwrap_err();
+            assert!(
+                err.0.contains("client_secret") && !err.0.contains("pw") && !err.0.contains("cs "),
+                "{field}: {err}"
+            );
+            // Re-sending every secret (the same values count) is accepted.
+            moved.client_secret = Some("cs".into());
+            let (merged, changed) = old.apply_edit(moved).unwrap();
+            assert_eq!(merged.password.as_deref(), Some("pw"));
+            assert!(changed.contains(&field), "{field}: {changed:?}");
+        }
+    }
+
+    #[test]
+    fn method_fields_mark_exactly_the_secret_settings() {
+        for m in Method::ALL {
+            assert!(!m.label().is_empty());
+            for f in m.fields() {
+                assert_eq!(f.secret, SECRET_FIELDS.contains(&f.name), "{m}: {}", f.name);
+                assert!(FIELD_NAMES.contains(&f.name), "{}", f.name);
+                let mut s = ConnectionSpec::default();
+                s.set_field(f.name, "x").unwrap();
+            }
+        }
+        // Every required setting of a method is in its field list.
+        let jwt: Vec<_> = Method::Jwt.fields().iter().filter(|f| f.required).map(|f| f.name).collect();
+        assert_eq!(jwt, ["client_id", "username", "private_key"]);
     }
 }

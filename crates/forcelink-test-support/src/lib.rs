@@ -70,7 +70,23 @@ pub async fn spawn_playground_with(configure: impl FnOnce(&mut PlaygroundConfig)
     let playground = Playground::start(config).await.expect("start the playground");
     let info = playground.info().clone();
     let control = ControlClient::new(&info);
+    let mut started = STARTED_ORIGINS.lock().unwrap_or_else(|e| e.into_inner());
+    for url in [&info.login_url, &info.instance_url] {
+        if let Ok(u) = url::Url::parse(url) {
+            started.push(u.origin().ascii_serialization());
+        }
+    }
     PlaygroundHandle { info, control, playground: Some(playground) }
+}
+
+// The login and instance origins of every playground this test process started.
+static STARTED_ORIGINS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The origins (login and instance URL) of the playgrounds this test process started: what a
+/// test allows explicitly (`--allow-origin`, `FORCELINK_ALLOW_ORIGINS`) so forcelink sends
+/// credentials to them — and to nothing else on loopback.
+pub fn started_origins() -> Vec<String> {
+    STARTED_ORIGINS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A client for `/__playground/`. Panics on transport errors and non-2xx answers: tests that

@@ -33,7 +33,8 @@ pub(crate) async fn token_request(
 ) -> Result<TokenSet, AuthError> {
     let basic = app.and_then(|a| a.apply(&mut form));
     let raw = transport.post_form(&endpoints.token, &form, basic).await?;
-    transport.token_set(&raw, Decode { secret: app.and_then(|a| a.client_secret.as_ref()), fallback_instance })
+    let secret = app.and_then(|a| a.client_secret.as_ref());
+    transport.token_set(&raw, Decode { secret, fallback_instance, issuer: &endpoints.token })
 }
 
 /// `n` random bytes, base64url without padding.

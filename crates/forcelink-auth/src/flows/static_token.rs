@@ -37,6 +37,7 @@ impl StaticToken {
                 token_type: "Bearer".to_owned(),
                 id_token: None,
                 api_instance_url: None,
+                issuer: None,
             },
             rejected: AtomicBool::new(false),
         })

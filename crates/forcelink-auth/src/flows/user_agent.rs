@@ -87,6 +87,10 @@ impl UserAgentFlow {
         let response: TokenResponse = serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|_| AuthError::Config("the redirect carries no access_token".to_owned()))?;
         let origin = self.endpoints.token_origin();
-        self.transport.token_set_from(response, Decode { secret: None, fallback_instance: &origin }, None)
+        self.transport.token_set_from(
+            response,
+            Decode { secret: None, fallback_instance: &origin, issuer: &origin },
+            None,
+        )
     }
 }

@@ -184,6 +184,57 @@ async fn a_failed_renewal_is_a_typed_error_and_counted() {
 }
 
 #[tokio::test]
+async fn a_connection_only_a_person_can_fix_is_not_hammered() {
+    let clock = TestClock::new();
+    let pg = playground(&clock).await;
+    let wrong_secret =
+        AppCredentials::new(default_app().client_id, Some(forcelink_auth::secret::ClientSecret::new("not-the-secret")));
+    let source = ClientCredentials::new(transport(&clock), instance_endpoints(&pg), wrong_secret).unwrap();
+    let store = store(&clock);
+    let cache = TokenCache::new(
+        ConnectionId::new("failing"),
+        Arc::new(source),
+        store.clone(),
+        Arc::new(clock.clone()),
+        CacheConfig::default(),
+    );
+    for _ in 0..20 {
+        let err = cache.get_token().await.unwrap_err();
+        assert_eq!(err.action(), forcelink_auth::Action::FixConfiguration, "{err}");
+        assert_eq!(err.oauth_kind(), Some(OAuthErrorKind::InvalidClientCredentials), "the fix stays visible: {err}");
+    }
+    assert_eq!(token_requests(&pg, CC).await, 1, "20 callers, one attempt at Salesforce");
+    let remembered = cache.get_token().await.unwrap_err().to_string();
+    assert!(remembered.contains("next attempt is in"), "{remembered}");
+
+    // After the backoff one more attempt is made; the wait then doubles.
+    clock.advance(forcelink_auth::cache::FAILURE_BACKOFF + Duration::from_secs(1));
+    for _ in 0..20 {
+        cache.get_token().await.unwrap_err();
+    }
+    assert_eq!(token_requests(&pg, CC).await, 2);
+    clock.advance(forcelink_auth::cache::FAILURE_BACKOFF + Duration::from_secs(1));
+    cache.get_token().await.unwrap_err();
+    assert_eq!(token_requests(&pg, CC).await, 2, "the second wait is twice as long");
+
+    // A token stored by someone else (a re-authorization through another process) ends the wait.
+    let good = cc_cache(&pg, &clock, store.clone(), CacheConfig::default());
+    let other = TokenCache::new(
+        ConnectionId::new("failing"),
+        Arc::new(ClientCredentials::new(transport(&clock), instance_endpoints(&pg), default_app()).unwrap()),
+        store,
+        Arc::new(clock.clone()),
+        CacheConfig::default(),
+    );
+    drop(good);
+    let fresh = other.get_token().await.unwrap();
+    clock.advance(forcelink_auth::cache::FAILURE_STORE_RECHECK);
+    assert_eq!(cache.get_token().await.unwrap().access_token, fresh.access_token);
+    // And an explicit reset (the connection was edited) lets the next call try at once.
+    cache.reset_backoff();
+}
+
+#[tokio::test]
 async fn a_static_token_is_served_from_memory_until_refused() {
     let clock = TestClock::new();
     let pg = playground(&clock).await;
@@ -193,7 +244,7 @@ async fn a_static_token_is_served_from_memory_until_refused() {
         .await
         .unwrap();
     let source = forcelink_auth::flows::static_token::StaticToken::new(
-        &forcelink_auth::UrlPolicy::new(),
+        &forcelink_auth::UrlPolicy::new().allow_any_loopback(),
         pg.instance_url(),
         set.access_token.clone(),
     )

@@ -97,7 +97,11 @@ pub async fn playground(clock: &TestClock) -> PlaygroundHandle {
 }
 
 pub fn transport(clock: &TestClock) -> Transport {
-    Transport::new(forcelink_auth::wire::default_http_client().unwrap(), Arc::new(clock.clone()), UrlPolicy::new())
+    Transport::new(
+        forcelink_auth::wire::default_http_client().unwrap(),
+        Arc::new(clock.clone()),
+        UrlPolicy::new().allow_any_loopback(),
+    )
 }
 
 pub fn login_endpoints(pg: &PlaygroundHandle) -> Endpoints {

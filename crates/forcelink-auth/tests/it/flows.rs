@@ -96,7 +96,8 @@ async fn static_token_serves_until_salesforce_refuses_it() {
     let clock = TestClock::new();
     let pg = playground(&clock).await;
     let set = client_credentials_source(&pg, &clock).await.fetch(None).await.unwrap();
-    let static_token = StaticToken::new(&UrlPolicy::new(), pg.instance_url(), set.access_token.clone()).unwrap();
+    let static_token =
+        StaticToken::new(&UrlPolicy::new().allow_any_loopback(), pg.instance_url(), set.access_token.clone()).unwrap();
     let token = static_token.token().await.unwrap();
     assert_eq!(api_status(&token.instance_url, &token.access_token).await, StatusCode::OK);
     static_token.invalidate(&AccessToken::new("some other token"));
@@ -106,7 +107,9 @@ async fn static_token_serves_until_salesforce_refuses_it() {
     assert!(matches!(err, AuthError::StaticTokenRejected), "{err:?}");
     assert_eq!(err.action(), Action::Reauthorize);
 
-    let err = StaticToken::new(&UrlPolicy::new(), "http://acme.my.salesforce.com", set.access_token).unwrap_err();
+    let err =
+        StaticToken::new(&UrlPolicy::new().allow_any_loopback(), "http://acme.my.salesforce.com", set.access_token)
+            .unwrap_err();
     assert!(matches!(err, AuthError::InsecureUrl { .. }), "{err:?}");
 }
 
@@ -366,7 +369,9 @@ async fn asset_token_exchange_returns_a_short_lived_jwt() {
     let clock = TestClock::new();
     let pg = playground(&clock).await;
     let subject = client_credentials_source(&pg, &clock).await.fetch(None).await.unwrap();
-    let subject = Arc::new(StaticToken::new(&UrlPolicy::new(), pg.instance_url(), subject.access_token).unwrap());
+    let subject = Arc::new(
+        StaticToken::new(&UrlPolicy::new().allow_any_loopback(), pg.instance_url(), subject.access_token).unwrap(),
+    );
     let mut claims = serde_json::Map::new();
     claims.insert("did".into(), "device-42".into());
     claims.insert("Name".into(), "Thermostat".into());

@@ -61,7 +61,7 @@ async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_re
         let transport = Transport::new(
             forcelink_auth::wire::default_http_client().unwrap(),
             Arc::new(clock.clone()),
-            UrlPolicy::new(),
+            UrlPolicy::new().allow_any_loopback(),
         );
         let state =
             BrokerState::new(BrokerConfig::new(store.clone(), transport, SecretResolver::without_env())).unwrap();

@@ -72,17 +72,34 @@ async fn add(settings: &Settings, args: AddArgs) -> Result<Outcome, Failure> {
         ));
     }
     prompt_missing(&mut spec)?;
-    let connection = spec.resolve(name.as_str())?;
+    let connection = spec.validate(name.as_str(), &settings.url_policy())?;
     let store = settings.open_store().await?;
     let mode = if args.replace { PutMode::Upsert } else { PutMode::Create };
+    let before = if args.replace { store.connection(&name).await? } else { None };
     let outcome = store.put_connection(&name, &spec, mode).await?;
     if outcome == PutOutcome::AlreadyExists {
         return Err(Failure::usage(format!("a connection named {name} already exists"))
             .with_fix(format!("add --replace to overwrite it, or `forcelink connection remove {name}` first")));
     }
+    let mut detail = format!("method {}", connection.method());
+    if let Some(before) = before {
+        let changed = before.spec.changed_fields(&spec);
+        if !changed.is_empty() {
+            detail = format!("{detail}; changed {}", changed.join(", "));
+            // The new settings take effect at once: tokens of the old ones are revoked where they
+            // came from (best effort) and forgotten.
+            if let Some(tokens) = store.load(&name).await?
+                && let Ok(old) = before.spec.resolve(name.as_str())
+                && let Err(e) = old.revoke(&settings.transport()?, &settings.env.resolver(), &tokens.set).await
+            {
+                tracing::warn!(connection = %name, "the old tokens could not be revoked: {e}");
+            }
+            store.remove(&name).await?;
+        }
+    }
     let action =
         if outcome == PutOutcome::Created { AuditAction::ConnectionCreated } else { AuditAction::ConnectionUpdated };
-    audit(settings, &*store, &name, action, Some(format!("method {}", connection.method()))).await;
+    audit(settings, &*store, &name, action, Some(detail)).await;
     let next = match connection.method() {
         Method::Web | Method::Device => format!("sign in with `forcelink login {} {name}`", connection.method()),
         _ => format!("check it with `forcelink connection test {name}`"),

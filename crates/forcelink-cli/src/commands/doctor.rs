@@ -65,7 +65,7 @@ pub async fn run(settings: &Settings, name: Option<&str>) -> Result<Outcome, Fai
     };
     let mut r = Report::default();
     let sources = origins.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(" + ");
-    let connection = match spec.resolve(name.as_str()) {
+    let connection = match spec.validate(name.as_str(), &settings.url_policy()) {
         Ok(c) => {
             r.ok(
                 "settings",

@@ -74,7 +74,7 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
     let stored_spec = store.connection(&name).await?.map(|c| c.spec).unwrap_or_default();
     let mut spec = existing.as_ref().map(|(s, _)| s.clone()).unwrap_or_default().overlay(&flag_spec);
     prompt_missing(&mut spec)?;
-    let connection = spec.resolve(name.as_str())?;
+    let connection = spec.validate(name.as_str(), &settings.url_policy())?;
     // What the store should hold afterwards: its own settings plus the flags (never the
     // config file's or the environment's, which stay where they are).
     let mut to_store = stored_spec.clone().overlay(&flag_spec);

@@ -20,9 +20,8 @@ use std::io::{IsTerminal, Read};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use forcelink_auth::identity::IdentityClient;
-use forcelink_auth::{CacheConfig, ConnectionId, SystemClock, TokenCache, TokenSet, TokenSource};
-use forcelink_store::connection::{SECRET_FIELDS, SourceError};
+use forcelink_auth::{CacheConfig, ConnectionId, TokenCache, TokenSet};
+use forcelink_store::connection::SECRET_FIELDS;
 use forcelink_store::{AuditEntry, Connection, ConnectionSpec, ConnectionStore, Environment, Method};
 
 use crate::failure::Failure;
@@ -252,7 +251,7 @@ pub async fn open_connection(settings: &Settings, name: &ConnectionId) -> Result
     let Some((spec, origins)) = settings.spec(&*store, name).await? else {
         return Err(settings.unknown(&*store, name).await);
     };
-    let connection = spec.resolve(name.as_str()).map_err(|e| {
+    let connection = spec.validate(name.as_str(), &settings.url_policy()).map_err(|e| {
         Failure::config(e.0).with_fix(format!(
             "complete it with `forcelink connection add {name} --replace …` or in {}",
             origins.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(" / ")
@@ -264,52 +263,8 @@ pub async fn open_connection(settings: &Settings, name: &ConnectionId) -> Result
 /// The token cache of a connection, over the shared store (one renewal across processes).
 pub fn token_cache(settings: &Settings, opened: &Opened) -> Result<TokenCache, Failure> {
     let transport = settings.transport()?;
-    let secrets = settings.env.resolver();
-    let source: Arc<dyn TokenSource> = match opened.connection.token_source(&transport, &secrets) {
-        Ok(s) => s,
-        // A secret reference that does not resolve now (an unset variable, a missing file)
-        // matters only when a token must be fetched: a stored, valid token is still used.
-        Err(SourceError::Config(e)) => Arc::new(Unresolved { method: opened.connection.method(), message: e.0 }),
-        Err(e) => return Err(e.into()),
-    };
-    let config = CacheConfig { session_timeout: opened.connection.session_timeout, ..CacheConfig::default() };
     let store: Arc<dyn forcelink_auth::TokenStore> = opened.store.clone();
-    let cache = TokenCache::new(opened.connection.name.clone(), source, store, Arc::new(SystemClock), config);
-    // Introspection tells the real expiry; Salesforce requires the app's secret for it.
-    Ok(match opened.connection.app_credentials(&secrets) {
-        Ok(Some(app)) if app.client_secret.is_some() => {
-            cache.with_introspection(IdentityClient::new(transport, opened.connection.endpoints(), app)?)
-        }
-        _ => cache,
-    })
-}
-
-/// The token source of a connection whose secret reference cannot be resolved: it fails, with
-/// what to set, only when asked for a token.
-#[derive(Debug)]
-struct Unresolved {
-    method: Method,
-    message: String,
-}
-
-impl TokenSource for Unresolved {
-    fn fetch<'a>(
-        &'a self,
-        _current: Option<&'a TokenSet>,
-    ) -> futures_util::future::BoxFuture<'a, Result<TokenSet, forcelink_auth::AuthError>> {
-        Box::pin(async move { Err(forcelink_auth::AuthError::Config(self.message.clone())) })
-    }
-    fn method(&self) -> forcelink_auth::AuthMethod {
-        use forcelink_auth::AuthMethod;
-        match self.method {
-            Method::AccessToken => AuthMethod::StaticToken,
-            Method::ClientCredentials => AuthMethod::ClientCredentials,
-            Method::Jwt => AuthMethod::JwtBearer,
-            // Signed in interactively; renewed with the refresh token.
-            Method::Web | Method::Device => AuthMethod::RefreshToken,
-            Method::Password => AuthMethod::UsernamePassword,
-        }
-    }
+    Ok(opened.connection.token_cache(&transport, &settings.env.resolver(), store, CacheConfig::default())?)
 }
 
 /// A REST client for a connection: tokens from its cache (one renewal across processes), the

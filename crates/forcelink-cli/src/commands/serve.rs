@@ -99,7 +99,20 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     } else {
         (None, settings.open_store().await?, settings.store_location.clone())
     };
-    let transport = settings.transport()?;
+    let mut transport = settings.transport()?;
+    if let Some(tour) = &tour {
+        // Exactly the embedded playground's two origins may receive its credentials.
+        let mut policy = settings.url_policy();
+        for url in [&tour.info.login_url, &tour.info.instance_url] {
+            let origin = url::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+            policy = policy.allow_origin(&origin).map_err(Failure::from_auth)?;
+        }
+        transport = forcelink_auth::Transport::new(
+            forcelink_auth::wire::default_http_client().map_err(Failure::from_auth)?,
+            transport.clock().clone(),
+            policy,
+        );
+    }
     let mut config = BrokerConfig::new(store, transport, settings.env.resolver());
     config.public_url = args.public_url.clone();
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;

@@ -1,8 +1,7 @@
 //! `forcelink token get` and `forcelink logout`.
 
 use forcelink_auth::approvals::ApprovalBudget;
-use forcelink_auth::identity::{AnyToken, IdentityClient};
-use forcelink_auth::{AppCredentials, AuthError, ConnectionId, OAuthErrorKind};
+use forcelink_auth::{AuthError, ConnectionId};
 use forcelink_store::AuditAction;
 use serde_json::json;
 
@@ -115,32 +114,11 @@ pub async fn logout(settings: &Settings, name: Option<&str>, no_revoke: bool) ->
 pub async fn revoke_stored(settings: &Settings, name: &ConnectionId) -> Result<bool, Failure> {
     let opened = open_connection(settings, name).await?;
     let Some(stored) = opened.store.load(name).await? else { return Ok(false) };
-    if opened.connection.method() == forcelink_store::Method::AccessToken {
-        // A pasted token belongs to another session (e.g. the browser's); it is only forgotten.
-        return Ok(false);
-    }
     let transport = settings.transport()?;
-    let app = opened
-        .connection
-        .app_credentials(&settings.env.resolver())
-        .unwrap_or_default()
-        .unwrap_or_else(|| AppCredentials::new("", None));
-    let identity = IdentityClient::new(transport, opened.connection.endpoints(), app)?;
-    let token = match &stored.set.refresh_token {
-        Some(r) => AnyToken::Refresh(r),
-        None => AnyToken::Access(&stored.set.access_token),
-    };
-    match identity.revoke(token).await {
-        Ok(()) => Ok(true),
-        // Salesforce answers `invalid_token` for a token it no longer knows (already revoked).
-        Err(AuthError::OAuth { error, .. })
-            if error.error == "invalid_token" || error.kind() == OAuthErrorKind::ExpiredToken =>
-        {
-            Ok(true)
-        }
-        Err(e) => Err(Failure::from_auth(e)
-            .with_fix(format!("retry, or pass --no-revoke to forget the tokens of {name} without revoking them"))),
-    }
+    opened.connection.revoke(&transport, &settings.env.resolver(), &stored.set).await.map_err(|e| {
+        Failure::from_auth(e)
+            .with_fix(format!("retry, or pass --no-revoke to forget the tokens of {name} without revoking them"))
+    })
 }
 
 /// Removes the token set and the connection's approvals from the ledger.

@@ -63,6 +63,8 @@ impl Home {
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_DATA_HOME", self.path("data"))
             .env("USER", "tester")
+            // The playgrounds this test started, and nothing else, may receive credentials.
+            .env("FORCELINK_ALLOW_ORIGINS", forcelink_test_support::started_origins().join(","))
             .envs(&self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

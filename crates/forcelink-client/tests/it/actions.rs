@@ -125,8 +125,11 @@ async fn reset_password_sets_or_generates_one_that_signs_in() {
 }
 
 async fn sign_in(pg: &PlaygroundHandle, password: &str) -> bool {
-    let transport =
-        Transport::new(forcelink_auth::wire::default_http_client().unwrap(), Arc::new(SystemClock), UrlPolicy::new());
+    let transport = Transport::new(
+        forcelink_auth::wire::default_http_client().unwrap(),
+        Arc::new(SystemClock),
+        UrlPolicy::new().allow_any_loopback(),
+    );
     let source = UsernamePassword::new(
         transport,
         Endpoints::salesforce(&url::Url::parse(pg.login_url()).unwrap()),

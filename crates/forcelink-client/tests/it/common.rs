@@ -27,7 +27,11 @@ pub const STANDARD_PASSWORD: &str = "Standard1!";
 pub const STANDARD_TOKEN: &str = "PLAYGROUNDTOKEN0003";
 
 fn transport() -> Transport {
-    Transport::new(forcelink_auth::wire::default_http_client().unwrap(), Arc::new(SystemClock), UrlPolicy::new())
+    Transport::new(
+        forcelink_auth::wire::default_http_client().unwrap(),
+        Arc::new(SystemClock),
+        UrlPolicy::new().allow_any_loopback(),
+    )
 }
 
 fn cache(source: Arc<dyn TokenSource>) -> TokenCache {
@@ -65,7 +69,11 @@ pub fn standard_provider(pg: &PlaygroundHandle) -> TokenCache {
 
 /// A client whose backoff sleeps on `clock` (sleeping advances it at once).
 pub fn client_over(provider: Arc<dyn TokenProvider>, clock: &ManualClock) -> Client {
-    Client::builder(provider).clock(Arc::new(clock.clone())).build().unwrap()
+    Client::builder(provider)
+        .clock(Arc::new(clock.clone()))
+        .url_policy(UrlPolicy::new().allow_any_loopback())
+        .build()
+        .unwrap()
 }
 
 pub fn admin_client(pg: &PlaygroundHandle) -> (Client, ManualClock) {
@@ -216,6 +224,7 @@ pub async fn replay(answers: Vec<Canned>) -> Replay {
 pub fn replay_client(server: &Replay) -> (Client, ManualClock) {
     let clock = ManualClock::starting_now();
     let client = Client::builder(FixedToken::at(&server.url))
+        .url_policy(UrlPolicy::new().allow_any_loopback())
         .clock(Arc::new(clock.clone()))
         .retry(RetryPolicy::default())
         .build()

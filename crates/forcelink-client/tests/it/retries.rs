@@ -121,7 +121,10 @@ async fn a_401_invalidates_exactly_the_token_used_and_retries_once() {
 #[tokio::test]
 async fn a_token_refused_twice_is_an_error_not_a_loop() {
     let pg = spawn_playground().await;
-    let client = Client::builder(FixedToken::at(pg.instance_url())).build().unwrap();
+    let client = Client::builder(FixedToken::at(pg.instance_url()))
+        .url_policy(forcelink_auth::UrlPolicy::new().allow_any_loopback())
+        .build()
+        .unwrap();
     let err = client.limits().send().await.unwrap_err();
     assert_eq!(err.error_code(), Some("INVALID_SESSION_ID"));
     assert_eq!(err.action(), forcelink_client::Action::Reauthorize);
@@ -131,7 +134,10 @@ async fn a_token_refused_twice_is_an_error_not_a_loop() {
 #[tokio::test]
 async fn tokens_go_only_to_urls_the_policy_allows() {
     let provider = FixedToken::at("http://salesforce.example.com");
-    let client = Client::builder(provider.clone()).build().unwrap();
+    let client = Client::builder(provider.clone())
+        .url_policy(forcelink_auth::UrlPolicy::new().allow_any_loopback())
+        .build()
+        .unwrap();
     let err = client.limits().send().await.unwrap_err();
     assert!(matches!(err, ClientError::Auth(forcelink_auth::AuthError::InsecureUrl { .. })), "{err:?}");
     assert_eq!(client.stats().requests, 0);

@@ -131,7 +131,7 @@ async fn one_renewal_across_instances(stores: Vec<Arc<dyn TokenStore>>, clock: M
             let transport = Transport::new(
                 forcelink_auth::wire::default_http_client().unwrap(),
                 Arc::new(clock.clone()),
-                UrlPolicy::new(),
+                UrlPolicy::new().allow_any_loopback(),
             );
             let app =
                 AppCredentials::new(&pg.info.client.client_id, Some(ClientSecret::new(&pg.info.client.client_secret)));

@@ -160,8 +160,11 @@ async fn child_renews_a_token() {
     let location = StoreLocation::parse(&order("FORCELINK_TEST_CHILD_STORE"));
     let key = KeySource::Base64(order("FORCELINK_TEST_CHILD_KEY"));
     let store = open_store(&location, &key, Arc::new(clock.clone())).await.unwrap();
-    let transport =
-        Transport::new(forcelink_auth::wire::default_http_client().unwrap(), Arc::new(clock.clone()), UrlPolicy::new());
+    let transport = Transport::new(
+        forcelink_auth::wire::default_http_client().unwrap(),
+        Arc::new(clock.clone()),
+        UrlPolicy::new().allow_any_loopback(),
+    );
     let app = AppCredentials::new(
         order("FORCELINK_TEST_CHILD_CLIENT_ID"),
         Some(ClientSecret::new(order("FORCELINK_TEST_CHILD_CLIENT_SECRET"))),

@@ -37,6 +37,7 @@ pub fn token_set(access: &str, refresh: Option<&str>, clock: &ManualClock) -> To
         token_type: "Bearer".into(),
         id_token: Some(IdToken::new("eyJ.id.token")),
         api_instance_url: Some("https://api.salesforce.com".into()),
+        issuer: Some(Url::parse("https://login.salesforce.com").unwrap()),
     }
 }
 
