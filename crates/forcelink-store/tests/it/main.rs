@@ -2,6 +2,8 @@
 //! - `suite` + `backends`: one behaviour suite (token sets, leases, approvals, connections,
 //!   audit log, API keys) run on memory, SQLite and PostgreSQL; single flight across store
 //!   instances in one process.
+//! - `integrity`: API-key rows cannot be planted or altered without the master key (MAC);
+//!   migration signs existing rows; rotation re-signs them; a SQLite store's files are private.
 //! - `at_rest`: no secret in the clear in the SQLite files or the PostgreSQL tables.
 //! - `opening`: `open_store`, refusing the wrong key, schema migrations.
 //! - `rotation`: master key rotation and recovery from an interrupted one.
@@ -11,6 +13,7 @@
 
 mod at_rest;
 mod backends;
+mod integrity;
 mod opening;
 mod processes;
 mod rotation;
