@@ -6,6 +6,8 @@
 //!   migration signs existing rows; rotation re-signs them; a SQLite store's files are private.
 //! - `at_rest`: no secret in the clear in the SQLite files or the PostgreSQL tables.
 //! - `opening`: `open_store`, refusing the wrong key, schema migrations.
+//! - `tls`: `sslmode` against the local server and stand-in servers (no TLS; a test CA), and
+//!   URL passwords kept out of errors.
 //! - `rotation`: master key rotation and recovery from an interrupted one.
 //! - `processes`: real OS processes — single flight across them, and a writer killed mid-write.
 
@@ -18,3 +20,4 @@ mod opening;
 mod processes;
 mod rotation;
 mod suite;
+mod tls;
