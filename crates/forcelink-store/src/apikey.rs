@@ -92,9 +92,9 @@ pub fn parse(presented: &str) -> Option<(&str, &str)> {
     (id_ok && secret_ok).then_some((id, secret))
 }
 
-/// The stored record of the key `presented`, when it is well formed, known, its secret matches
-/// and it is not revoked (at or before `now`); `None` otherwise, whichever the reason, so a
-/// caller cannot tell a guesser more than "no".
+/// The stored record of the key `presented`, when it is well formed, known (its row's MAC holds),
+/// its secret matches and it is not revoked (at or before `now`); `None` otherwise, whichever
+/// the reason, so a caller cannot tell a guesser more than "no".
 pub async fn verify(
     store: &dyn ConnectionStore,
     presented: &str,

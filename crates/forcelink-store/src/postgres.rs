@@ -558,20 +558,22 @@ fn api_key_row(r: &tokio_postgres::Row) -> ApiKeyRow {
     }
 }
 
-/// The API-key rows, oldest first, or only the one with id `only`.
+/// The API-key rows, oldest first, or only the one with id `only` (one query each, so the
+/// lookup by id on every broker request uses the primary key).
 async fn read_api_key_rows(
     client: &impl GenericClient,
     only: Option<&str>,
 ) -> Result<Vec<ApiKeyRow>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys WHERE $1::TEXT IS NULL OR id = $1
-                 ORDER BY created_at_ms, id"
-            ),
-            &[&only],
-        )
-        .await?;
+    let rows = match only {
+        Some(id) => {
+            client.query(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys WHERE id = $1"), &[&id]).await?
+        }
+        None => {
+            client
+                .query(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys ORDER BY created_at_ms, id"), &[])
+                .await?
+        }
+    };
     Ok(rows.iter().map(api_key_row).collect())
 }
 

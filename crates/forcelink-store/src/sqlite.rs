@@ -566,13 +566,19 @@ fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     })
 }
 
-/// The API-key rows, oldest first, or only the one with id `only` when it is not empty.
+/// The API-key rows, oldest first, or only the one with id `only` when it is not empty (one
+/// query each, so the lookup by id on every broker request uses the primary key).
 fn read_api_key_rows(conn: &Connection, only: &str) -> rusqlite::Result<Vec<ApiKeyRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ?1 = '' OR id = ?1 ORDER BY created_at_ms, id"
-    ))?;
-    let rows = stmt.query_map([only], api_key_row)?;
-    rows.collect()
+    if only.is_empty() {
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"))?;
+        let rows = stmt.query_map([], api_key_row)?;
+        rows.collect()
+    } else {
+        let mut stmt = conn.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1"))?;
+        let rows = stmt.query_map([only], api_key_row)?;
+        rows.collect()
+    }
 }
 
 impl SqliteStore {
@@ -765,8 +771,10 @@ impl ConnectionStore for SqliteStore {
                 .run(move |conn, inner| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
                     check_same_key(&tx, &inner.key)?;
-                    let Some(mut row) = read_api_key_rows(&tx, &id).map_err(db_err)?.pop().filter(|_| !id.is_empty())
-                    else {
+                    if id.is_empty() {
+                        return Ok(Revoked::Unknown);
+                    }
+                    let Some(mut row) = read_api_key_rows(&tx, &id).map_err(db_err)?.pop() else {
                         return Ok(Revoked::Unknown);
                     };
                     // Re-signing a planted row would bless it: it stays as it is, and absent.
