@@ -189,6 +189,7 @@ impl SqliteStore {
             create_private_dir(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         }
         create_private_file(path).map_err(|e| fail(format!("creating the file: {e}")))?;
+        warn_if_readable_by_others(path);
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(e.to_string()))?;
@@ -254,6 +255,26 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// A store file made before files were created private (or loosened since) still opens, as
+/// refusing it would stop a working broker, but says how to fix it.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                "the store file can be read by other users; run `chmod 600` on it (and on its -wal and -shm files)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// The key id recorded in the store at `path`, without changing anything; `None` when there is

@@ -366,4 +366,11 @@ async fn a_new_sqlite_store_and_its_directories_are_private() {
     assert_eq!(mode(&dir.path().join("other")), 0o700);
     assert_eq!(mode(&dir.path().join("keys")), 0o700);
     assert_eq!(mode(&key_file), 0o600);
+
+    // An existing store file others can read still opens, with a warning saying what to run.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = Captured::start();
+    drop(SqliteStore::open(&path, MasterKey::generate(), Arc::new(c.clone())).unwrap_err());
+    let text = log.text();
+    assert!(text.contains("WARN") && text.contains("chmod 600") && text.contains("644"), "{text}");
 }
