@@ -4,6 +4,12 @@
 //! A fast hash is right here, unlike for passwords: the secret is 256 random bits, so nobody
 //! can guess it from the hash whatever the hashing speed, and a slow hash would only make every
 //! broker request slower.
+//!
+//! The databases keep each key as an [`ApiKeyRow`] with an HMAC-SHA256 over every field, under a
+//! key derived from the master key: someone who can write to the database but does not hold the
+//! master key cannot plant a key (a row with the hash of a secret they chose) or widen one (more
+//! connections or capabilities, a revocation undone). A row whose MAC is missing or wrong is
+//! treated as absent, with a warning naming its id.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -15,6 +21,8 @@ use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::codec::{from_millis, millis};
+use crate::crypto::MacKey;
 use crate::registry::{ApiKeyRecord, ConnectionStore};
 use crate::scope::{Scope, Scopes};
 
@@ -84,9 +92,9 @@ pub fn parse(presented: &str) -> Option<(&str, &str)> {
     (id_ok && secret_ok).then_some((id, secret))
 }
 
-/// The stored record of the key `presented`, when it is well formed, known, its secret matches
-/// and it is not revoked (at or before `now`); `None` otherwise, whichever the reason, so a
-/// caller cannot tell a guesser more than "no".
+/// The stored record of the key `presented`, when it is well formed, known (its row's MAC holds),
+/// its secret matches and it is not revoked (at or before `now`); `None` otherwise, whichever
+/// the reason, so a caller cannot tell a guesser more than "no".
 pub async fn verify(
     store: &dyn ConnectionStore,
     presented: &str,
@@ -100,6 +108,142 @@ pub async fn verify(
         return Ok(None);
     }
     Ok(Some(record))
+}
+
+/// Version tag at the start of the MAC input: a future change of the row's fields changes it,
+/// so a tag over the old layout can never pass for the new one.
+const ROW_MAC_FORMAT: &[u8] = b"forcelink api_keys row v1";
+
+/// An API key as the databases keep it: the record's fields in their stored form (lists as JSON
+/// text, times in milliseconds) and the MAC over exactly those values. No `Debug`: the hash has
+/// no business in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ApiKeyRow {
+    pub id: String,
+    pub secret_hash: String,
+    pub label: String,
+    /// JSON list of connection names.
+    pub connections: String,
+    /// JSON list of capability names.
+    pub capabilities: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    /// Lowercase hex HMAC-SHA256 of [`ApiKeyRow::mac_input`]; `None` in a row written without one.
+    pub mac: Option<String>,
+}
+
+/// What reading an [`ApiKeyRow`] found.
+pub(crate) enum RowCheck {
+    Valid(ApiKeyRecord),
+    /// The MAC is missing or wrong: the row was written by someone without the master key (or
+    /// under another master key); the id, for the warning.
+    Forged(String),
+}
+
+impl ApiKeyRow {
+    /// The row for `record`, with its MAC under `key`.
+    pub fn new(record: &ApiKeyRecord, key: &MacKey) -> Self {
+        let mut row = Self {
+            id: record.id.clone(),
+            secret_hash: record.secret_hash.clone(),
+            label: record.label.clone(),
+            // Serialising a list of strings cannot fail.
+            connections: serde_json::to_string(&record.connections).unwrap_or_default(),
+            capabilities: serde_json::to_string(&record.capabilities.to_strings()).unwrap_or_default(),
+            created_at_ms: millis(record.created_at) as i64,
+            revoked_at_ms: record.revoked_at.map(|t| millis(t) as i64),
+            mac: None,
+        };
+        row.sign(key);
+        row
+    }
+
+    /// Sets the MAC to the one of the current fields under `key`.
+    pub fn sign(&mut self, key: &MacKey) {
+        self.mac = Some(key.tag_hex(&[&self.mac_input()]));
+    }
+
+    /// Whether the MAC is present and right under `key`.
+    pub fn mac_is_valid(&self, key: &MacKey) -> bool {
+        self.mac.as_deref().is_some_and(|tag| key.verify_hex(&[&self.mac_input()], tag))
+    }
+
+    /// Every field, each length-prefixed (u64 big-endian), so no two rows give the same bytes
+    /// (a label ending where a list begins cannot shift the boundary).
+    fn mac_input(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let mut put = |bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        put(ROW_MAC_FORMAT);
+        for text in [&self.id, &self.secret_hash, &self.label, &self.connections, &self.capabilities] {
+            put(text.as_bytes());
+        }
+        put(&self.created_at_ms.to_be_bytes());
+        match self.revoked_at_ms {
+            None => put(&[]),
+            Some(ms) => put(&ms.to_be_bytes()),
+        }
+        out
+    }
+
+    /// The record, when the MAC holds under `key`.
+    pub fn check(self, key: &MacKey) -> Result<RowCheck, StoreError> {
+        if !self.mac_is_valid(key) {
+            return Ok(RowCheck::Forged(self.id));
+        }
+        let id = self.id;
+        let list = |what: &str, json: &str| {
+            serde_json::from_str::<Vec<String>>(json)
+                .map_err(|_| StoreError::Corrupt(format!("API key {id}: {what} is not a JSON list of strings")))
+        };
+        Ok(RowCheck::Valid(ApiKeyRecord {
+            connections: list("connections", &self.connections)?,
+            capabilities: crate::scope::Scopes::from_stored(&list("capabilities", &self.capabilities)?),
+            secret_hash: self.secret_hash,
+            label: self.label,
+            created_at: from_millis(u64::try_from(self.created_at_ms).unwrap_or(0)),
+            revoked_at: self.revoked_at_ms.map(|ms| from_millis(u64::try_from(ms).unwrap_or(0))),
+            id,
+        }))
+    }
+}
+
+/// The records of `rows` whose MAC holds under `key`; the others are left out with a warning.
+/// `same_key` runs only when some row fails: a key rotation by another process re-signs every
+/// row under the new key, and that must read as "restart with the new key", not as forgery.
+pub(crate) async fn checked_rows<F, Fut>(
+    rows: Vec<ApiKeyRow>,
+    key: &MacKey,
+    same_key: F,
+) -> Result<Vec<ApiKeyRecord>, StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut valid = Vec::with_capacity(rows.len());
+    let mut forged = Vec::new();
+    for row in rows {
+        match row.check(key)? {
+            RowCheck::Valid(record) => valid.push(record),
+            RowCheck::Forged(id) => forged.push(id),
+        }
+    }
+    if !forged.is_empty() {
+        same_key().await?;
+        forged.iter().for_each(|id| warn_forged(id));
+    }
+    Ok(valid)
+}
+
+/// Says that the row of API key `id` failed its integrity check. Names the id only: never the
+/// hash or anything else from a row that may have been planted.
+pub(crate) fn warn_forged(id: &str) {
+    tracing::warn!(
+        api_key_id = %id,
+        "API key row {id} has a missing or wrong MAC (written without the store's master key); ignoring it"
+    );
 }
 
 impl ApiKeyRecord {
@@ -142,6 +286,51 @@ mod tests {
         {
             assert!(parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn row_mac_covers_every_field_and_the_key() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let master = crate::MasterKey::generate();
+        let key = master.api_key_mac_key();
+        let (_, record) = generate("ci", vec!["prod".into()], Scope::Token.into(), now);
+        let row = ApiKeyRow::new(&record, &key);
+        assert!(row.mac_is_valid(&key));
+        assert_eq!(row.mac.as_deref().map(str::len), Some(64));
+        let Ok(RowCheck::Valid(back)) = row.clone().check(&key) else { panic!("a signed row checks") };
+        assert_eq!(back, record);
+        // Another master key's derived key, and a derived key that is not the master key itself.
+        assert!(!row.mac_is_valid(&crate::MasterKey::generate().api_key_mac_key()));
+        assert_ne!(row.mac, Some(MacKey::tag_hex(&key, &[b"x"])));
+        type Tamper = Box<dyn Fn(&mut ApiKeyRow)>;
+        let tampered: Vec<Tamper> = vec![
+            Box::new(|r| r.id.push('x')),
+            Box::new(|r| r.secret_hash = "00".repeat(32)),
+            Box::new(|r| r.label.push('x')),
+            Box::new(|r| r.connections = r#"["*"]"#.into()),
+            Box::new(|r| r.capabilities = r#"["*"]"#.into()),
+            Box::new(|r| r.created_at_ms += 1),
+            Box::new(|r| r.revoked_at_ms = Some(0)),
+            Box::new(|r| r.mac = None),
+            Box::new(|r| r.mac = Some(String::new())),
+            Box::new(|r| r.mac = r.mac.as_ref().map(|m| m.to_uppercase())),
+            // Moving text from one field to the next keeps the concatenation, not the encoding.
+            Box::new(|r| {
+                r.label = format!("ci{}", &r.connections[..1]);
+                r.connections = r.connections[1..].to_owned();
+            }),
+        ];
+        for (i, tamper) in tampered.iter().enumerate() {
+            let mut bad = row.clone();
+            tamper(&mut bad);
+            assert!(!bad.mac_is_valid(&key), "change {i} must break the MAC");
+            assert!(matches!(bad.check(&key), Ok(RowCheck::Forged(_))), "change {i}");
+        }
+        let mut revoked = row.clone();
+        revoked.revoked_at_ms = Some(5);
+        revoked.sign(&key);
+        assert!(revoked.mac_is_valid(&key) && revoked.mac != row.mac);
+        assert!(!format!("{key:?}").contains(&master.to_base64()));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Encryption at rest: AES-256-GCM with a random 96-bit nonce per value, bound to its row by
 //! associated data (the connection name), so a sealed value copied to another row does not open.
+//! Rows that are not secret but must not be forged (API keys) carry an HMAC-SHA256 under a key
+//! derived from the master key ([`MacKey`]). Files and directories the store creates are
+//! private to their owner ([`create_private_dir`], mode 0600 files).
 
 use std::fmt;
 use std::io::Write;
@@ -9,6 +12,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Digest;
 
@@ -18,6 +22,9 @@ use crate::OpenError;
 const MAGIC: &[u8; 3] = b"FL1";
 const KEY_ID_LEN: usize = 8;
 const NONCE_LEN: usize = 12;
+/// Domain separation of the API-key row MAC key: `HMAC-SHA256(master key, this)`. A new purpose
+/// gets a new label, so one derived key is never valid for another use.
+const API_KEY_MAC_LABEL: &[u8] = b"forcelink api-key mac v1";
 
 /// The 32-byte key that encrypts every secret in a store.
 #[derive(Clone)]
@@ -75,6 +82,11 @@ impl MasterKey {
         self.id.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The key that authenticates API-key rows, derived from this key (see [`MacKey`]).
+    pub fn api_key_mac_key(&self) -> MacKey {
+        MacKey(hmac_sha256(&self.key, &[API_KEY_MAC_LABEL]))
+    }
+
     /// Reads an existing key file (refusing one others can read); never creates it.
     pub fn load(path: &Path) -> Result<Self, OpenError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -120,9 +132,8 @@ impl MasterKey {
                 Self::from_base64(&text)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| OpenError::Key(format!("creating {}: {e}", dir.display())))?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    create_private_dir(dir).map_err(|e| OpenError::Key(format!("creating {}: {e}", dir.display())))?;
                 }
                 let key = Self::generate();
                 let mut options = std::fs::OpenOptions::new();
@@ -182,6 +193,55 @@ impl MasterKey {
             .decrypt(Nonce::from_slice(nonce), Payload { msg: &sealed[header..], aad })
             .map_err(|_| OpenSealedError::Damaged)
     }
+}
+
+/// A key derived from the master key for one purpose, which authenticates rows with
+/// HMAC-SHA256 (RFC 2104). `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct MacKey([u8; 32]);
+
+impl fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MacKey([redacted])")
+    }
+}
+
+impl MacKey {
+    /// The tag of `parts` as lowercase hex. Callers pass an unambiguous encoding (each field
+    /// length-prefixed), so two different rows never give the same input.
+    pub fn tag_hex(&self, parts: &[&[u8]]) -> String {
+        hmac_sha256(&self.0, parts).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `tag` (lowercase hex) is the tag of `parts`, compared in constant time.
+    pub fn verify_hex(&self, parts: &[&[u8]], tag: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = self.tag_hex(parts);
+        expected.len() == tag.len() && bool::from(expected.as_bytes().ct_eq(tag.as_bytes()))
+    }
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (Unix): the store's directory holds its
+/// database and maybe its key file, which other users have no business listing. An existing
+/// directory is left as it is (it may be shared on purpose, like a home directory).
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// The id of the key that sealed `sealed` (from its header), when it is a sealed value at all.

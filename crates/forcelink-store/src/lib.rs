@@ -11,12 +11,17 @@
 //! - [`memory`]: [`MemoryConnectionStore`], for tests and in-process use.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL; several processes on one file).
 //! - [`postgres`]: [`PostgresStore`], for several broker replicas (`forcelink_` tables).
-//! - [`crypto`]: the [`MasterKey`] (AES-256-GCM) and the key file created with mode 0600.
+//! - [`pgconnect`]: how it connects: `sslmode` (`disable`, `prefer` (default), `require`,
+//!   `verify-ca`, `verify-full`) and `sslrootcert` over rustls, and the URL shown without its
+//!   password.
+//! - [`crypto`]: the [`MasterKey`] (AES-256-GCM), the MAC key derived from it for API-key rows,
+//!   the key file created with mode 0600 and directories created with mode 0700.
 //! - [`codec`]: token sets and connection specs as the sealed bytes the databases keep, each
 //!   bound to its row by associated data.
 //! - [`rotation`]: [`rotate_key`], a new master key for a store, safe against a crash at any
 //!   point.
-//! - [`apikey`]: broker API keys (`flk_<id>_<secret>`): generated, stored as a hash, verified.
+//! - [`apikey`]: broker API keys (`flk_<id>_<secret>`): generated, stored as a hash in a row
+//!   signed with a MAC (a row planted or altered without the master key is ignored), verified.
 //! - [`scope`]: [`Scope`] and [`Scopes`] (what a key may do) and [`AuditAction`] (what the
 //!   audit log records), shared by the CLI and the broker.
 //! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
@@ -34,6 +39,7 @@ pub mod connection;
 pub mod crypto;
 pub mod memory;
 pub mod open;
+pub mod pgconnect;
 pub mod postgres;
 pub mod registry;
 pub mod rotation;

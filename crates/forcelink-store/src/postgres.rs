@@ -5,7 +5,8 @@
 //! Schema versions (the `schema_version` row of `forcelink_meta`; none before version 2):
 //! 1 = token sets, leases, the fence sequence, approvals; 2 adds connections (sealed specs), the
 //! audit log, API keys and `forcelink_meta` (with the id of the master key that sealed the
-//! store, checked on connect). Migrations run in one transaction under an advisory lock.
+//! store, checked on connect); 3 adds the `mac` column of API keys (see [`crate::apikey`]).
+//! Migrations run as ordered steps in one transaction under an advisory lock.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,11 +16,12 @@ use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, Lease, LeaseHolder, StoredTokens, TokenStore};
 use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient};
 
+use crate::apikey::{ApiKeyRow, checked_rows};
 use crate::codec::{self, from_millis, millis};
 use crate::connection::ConnectionSpec;
-use crate::crypto::{MasterKey, sealed_key_id};
+use crate::crypto::{MacKey, MasterKey, sealed_key_id};
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 use crate::{OpenError, key_mismatch, poll_lease, rotated_away};
 
@@ -27,7 +29,7 @@ use crate::{OpenError, key_mismatch, poll_lease, rotated_away};
 const MIGRATION_LOCK: i64 = 0x666f_7263_656c_6e6b; // "forcelnk"
 
 /// Schema version this code writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS forcelink_token_sets (
@@ -94,6 +96,8 @@ pub struct PostgresStore {
 struct Inner {
     client: Client,
     key: MasterKey,
+    /// Derived from `key`: signs API-key rows.
+    mac_key: MacKey,
     clock: Arc<dyn Clock>,
 }
 
@@ -107,29 +111,12 @@ fn db_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL: {e}"))
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:redacted@host/db`, for messages (brackets
-/// would come out percent-encoded).
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+pub(crate) use crate::pgconnect::redact_url;
 
-/// Connects without TLS (for loopback or a private network); the connection runs on its own task.
+/// Connects with the TLS the URL's `sslmode` asks for (see [`crate::pgconnect`]); the
+/// connection runs on its own task.
 async fn connect_client(url: &str) -> Result<Client, OpenError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| OpenError::Postgres(format!("{}: {e}", redact_url(url))))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+    crate::pgconnect::PgTarget::parse(url)?.connect().await
 }
 
 async fn table_exists(client: &impl GenericClient, table: &str) -> Result<bool, tokio_postgres::Error> {
@@ -157,14 +144,14 @@ pub(crate) async fn stored_key_id(url: &str) -> Result<Option<String>, OpenError
     stored_key_id_of(&client).await.map_err(|e| OpenError::Postgres(format!("reading the store's key id: {e}")))
 }
 
-/// Re-seals every token set and connection spec with `new` in one transaction that also records
-/// `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
+/// Re-seals every token set and connection spec with `new`, and re-signs every API-key row, in
+/// one transaction that also records `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
 pub(crate) async fn reseal(
     url: &str,
     old: &MasterKey,
     new: &MasterKey,
     before_commit: impl FnOnce() -> Result<(), OpenError>,
-) -> Result<(usize, usize), OpenError> {
+) -> Result<crate::sqlite::ResealCounts, OpenError> {
     let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
     let mut client = connect_client(url).await?;
     let tx = client.transaction().await.map_err(fail)?;
@@ -188,13 +175,15 @@ async fn reseal_in(
     old: &MasterKey,
     new: &MasterKey,
     before_commit: impl FnOnce() -> Result<(), OpenError>,
-) -> Result<(usize, usize), OpenError> {
+) -> Result<crate::sqlite::ResealCounts, OpenError> {
     let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
     // Blocks every writer (readers go on) until the commit; checked again under the lock, as
     // another rotation may have finished meanwhile.
-    tx.batch_execute("LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections IN EXCLUSIVE MODE")
-        .await
-        .map_err(fail)?;
+    tx.batch_execute(
+        "LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections, forcelink_api_keys IN EXCLUSIVE MODE",
+    )
+    .await
+    .map_err(fail)?;
     if let Some(id) = stored_key_id_of(tx).await.map_err(fail)?
         && id != old.id_hex()
     {
@@ -224,6 +213,18 @@ async fn reseal_in(
         .await
         .map_err(fail)?;
     }
+    let (old_mac, new_mac) = (old.api_key_mac_key(), new.api_key_mac_key());
+    let mut api_keys = 0;
+    for mut row in read_api_key_rows(tx, None).await.map_err(fail)? {
+        // A row that does not verify now must not be blessed by the new key: it keeps its bad MAC.
+        if !row.mac_is_valid(&old_mac) {
+            crate::apikey::warn_forged(&row.id);
+            continue;
+        }
+        row.sign(&new_mac);
+        tx.execute("UPDATE forcelink_api_keys SET mac = $1 WHERE id = $2", &[&row.mac, &row.id]).await.map_err(fail)?;
+        api_keys += 1;
+    }
     tx.execute(
         "INSERT INTO forcelink_meta (key, value) VALUES ('key_id', $1)
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -232,7 +233,34 @@ async fn reseal_in(
     .await
     .map_err(fail)?;
     before_commit()?;
-    Ok((tokens.len(), specs.len()))
+    Ok((tokens.len(), specs.len(), api_keys))
+}
+
+/// Runs the migration that brings the tables from version `to - 1` to `to`. Steps 1 and 2 create
+/// tables only when missing (version 1 recorded no version, so it reads as 0).
+async fn migrate_step(tx: &tokio_postgres::Transaction<'_>, to: i64, key: &MasterKey) -> Result<(), StoreError> {
+    match to {
+        1 => tx.batch_execute(SCHEMA_V1).await.map_err(db_err),
+        2 => tx.batch_execute(SCHEMA_V2).await.map_err(db_err),
+        3 => migrate_to_v3(tx, &key.api_key_mac_key()).await,
+        _ => Err(StoreError::Unavailable(format!("no migration to schema version {to}"))),
+    }
+}
+
+/// Version 3: every API-key row carries a MAC. The rows already there get theirs now, under the
+/// store's key (checked against the store before any step runs). A row planted in the table
+/// before this upgrade is blessed with the genuine ones: version 2 rows carry no proof of who
+/// wrote them, so nothing can tell them apart. That is unavoidable, and acceptable because the
+/// protection holds from the upgrade on, and `forcelink apikey list` shows every key to review.
+async fn migrate_to_v3(tx: &tokio_postgres::Transaction<'_>, mac_key: &MacKey) -> Result<(), StoreError> {
+    tx.batch_execute("ALTER TABLE forcelink_api_keys ADD COLUMN IF NOT EXISTS mac TEXT").await.map_err(db_err)?;
+    for mut row in read_api_key_rows(tx, None).await.map_err(db_err)? {
+        row.sign(mac_key);
+        tx.execute("UPDATE forcelink_api_keys SET mac = $1 WHERE id = $2", &[&row.mac, &row.id])
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] and checks (or records) the key id, inside `tx`.
@@ -260,9 +288,12 @@ async fn migrate(tx: &tokio_postgres::Transaction<'_>, url: &str, key: &MasterKe
     {
         return Err(key_mismatch(&redact_url(url), &stored, key));
     }
+    for to in version + 1..=SCHEMA_VERSION {
+        migrate_step(tx, to, key)
+            .await
+            .map_err(|e| OpenError::Postgres(format!("migrating to schema version {to}: {e}")))?;
+    }
     if version < SCHEMA_VERSION {
-        tx.batch_execute(SCHEMA_V1).await.map_err(fail)?;
-        tx.batch_execute(SCHEMA_V2).await.map_err(fail)?;
         tx.execute(
             "INSERT INTO forcelink_meta (key, value) VALUES ('schema_version', $1)
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -281,8 +312,8 @@ async fn migrate(tx: &tokio_postgres::Transaction<'_>, url: &str, key: &MasterKe
 }
 
 impl PostgresStore {
-    /// Connects (without TLS: for loopback or a private network) and brings the schema up to
-    /// date. Fails with [`OpenError::Key`] when the store was sealed with another master key.
+    /// Connects (TLS as the URL's `sslmode` says, `prefer` by default) and brings the schema up
+    /// to date. Fails with [`OpenError::Key`] when the store was sealed with another master key.
     pub async fn connect(url: &str, key: MasterKey, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
         let mut client = connect_client(url).await?;
         let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("creating the tables: {e}"));
@@ -296,7 +327,8 @@ impl PostgresStore {
                 return Err(e);
             }
         }
-        Ok(Self { inner: Arc::new(Inner { client, key, clock }) })
+        let mac_key = key.api_key_mac_key();
+        Ok(Self { inner: Arc::new(Inner { client, key, mac_key, clock }) })
     }
 
     /// Fails when the store is now sealed with another key than this instance's (it was rotated).
@@ -511,23 +543,45 @@ impl TokenStore for PostgresStore {
     }
 }
 
-const API_KEY_COLUMNS: &str = "id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms";
+const API_KEY_COLUMNS: &str = "id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms, mac";
 
-fn api_key_record(r: &tokio_postgres::Row) -> Result<ApiKeyRecord, StoreError> {
-    let id: String = r.get(0);
-    let list = |what: &str, json: String| {
-        serde_json::from_str::<Vec<String>>(&json)
-            .map_err(|_| StoreError::Corrupt(format!("API key {id}: {what} is not a JSON list of strings")))
-    };
-    Ok(ApiKeyRecord {
-        connections: list("connections", r.get(3))?,
-        capabilities: crate::scope::Scopes::from_stored(&list("capabilities", r.get(4))?),
+fn api_key_row(r: &tokio_postgres::Row) -> ApiKeyRow {
+    ApiKeyRow {
+        id: r.get(0),
         secret_hash: r.get(1),
         label: r.get(2),
-        created_at: from_millis(u64::try_from(r.get::<_, i64>(5)).unwrap_or(0)),
-        revoked_at: r.get::<_, Option<i64>>(6).map(|ms| from_millis(u64::try_from(ms).unwrap_or(0))),
-        id,
-    })
+        connections: r.get(3),
+        capabilities: r.get(4),
+        created_at_ms: r.get(5),
+        revoked_at_ms: r.get(6),
+        mac: r.get(7),
+    }
+}
+
+/// The API-key rows, oldest first, or only the one with id `only` (one query each, so the
+/// lookup by id on every broker request uses the primary key).
+async fn read_api_key_rows(
+    client: &impl GenericClient,
+    only: Option<&str>,
+) -> Result<Vec<ApiKeyRow>, tokio_postgres::Error> {
+    let rows = match only {
+        Some(id) => {
+            client.query(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys WHERE id = $1"), &[&id]).await?
+        }
+        None => {
+            client
+                .query(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys ORDER BY created_at_ms, id"), &[])
+                .await?
+        }
+    };
+    Ok(rows.iter().map(api_key_row).collect())
+}
+
+impl PostgresStore {
+    /// The records among `rows` whose MAC holds (see [`checked_rows`]).
+    async fn checked(&self, rows: Vec<ApiKeyRow>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        checked_rows(rows, &self.inner.mac_key, || self.check_same_key()).await
+    }
 }
 
 impl PostgresStore {
@@ -699,26 +753,34 @@ impl ConnectionStore for PostgresStore {
 
     fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            let row = ApiKeyRow::new(key, &self.inner.mac_key);
+            // Written only while this instance's key is the store's: a process started before a
+            // key rotation would sign the row with a key the store no longer uses.
             let changed = self
                 .inner
                 .client
                 .execute(
-                    "INSERT INTO forcelink_api_keys
-                     (id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                    &format!(
+                        "INSERT INTO forcelink_api_keys
+                         (id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms, mac)
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE {SAME_KEY} $9) ON CONFLICT (id) DO NOTHING"
+                    ),
                     &[
-                        &key.id,
-                        &key.secret_hash,
-                        &key.label,
-                        &serde_json::to_string(&key.connections).unwrap_or_default(),
-                        &serde_json::to_string(&key.capabilities.to_strings()).unwrap_or_default(),
-                        &(millis(key.created_at) as i64),
-                        &key.revoked_at.map(|t| millis(t) as i64),
+                        &row.id,
+                        &row.secret_hash,
+                        &row.label,
+                        &row.connections,
+                        &row.capabilities,
+                        &row.created_at_ms,
+                        &row.revoked_at_ms,
+                        &row.mac,
+                        &self.inner.key.id_hex(),
                     ],
                 )
                 .await
                 .map_err(db_err)?;
             if changed == 0 {
+                self.check_same_key().await?;
                 return Err(StoreError::Unavailable(format!("an API key with id {} already exists", key.id)));
             }
             Ok(())
@@ -727,41 +789,56 @@ impl ConnectionStore for PostgresStore {
 
     fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let row = self
-                .inner
-                .client
-                .query_opt(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys WHERE id = $1"), &[&id])
-                .await
-                .map_err(db_err)?;
-            row.as_ref().map(api_key_record).transpose()
+            let rows = read_api_key_rows(&self.inner.client, Some(id)).await.map_err(db_err)?;
+            Ok(self.checked(rows).await?.into_iter().next())
         })
     }
 
     fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let rows = self
-                .inner
-                .client
-                .query(&format!("SELECT {API_KEY_COLUMNS} FROM forcelink_api_keys ORDER BY created_at_ms, id"), &[])
-                .await
-                .map_err(db_err)?;
-            rows.iter().map(api_key_record).collect()
+            let rows = read_api_key_rows(&self.inner.client, None).await.map_err(db_err)?;
+            self.checked(rows).await
         })
     }
 
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            // A second revocation keeps the first time.
-            let changed = self
-                .inner
-                .client
-                .execute(
-                    "UPDATE forcelink_api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $1) WHERE id = $2",
-                    &[&(millis(at) as i64), &id],
-                )
-                .await
-                .map_err(db_err)?;
-            Ok(changed > 0)
+            let client = &self.inner.client;
+            // Single statements (the connection is shared by every task): the update applies
+            // only to the row as read, by its MAC; a concurrent change sends us round again.
+            for _ in 0..3 {
+                let Some(mut row) = read_api_key_rows(client, Some(id)).await.map_err(db_err)?.pop() else {
+                    return Ok(false);
+                };
+                if !row.mac_is_valid(&self.inner.mac_key) {
+                    self.check_same_key().await?;
+                    // Re-signing a planted row would bless it: it stays as it is, and absent.
+                    crate::apikey::warn_forged(&row.id);
+                    return Ok(false);
+                }
+                // A second revocation keeps the first time.
+                if row.revoked_at_ms.is_some() {
+                    return Ok(true);
+                }
+                let read_mac = row.mac.clone();
+                row.revoked_at_ms = Some(millis(at) as i64);
+                row.sign(&self.inner.mac_key);
+                let changed = client
+                    .execute(
+                        &format!(
+                            "UPDATE forcelink_api_keys SET revoked_at_ms = $1, mac = $2
+                             WHERE id = $3 AND mac = $4 AND {SAME_KEY} $5)"
+                        ),
+                        &[&row.revoked_at_ms, &row.mac, &row.id, &read_mac, &self.inner.key.id_hex()],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                if changed == 1 {
+                    return Ok(true);
+                }
+                self.check_same_key().await?;
+            }
+            Err(StoreError::Unavailable(format!("API key {id} kept changing while being revoked; try again")))
         })
     }
 }

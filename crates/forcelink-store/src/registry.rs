@@ -103,13 +103,18 @@ pub trait ConnectionStore: TokenStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>>;
 
-    /// Fails with `StoreError::Unavailable` when the id exists.
+    /// Fails with `StoreError::Unavailable` when the id exists. The databases sign the row with a
+    /// MAC under a key derived from the master key (see [`crate::apikey`]).
     fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// `None` also for a row whose MAC is missing or wrong (written without the master key); the
+    /// databases log a warning naming its id.
     fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>>;
 
+    /// Oldest first; rows whose MAC does not hold are left out, as in [`ConnectionStore::api_key`].
     fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>>;
 
-    /// Marks the key revoked; false when unknown.
+    /// Marks the key revoked (and re-signs its row); false when unknown or its row does not
+    /// verify (such a row is left as it is, never signed).
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>>;
 }

@@ -1,6 +1,8 @@
 //! [`rotate_key`]: a new master key for a store. Every token set and connection spec is
-//! re-sealed, and the store's key id changed, in one database transaction, so the store is
-//! always wholly under one key.
+//! re-sealed, every API-key row re-signed (its MAC key derives from the master key), and the
+//! store's key id changed, in one database transaction, so the store is always wholly under one
+//! key. An API-key row whose MAC does not hold under the old key is left unsigned (still
+//! absent), never blessed by the new key.
 //!
 //! With a key file, the new key must be on disk before the store depends on it, and the old
 //! key must stay until it no longer does:
@@ -48,6 +50,8 @@ pub struct RotateReport {
     pub token_sets: usize,
     /// Connection specs re-sealed.
     pub connections: usize,
+    /// API-key rows re-signed.
+    pub api_keys: usize,
     /// For [`KeySource::Base64`]: the new key, which the user must put in
     /// `FORCELINK_MASTER_KEY` (the store no longer opens with the old one). `None` for a key
     /// file, which now holds the new key.
@@ -84,7 +88,7 @@ pub async fn rotate_key(
         let (new, pending) = (new.clone(), pending.clone());
         move || pending.as_deref().map_or(Ok(()), |p| new.write_new_file(p))
     };
-    let (token_sets, connections) = match location {
+    let (token_sets, connections, api_keys) = match location {
         StoreLocation::Sqlite(path) => {
             let (p, old, new) = (path.clone(), old.clone(), new.clone());
             blocking(path, move || crate::sqlite::reseal(&p, &old, &new, write_pending)).await?
@@ -94,12 +98,13 @@ pub async fn rotate_key(
     if let KeySource::File(path) = key {
         install_pending_key(path)?;
     }
-    tracing::info!(old_key_id = %old.id_hex(), new_key_id = %new.id_hex(), token_sets, connections, "rotated the master key");
+    tracing::info!(old_key_id = %old.id_hex(), new_key_id = %new.id_hex(), token_sets, connections, api_keys, "rotated the master key");
     Ok(RotateReport {
         old_key_id: old.id_hex(),
         new_key_id: new.id_hex(),
         token_sets,
         connections,
+        api_keys,
         new_key_base64: matches!(key, KeySource::Base64(_)).then(|| NewKeyText(new.to_base64())),
     })
 }

@@ -4,7 +4,11 @@
 //!
 //! Schema versions (`PRAGMA user_version`): 1 = token sets, leases, fences, approvals;
 //! 2 adds connections (sealed specs), the audit log, API keys and `meta` (the id of the master
-//! key that sealed the store, checked on open).
+//! key that sealed the store, checked on open); 3 adds the `mac` column of API keys (see
+//! [`crate::apikey`]). Opening runs the missing steps in order, in one transaction.
+//!
+//! The file is created with mode 0600 and a directory created for it with mode 0700 (Unix);
+//! SQLite gives its `-wal` and `-shm` files the mode of the database file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,14 +21,15 @@ use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::apikey::{ApiKeyRow, checked_rows};
 use crate::codec::{self, from_millis, millis};
 use crate::connection::ConnectionSpec;
-use crate::crypto::{MasterKey, sealed_key_id};
+use crate::crypto::{MacKey, MasterKey, create_private_dir, sealed_key_id};
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 use crate::{OpenError, key_mismatch, poll_lease, rotated_away};
 
 /// Schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// How long a statement waits for another process's write lock. 10 seconds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -86,6 +91,31 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 ";
 
+/// Runs the migration that brings a store from version `to - 1` to `to`. Steps 1 and 2 create
+/// tables only when missing (stores written before versions were recorded may hold some).
+fn migrate_step(tx: &Connection, to: i64, key: &MasterKey) -> rusqlite::Result<()> {
+    match to {
+        1 => tx.execute_batch(SCHEMA_V1),
+        2 => tx.execute_batch(SCHEMA_V2),
+        3 => migrate_to_v3(tx, &key.api_key_mac_key()),
+        _ => Err(rusqlite::Error::InvalidParameterName(format!("no migration to schema version {to}"))),
+    }
+}
+
+/// Version 3: every API-key row carries a MAC. The rows already there get theirs now, under the
+/// store's key (checked against the store before any step runs). A row planted in the file
+/// before this upgrade is blessed with the genuine ones: version 2 rows carry no proof of who
+/// wrote them, so nothing can tell them apart. That is unavoidable, and acceptable because the
+/// protection holds from the upgrade on, and `forcelink apikey list` shows every key to review.
+fn migrate_to_v3(tx: &Connection, mac_key: &MacKey) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE api_keys ADD COLUMN mac TEXT")?;
+    for mut row in read_api_key_rows(tx, "")? {
+        row.sign(mac_key);
+        tx.execute("UPDATE api_keys SET mac = ?1 WHERE id = ?2", params![row.mac, row.id])?;
+    }
+    Ok(())
+}
+
 /// The `meta` row naming the master key that sealed the store.
 const KEY_ID: &str = "key_id";
 
@@ -99,6 +129,8 @@ struct Inner {
     // The one connection of this store instance; statements run one at a time.
     conn: Mutex<Connection>,
     key: MasterKey,
+    /// Derived from `key`: signs API-key rows.
+    mac_key: MacKey,
     clock: Arc<dyn Clock>,
 }
 
@@ -154,8 +186,10 @@ impl SqliteStore {
     pub fn open(path: &Path, key: MasterKey, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
         let fail = |message: String| OpenError::Sqlite { path: path.display().to_string(), message };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+            create_private_dir(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         }
+        create_private_file(path).map_err(|e| fail(format!("creating the file: {e}")))?;
+        warn_if_readable_by_others(path);
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(e.to_string()))?;
@@ -174,15 +208,17 @@ impl SqliteStore {
         {
             return Err(key_mismatch(&path.display().to_string(), stored, &key));
         }
+        for to in version + 1..=SCHEMA_VERSION {
+            migrate_step(&tx, to, &key).map_err(|e| fail(format!("migrating to schema version {to}: {e}")))?;
+        }
         if version < SCHEMA_VERSION {
-            tx.execute_batch(SCHEMA_V1).map_err(|e| fail(e.to_string()))?;
-            tx.execute_batch(SCHEMA_V2).map_err(|e| fail(e.to_string()))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| fail(e.to_string()))?;
         }
         tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![KEY_ID, key.id_hex()])
             .map_err(|e| fail(e.to_string()))?;
         tx.commit().map_err(|e| fail(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), conn: Mutex::new(conn), key, clock }) })
+        let mac_key = key.api_key_mac_key();
+        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), conn: Mutex::new(conn), key, mac_key, clock }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -203,6 +239,44 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database file with mode 0600 when it does not exist yet, so SQLite (which would
+/// create it with the process's umask, usually 0644) opens a private file; its `-wal` and
+/// `-shm` files copy that mode. An existing file is left alone.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A store file made before files were created private (or loosened since) still opens, as
+/// refusing it would stop a working broker, but says how to fix it.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                "the store file can be read by other users; run `chmod 600` on it (and on its -wal and -shm files)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// The key id recorded in the store at `path`, without changing anything; `None` when there is
 /// no store there yet or it holds nothing sealed.
 pub(crate) fn stored_key_id(path: &Path) -> Result<Option<String>, OpenError> {
@@ -216,15 +290,18 @@ pub(crate) fn stored_key_id(path: &Path) -> Result<Option<String>, OpenError> {
     stored_key_id_of(&conn).map_err(fail)
 }
 
-/// Re-seals every token set and connection spec of the store at `path` with `new`, in one
-/// transaction that also records `new`'s id. `before_commit` runs inside the transaction once
+/// What a re-sealing changed: token sets, connection specs, API-key rows re-signed.
+pub(crate) type ResealCounts = (usize, usize, usize);
+
+/// Re-seals every token set and connection spec of the store at `path` with `new`, and re-signs
+/// every API-key row, in one transaction that also records `new`'s id. `before_commit` runs inside the transaction once
 /// the write lock is held (the key file source writes the new key file there).
 pub(crate) fn reseal(
     path: &Path,
     old: &MasterKey,
     new: &MasterKey,
     before_commit: impl FnOnce() -> Result<(), OpenError>,
-) -> Result<(usize, usize), OpenError> {
+) -> Result<ResealCounts, OpenError> {
     let fail = |message: String| OpenError::Sqlite { path: path.display().to_string(), message };
     let mut conn =
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -266,6 +343,19 @@ pub(crate) fn reseal(
         )
         .map_err(|e| fail(e.to_string()))?;
     }
+    let (old_mac, new_mac) = (old.api_key_mac_key(), new.api_key_mac_key());
+    let mut api_keys = 0;
+    for mut row in read_api_key_rows(&tx, "").map_err(|e| fail(e.to_string()))? {
+        // A row that does not verify now must not be blessed by the new key: it keeps its bad MAC.
+        if !row.mac_is_valid(&old_mac) {
+            crate::apikey::warn_forged(&row.id);
+            continue;
+        }
+        row.sign(&new_mac);
+        tx.execute("UPDATE api_keys SET mac = ?1 WHERE id = ?2", params![row.mac, row.id])
+            .map_err(|e| fail(e.to_string()))?;
+        api_keys += 1;
+    }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![KEY_ID, new.id_hex()],
@@ -273,7 +363,7 @@ pub(crate) fn reseal(
     .map_err(|e| fail(e.to_string()))?;
     before_commit()?;
     tx.commit().map_err(|e| fail(e.to_string()))?;
-    Ok((tokens.len(), specs.len()))
+    Ok((tokens.len(), specs.len(), api_keys))
 }
 
 fn load_row(conn: &Connection, key: &MasterKey, connection: &ConnectionId) -> Result<Option<StoredTokens>, StoreError> {
@@ -482,29 +572,41 @@ fn connection_row(
     })
 }
 
-type ApiKeyRow = (String, String, String, String, String, i64, Option<i64>);
+const API_KEY_COLUMNS: &str = "id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms, mac";
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok(ApiKeyRow {
+        id: r.get(0)?,
+        secret_hash: r.get(1)?,
+        label: r.get(2)?,
+        connections: r.get(3)?,
+        capabilities: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        revoked_at_ms: r.get(6)?,
+        mac: r.get(7)?,
+    })
 }
 
-const API_KEY_COLUMNS: &str = "id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms";
+/// The API-key rows, oldest first, or only the one with id `only` when it is not empty (one
+/// query each, so the lookup by id on every broker request uses the primary key).
+fn read_api_key_rows(conn: &Connection, only: &str) -> rusqlite::Result<Vec<ApiKeyRow>> {
+    if only.is_empty() {
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"))?;
+        let rows = stmt.query_map([], api_key_row)?;
+        rows.collect()
+    } else {
+        let mut stmt = conn.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1"))?;
+        let rows = stmt.query_map([only], api_key_row)?;
+        rows.collect()
+    }
+}
 
-fn api_key_record(row: ApiKeyRow) -> Result<ApiKeyRecord, StoreError> {
-    let (id, secret_hash, label, connections, capabilities, created, revoked) = row;
-    let list = |what: &str, json: &str| {
-        serde_json::from_str::<Vec<String>>(json)
-            .map_err(|_| StoreError::Corrupt(format!("API key {id}: {what} is not a JSON list of strings")))
-    };
-    Ok(ApiKeyRecord {
-        connections: list("connections", &connections)?,
-        capabilities: crate::scope::Scopes::from_stored(&list("capabilities", &capabilities)?),
-        id,
-        secret_hash,
-        label,
-        created_at: from_millis(u64::try_from(created).unwrap_or(0)),
-        revoked_at: revoked.map(|ms| from_millis(u64::try_from(ms).unwrap_or(0))),
-    })
+impl SqliteStore {
+    /// The records among `rows` whose MAC holds (see [`checked_rows`]).
+    async fn checked(&self, rows: Vec<ApiKeyRow>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        checked_rows(rows, &self.inner.mac_key, || self.run(|conn, inner| check_same_key(conn, &inner.key))).await
+    }
 }
 
 impl ConnectionStore for SqliteStore {
@@ -633,62 +735,103 @@ impl ConnectionStore for SqliteStore {
     }
 
     fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>> {
-        let k = key.clone();
-        Box::pin(self.run(move |conn, _| {
+        let row = ApiKeyRow::new(key, &self.inner.mac_key);
+        Box::pin(self.run(move |conn, inner| {
+            // Written only while this instance's key is the store's: a process started before a
+            // key rotation would sign the row with a key the store no longer uses.
             let changed = conn
                 .execute(
-                    "INSERT INTO api_keys (id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO api_keys
+                     (id, secret_hash, label, connections, capabilities, created_at_ms, revoked_at_ms, mac)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+                     WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'key_id' AND value = ?9)
+                     ON CONFLICT (id) DO NOTHING",
                     params![
-                        k.id,
-                        k.secret_hash,
-                        k.label,
-                        serde_json::to_string(&k.connections).unwrap_or_default(),
-                        serde_json::to_string(&k.capabilities.to_strings()).unwrap_or_default(),
-                        millis(k.created_at) as i64,
-                        k.revoked_at.map(|t| millis(t) as i64),
+                        row.id,
+                        row.secret_hash,
+                        row.label,
+                        row.connections,
+                        row.capabilities,
+                        row.created_at_ms,
+                        row.revoked_at_ms,
+                        row.mac,
+                        inner.key.id_hex(),
                     ],
                 )
                 .map_err(db_err)?;
             if changed == 0 {
-                return Err(StoreError::Unavailable(format!("an API key with id {} already exists", k.id)));
+                check_same_key(conn, &inner.key)?;
+                return Err(StoreError::Unavailable(format!("an API key with id {} already exists", row.id)));
             }
             Ok(())
         }))
     }
 
     fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>> {
-        let id = id.to_owned();
-        Box::pin(self.run(move |conn, _| {
-            conn.query_row(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1"), [id], api_key_row)
-                .optional()
-                .map_err(db_err)?
-                .map(api_key_record)
-                .transpose()
-        }))
+        Box::pin(async move {
+            if id.is_empty() {
+                return Ok(None);
+            }
+            let only = id.to_owned();
+            let rows = self.run(move |conn, _| read_api_key_rows(conn, &only).map_err(db_err)).await?;
+            Ok(self.checked(rows).await?.into_iter().next())
+        })
     }
 
     fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
-        Box::pin(self.run(move |conn, _| {
-            let mut stmt = conn
-                .prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"))
-                .map_err(db_err)?;
-            let rows = stmt.query_map([], api_key_row).map_err(db_err)?;
-            rows.map(|r| api_key_record(r.map_err(db_err)?)).collect()
-        }))
+        Box::pin(async move {
+            let rows = self.run(move |conn, _| read_api_key_rows(conn, "").map_err(db_err)).await?;
+            self.checked(rows).await
+        })
     }
 
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
         let id = id.to_owned();
-        Box::pin(self.run(move |conn, _| {
-            // A second revocation keeps the first time.
-            let changed = conn
-                .execute(
-                    "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?1) WHERE id = ?2",
-                    params![millis(at) as i64, id],
-                )
-                .map_err(db_err)?;
-            Ok(changed > 0)
-        }))
+        Box::pin(async move {
+            let outcome = self
+                .run(move |conn, inner| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+                    check_same_key(&tx, &inner.key)?;
+                    if id.is_empty() {
+                        return Ok(Revoked::Unknown);
+                    }
+                    let Some(mut row) = read_api_key_rows(&tx, &id).map_err(db_err)?.pop() else {
+                        return Ok(Revoked::Unknown);
+                    };
+                    // Re-signing a planted row would bless it: it stays as it is, and absent.
+                    if !row.mac_is_valid(&inner.mac_key) {
+                        return Ok(Revoked::Forged(row.id));
+                    }
+                    // A second revocation keeps the first time.
+                    if row.revoked_at_ms.is_none() {
+                        row.revoked_at_ms = Some(millis(at) as i64);
+                        row.sign(&inner.mac_key);
+                        tx.execute(
+                            "UPDATE api_keys SET revoked_at_ms = ?1, mac = ?2 WHERE id = ?3",
+                            params![row.revoked_at_ms, row.mac, row.id],
+                        )
+                        .map_err(db_err)?;
+                        tx.commit().map_err(db_err)?;
+                    }
+                    Ok(Revoked::Done)
+                })
+                .await?;
+            Ok(match outcome {
+                Revoked::Done => true,
+                Revoked::Unknown => false,
+                Revoked::Forged(id) => {
+                    crate::apikey::warn_forged(&id);
+                    false
+                }
+            })
+        })
     }
+}
+
+/// What revoking found.
+enum Revoked {
+    Done,
+    Unknown,
+    /// The row's MAC does not hold: treated as unknown (the id, for the warning).
+    Forged(String),
 }

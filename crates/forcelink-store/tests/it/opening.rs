@@ -129,7 +129,7 @@ async fn sqlite_schema_1_is_migrated_keeping_its_token_sets() {
     store.put_connection(&name, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3, "migrated through every step to the current version");
     let recorded: String = db.query_row("SELECT value FROM meta WHERE key = 'key_id'", [], |r| r.get(0)).unwrap();
     assert_eq!(recorded, key.id_hex());
     let lease = store
@@ -225,7 +225,7 @@ async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "2".to_owned())]);
+    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "3".to_owned())]);
 }
 
 #[tokio::test]
