@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use forcelink_auth::ConnectionId;
-use forcelink_auth::identity::{AnyToken, IdentityClient};
 use forcelink_store::connection::{SECRET_FIELDS, validate_name};
 use forcelink_store::{ConnectionSpec, PutMode, PutOutcome, SecretRef, StoredConnection};
 use serde::Deserialize;
@@ -81,9 +80,10 @@ pub fn spec_from_json(mut value: Value, name_in_path: Option<&str>) -> Result<(S
     Ok((name, spec))
 }
 
-/// Checks that the settings make a usable connection.
-pub fn validate(name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
-    spec.resolve(name).map(|_| ()).map_err(|e| ApiError::bad_request(e.0))
+/// Checks that the settings make a usable connection whose every URL obeys the host rule
+/// (https Salesforce hosts, or the origins the operator allowed with `--allow-origin`).
+pub fn validate(state: &BrokerState, name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
+    spec.validate(name, state.transport().policy()).map(|_| ()).map_err(|e| ApiError::bad_request(e.0))
 }
 
 /// What the API shows of a connection (no secret).
@@ -154,7 +154,7 @@ pub async fn list_connections(State(state): State<BrokerState>, headers: HeaderM
 
 /// Creates a connection (the page and the API share this).
 pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
-    validate(name, spec)?;
+    validate(state, name, spec)?;
     match state.store().put_connection(&ConnectionId::new(name), spec, PutMode::Create).await? {
         PutOutcome::AlreadyExists => {
             Err(ApiError::conflict(format!("a connection named {name:?} exists; replace it with PUT")))
@@ -201,20 +201,34 @@ pub async fn replace_connection(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
-    let (name, mut spec) = spec_from_json(parse_json(&body)?, Some(&name))?;
-    if let Some(old) = state.store().connection(&ConnectionId::new(&name)).await? {
-        spec.client_secret = spec.client_secret.or(old.spec.client_secret);
-        spec.password = spec.password.or(old.spec.password);
-        spec.security_token = spec.security_token.or(old.spec.security_token);
-        spec.private_key = spec.private_key.or(old.spec.private_key);
-        spec.access_token = spec.access_token.or(old.spec.access_token);
+    let (name, submitted) = spec_from_json(parse_json(&body)?, Some(&name))?;
+    submitted.check_urls(&name, state.transport().policy()).map_err(|e| ApiError::bad_request(e.0))?;
+    let old = state.store().connection(&ConnectionId::new(&name)).await?;
+    // Secrets left out keep their stored values, unless the edit moves the connection to
+    // another endpoint: then every secret must come again (they never follow a new host).
+    let (spec, changed) = match &old {
+        Some(old) => old.spec.apply_edit(submitted).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "secrets_required", format!("connection {name:?}: {e}"))
+        })?,
+        None => (submitted, Vec::new()),
+    };
+    validate(&state, &name, &spec)?;
+    // The new settings take effect at once: the old token set is revoked where it came from
+    // (best effort) and forgotten before the new settings are saved.
+    if let Some(old) = &old
+        && !changed.is_empty()
+    {
+        drop_tokens(&state, old).await?;
     }
-    validate(&name, &spec)?;
     let outcome = state.store().put_connection(&ConnectionId::new(&name), &spec, PutMode::Upsert).await?;
     state.evict(&name);
-    let action =
-        if outcome == PutOutcome::Created { AuditAction::ConnectionCreated } else { AuditAction::ConnectionUpdated };
-    state.audit(&caller.actor(), &name, action, None).await;
+    let (action, detail) = if outcome == PutOutcome::Created {
+        (AuditAction::ConnectionCreated, None)
+    } else {
+        let list = if changed.is_empty() { "nothing".to_owned() } else { changed.join(", ") };
+        (AuditAction::ConnectionUpdated, Some(format!("changed: {list}")))
+    };
+    state.audit(&caller.actor(), &name, action, detail).await;
     let c = stored(&state, &name).await?;
     Ok(Json(describe(&state, &c).await))
 }
@@ -232,7 +246,7 @@ pub async fn delete(state: &BrokerState, actor: &str, name: &str, revoke: bool) 
     let mut revoked = Value::Null;
     if revoke && let Some(tokens) = state.store().load(&c.name).await? {
         revoked = match revoke_tokens(state, &c, &tokens.set).await {
-            Ok(()) => json!(true),
+            Ok(done) => json!(done),
             Err(message) => json!({ "error": message }),
         };
     }
@@ -242,23 +256,25 @@ pub async fn delete(state: &BrokerState, actor: &str, name: &str, revoke: bool) 
     Ok(json!({ "deleted": name, "revoked": revoked }))
 }
 
+/// Revokes a token set at the server that issued it (never at a host the settings name now).
 async fn revoke_tokens(
     state: &BrokerState,
     c: &StoredConnection,
     set: &forcelink_auth::TokenSet,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let connection = c.spec.resolve(c.name.as_str()).map_err(|e| e.0)?;
-    let app = connection
-        .app_credentials(state.secrets())
-        .map_err(|e| e.0)?
-        .unwrap_or_else(|| forcelink_auth::AppCredentials::new("", None));
-    let identity =
-        IdentityClient::new(state.transport().clone(), connection.endpoints(), app).map_err(|e| e.to_string())?;
-    let token = match &set.refresh_token {
-        Some(r) => AnyToken::Refresh(r),
-        None => AnyToken::Access(&set.access_token),
-    };
-    identity.revoke(token).await.map_err(|e| e.to_string())
+    connection.revoke(state.transport(), state.secrets(), set).await.map_err(|e| e.to_string())
+}
+
+/// Revokes (best effort) and forgets the stored token set of `old`, after its settings changed.
+async fn drop_tokens(state: &BrokerState, old: &StoredConnection) -> Result<(), ApiError> {
+    if let Some(tokens) = state.store().load(&old.name).await? {
+        if let Err(message) = revoke_tokens(state, old, &tokens.set).await {
+            tracing::warn!(connection = %old.name, "the old tokens could not be revoked: {message}");
+        }
+        state.store().remove(&old.name).await?;
+    }
+    Ok(())
 }
 
 /// `DELETE /v1/connections/{name}[?revoke=false]`.

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
-use forcelink_auth::identity::IdentityClient;
 use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
 use forcelink_store::{
     ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
@@ -330,19 +329,10 @@ impl BrokerState {
             .resolve(&name)
             .map_err(|e| ApiError::conflict(format!("connection {name:?} is incomplete: {}", e.0)))?;
         let transport = self.transport().clone();
-        let source = connection
-            .token_source(&transport, &self.inner.config.secrets)
-            .map_err(|e| ApiError::conflict(format!("connection {name:?}: {e}")))?;
-        let config = CacheConfig { session_timeout: connection.session_timeout, ..self.inner.config.cache.clone() };
         let store: Arc<dyn TokenStore> = self.store().clone();
-        let mut cache = TokenCache::new(connection.name.clone(), source, store, self.clock().clone(), config);
-        // Introspection tells the real expiry; Salesforce requires the app's secret for it.
-        if let Ok(Some(app)) = connection.app_credentials(&self.inner.config.secrets)
-            && app.client_secret.is_some()
-            && let Ok(client) = IdentityClient::new(transport.clone(), connection.endpoints(), app)
-        {
-            cache = cache.with_introspection(client);
-        }
+        let cache = connection
+            .token_cache(&transport, &self.inner.config.secrets, store, self.inner.config.cache.clone())
+            .map_err(|e| ApiError::conflict(format!("connection {name:?}: {e}")))?;
         let client = forcelink_client::ApiVersion::new(&connection.api_version).ok().and_then(|version| {
             forcelink_client::Client::builder(Arc::new(cache.clone()))
                 .url_policy(transport.policy().clone())

@@ -554,6 +554,19 @@ impl ConnectionSpec {
         ]
     }
 
+    /// Checks the URLs the spec names (login, token and instance URL, audience) against `policy`,
+    /// whether or not the rest of the spec is complete: an edit is judged by where it points
+    /// before anything else.
+    pub fn check_urls(&self, name: &str, policy: &UrlPolicy) -> Result<(), ConfigError> {
+        let [login, token, audience, instance, _] = self.endpoint_settings();
+        for (field, value) in [login, token, audience, instance] {
+            if let Some(v) = value {
+                policy.check_str(field, &v).map_err(|e| ConfigError::new(format!("connection {name}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The secret fields that hold something.
     pub fn secret_fields_set(&self) -> Vec<&'static str> {
         let v = serde_json::to_value(self).unwrap_or_default();

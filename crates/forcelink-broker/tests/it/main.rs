@@ -5,11 +5,13 @@
 //!   secrets, bad JSON, health, metrics, the OpenAPI document.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
 //! - `web`: sign-in, CSRF, the web-server flow through the playground's pages.
+//! - `hostrule`: no sequence of calls sends a secret to a host the operator did not allow; edits take effect.
 //! - `replicas`: three brokers on one PostgreSQL schema renew an expired token once.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
 
 mod api;
+mod hostrule;
 mod proxy;
 mod replicas;
 mod web;
