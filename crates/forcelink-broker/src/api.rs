@@ -5,9 +5,10 @@ use forcelink_store::AuditAction;
 use forcelink_store::Scope;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use forcelink_auth::ConnectionId;
@@ -17,7 +18,7 @@ use forcelink_store::{ConnectionSpec, PutMode, PutOutcome, SecretRef, StoredConn
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::authorize;
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::state::BrokerState;
 use crate::time::rfc3339;
@@ -141,8 +142,10 @@ async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, Api
 }
 
 /// `GET /v1/connections`: the connections the key administers.
-pub async fn list_connections(State(state): State<BrokerState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, None).await?;
+pub async fn list_connections(
+    State(state): State<BrokerState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for c in state.store().connections().await? {
         if caller.key.allows(c.name.as_str(), Scope::Admin) {
@@ -170,12 +173,11 @@ pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &Connect
 /// `POST /v1/connections`.
 pub async fn create_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, Scope::Admin, None).await?;
     let (name, spec) = spec_from_json(parse_json(&body)?, None)?;
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
+    caller.require(&state, Scope::Admin, &name)?;
     create(&state, &caller.actor(), &name, &spec).await?;
     let created = stored(&state, &name).await?;
     Ok((StatusCode::CREATED, Json(describe(&state, &created).await)).into_response())
@@ -184,10 +186,9 @@ pub async fn create_connection(
 /// `GET /v1/connections/{name}`.
 pub async fn get_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(_caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let c = stored(&state, &name).await?;
     Ok(Json(describe(&state, &c).await))
 }
@@ -196,12 +197,12 @@ pub async fn get_connection(
 /// stored values (they cannot be read back to be sent again).
 pub async fn replace_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let (name, mut spec) = spec_from_json(parse_json(&body)?, Some(&name))?;
+    let before = state.store().connection(&ConnectionId::new(&name)).await?.map(|c| c.spec);
     if let Some(old) = state.store().connection(&ConnectionId::new(&name)).await? {
         spec.client_secret = spec.client_secret.or(old.spec.client_secret);
         spec.password = spec.password.or(old.spec.password);
@@ -214,9 +215,32 @@ pub async fn replace_connection(
     state.evict(&name);
     let action =
         if outcome == PutOutcome::Created { AuditAction::ConnectionCreated } else { AuditAction::ConnectionUpdated };
-    state.audit(&caller.actor(), &name, action, None).await;
+    let detail = before.map(|old| format!("changed: {}", changed_fields(&old, &spec).join(", ")));
+    state.audit(&caller.actor(), &name, action, detail).await;
     let c = stored(&state, &name).await?;
     Ok(Json(describe(&state, &c).await))
+}
+
+/// The names of the fields that differ between two definitions (secrets included, by name
+/// only: values never leave this function).
+pub fn changed_fields(old: &ConnectionSpec, new: &ConnectionSpec) -> Vec<String> {
+    let as_map = |spec: &ConnectionSpec| match serde_json::to_value(spec) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (as_map(old), as_map(new));
+    let mut names: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|k| old.get(*k).filter(|v| !v.is_null()) != new.get(*k).filter(|v| !v.is_null()))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        names.push("none".to_owned());
+    }
+    names
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,11 +288,10 @@ async fn revoke_tokens(
 /// `DELETE /v1/connections/{name}[?revoke=false]`.
 pub async fn delete_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     Ok(Json(delete(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
 }
 
@@ -315,10 +338,9 @@ pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
 /// `POST /v1/connections/{name}/test`.
 pub async fn test_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let result = test(&state, &name).await?;
     state.audit(&caller.actor(), &name, AuditAction::ConnectionTested, Some(format!("ok: {}", result["ok"]))).await;
     let status = if result["ok"] == json!(true) { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
@@ -329,10 +351,9 @@ pub async fn test_connection(
 /// expires_at}`; every hand-out is audited.
 pub async fn get_token(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Token, Some(&name)).await?;
     let entry = state.entry(&name).await?;
     let issued = state.token(&entry).await?;
     entry.counters.tokens.fetch_add(1, Ordering::Relaxed);

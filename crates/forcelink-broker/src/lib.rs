@@ -49,7 +49,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The broker's routes over `state`.
 pub fn router(state: BrokerState) -> Router {
     let limits = state.limits().clone();
-    routes::build()
+    routes::build(&state)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)

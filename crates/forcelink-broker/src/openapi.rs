@@ -27,7 +27,7 @@ fn operation(d: &RouteDoc, method: &str) -> Value {
     let error = json!({ "$ref": "#/components/responses/Error" });
     let mut responses = Map::new();
     responses.insert("200".into(), json!({ "description": "Success" }));
-    if d.scope.is_some() {
+    if d.access.scope().is_some() {
         responses.insert("401".into(), error.clone());
         responses.insert("403".into(), error.clone());
     }
@@ -40,7 +40,7 @@ fn operation(d: &RouteDoc, method: &str) -> Value {
         "parameters": params,
         "responses": responses,
     });
-    if let Some(scope) = d.scope {
+    if let Some(scope) = d.access.scope() {
         op["security"] = json!([{ "apiKey": [] }]);
         op["description"] = json!(format!("Needs an API key with the `{scope}` scope (and the connection)."));
     } else {

@@ -436,13 +436,33 @@ impl BrokerState {
         }
     }
 
-    /// Writes the counted hand-outs to the audit log.
+    /// Counts a refused API key (401/403) for the audit log, grouped by `actor` and `reason`.
+    pub fn audit_refusal(&self, actor: &str, reason: &str) {
+        self.inner.audit.add(crate::audit::Group {
+            actor: actor.to_owned(),
+            connection: crate::audit::NO_CONNECTION.to_owned(),
+            action: AuditAction::KeyRefused,
+            detail: reason.to_owned(),
+        });
+    }
+
+    /// Counts a proxied request for the audit log; `detail` holds no query value or body.
+    pub fn audit_proxied(&self, actor: &str, connection: &str, detail: String) {
+        self.inner.audit.add(crate::audit::Group {
+            actor: actor.to_owned(),
+            connection: connection.to_owned(),
+            action: AuditAction::ProxyRequest,
+            detail,
+        });
+    }
+
+    /// Writes the counted events to the audit log.
     pub async fn flush_audit(&self) {
-        for entry in self.inner.audit.drain(self.now()) {
-            if let Err(e) = self.store().append_audit(&entry).await {
-                tracing::warn!(connection = %entry.connection, "could not write the audit log: {e}");
+        for drained in self.inner.audit.drain(self.now()) {
+            if let Err(e) = self.store().append_audit(&drained.entry).await {
+                tracing::warn!(connection = %drained.entry.connection, "could not write the audit log: {e}");
                 // Keep the count for the next flush rather than losing it.
-                self.inner.audit.restore(&entry);
+                self.inner.audit.restore(&drained);
             }
         }
     }

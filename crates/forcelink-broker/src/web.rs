@@ -15,10 +15,10 @@ use forcelink_store::Scope;
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use forcelink_auth::ConnectionId;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_store::{ApiKeyRecord, Method};
@@ -26,9 +26,9 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::access::has_capability;
+use crate::access::{WebUser, has_capability};
 use crate::api;
-use crate::state::{BrokerState, PendingAuthorization, Session, random_id};
+use crate::state::{BrokerState, PendingAuthorization, random_id};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "forcelink_session";
@@ -145,14 +145,17 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The signed-in session and its key, or the answer to send instead (the sign-in page).
-async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<(Session, ApiKeyRecord), Response> {
+/// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
+/// [`crate::access::guard`] for every [`crate::access::Access::Session`] route.
+pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
     let to_login = || Redirect::to("/login").into_response();
     let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
     let Some(session) = state.session(id) else { return Err(to_login()) };
     // The key may have been revoked since the sign-in.
     match state.store().api_key(&session.key_id).await {
-        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => Ok((session, key)),
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
+            Ok(WebUser { session, session_id: id.to_owned(), key })
+        }
         Ok(_) => {
             state.end_session(id);
             Err(to_login())
@@ -161,14 +164,9 @@ async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<(Session,
     }
 }
 
-/// Signed in, and the form's CSRF token matches the session's.
-async fn checked(
-    state: &BrokerState,
-    headers: &HeaderMap,
-    form_csrf: Option<&String>,
-) -> Result<(Session, ApiKeyRecord), Response> {
-    let (session, key) = signed_in(state, headers).await?;
-    if !form_csrf.is_some_and(|c| same(c, &session.csrf)) {
+/// The form's CSRF token matches the session's.
+fn checked(user: &WebUser, form_csrf: Option<&String>) -> Result<(), Response> {
+    if !form_csrf.is_some_and(|c| same(c, &user.session.csrf)) {
         return Err(message(
             StatusCode::FORBIDDEN,
             "Form expired",
@@ -176,7 +174,7 @@ async fn checked(
             None,
         ));
     }
-    Ok((session, key))
+    Ok(())
 }
 
 fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
@@ -222,6 +220,7 @@ pub async fn login(
         Err(e) => return fail(StatusCode::SERVICE_UNAVAILABLE, &e.message),
     };
     let (id, _) = state.create_session(&key.id);
+    state.audit(&format!("web:api-key:{}", key.id), crate::audit::NO_CONNECTION, AuditAction::WebSignIn, None).await;
     let mut r = Redirect::to("/").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r.headers_mut()
@@ -233,15 +232,14 @@ pub async fn login(
 /// `POST /logout`.
 pub async fn logout(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, form.get("csrf")).await {
+    if let Err(r) = checked(&user, form.get("csrf")) {
         return r;
     }
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        state.end_session(id);
-    }
+    state.end_session(&user.session_id);
+    state.audit(&user.actor(), crate::audit::NO_CONNECTION, AuditAction::WebSignOut, None).await;
     let mut r = Redirect::to("/login").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
@@ -277,11 +275,8 @@ fn usage(d: &Value) -> String {
 }
 
 /// `GET /`: the connections.
-pub async fn index(State(state): State<BrokerState>, headers: HeaderMap) -> Response {
-    let (session, key) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+    let WebUser { session, key, .. } = user;
     let list = match state.store().connections().await {
         Ok(l) => l,
         Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
@@ -377,27 +372,21 @@ fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> 
 }
 
 /// `GET /connections/new[?method=…]`.
-pub async fn new_page(
-    State(state): State<BrokerState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok((session, _)) => new_form(&session.csrf, &q, None),
-        Err(r) => r,
-    }
+pub async fn new_page(Extension(user): Extension<WebUser>, Query(q): Query<HashMap<String, String>>) -> Response {
+    new_form(&user.session.csrf, &q, None)
 }
 
 /// `POST /connections`: saves, then (web-server flow) starts the authorization.
 pub async fn create(
     State(state): State<BrokerState>,
     headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (session, key) = match checked(&state, &headers, form.get("csrf")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let WebUser { session, key, .. } = user;
     let method = form.get("method").and_then(|m| Method::parse(m)).unwrap_or(Method::Web);
     let mut obj = Map::new();
     obj.insert("method".into(), Value::String(method.as_str().to_owned()));
@@ -474,28 +463,28 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
 }
 
 /// `GET /connections/{name}`.
-pub async fn detail(State(state): State<BrokerState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let (session, key) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = may(&key, &name) {
+pub async fn detail(
+    State(state): State<BrokerState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = may(&user.key, &name) {
         return r;
     }
-    render_detail(&state, &session.csrf, &name, None).await
+    render_detail(&state, &user.session.csrf, &name, None).await
 }
 
 /// `POST /connections/{name}/test`.
 pub async fn test(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (session, key) = match checked(&state, &headers, form.get("csrf")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let WebUser { session, key, .. } = user;
     if let Err(r) = may(&key, &name) {
         return r;
     }
@@ -511,14 +500,14 @@ pub async fn test(
 /// `POST /connections/{name}/delete`: revokes the tokens, then deletes.
 pub async fn delete(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let key = match checked(&state, &headers, form.get("csrf")).await {
-        Ok((_, k)) => k,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let key = user.key;
     if let Err(r) = may(&key, &name) {
         return r;
     }
@@ -539,13 +528,14 @@ pub async fn delete(
 pub async fn authorize(
     State(state): State<BrokerState>,
     headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let key = match checked(&state, &headers, q.get("csrf")).await {
-        Ok((_, k)) => k,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, q.get("csrf")) {
+        return r;
+    }
+    let key = user.key;
     if let Err(r) = may(&key, &name) {
         return r;
     }

@@ -86,6 +86,13 @@ pub async fn harness() -> Harness {
     Harness { pg, store, state, router, admin, token_key, proxy_key, other_key }
 }
 
+impl Harness {
+    /// A new key with the `proxy` scope on `connection` only.
+    pub async fn proxy_key_for(&self, connection: &str) -> String {
+        add_key(&*self.store, &[connection], &["proxy"]).await
+    }
+}
+
 /// One request through the router; the body parsed as JSON (`Null` when it is not JSON).
 pub async fn call(
     router: &Router,

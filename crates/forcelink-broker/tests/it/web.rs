@@ -85,6 +85,18 @@ async fn sign_in_needs_an_admin_key_and_the_forms_csrf_token() {
     let jwt = http().get(format!("{base}/connections/new?method=jwt")).header("cookie", &session).send().await;
     let jwt = jwt.unwrap().text().await.unwrap();
     assert!(jwt.contains("name=\"private_key\"") && !jwt.contains("name=\"client_secret\""));
+    // Sign-out ends the session; both are in the audit log.
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let out = http().post(format!("{base}/logout")).header("cookie", &session).form(&[("csrf", csrf.as_str())]);
+    assert_eq!(out.send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let after = http().get(format!("{base}/")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(after.headers()["location"], "/login");
+    let audit = h.store.audit(None, 50).await.unwrap();
+    let admin_id = forcelink_store::apikey::parse(&h.admin).unwrap().0;
+    for action in ["web.sign-in", "web.sign-out"] {
+        let e = audit.iter().find(|e| e.action == action).unwrap_or_else(|| panic!("{action} in {audit:?}"));
+        assert_eq!(e.actor, format!("web:api-key:{admin_id}"));
+    }
 }
 
 #[tokio::test]
