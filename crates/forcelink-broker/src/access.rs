@@ -148,9 +148,18 @@ pub async fn authenticate(
     Ok(Caller { key })
 }
 
+/// What [`guard`] checks for one route.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub state: BrokerState,
+    pub access: Access,
+    /// The route takes a JSON body: another declared content type is refused with 415.
+    pub json_body: bool,
+}
+
 /// The middleware every route runs: checks `access` from the request head and stores the
 /// [`Caller`] or [`WebUser`] in the request's extensions; refuses otherwise. Never reads the body.
-pub async fn guard(State((state, access)): State<(BrokerState, Access)>, request: Request, next: Next) -> Response {
+pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     match access {
         Access::Public | Access::Page => {}
@@ -170,6 +179,17 @@ pub async fn guard(State((state, access)): State<(BrokerState, Access)>, request
                 Err(e) => return e.into_response(),
             }
         }
+    }
+    if json_body
+        && let Some(kind) = parts.headers.get(axum::http::header::CONTENT_TYPE)
+        && !kind.to_str().is_ok_and(|k| k.trim_start().to_ascii_lowercase().starts_with("application/json"))
+    {
+        return ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        )
+        .into_response();
     }
     next.run(Request::from_parts(parts, body)).await
 }

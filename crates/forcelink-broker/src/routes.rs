@@ -8,10 +8,10 @@ use axum::middleware;
 use axum::routing::{MethodRouter, any, delete, get, post, put};
 use forcelink_store::Scope;
 
-use crate::access::{Access, Caller};
+use crate::access::{Access, Caller, Guard};
 
 use crate::state::BrokerState;
-use crate::{actions, api, metrics, openapi, proxy, web};
+use crate::{actions, api, keys, metrics, openapi, proxy, web};
 
 /// What the OpenAPI document says about a route.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,7 @@ const fn page(method: &'static str, path: &'static str, access: Access, summary:
 const PUBLIC: Access = Access::Public;
 const ADMIN: Access = Access::Key(Scope::Admin);
 const SESSION: Access = Access::Session;
+const KEYS: Access = Access::KeyAllConnections(Scope::Admin);
 const PAGE: Access = Access::Page;
 
 fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
@@ -92,6 +93,12 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             doc("POST", "/v1/connections/{name}/actions/{action}", Access::Key(Scope::Actions), true, "Run an action"),
             post(actions::run_action),
         ),
+        (doc("GET", "/v1/api-keys", KEYS, false, "List API keys (no secrets)"), get(keys::list_keys)),
+        (
+            doc("POST", "/v1/api-keys", KEYS, true, "Create an API key (its text is in this answer only)"),
+            post(keys::create_key),
+        ),
+        (doc("DELETE", "/v1/api-keys/{id}", KEYS, false, "Revoke an API key"), delete(keys::revoke_key)),
         (page("GET", "/", SESSION, "Connections"), get(web::index)),
         (page("GET", "/login", PAGE, "Sign-in page"), get(web::login_page)),
         (page("POST", "/login", PAGE, "Sign in with an admin key"), post(web::login)),
@@ -101,7 +108,10 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         (page("GET", "/connections/{name}", SESSION, "Connection detail"), get(web::detail)),
         (page("POST", "/connections/{name}/test", SESSION, "Test a connection"), post(web::test)),
         (page("POST", "/connections/{name}/delete", SESSION, "Delete a connection"), post(web::delete)),
-        (page("GET", "/connections/{name}/authorize", SESSION, "Start the web-server flow"), get(web::authorize)),
+        (page("POST", "/connections/{name}/authorize", SESSION, "Start the web-server flow"), post(web::authorize)),
+        (page("GET", "/keys", SESSION, "API keys"), get(web::keys_page)),
+        (page("POST", "/keys", SESSION, "Create an API key"), post(web::keys_create)),
+        (page("POST", "/keys/{id}/revoke", SESSION, "Revoke an API key"), post(web::keys_revoke)),
         (page("GET", "/oauth/callback", PAGE, "The web-server flow's redirect"), get(web::callback)),
     ]
 }
@@ -118,7 +128,8 @@ pub fn build(state: &BrokerState) -> Router<BrokerState> {
     table().into_iter().fold(Router::new(), |router, (doc, handler)| {
         // axum writes a catch-all segment as `{*path}`; the document shows `{path}`.
         let path = doc.path.replace("{path}", "{*path}");
-        let guard = middleware::from_fn_with_state((state.clone(), doc.access), crate::access::guard);
+        let guard = Guard { state: state.clone(), access: doc.access, json_body: doc.api && doc.body };
+        let guard = middleware::from_fn_with_state(guard, crate::access::guard);
         // An `ANY` route is all fallback, which `route_layer` does not wrap; `layer` does.
         let guarded = if doc.method == "ANY" { handler.layer(guard) } else { handler.route_layer(guard) };
         router.route(&path, guarded)

@@ -45,13 +45,25 @@ pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often token hand-outs are written to the audit log. 1 s.
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Size and time limits of requests.
+/// Longest a client may take to send a request's head (line and headers), counted from when
+/// the broker starts waiting for it, idle keep-alive time included; then the connection is
+/// closed. 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections served at once; further ones wait in the listen backlog until one closes
+/// (they are not accepted, so they cost the broker nothing). 1024.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub replay_buffer_bytes: usize,
     pub max_proxy_body_bytes: u64,
+    /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +73,8 @@ impl Default for Limits {
             request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
             replay_buffer_bytes: DEFAULT_REPLAY_BUFFER_BYTES,
             max_proxy_body_bytes: DEFAULT_MAX_PROXY_BODY_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

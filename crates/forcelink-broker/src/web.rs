@@ -3,8 +3,9 @@
 //! sign-in form: to a cookie of its own). Connections list with health, new connection (the
 //! method's own fields; Authorize for the web-server flow), detail (test, re-authorize, delete).
 //!
-//! The web-server flow: `GET /connections/{name}/authorize` sends the browser to the org's
-//! authorize endpoint with PKCE and a random `state`; `GET /oauth/callback` checks the state,
+//! The web-server flow: `POST /connections/{name}/authorize` (CSRF token in the form) sends the
+//! browser to the org's authorize endpoint with PKCE and a random `state`, the redirect URI
+//! built from the configured public URL (never the `Host` header); `GET /oauth/callback` checks the state,
 //! exchanges the code and stores the tokens. The callback needs no session (a SameSite=Strict
 //! cookie does not come along on a redirect from another site): the single-use state is what
 //! ties it to the click. It answers with a page that moves on to the connection by itself, so
@@ -99,6 +100,25 @@ struct DetailPage<'a> {
     notice_ok: bool,
 }
 
+struct KeyRow {
+    id: String,
+    name: String,
+    connections: String,
+    scopes: String,
+    created: String,
+    revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage<'a> {
+    csrf: &'a str,
+    keys: Vec<KeyRow>,
+    /// (name, key text) of a key just created: shown once.
+    created: Option<(String, String)>,
+    error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
@@ -114,10 +134,9 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
             let mut r = (status, Html(body)).into_response();
             // Pages hold CSRF tokens and connection details: not for shared caches or frames.
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r.headers_mut().insert("x-frame-options", HeaderValue::from_static("DENY"));
             r
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("template error: {e}")).into_response(),
+        Err(e) => crate::error::internal(&format!("rendering a page: {e}")),
     }
 }
 
@@ -379,7 +398,6 @@ pub async fn new_page(Extension(user): Extension<WebUser>, Query(q): Query<HashM
 /// `POST /connections`: saves, then (web-server flow) starts the authorization.
 pub async fn create(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -418,7 +436,7 @@ pub async fn create(
         return new_form(&session.csrf, &form, Some(&e.message));
     }
     if method == Method::Web {
-        return start_authorization(&state, &headers, &name, &actor).await;
+        return start_authorization(&state, &name, &actor).await;
     }
     let mut r = Redirect::to(&format!("/connections/{name}")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -524,38 +542,36 @@ pub async fn delete(
     }
 }
 
-/// `GET /connections/{name}/authorize?csrf=…`.
+/// `POST /connections/{name}/authorize` (CSRF token in the form).
 pub async fn authorize(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, q.get("csrf")) {
+    if let Err(r) = checked(&user, form.get("csrf")) {
         return r;
     }
     let key = user.key;
     if let Err(r) = may(&key, &name) {
         return r;
     }
-    start_authorization(&state, &headers, &name, &format!("web:api-key:{}", key.id)).await
+    start_authorization(&state, &name, &format!("web:api-key:{}", key.id)).await
 }
 
-/// Where the org sends the browser back: the configured public URL, else this request's host.
-fn redirect_uri(state: &BrokerState, headers: &HeaderMap) -> Result<Url, String> {
-    if let Some(base) = state.public_url() {
-        return base.join("/oauth/callback").map_err(|e| e.to_string());
+/// Where the org sends the browser back: the configured public URL, never the request's `Host`
+/// (which the client chooses, and would let it send the code elsewhere).
+fn redirect_uri(state: &BrokerState) -> Result<Url, String> {
+    match state.public_url() {
+        Some(base) => base.join("/oauth/callback").map_err(|e| e.to_string()),
+        None => Err("the broker has no public URL; start it with --public-url".to_owned()),
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).ok_or("the request has no Host header")?;
-    let url = Url::parse(&format!("http://{host}/oauth/callback")).map_err(|e| format!("Host {host:?}: {e}"))?;
-    if url.path() != "/oauth/callback" || url.query().is_some() {
-        return Err(format!("Host {host:?} is not a host name"));
-    }
-    Ok(url)
 }
 
-async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &str, actor: &str) -> Response {
+/// Sends the browser on to the org's authorize page. A page that moves on by itself rather
+/// than a redirect: the page's `Content-Security-Policy: form-action 'self'` would stop a form
+/// submission redirected to another origin.
+async fn start_authorization(state: &BrokerState, name: &str, actor: &str) -> Response {
     let fail = |text: String| message(StatusCode::BAD_REQUEST, "Cannot authorize", &text, None);
     let stored = match state.store().connection(&ConnectionId::new(name)).await {
         Ok(Some(s)) => s,
@@ -574,7 +590,7 @@ async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &st
         Ok(None) => return fail("the connection has no client id".to_owned()),
         Err(e) => return fail(e.0),
     };
-    let redirect = match redirect_uri(state, headers) {
+    let redirect = match redirect_uri(state) {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
@@ -592,9 +608,7 @@ async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &st
         actor: actor.to_owned(),
         created_at: state.now(),
     });
-    let mut r = Redirect::to(&to).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
+    message(StatusCode::OK, "Continue to Salesforce", &format!("Signing {name} in at its org…"), Some(&to))
 }
 
 /// `GET /oauth/callback?code=…&state=…`.
@@ -630,4 +644,98 @@ pub async fn callback(
     state.audit(&pending.actor, name, AuditAction::Login, Some("web-server flow".to_owned())).await;
     let next = format!("/connections/{name}");
     message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
+}
+
+/// Only a key on every connection with `admin` manages keys.
+fn may_manage_keys(key: &ApiKeyRecord) -> Result<(), Response> {
+    if key.all_connections() && key.capabilities.contains(Scope::Admin) {
+        Ok(())
+    } else {
+        Err(message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only a key for every connection (*) manages API keys.",
+            None,
+        ))
+    }
+}
+
+async fn render_keys(
+    state: &BrokerState,
+    csrf: &str,
+    created: Option<(String, String)>,
+    error: Option<String>,
+) -> Response {
+    let keys = match state.store().api_keys().await {
+        Ok(k) => k,
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+    };
+    let rows = keys
+        .iter()
+        .map(|k| KeyRow {
+            id: k.id.clone(),
+            name: k.label.clone(),
+            connections: k.connections.join(", "),
+            scopes: k.capabilities.to_strings().join(", "),
+            created: crate::time::rfc3339(k.created_at),
+            revoked: k.revoked_at.map(crate::time::rfc3339),
+        })
+        .collect();
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    html(status, &KeysPage { csrf, keys: rows, created, error })
+}
+
+/// `GET /keys`.
+pub async fn keys_page(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+    if let Err(r) = may_manage_keys(&user.key) {
+        return r;
+    }
+    render_keys(&state, &user.session.csrf, None, None).await
+}
+
+fn list_field(form: &HashMap<String, String>, name: &str) -> Vec<String> {
+    form.get(name)
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// `POST /keys`: creates a key and shows it once.
+pub async fn keys_create(
+    State(state): State<BrokerState>,
+    Extension(user): Extension<WebUser>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+        return r;
+    }
+    let new = crate::keys::NewKey {
+        name: form.get("name").cloned().unwrap_or_default(),
+        connections: list_field(&form, "connections"),
+        scopes: list_field(&form, "scopes"),
+    };
+    match crate::keys::create(&state, &user.key, &user.actor(), new).await {
+        Ok((text, record)) => render_keys(&state, &user.session.csrf, Some((record.label, text)), None).await,
+        Err(e) => render_keys(&state, &user.session.csrf, None, Some(e.message)).await,
+    }
+}
+
+/// `POST /keys/{id}/revoke`.
+pub async fn keys_revoke(
+    State(state): State<BrokerState>,
+    Extension(user): Extension<WebUser>,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+        return r;
+    }
+    match crate::keys::revoke(&state, &user.actor(), &id).await {
+        Ok(true) => {
+            let mut r = Redirect::to("/keys").into_response();
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r
+        }
+        Ok(false) => message(StatusCode::NOT_FOUND, "Not found", &format!("No API key with id {id}."), None),
+        Err(e) => message(e.status, "Not revoked", &e.message, None),
+    }
 }
