@@ -234,8 +234,18 @@ pub async fn login(
     let presented = form.get("key").map(String::as_str).unwrap_or("").trim();
     let key = match state.verify_key(presented).await {
         Ok(Some(k)) if has_capability(&k, Scope::Admin) => k,
-        Ok(Some(_)) => return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope."),
-        Ok(None) => return fail(StatusCode::UNAUTHORIZED, "That key is not valid."),
+        Ok(Some(k)) => {
+            state.audit_refusal(&format!("api-key:{}", k.id), "web sign-in: the key lacks the admin scope");
+            return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope.");
+        }
+        Ok(None) => {
+            let actor = match forcelink_store::apikey::parse(presented) {
+                Some((id, _)) => format!("api-key:{id}"),
+                None => "unknown".to_owned(),
+            };
+            state.audit_refusal(&actor, "web sign-in: unknown, malformed or revoked key");
+            return fail(StatusCode::UNAUTHORIZED, "That key is not valid.");
+        }
         Err(e) => return fail(StatusCode::SERVICE_UNAVAILABLE, &e.message),
     };
     let (id, _) = state.create_session(&key.id);

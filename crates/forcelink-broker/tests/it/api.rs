@@ -188,6 +188,16 @@ async fn health_metrics_and_openapi() {
     assert!(doc["paths"]["/v1/connections/{name}/token"]["get"]["security"].is_array());
     assert!(doc["paths"]["/v1/connections/{name}/sf/{path}"]["patch"].is_object());
     assert!(doc["paths"].get("/login").is_none());
+    // The answers each route can give are documented.
+    let token = &doc["paths"]["/v1/connections/{name}/token"]["get"]["responses"];
+    for code in ["200", "401", "403", "404", "409", "502", "503"] {
+        assert!(token[code].is_object(), "token {code}: {token}");
+    }
+    let create_key = &doc["paths"]["/v1/api-keys"]["post"]["responses"];
+    for code in ["201", "400", "401", "403", "413", "415"] {
+        assert!(create_key[code].is_object(), "api-keys {code}: {create_key}");
+    }
+    assert!(doc["paths"]["/v1/connections/{name}/sf/{path}"]["get"]["responses"]["405"].is_object());
 }
 
 async fn reqwest_free_metrics(router: &axum::Router, key: &str) -> String {
