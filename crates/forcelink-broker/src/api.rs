@@ -32,8 +32,15 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<BrokerState>) -> Response {
     match state.store().api_key("readiness-probe").await {
         Ok(_) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "message": e.to_string() })))
-            .into_response(),
+        Err(e) => {
+            // Like every 5xx: the detail in the log, not in the answer.
+            tracing::warn!("readiness: the store: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "message": "the store does not answer" })),
+            )
+                .into_response()
+        }
     }
 }
 

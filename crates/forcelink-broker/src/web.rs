@@ -140,6 +140,15 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+/// A 503 page for a store failure: the detail goes to the log with a request id, the page says
+/// only that the store does not answer.
+fn store_down(e: &dyn std::fmt::Display) -> Response {
+    let id = random_id(9);
+    tracing::warn!(request_id = %id, "the store: {e}");
+    let text = format!("The broker's store does not answer; try again later (request id {id}).");
+    message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &text, None)
+}
+
 fn message(status: StatusCode, heading: &str, text: &str, next: Option<&str>) -> Response {
     html(status, &MessagePage { heading, text, is_error: !status.is_success(), next })
 }
@@ -179,7 +188,7 @@ pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUs
             state.end_session(id);
             Err(to_login())
         }
-        Err(e) => Err(message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None)),
+        Err(e) => Err(store_down(&e)),
     }
 }
 
@@ -246,7 +255,11 @@ pub async fn login(
             state.audit_refusal(&actor, "web sign-in: unknown, malformed or revoked key");
             return fail(StatusCode::UNAUTHORIZED, "That key is not valid.");
         }
-        Err(e) => return fail(StatusCode::SERVICE_UNAVAILABLE, &e.message),
+        Err(e) => {
+            // The store's text goes to the log only (the error's own answer would do the same).
+            tracing::warn!("sign-in: {}", e.message);
+            return fail(StatusCode::SERVICE_UNAVAILABLE, "The broker's store does not answer; try again later.");
+        }
     };
     let (id, _) = state.create_session(&key.id);
     state.audit(&format!("web:api-key:{}", key.id), crate::audit::NO_CONNECTION, AuditAction::WebSignIn, None).await;
@@ -308,7 +321,7 @@ pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<
     let WebUser { session, key, .. } = user;
     let list = match state.store().connections().await {
         Ok(l) => l,
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+        Err(e) => return store_down(&e),
     };
     let mut rows = Vec::new();
     for c in list.iter().filter(|c| key.allows(c.name.as_str(), Scope::Admin)) {
@@ -457,7 +470,7 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
     let stored = match state.store().connection(&ConnectionId::new(name)).await {
         Ok(Some(s)) => s,
         Ok(None) => return message(StatusCode::NOT_FOUND, "Not found", &format!("No connection named {name}."), None),
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+        Err(e) => return store_down(&e),
     };
     let d = api::describe(state, &stored).await;
     let mut settings = Vec::new();
@@ -678,7 +691,7 @@ async fn render_keys(
 ) -> Response {
     let keys = match state.store().api_keys().await {
         Ok(k) => k,
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+        Err(e) => return store_down(&e),
     };
     let rows = keys
         .iter()
