@@ -67,10 +67,14 @@ async fn a_client_sending_its_head_slowly_is_disconnected_after_the_header_timeo
     let closed = tokio::time::timeout(PROMPT, tcp.read_to_end(&mut rest)).await.expect("closed within the bound");
     assert!(closed.is_err() || !String::from_utf8_lossy(&rest).contains("200 OK"), "{rest:?}");
     assert!(started.elapsed() >= Duration::from_millis(150), "closed too early: {:?}", started.elapsed());
-    // A prompt client on a new connection is served.
+    // A prompt client on a new connection is served; left idle, its keep-alive connection is
+    // closed after the same timeout (an idle client cannot hold a connection slot either).
     let mut ok = TcpStream::connect(addr).await.unwrap();
     ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     assert!(read_until(&mut ok, "\"ok\"}").await.starts_with("HTTP/1.1 200"));
+    let mut rest = Vec::new();
+    let idle = tokio::time::timeout(PROMPT, ok.read_to_end(&mut rest)).await.expect("idle connection closed");
+    assert!(idle.is_err() || rest.is_empty(), "{rest:?}");
 }
 
 #[tokio::test]
