@@ -100,3 +100,58 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     drop(open.pop());
     assert!(read_until(&mut third, "\"ok\"}").await.starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn shutdown_lets_the_request_in_flight_finish_and_writes_its_audit_entry() {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+    let h = harness().await;
+    // An instance that holds its answer until the test releases it.
+    let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (a, r) = (arrived.clone(), release.clone());
+    let upstream = axum::Router::new().fallback(move || {
+        let (a, r) = (a.clone(), r.clone());
+        async move {
+            a.notify_one();
+            r.notified().await;
+            "done"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, upstream).await.unwrap() });
+    let spec = forcelink_store::ConnectionSpec {
+        method: Some(forcelink_store::Method::AccessToken),
+        instance_url: Some(upstream_url),
+        access_token: Some("00Dstatic!token".to_owned()),
+        ..Default::default()
+    };
+    let id = forcelink_auth::ConnectionId::new("slow");
+    h.store.put_connection(&id, &spec, forcelink_store::PutMode::Create).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(forcelink_broker::serve(listener, h.state.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+    let key = h.admin.clone();
+    let request = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}/v1/connections/slow/sf/services/wait"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    });
+    tokio::time::timeout(PROMPT, arrived.notified()).await.expect("the request reached the instance");
+    stop_tx.send(()).unwrap();
+    release.notify_one();
+    let (status, body) = tokio::time::timeout(PROMPT, request).await.unwrap().unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "done"));
+    tokio::time::timeout(PROMPT, server).await.expect("serve returns after shutdown").unwrap().unwrap();
+    // The pending (batched) audit entry was written on the way out.
+    let audit = h.store.audit(Some(&id), 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "proxy.request"), "{audit:?}");
+}
