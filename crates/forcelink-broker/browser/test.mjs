@@ -50,7 +50,8 @@ try {
   await page.getByLabel('Consumer secret').fill(clientSecret);
   await page.getByRole('button', { name: 'Authorize' }).click();
 
-  // The org's pages (the playground's stand-ins for Salesforce's).
+  // A page moves the browser on to the org (form-action 'self' forbids redirecting a form
+  // submission to another origin); then the org's pages (the playground's stand-ins for Salesforce's).
   await page.getByLabel('Username').waitFor();
   check(page.url().startsWith(loginUrl), 'Authorize went to the org\'s authorize endpoint');
   await page.getByLabel('Username').fill(username);
@@ -62,6 +63,9 @@ try {
   }
   await page.getByRole('heading', { name: 'Connection browser-web' }).waitFor();
   check(await page.locator('[data-health="green"]').isVisible(), 'the new connection is green on its page');
+  const reauthorize = page.locator('form[action$="/authorize"]');
+  check(await reauthorize.getAttribute('method') === 'post', 'Re-authorize is a form POST carrying its CSRF token');
+  check(await reauthorize.locator('input[name="csrf"]').count() === 1, 'the Re-authorize form has a CSRF field');
 
   await page.getByRole('button', { name: 'Test' }).click();
   await page.getByText('Test passed').waitFor();

@@ -1,18 +1,52 @@
-//! API keys on every endpoint but health: `Authorization: Bearer flk_<id>_<secret>`, verified
-//! against its stored hash, then checked for the capability (`token`, `proxy`, `actions`,
-//! `admin`) and the connection. A missing or unknown key is 401, a key without the right scope
-//! or connection 403; both as JSON.
+//! Who may call what. Every route in [`crate::routes`] declares an [`Access`]; the router wraps
+//! each route in [`guard`], which authenticates and authorizes from the request head alone —
+//! before any body is read — and leaves a [`Caller`] (API key) or a [`WebUser`] (page session)
+//! in the request's extensions for the handler.
+//!
+//! API keys: `Authorization: Bearer flk_<id>_<secret>`, verified against the stored hash, then
+//! checked for the scope (`token`, `proxy`, `actions`, `admin`) and, when the path names one,
+//! the connection. A missing or unknown key is 401, a key without the right scope or connection
+//! 403; both as JSON, and both counted for the audit log ([`crate::audit`]).
 
 use std::sync::atomic::Ordering;
 
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use forcelink_store::{ApiKeyRecord, Scope};
 
 use crate::error::ApiError;
-use crate::state::BrokerState;
+use crate::state::{BrokerState, Session};
 
-/// What the caller is.
+/// What a route needs from its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, the OpenAPI document).
+    Public,
+    /// An API key with this scope: on the `{name}` connection when the path has one, else
+    /// anywhere (the handler checks a connection named in the body).
+    Key(Scope),
+    /// An API key for every connection (`*`) with this scope: metrics and API-key management.
+    KeyAllConnections(Scope),
+    /// A signed-in page session (otherwise: a redirect to the sign-in page).
+    Session,
+    /// A public page (sign-in, the OAuth callback): the handler checks what it needs.
+    Page,
+}
+
+impl Access {
+    /// The scope an API key needs, if any.
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Access::Key(s) | Access::KeyAllConnections(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated API-key caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub key: ApiKeyRecord,
@@ -23,6 +57,30 @@ impl Caller {
     pub fn actor(&self) -> String {
         format!("api-key:{}", self.key.id)
     }
+
+    /// Checks `scope` on a connection named in a request body (the path named none).
+    pub fn require(&self, state: &BrokerState, scope: Scope, connection: &str) -> Result<(), ApiError> {
+        if self.key.allows(connection, scope) {
+            return Ok(());
+        }
+        refuse_forbidden(state, &self.key.id, scope, Some(connection))
+    }
+}
+
+/// A signed-in page user.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    pub session: Session,
+    /// The session cookie's value (to end it on sign-out).
+    pub session_id: String,
+    pub key: ApiKeyRecord,
+}
+
+impl WebUser {
+    /// `web:api-key:<id>`, for the audit log.
+    pub fn actor(&self) -> String {
+        format!("web:api-key:{}", self.key.id)
+    }
 }
 
 /// The bearer value of the `Authorization` header.
@@ -32,30 +90,108 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// The caller, if the key allows `capability` (on `connection`, when given).
-pub async fn authorize(
+fn refuse_forbidden<T>(
+    state: &BrokerState,
+    key_id: &str,
+    scope: Scope,
+    connection: Option<&str>,
+) -> Result<T, ApiError> {
+    state.metrics().forbidden.fetch_add(1, Ordering::Relaxed);
+    let reason = match connection {
+        Some(c) => format!("forbidden: {scope} on {c:?}"),
+        None => format!("forbidden: {scope}"),
+    };
+    state.audit_refusal(&format!("api-key:{key_id}"), &reason);
+    Err(ApiError::forbidden(scope.as_str(), connection))
+}
+
+/// The caller of `access`, from the request head. `connection` is the path's `{name}`.
+pub async fn authenticate(
     state: &BrokerState,
     headers: &HeaderMap,
-    capability: Scope,
+    access: Access,
     connection: Option<&str>,
 ) -> Result<Caller, ApiError> {
+    let Some(scope) = access.scope() else {
+        return Err(ApiError::unauthorized());
+    };
     let Some(presented) = bearer(headers) else {
         state.metrics().unauthorized.fetch_add(1, Ordering::Relaxed);
+        state.audit_refusal("anonymous", "unauthorized: no key");
         return Err(ApiError::unauthorized());
     };
     let Some(key) = state.verify_key(presented).await? else {
         state.metrics().unauthorized.fetch_add(1, Ordering::Relaxed);
+        // The id of a well-formed key names it in the log (never the secret); anything else is
+        // one "unknown" group, so a flood of junk cannot grow the log.
+        let actor = match forcelink_store::apikey::parse(presented) {
+            Some((id, _)) => format!("api-key:{id}"),
+            None => "unknown".to_owned(),
+        };
+        state.audit_refusal(&actor, "unauthorized: unknown, malformed or revoked key");
         return Err(ApiError::unauthorized());
     };
-    let allowed = match connection {
-        Some(c) => key.allows(c, capability),
-        None => has_capability(&key, capability),
+    let allowed = match access {
+        Access::KeyAllConnections(_) => key.all_connections() && key.capabilities.contains(scope),
+        _ => match connection {
+            Some(c) => key.allows(c, scope),
+            None => key.capabilities.contains(scope),
+        },
     };
     if !allowed {
-        state.metrics().forbidden.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::forbidden(capability.as_str(), connection));
+        let connection = match access {
+            Access::KeyAllConnections(_) => Some("*"),
+            _ => connection,
+        };
+        return refuse_forbidden(state, &key.id, scope, connection);
     }
     Ok(Caller { key })
+}
+
+/// What [`guard`] checks for one route.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub state: BrokerState,
+    pub access: Access,
+    /// The route takes a JSON body: another declared content type is refused with 415.
+    pub json_body: bool,
+}
+
+/// The middleware every route runs: checks `access` from the request head and stores the
+/// [`Caller`] or [`WebUser`] in the request's extensions; refuses otherwise. Never reads the body.
+pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match access {
+        Access::Public | Access::Page => {}
+        Access::Session => match crate::web::signed_in(&state, &parts.headers).await {
+            Ok(user) => {
+                parts.extensions.insert(user);
+            }
+            Err(response) => return response,
+        },
+        Access::Key(_) | Access::KeyAllConnections(_) => {
+            let params = RawPathParams::from_request_parts(&mut parts, &state).await.ok();
+            let name = params.as_ref().and_then(|p| p.iter().find_map(|(k, v)| (k == "name").then_some(v)));
+            match authenticate(&state, &parts.headers, access, name).await {
+                Ok(caller) => {
+                    parts.extensions.insert(caller);
+                }
+                Err(e) => return e.into_response(),
+            }
+        }
+    }
+    if json_body
+        && let Some(kind) = parts.headers.get(axum::http::header::CONTENT_TYPE)
+        && !kind.to_str().is_ok_and(|k| k.trim_start().to_ascii_lowercase().starts_with("application/json"))
+    {
+        return ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Whether the key holds `capability` for some connection (for endpoints not about one).

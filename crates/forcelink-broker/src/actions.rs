@@ -3,18 +3,18 @@
 //! document) with JSON in and out, on the connection's token cache.
 
 use forcelink_store::AuditAction;
-use forcelink_store::Scope;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use forcelink_client::ClientError;
 use forcelink_client::actions::ActionName;
 use serde_json::Value;
 
-use crate::access::authorize;
+use crate::access::Caller;
 use crate::api::parse_json;
 use crate::error::ApiError;
 use crate::state::BrokerState;
@@ -36,11 +36,10 @@ fn client_error(connection: &str, e: ClientError) -> ApiError {
 /// The actions handler.
 pub async fn run_action(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path((name, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Actions, Some(&name)).await?;
     let action: ActionName = action.parse().map_err(|e: ClientError| ApiError::not_found(e.to_string()))?;
     let input = parse_json(&body)?;
     let entry = state.entry(&name).await?;

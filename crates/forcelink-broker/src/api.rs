@@ -5,9 +5,10 @@ use forcelink_store::AuditAction;
 use forcelink_store::Scope;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use forcelink_auth::ConnectionId;
@@ -16,7 +17,7 @@ use forcelink_store::{ConnectionSpec, PutMode, PutOutcome, SecretRef, StoredConn
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::access::authorize;
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::state::BrokerState;
 use crate::time::rfc3339;
@@ -30,8 +31,15 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<BrokerState>) -> Response {
     match state.store().api_key("readiness-probe").await {
         Ok(_) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "message": e.to_string() })))
-            .into_response(),
+        Err(e) => {
+            // Like every 5xx: the detail in the log, not in the answer.
+            tracing::warn!("readiness: the store: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "message": "the store does not answer" })),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -141,8 +149,10 @@ async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, Api
 }
 
 /// `GET /v1/connections`: the connections the key administers.
-pub async fn list_connections(State(state): State<BrokerState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, None).await?;
+pub async fn list_connections(
+    State(state): State<BrokerState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for c in state.store().connections().await? {
         if caller.key.allows(c.name.as_str(), Scope::Admin) {
@@ -170,12 +180,11 @@ pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &Connect
 /// `POST /v1/connections`.
 pub async fn create_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, Scope::Admin, None).await?;
     let (name, spec) = spec_from_json(parse_json(&body)?, None)?;
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
+    caller.require(&state, Scope::Admin, &name)?;
     create(&state, &caller.actor(), &name, &spec).await?;
     let created = stored(&state, &name).await?;
     Ok((StatusCode::CREATED, Json(describe(&state, &created).await)).into_response())
@@ -184,10 +193,9 @@ pub async fn create_connection(
 /// `GET /v1/connections/{name}`.
 pub async fn get_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(_caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let c = stored(&state, &name).await?;
     Ok(Json(describe(&state, &c).await))
 }
@@ -196,11 +204,10 @@ pub async fn get_connection(
 /// stored values (they cannot be read back to be sent again).
 pub async fn replace_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let (name, submitted) = spec_from_json(parse_json(&body)?, Some(&name))?;
     submitted.check_urls(&name, state.transport().policy()).map_err(|e| ApiError::bad_request(e.0))?;
     let old = state.store().connection(&ConnectionId::new(&name)).await?;
@@ -225,7 +232,7 @@ pub async fn replace_connection(
     let (action, detail) = if outcome == PutOutcome::Created {
         (AuditAction::ConnectionCreated, None)
     } else {
-        let list = if changed.is_empty() { "nothing".to_owned() } else { changed.join(", ") };
+        let list = if changed.is_empty() { "none".to_owned() } else { changed.join(", ") };
         (AuditAction::ConnectionUpdated, Some(format!("changed: {list}")))
     };
     state.audit(&caller.actor(), &name, action, detail).await;
@@ -280,11 +287,10 @@ async fn drop_tokens(state: &BrokerState, old: &StoredConnection) -> Result<(), 
 /// `DELETE /v1/connections/{name}[?revoke=false]`.
 pub async fn delete_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     Ok(Json(delete(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
 }
 
@@ -331,10 +337,9 @@ pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
 /// `POST /v1/connections/{name}/test`.
 pub async fn test_connection(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Admin, Some(&name)).await?;
     let result = test(&state, &name).await?;
     state.audit(&caller.actor(), &name, AuditAction::ConnectionTested, Some(format!("ok: {}", result["ok"]))).await;
     let status = if result["ok"] == json!(true) { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
@@ -345,10 +350,9 @@ pub async fn test_connection(
 /// expires_at}`; every hand-out is audited.
 pub async fn get_token(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(&state, &headers, Scope::Token, Some(&name)).await?;
     let entry = state.entry(&name).await?;
     let issued = state.token(&entry).await?;
     entry.counters.tokens.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,16 @@
-//! Token hand-outs for the audit log. Writing one row per hand-out would put a database write
-//! on the hot path (tens of thousands per second); instead hand-outs are counted in memory per
-//! API key, connection and token, and written as one `token.issued` entry per group every
-//! second (`detail`: the token's fingerprint and how many times it was handed out).
+//! Frequent events for the audit log, counted in memory and written in batches. Writing one row
+//! per event would put a database write on the hot path (tens of thousands of token hand-outs
+//! or proxied requests per second) and let a flood of refused keys fill the log; instead events
+//! are grouped and each group is written as one entry every second ([`crate::state::AUDIT_FLUSH_INTERVAL`]):
+//!
+//! - `token.issued` per API key, connection and token (`detail`: the token's fingerprint and
+//!   how many times it was handed out);
+//! - `proxy.request` per API key, connection, method, path (query values removed) and status
+//!   (`detail`: `GET services/data/v64.0/query?q=… → 200`, and the count when above one);
+//! - `key.refused` per key id (or `anonymous` / `unknown`) and reason.
+//!
+//! The number of groups waiting is bounded ([`MAX_GROUPS`]): beyond it, events are counted in
+//! one overflow group per action, so memory and the log stay bounded whatever arrives.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,55 +19,106 @@ use std::time::SystemTime;
 use forcelink_auth::ConnectionId;
 use forcelink_store::{AuditAction, AuditEntry};
 
+/// Most groups waiting for a flush; further distinct events share one overflow group. 10 000.
+pub const MAX_GROUPS: usize = 10_000;
+/// The connection column of entries about no connection (API keys, sign-ins, refusals).
+pub const NO_CONNECTION: &str = "*";
+
+/// What events are grouped by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Group {
+    pub actor: String,
+    pub connection: String,
+    pub action: AuditAction,
+    /// For `token.issued` the token fingerprint; otherwise the entry's detail.
+    pub detail: String,
+}
+
+/// A drained group: the entry to write and what to put back if the write fails.
+#[derive(Debug, Clone)]
+pub struct Drained {
+    pub entry: AuditEntry,
+    pub group: Group,
+    pub count: u64,
+}
+
 /// Counts waiting to be written.
 #[derive(Debug, Default)]
 pub struct AuditBuffer {
-    // (actor, connection, token fingerprint) → hand-outs since the last flush.
-    counts: Mutex<HashMap<(String, String, String), u64>>,
+    counts: Mutex<HashMap<Group, u64>>,
+}
+
+fn times(n: u64) -> String {
+    format!("{n} time{}", if n == 1 { "" } else { "s" })
 }
 
 impl AuditBuffer {
-    pub fn record(&self, actor: &str, connection: &str, fingerprint: &str) {
+    /// Counts one event of `group`.
+    pub fn add(&self, group: Group) {
+        self.add_n(group, 1);
+    }
+
+    fn add_n(&self, mut group: Group, n: u64) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        // Look up by reference first: the common case allocates nothing.
-        if let Some(n) = counts
-            .iter_mut()
-            .find_map(|((a, c, f), n)| (a == actor && c == connection && f == fingerprint).then_some(n))
-        {
-            *n += 1;
+        if let Some(c) = counts.get_mut(&group) {
+            *c += n;
             return;
         }
-        counts.insert((actor.to_owned(), connection.to_owned(), fingerprint.to_owned()), 1);
+        if counts.len() >= MAX_GROUPS {
+            group = Group {
+                actor: "overflow".to_owned(),
+                connection: NO_CONNECTION.to_owned(),
+                action: group.action,
+                detail: "more distinct events than the audit buffer groups".to_owned(),
+            };
+        }
+        *counts.entry(group).or_default() += n;
+    }
+
+    /// Counts a token hand-out.
+    pub fn record(&self, actor: &str, connection: &str, fingerprint: &str) {
+        self.add(Group {
+            actor: actor.to_owned(),
+            connection: connection.to_owned(),
+            action: AuditAction::TokenIssued,
+            detail: fingerprint.to_owned(),
+        });
     }
 
     /// Takes every count as audit entries stamped `at`.
-    pub fn drain(&self, at: SystemTime) -> Vec<AuditEntry> {
+    pub fn drain(&self, at: SystemTime) -> Vec<Drained> {
         let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut entries: Vec<AuditEntry> = counts
+        let mut out: Vec<Drained> = counts
             .into_iter()
-            .map(|((actor, connection, fingerprint), n)| AuditEntry {
-                at,
-                connection: ConnectionId::new(connection),
-                actor,
-                action: AuditAction::TokenIssued,
-                detail: Some(format!("token {fingerprint} handed out {n} time{}", if n == 1 { "" } else { "s" })),
+            .map(|(group, n)| {
+                let detail = match group.action {
+                    AuditAction::TokenIssued => format!("token {} handed out {}", group.detail, times(n)),
+                    _ if n == 1 => group.detail.clone(),
+                    _ => format!("{} ({})", group.detail, times(n)),
+                };
+                let entry = AuditEntry {
+                    at,
+                    connection: ConnectionId::new(&group.connection),
+                    actor: group.actor.clone(),
+                    action: group.action.clone(),
+                    detail: Some(detail),
+                };
+                Drained { entry, group, count: n }
             })
             .collect();
-        entries.sort_by(|a, b| (a.connection.as_str(), &a.actor).cmp(&(b.connection.as_str(), &b.actor)));
-        entries
+        out.sort_by(|a, b| {
+            (a.entry.connection.as_str(), &a.entry.actor, &a.entry.detail).cmp(&(
+                b.entry.connection.as_str(),
+                &b.entry.actor,
+                &b.entry.detail,
+            ))
+        });
+        out
     }
 
-    /// Puts a drained entry's count back (its write failed).
-    pub fn restore(&self, entry: &AuditEntry) {
-        let Some(detail) = &entry.detail else { return };
-        let mut words = detail.split(' ');
-        let (Some(fingerprint), Some(n)) = (words.nth(1), words.nth(2).and_then(|n| n.parse::<u64>().ok())) else {
-            return;
-        };
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *counts
-            .entry((entry.actor.clone(), entry.connection.as_str().to_owned(), fingerprint.to_owned()))
-            .or_default() += n;
+    /// Puts a drained group's count back (its write failed).
+    pub fn restore(&self, drained: &Drained) {
+        self.add_n(drained.group.clone(), drained.count);
     }
 }
 
@@ -75,13 +135,30 @@ mod tests {
         buffer.record("api-key:b", "prod", "abcd1234");
         let entries = buffer.drain(SystemTime::UNIX_EPOCH);
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].actor, "api-key:a");
-        assert_eq!(entries[0].detail.as_deref(), Some("token abcd1234 handed out 3 times"));
-        assert_eq!(entries[1].detail.as_deref(), Some("token abcd1234 handed out 1 time"));
+        assert_eq!(entries[0].entry.actor, "api-key:a");
+        assert_eq!(entries[0].entry.detail.as_deref(), Some("token abcd1234 handed out 3 times"));
+        assert_eq!(entries[1].entry.detail.as_deref(), Some("token abcd1234 handed out 1 time"));
         assert!(buffer.drain(SystemTime::UNIX_EPOCH).is_empty());
         buffer.restore(&entries[0]);
         buffer.record("api-key:a", "prod", "abcd1234");
         let again = buffer.drain(SystemTime::UNIX_EPOCH);
-        assert_eq!(again[0].detail.as_deref(), Some("token abcd1234 handed out 4 times"));
+        assert_eq!(again[0].entry.detail.as_deref(), Some("token abcd1234 handed out 4 times"));
+    }
+
+    #[test]
+    fn a_flood_of_distinct_events_stays_bounded() {
+        let buffer = AuditBuffer::default();
+        for i in 0..(MAX_GROUPS + 500) {
+            buffer.add(Group {
+                actor: format!("api-key:{i}"),
+                connection: NO_CONNECTION.to_owned(),
+                action: AuditAction::KeyRefused,
+                detail: "unauthorized".to_owned(),
+            });
+        }
+        let drained = buffer.drain(SystemTime::UNIX_EPOCH);
+        assert_eq!(drained.len(), MAX_GROUPS + 1);
+        let overflow = drained.iter().find(|d| d.entry.actor == "overflow").unwrap();
+        assert_eq!(overflow.count, 500);
     }
 }

@@ -75,9 +75,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A new request id for a 5xx answer and its log line.
+fn request_id() -> String {
+    crate::state::random_id(9)
+}
+
+/// The generic text of a 5xx answer; the detail is logged under the same request id.
+fn generic(id: &str) -> String {
+    format!("internal error (request id {id}; the details are in the broker's log)")
+}
+
+/// A 500 answer for an unexpected failure: `detail` goes to the log only.
+pub fn internal(detail: &str) -> Response {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail).into_response()
+}
+
 impl IntoResponse for ApiError {
+    /// 4xx answers say what to do; 5xx answers keep their `code` but say only "internal error"
+    /// with a request id, the detail (store, network, Salesforce texts) going to the log.
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let message = if self.status.is_server_error() {
+            let id = request_id();
+            tracing::warn!(request_id = %id, status = self.status.as_u16(), code = self.code, "{}", self.message);
+            generic(&id)
+        } else {
+            self.message
+        };
+        let body = serde_json::json!({ "error": { "code": self.code, "message": message } });
         (self.status, Json(body)).into_response()
     }
 }

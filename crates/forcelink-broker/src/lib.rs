@@ -8,6 +8,7 @@
 //! - [`api`]: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
 //! - [`proxy`]: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
 //! - [`actions`]: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
+//! - [`keys`]: API keys over the API and the page: create (shown once), list, revoke.
 //! - [`web`]: the server-rendered page (askama): sign-in, connections, Authorize (web-server flow).
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`openapi`]: `/v1/openapi.json`, built from the route table in [`routes`].
@@ -22,6 +23,7 @@ pub mod actions;
 pub mod api;
 pub mod audit;
 pub mod error;
+pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod proxy;
@@ -31,10 +33,12 @@ pub mod time;
 pub mod web;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -46,13 +50,71 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Longest a request may take until its response starts (a proxied body may stream longer). 60 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The `Content-Security-Policy` of every answer: nothing but the page's own inline style and
+/// same-origin forms; no script, no frames, no base URL tricks.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// The broker's routes over `state`.
 pub fn router(state: BrokerState) -> Router {
     let limits = state.limits().clone();
-    routes::build()
+    routes::build(&state)
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(answers))
         .with_state(state)
+}
+
+/// Unknown paths: the JSON error.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}; see /v1/openapi.json", uri.path()))
+}
+
+/// Whether `path` belongs to the JSON API (its errors are JSON whoever produced them). Proxied
+/// answers are Salesforce's and pass as they are.
+fn is_api(path: &str) -> bool {
+    let proxied = path.starts_with("/v1/connections/") && path.split('/').nth(4) == Some("sf");
+    !proxied && (path.starts_with("/v1/") || path == "/metrics" || path == "/healthz" || path == "/readyz")
+}
+
+/// Security headers on every answer; framework answers on API paths (wrong method, body too
+/// large, wrong content type, …) rewritten as the documented JSON error.
+async fn answers(request: Request, next: Next) -> Response {
+    let api = is_api(request.uri().path());
+    let method = request.method().clone();
+    let mut response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let status = response.status();
+    if api && !is_json && (status.is_client_error() || status.is_server_error()) {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let (code, message) = match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method_not_allowed", format!("{method} is not allowed here; see /v1/openapi.json"))
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "send the body as application/json".to_owned())
+            }
+            StatusCode::NOT_FOUND => ("not_found", "not found; see /v1/openapi.json".to_owned()),
+            s if s.is_server_error() => ("internal", "internal error".to_owned()),
+            _ => ("bad_request", "the request is not valid; see /v1/openapi.json".to_owned()),
+        };
+        response = ApiError::new(status, code, message).into_response();
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 /// Answers 503 when a handler has not produced a response within the request timeout.
@@ -66,6 +128,12 @@ async fn timeout(State(state): State<BrokerState>, request: Request, next: Next)
 
 /// Serves `state` on `listener` until `shutdown` resolves; requests in flight finish first.
 /// Writes the audit entries still pending before it returns.
+///
+/// HTTP/1.1 over hyper, one task per connection. At most [`Limits::max_connections`] are served
+/// at once: the loop accepts only when a slot is free, so excess connections wait in the
+/// kernel's listen backlog (and are refused by the kernel once that is full). A connection that
+/// does not send a complete request head within [`Limits::header_read_timeout`] — idle
+/// keep-alive time included — is closed, so slow or idle clients cannot hold the slots.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: BrokerState,
@@ -73,8 +141,58 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let flusher = state.spawn_audit_flusher();
     let app = router(state.clone());
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = state.limits().clone();
+    let max = u32::try_from(limits.max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max as usize));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        let header_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a slot until it ends: all slots back means all connections done.
+    let _ = slots.acquire_many(max).await;
     flusher.abort();
     state.flush_audit().await;
-    result
+    Ok(())
 }
+
+/// How long the accept loop waits after an accept error (e.g. out of file descriptors). 100 ms.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);

@@ -26,13 +26,35 @@ fn operation(d: &RouteDoc, method: &str) -> Value {
         .join("_");
     let error = json!({ "$ref": "#/components/responses/Error" });
     let mut responses = Map::new();
-    responses.insert("200".into(), json!({ "description": "Success" }));
-    if d.scope.is_some() {
-        responses.insert("401".into(), error.clone());
-        responses.insert("403".into(), error.clone());
+    let creates = method == "post" && (d.path == "/v1/connections" || d.path == "/v1/api-keys");
+    let success = if creates { "201" } else { "200" };
+    responses.insert(success.into(), json!({ "description": "Success" }));
+    let mut errors: Vec<&str> = Vec::new();
+    if d.access.scope().is_some() {
+        errors.extend(["401", "403"]);
+    }
+    if d.path.contains('{') {
+        errors.push("404");
     }
     if d.body {
-        responses.insert("400".into(), error.clone());
+        errors.extend(["400", "413", "415"]);
+    }
+    if d.path.contains("/v1/connections") && (d.body || method == "delete" || creates) {
+        errors.push("409");
+    }
+    let reaches_salesforce = ["/token", "/test", "/sf/", "/actions/"].iter().any(|p| d.path.contains(p));
+    if reaches_salesforce {
+        errors.extend(["409", "502"]);
+    }
+    if d.path.contains("/sf/") {
+        errors.extend(["400", "405", "413"]);
+    }
+    if d.access.scope().is_some() || d.path == "/readyz" {
+        // The store (or, for a request, the time limit) may be unavailable.
+        errors.push("503");
+    }
+    for code in errors {
+        responses.insert(code.into(), error.clone());
     }
     let mut op = json!({
         "summary": d.summary,
@@ -40,7 +62,7 @@ fn operation(d: &RouteDoc, method: &str) -> Value {
         "parameters": params,
         "responses": responses,
     });
-    if let Some(scope) = d.scope {
+    if let Some(scope) = d.access.scope() {
         op["security"] = json!([{ "apiKey": [] }]);
         op["description"] = json!(format!("Needs an API key with the `{scope}` scope (and the connection)."));
     } else {

@@ -4,6 +4,11 @@
 //! `Authorization` and cookies are not forwarded. After a 401 the token is renewed and the
 //! request sent once more — only when its body was small enough to be buffered (and so can be
 //! sent again); a streamed body's 401 is returned as is.
+//!
+//! Only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded (others: 405). `Forwarded`,
+//! `X-Forwarded-*` and `X-Real-IP` from callers are dropped: the broker is the client Salesforce
+//! sees, and a caller must not speak for it. Every proxied request is counted for the audit log
+//! (method, path with query values removed, final status, key id; never bodies).
 
 use std::sync::atomic::Ordering;
 
@@ -15,7 +20,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::time::Instant;
 
-use crate::access::authorize;
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::state::BrokerState;
 
@@ -52,8 +57,31 @@ pub fn check_path(path: &str) -> Option<&'static str> {
     None
 }
 
+/// Methods the proxy forwards; the REST, Bulk and Apex REST APIs need no others.
+pub const FORWARDED_METHODS: [Method; 6] =
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
 fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
     HOP_BY_HOP.contains(&name.as_str()) || listed.iter().any(|l| l.eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Headers by which a client claims to speak for another hop; never taken from callers.
+fn is_forwarding(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n == "forwarded" || n == "x-real-ip" || n.starts_with("x-forwarded-")
+}
+
+/// `path?name=…&other=…`: the query's names kept, its values (record ids, SOQL, …) removed.
+pub fn audit_path(path: &str, query: Option<&str>) -> String {
+    let Some(query) = query.filter(|q| !q.is_empty()) else { return path.to_owned() };
+    let names: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) => format!("{name}=…"),
+            None => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", names.join("&"))
 }
 
 /// Header names listed in `Connection` (also hop-by-hop).
@@ -70,7 +98,11 @@ fn forward_request_headers(from: &HeaderMap) -> HeaderMap {
     let listed = connection_listed(from);
     let mut out = HeaderMap::new();
     for (name, value) in from {
-        if is_hop_by_hop(name, &listed) || name == header::AUTHORIZATION || name == header::COOKIE {
+        if is_hop_by_hop(name, &listed)
+            || is_forwarding(name)
+            || name == header::AUTHORIZATION
+            || name == header::COOKIE
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -96,14 +128,35 @@ enum Outgoing {
     Streamed(Body),
 }
 
-/// The proxy handler.
+/// The proxy handler: forwards, then counts the request with its final status for the audit log.
 pub async fn proxy(
     State(state): State<BrokerState>,
     Path((name, _path)): Path<(String, String)>,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Response {
+    // The guard checked the key before the body was touched.
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return ApiError::unauthorized().into_response();
+    };
+    let method = request.method().clone();
+    let raw = request.uri().path();
+    let shown =
+        audit_path(raw.strip_prefix(&format!("/v1/connections/{name}/sf/")).unwrap_or(raw), request.uri().query());
+    let response = forward(&state, &name, request).await.unwrap_or_else(IntoResponse::into_response);
+    state.audit_proxied(&caller.actor(), &name, format!("{method} {shown} → {}", response.status().as_u16()));
+    response
+}
+
+async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Response, ApiError> {
+    let state = state.clone();
     let (parts, body) = request.into_parts();
-    authorize(&state, &parts.headers, forcelink_store::Scope::Proxy, Some(&name)).await?;
+    if !FORWARDED_METHODS.contains(&parts.method) {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("the proxy forwards only GET, HEAD, POST, PUT, PATCH and DELETE, not {}", parts.method),
+        ));
+    }
     // The raw path, not the decoded one from the extractor: encoded tricks must be seen.
     let raw = parts.uri.path();
     let prefix = format!("/v1/connections/{name}/sf/");
@@ -113,7 +166,7 @@ pub async fn proxy(
     if let Some(reason) = check_path(rest) {
         return Err(ApiError::bad_request(format!("refused path {rest:?}: {reason}")));
     }
-    let entry = state.entry(&name).await?;
+    let entry = state.entry(name).await?;
     let limits = state.limits().clone();
     let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if length.is_some_and(|l| l > limits.max_proxy_body_bytes) {
@@ -123,7 +176,7 @@ pub async fn proxy(
             format!("proxied bodies are limited to {} bytes", limits.max_proxy_body_bytes),
         ));
     }
-    let no_body = matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
+    let no_body = matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE)
         && length.unwrap_or(0) == 0
         && !parts.headers.contains_key(header::TRANSFER_ENCODING);
     let outgoing = if no_body {
@@ -248,8 +301,21 @@ mod tests {
         h.insert(header::TE, "trailers".parse().unwrap());
         h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         h.insert("sforce-call-options", "client=x".parse().unwrap());
+        h.insert("forwarded", "for=10.0.0.1".parse().unwrap());
+        h.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        h.insert("x-forwarded-host", "evil.example".parse().unwrap());
+        h.insert("x-real-ip", "10.0.0.1".parse().unwrap());
         let out = forward_request_headers(&h);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type", "sforce-call-options"]);
+    }
+
+    #[test]
+    fn audited_paths_keep_query_names_and_drop_values() {
+        assert_eq!(audit_path("services/data/", None), "services/data/");
+        assert_eq!(
+            audit_path("services/data/v64.0/query", Some("q=SELECT+Id+FROM+User&batchSize=5&flag")),
+            "services/data/v64.0/query?q=…&batchSize=…&flag"
+        );
     }
 }

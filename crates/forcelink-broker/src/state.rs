@@ -44,13 +44,25 @@ pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often token hand-outs are written to the audit log. 1 s.
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Size and time limits of requests.
+/// Longest a client may take to send a request's head (line and headers), counted from when
+/// the broker starts waiting for it, idle keep-alive time included; then the connection is
+/// closed. 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections served at once; further ones wait in the listen backlog until one closes
+/// (they are not accepted, so they cost the broker nothing). 1024.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub replay_buffer_bytes: usize,
     pub max_proxy_body_bytes: u64,
+    /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +72,8 @@ impl Default for Limits {
             request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
             replay_buffer_bytes: DEFAULT_REPLAY_BUFFER_BYTES,
             max_proxy_body_bytes: DEFAULT_MAX_PROXY_BODY_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -426,13 +440,33 @@ impl BrokerState {
         }
     }
 
-    /// Writes the counted hand-outs to the audit log.
+    /// Counts a refused API key (401/403) for the audit log, grouped by `actor` and `reason`.
+    pub fn audit_refusal(&self, actor: &str, reason: &str) {
+        self.inner.audit.add(crate::audit::Group {
+            actor: actor.to_owned(),
+            connection: crate::audit::NO_CONNECTION.to_owned(),
+            action: AuditAction::KeyRefused,
+            detail: reason.to_owned(),
+        });
+    }
+
+    /// Counts a proxied request for the audit log; `detail` holds no query value or body.
+    pub fn audit_proxied(&self, actor: &str, connection: &str, detail: String) {
+        self.inner.audit.add(crate::audit::Group {
+            actor: actor.to_owned(),
+            connection: connection.to_owned(),
+            action: AuditAction::ProxyRequest,
+            detail,
+        });
+    }
+
+    /// Writes the counted events to the audit log.
     pub async fn flush_audit(&self) {
-        for entry in self.inner.audit.drain(self.now()) {
-            if let Err(e) = self.store().append_audit(&entry).await {
-                tracing::warn!(connection = %entry.connection, "could not write the audit log: {e}");
+        for drained in self.inner.audit.drain(self.now()) {
+            if let Err(e) = self.store().append_audit(&drained.entry).await {
+                tracing::warn!(connection = %drained.entry.connection, "could not write the audit log: {e}");
                 // Keep the count for the next flush rather than losing it.
-                self.inner.audit.restore(&entry);
+                self.inner.audit.restore(&drained);
             }
         }
     }

@@ -3,8 +3,9 @@
 //! sign-in form: to a cookie of its own). Connections list with health, new connection (the
 //! method's own fields; Authorize for the web-server flow), detail (test, re-authorize, delete).
 //!
-//! The web-server flow: `GET /connections/{name}/authorize` sends the browser to the org's
-//! authorize endpoint with PKCE and a random `state`; `GET /oauth/callback` checks the state,
+//! The web-server flow: `POST /connections/{name}/authorize` (CSRF token in the form) sends the
+//! browser to the org's authorize endpoint with PKCE and a random `state`, the redirect URI
+//! built from the configured public URL (never the `Host` header); `GET /oauth/callback` checks the state,
 //! exchanges the code and stores the tokens. The callback needs no session (a SameSite=Strict
 //! cookie does not come along on a redirect from another site): the single-use state is what
 //! ties it to the click. It answers with a page that moves on to the connection by itself, so
@@ -15,10 +16,10 @@ use forcelink_store::Scope;
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use forcelink_auth::ConnectionId;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_store::{ApiKeyRecord, Method};
@@ -26,9 +27,9 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::access::has_capability;
+use crate::access::{WebUser, has_capability};
 use crate::api;
-use crate::state::{BrokerState, PendingAuthorization, Session, random_id};
+use crate::state::{BrokerState, PendingAuthorization, random_id};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "forcelink_session";
@@ -99,6 +100,25 @@ struct DetailPage<'a> {
     notice_ok: bool,
 }
 
+struct KeyRow {
+    id: String,
+    name: String,
+    connections: String,
+    scopes: String,
+    created: String,
+    revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage<'a> {
+    csrf: &'a str,
+    keys: Vec<KeyRow>,
+    /// (name, key text) of a key just created: shown once.
+    created: Option<(String, String)>,
+    error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
@@ -114,11 +134,19 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
             let mut r = (status, Html(body)).into_response();
             // Pages hold CSRF tokens and connection details: not for shared caches or frames.
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r.headers_mut().insert("x-frame-options", HeaderValue::from_static("DENY"));
             r
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("template error: {e}")).into_response(),
+        Err(e) => crate::error::internal(&format!("rendering a page: {e}")),
     }
+}
+
+/// A 503 page for a store failure: the detail goes to the log with a request id, the page says
+/// only that the store does not answer.
+fn store_down(e: &dyn std::fmt::Display) -> Response {
+    let id = random_id(9);
+    tracing::warn!(request_id = %id, "the store: {e}");
+    let text = format!("The broker's store does not answer; try again later (request id {id}).");
+    message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &text, None)
 }
 
 fn message(status: StatusCode, heading: &str, text: &str, next: Option<&str>) -> Response {
@@ -145,30 +173,28 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The signed-in session and its key, or the answer to send instead (the sign-in page).
-async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<(Session, ApiKeyRecord), Response> {
+/// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
+/// [`crate::access::guard`] for every [`crate::access::Access::Session`] route.
+pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
     let to_login = || Redirect::to("/login").into_response();
     let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
     let Some(session) = state.session(id) else { return Err(to_login()) };
     // The key may have been revoked since the sign-in.
     match state.store().api_key(&session.key_id).await {
-        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => Ok((session, key)),
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
+            Ok(WebUser { session, session_id: id.to_owned(), key })
+        }
         Ok(_) => {
             state.end_session(id);
             Err(to_login())
         }
-        Err(e) => Err(message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None)),
+        Err(e) => Err(store_down(&e)),
     }
 }
 
-/// Signed in, and the form's CSRF token matches the session's.
-async fn checked(
-    state: &BrokerState,
-    headers: &HeaderMap,
-    form_csrf: Option<&String>,
-) -> Result<(Session, ApiKeyRecord), Response> {
-    let (session, key) = signed_in(state, headers).await?;
-    if !form_csrf.is_some_and(|c| same(c, &session.csrf)) {
+/// The form's CSRF token matches the session's.
+fn checked(user: &WebUser, form_csrf: Option<&String>) -> Result<(), Response> {
+    if !form_csrf.is_some_and(|c| same(c, &user.session.csrf)) {
         return Err(message(
             StatusCode::FORBIDDEN,
             "Form expired",
@@ -176,7 +202,7 @@ async fn checked(
             None,
         ));
     }
-    Ok((session, key))
+    Ok(())
 }
 
 fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
@@ -217,11 +243,26 @@ pub async fn login(
     let presented = form.get("key").map(String::as_str).unwrap_or("").trim();
     let key = match state.verify_key(presented).await {
         Ok(Some(k)) if has_capability(&k, Scope::Admin) => k,
-        Ok(Some(_)) => return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope."),
-        Ok(None) => return fail(StatusCode::UNAUTHORIZED, "That key is not valid."),
-        Err(e) => return fail(StatusCode::SERVICE_UNAVAILABLE, &e.message),
+        Ok(Some(k)) => {
+            state.audit_refusal(&format!("api-key:{}", k.id), "web sign-in: the key lacks the admin scope");
+            return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope.");
+        }
+        Ok(None) => {
+            let actor = match forcelink_store::apikey::parse(presented) {
+                Some((id, _)) => format!("api-key:{id}"),
+                None => "unknown".to_owned(),
+            };
+            state.audit_refusal(&actor, "web sign-in: unknown, malformed or revoked key");
+            return fail(StatusCode::UNAUTHORIZED, "That key is not valid.");
+        }
+        Err(e) => {
+            // The store's text goes to the log only (the error's own answer would do the same).
+            tracing::warn!("sign-in: {}", e.message);
+            return fail(StatusCode::SERVICE_UNAVAILABLE, "The broker's store does not answer; try again later.");
+        }
     };
     let (id, _) = state.create_session(&key.id);
+    state.audit(&format!("web:api-key:{}", key.id), crate::audit::NO_CONNECTION, AuditAction::WebSignIn, None).await;
     let mut r = Redirect::to("/").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r.headers_mut()
@@ -233,15 +274,14 @@ pub async fn login(
 /// `POST /logout`.
 pub async fn logout(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, form.get("csrf")).await {
+    if let Err(r) = checked(&user, form.get("csrf")) {
         return r;
     }
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        state.end_session(id);
-    }
+    state.end_session(&user.session_id);
+    state.audit(&user.actor(), crate::audit::NO_CONNECTION, AuditAction::WebSignOut, None).await;
     let mut r = Redirect::to("/login").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
@@ -277,14 +317,11 @@ fn usage(d: &Value) -> String {
 }
 
 /// `GET /`: the connections.
-pub async fn index(State(state): State<BrokerState>, headers: HeaderMap) -> Response {
-    let (session, key) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+    let WebUser { session, key, .. } = user;
     let list = match state.store().connections().await {
         Ok(l) => l,
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+        Err(e) => return store_down(&e),
     };
     let mut rows = Vec::new();
     for c in list.iter().filter(|c| key.allows(c.name.as_str(), Scope::Admin)) {
@@ -377,27 +414,20 @@ fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> 
 }
 
 /// `GET /connections/new[?method=…]`.
-pub async fn new_page(
-    State(state): State<BrokerState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok((session, _)) => new_form(&session.csrf, &q, None),
-        Err(r) => r,
-    }
+pub async fn new_page(Extension(user): Extension<WebUser>, Query(q): Query<HashMap<String, String>>) -> Response {
+    new_form(&user.session.csrf, &q, None)
 }
 
 /// `POST /connections`: saves, then (web-server flow) starts the authorization.
 pub async fn create(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (session, key) = match checked(&state, &headers, form.get("csrf")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let WebUser { session, key, .. } = user;
     let method = form.get("method").and_then(|m| Method::parse(m)).unwrap_or(Method::Web);
     let mut obj = Map::new();
     obj.insert("method".into(), Value::String(method.as_str().to_owned()));
@@ -429,7 +459,7 @@ pub async fn create(
         return new_form(&session.csrf, &form, Some(&e.message));
     }
     if method == Method::Web {
-        return start_authorization(&state, &headers, &name, &actor).await;
+        return start_authorization(&state, &name, &actor).await;
     }
     let mut r = Redirect::to(&format!("/connections/{name}")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -440,7 +470,7 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
     let stored = match state.store().connection(&ConnectionId::new(name)).await {
         Ok(Some(s)) => s,
         Ok(None) => return message(StatusCode::NOT_FOUND, "Not found", &format!("No connection named {name}."), None),
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string(), None),
+        Err(e) => return store_down(&e),
     };
     let d = api::describe(state, &stored).await;
     let mut settings = Vec::new();
@@ -474,28 +504,28 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
 }
 
 /// `GET /connections/{name}`.
-pub async fn detail(State(state): State<BrokerState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let (session, key) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = may(&key, &name) {
+pub async fn detail(
+    State(state): State<BrokerState>,
+    Extension(user): Extension<WebUser>,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = may(&user.key, &name) {
         return r;
     }
-    render_detail(&state, &session.csrf, &name, None).await
+    render_detail(&state, &user.session.csrf, &name, None).await
 }
 
 /// `POST /connections/{name}/test`.
 pub async fn test(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (session, key) = match checked(&state, &headers, form.get("csrf")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let WebUser { session, key, .. } = user;
     if let Err(r) = may(&key, &name) {
         return r;
     }
@@ -511,14 +541,14 @@ pub async fn test(
 /// `POST /connections/{name}/delete`: revokes the tokens, then deletes.
 pub async fn delete(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let key = match checked(&state, &headers, form.get("csrf")).await {
-        Ok((_, k)) => k,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let key = user.key;
     if let Err(r) = may(&key, &name) {
         return r;
     }
@@ -535,37 +565,36 @@ pub async fn delete(
     }
 }
 
-/// `GET /connections/{name}/authorize?csrf=…`.
+/// `POST /connections/{name}/authorize` (CSRF token in the form).
 pub async fn authorize(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let key = match checked(&state, &headers, q.get("csrf")).await {
-        Ok((_, k)) => k,
-        Err(r) => return r,
-    };
+    if let Err(r) = checked(&user, form.get("csrf")) {
+        return r;
+    }
+    let key = user.key;
     if let Err(r) = may(&key, &name) {
         return r;
     }
-    start_authorization(&state, &headers, &name, &format!("web:api-key:{}", key.id)).await
+    start_authorization(&state, &name, &format!("web:api-key:{}", key.id)).await
 }
 
-/// Where the org sends the browser back: the configured public URL, else this request's host.
-fn redirect_uri(state: &BrokerState, headers: &HeaderMap) -> Result<Url, String> {
-    if let Some(base) = state.public_url() {
-        return base.join("/oauth/callback").map_err(|e| e.to_string());
+/// Where the org sends the browser back: the configured public URL, never the request's `Host`
+/// (which the client chooses, and would let it send the code elsewhere).
+fn redirect_uri(state: &BrokerState) -> Result<Url, String> {
+    match state.public_url() {
+        Some(base) => base.join("/oauth/callback").map_err(|e| e.to_string()),
+        None => Err("the broker has no public URL; start it with --public-url".to_owned()),
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).ok_or("the request has no Host header")?;
-    let url = Url::parse(&format!("http://{host}/oauth/callback")).map_err(|e| format!("Host {host:?}: {e}"))?;
-    if url.path() != "/oauth/callback" || url.query().is_some() {
-        return Err(format!("Host {host:?} is not a host name"));
-    }
-    Ok(url)
 }
 
-async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &str, actor: &str) -> Response {
+/// Sends the browser on to the org's authorize page. A page that moves on by itself rather
+/// than a redirect: the page's `Content-Security-Policy: form-action 'self'` would stop a form
+/// submission redirected to another origin.
+async fn start_authorization(state: &BrokerState, name: &str, actor: &str) -> Response {
     let fail = |text: String| message(StatusCode::BAD_REQUEST, "Cannot authorize", &text, None);
     let stored = match state.store().connection(&ConnectionId::new(name)).await {
         Ok(Some(s)) => s,
@@ -584,7 +613,7 @@ async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &st
         Ok(None) => return fail("the connection has no client id".to_owned()),
         Err(e) => return fail(e.0),
     };
-    let redirect = match redirect_uri(state, headers) {
+    let redirect = match redirect_uri(state) {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
@@ -602,9 +631,7 @@ async fn start_authorization(state: &BrokerState, headers: &HeaderMap, name: &st
         actor: actor.to_owned(),
         created_at: state.now(),
     });
-    let mut r = Redirect::to(&to).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
+    message(StatusCode::OK, "Continue to Salesforce", &format!("Signing {name} in at its org…"), Some(&to))
 }
 
 /// `GET /oauth/callback?code=…&state=…`.
@@ -640,4 +667,98 @@ pub async fn callback(
     state.audit(&pending.actor, name, AuditAction::Login, Some("web-server flow".to_owned())).await;
     let next = format!("/connections/{name}");
     message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
+}
+
+/// Only a key on every connection with `admin` manages keys.
+fn may_manage_keys(key: &ApiKeyRecord) -> Result<(), Response> {
+    if key.all_connections() && key.capabilities.contains(Scope::Admin) {
+        Ok(())
+    } else {
+        Err(message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only a key for every connection (*) manages API keys.",
+            None,
+        ))
+    }
+}
+
+async fn render_keys(
+    state: &BrokerState,
+    csrf: &str,
+    created: Option<(String, String)>,
+    error: Option<String>,
+) -> Response {
+    let keys = match state.store().api_keys().await {
+        Ok(k) => k,
+        Err(e) => return store_down(&e),
+    };
+    let rows = keys
+        .iter()
+        .map(|k| KeyRow {
+            id: k.id.clone(),
+            name: k.label.clone(),
+            connections: k.connections.join(", "),
+            scopes: k.capabilities.to_strings().join(", "),
+            created: crate::time::rfc3339(k.created_at),
+            revoked: k.revoked_at.map(crate::time::rfc3339),
+        })
+        .collect();
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    html(status, &KeysPage { csrf, keys: rows, created, error })
+}
+
+/// `GET /keys`.
+pub async fn keys_page(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+    if let Err(r) = may_manage_keys(&user.key) {
+        return r;
+    }
+    render_keys(&state, &user.session.csrf, None, None).await
+}
+
+fn list_field(form: &HashMap<String, String>, name: &str) -> Vec<String> {
+    form.get(name)
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// `POST /keys`: creates a key and shows it once.
+pub async fn keys_create(
+    State(state): State<BrokerState>,
+    Extension(user): Extension<WebUser>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+        return r;
+    }
+    let new = crate::keys::NewKey {
+        name: form.get("name").cloned().unwrap_or_default(),
+        connections: list_field(&form, "connections"),
+        scopes: list_field(&form, "scopes"),
+    };
+    match crate::keys::create(&state, &user.key, &user.actor(), new).await {
+        Ok((text, record)) => render_keys(&state, &user.session.csrf, Some((record.label, text)), None).await,
+        Err(e) => render_keys(&state, &user.session.csrf, None, Some(e.message)).await,
+    }
+}
+
+/// `POST /keys/{id}/revoke`.
+pub async fn keys_revoke(
+    State(state): State<BrokerState>,
+    Extension(user): Extension<WebUser>,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+        return r;
+    }
+    match crate::keys::revoke(&state, &user.actor(), &id).await {
+        Ok(true) => {
+            let mut r = Redirect::to("/keys").into_response();
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r
+        }
+        Ok(false) => message(StatusCode::NOT_FOUND, "Not found", &format!("No API key with id {id}."), None),
+        Err(e) => message(e.status, "Not revoked", &e.message, None),
+    }
 }

@@ -221,6 +221,14 @@ impl serde::Serialize for AuditAction {
     }
 }
 
+/// By the text form, so groups of audit events can be keyed by their action (equal actions have
+/// equal text, which is all `Hash` needs).
+impl std::hash::Hash for AuditAction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

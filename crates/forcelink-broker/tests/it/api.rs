@@ -188,6 +188,16 @@ async fn health_metrics_and_openapi() {
     assert!(doc["paths"]["/v1/connections/{name}/token"]["get"]["security"].is_array());
     assert!(doc["paths"]["/v1/connections/{name}/sf/{path}"]["patch"].is_object());
     assert!(doc["paths"].get("/login").is_none());
+    // The answers each route can give are documented.
+    let token = &doc["paths"]["/v1/connections/{name}/token"]["get"]["responses"];
+    for code in ["200", "401", "403", "404", "409", "502", "503"] {
+        assert!(token[code].is_object(), "token {code}: {token}");
+    }
+    let create_key = &doc["paths"]["/v1/api-keys"]["post"]["responses"];
+    for code in ["201", "400", "401", "403", "413", "415"] {
+        assert!(create_key[code].is_object(), "api-keys {code}: {create_key}");
+    }
+    assert!(doc["paths"]["/v1/connections/{name}/sf/{path}"]["get"]["responses"]["405"].is_object());
 }
 
 async fn reqwest_free_metrics(router: &axum::Router, key: &str) -> String {
@@ -200,4 +210,54 @@ async fn reqwest_free_metrics(router: &axum::Router, key: &str) -> String {
     let resp = router.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_need_a_key_on_every_connection_and_refusals_are_counted_not_logged_one_by_one() {
+    let h = harness().await;
+    let r = &h.router;
+    // `other_key` holds every scope but only for `other`: not enough for the metrics.
+    let (s, body) = call(r, "GET", "/metrics", Some(&h.other_key), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let pg_admin = crate::add_key(&*h.store, &["pg"], &["admin"]).await;
+    assert_eq!(call(r, "GET", "/metrics", Some(&pg_admin), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(call(r, "GET", "/metrics", Some(&h.admin), None).await.0, StatusCode::OK);
+    // A connection named in the body is checked against the key too.
+    let body = json!({ "name": "elsewhere", "method": "access-token", "instance_url": h.pg.instance_url(),
+        "access_token": "x" })
+    .to_string();
+    assert_eq!(call(r, "POST", "/v1/connections", Some(&pg_admin), Some(&body)).await.0, StatusCode::FORBIDDEN);
+    // A flood of refusals becomes a few counted entries.
+    for _ in 0..50 {
+        call(r, "GET", "/v1/connections/pg/token", None, None).await;
+        call(r, "GET", "/v1/connections/pg/token", Some("flk_garbage"), None).await;
+        call(r, "GET", "/v1/connections/pg/token", Some(&h.proxy_key), None).await;
+    }
+    h.state.flush_audit().await;
+    let audit = h.store.audit(None, 100).await.unwrap();
+    let refused: Vec<_> = audit.iter().filter(|e| e.action == "key.refused").collect();
+    let proxy_id = forcelink_store::apikey::parse(&h.proxy_key).unwrap().0;
+    let find = |actor: &str| refused.iter().find(|e| e.actor == actor).map(|e| e.detail.clone().unwrap());
+    assert!(find("anonymous").unwrap().ends_with("(50 times)"), "{refused:?}");
+    assert!(find("unknown").unwrap().ends_with("(50 times)"), "{refused:?}");
+    let forbidden = find(&format!("api-key:{proxy_id}")).unwrap();
+    assert!(forbidden.starts_with("forbidden: token on \"pg\"") && forbidden.ends_with("(50 times)"), "{forbidden}");
+    assert!(refused.len() <= 6, "{refused:?}");
+    assert!(!format!("{refused:?}").contains(&h.proxy_key));
+}
+
+#[tokio::test]
+async fn connection_edits_are_audited_with_the_names_of_changed_fields_only() {
+    let h = harness().await;
+    let r = &h.router;
+    let new_secret = "another-secret-value";
+    let body = json!({ "method": "client-credentials", "environment": "custom", "login_url": h.pg.instance_url(),
+        "client_id": h.pg.info.client.client_id, "client_secret": new_secret, "api_version": "62.0" })
+    .to_string();
+    let (s, out) = call(r, "PUT", "/v1/connections/pg", Some(&h.admin), Some(&body)).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let audit = h.store.audit(Some(&forcelink_auth::ConnectionId::new("pg")), 10).await.unwrap();
+    let updated = audit.iter().find(|e| e.action == "connection.updated").unwrap();
+    assert_eq!(updated.detail.as_deref(), Some("changed: api_version, client_secret"));
+    assert!(!format!("{audit:?}").contains(new_secret));
 }

@@ -3,6 +3,8 @@
 //!
 //! - `api`: API keys (401/403), token hand-out and its audit, connections CRUD with write-only
 //!   secrets, bad JSON, health, metrics, the OpenAPI document.
+//! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
+//! - `limits`: connection limits over raw sockets: auth before body, header timeout, cap.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
 //! - `web`: sign-in, CSRF, the web-server flow through the playground's pages.
 //! - `hostrule`: no sequence of calls sends a secret to a host the operator did not allow; edits take effect.
@@ -12,6 +14,8 @@
 
 mod api;
 mod hostrule;
+mod keys;
+mod limits;
 mod proxy;
 mod replicas;
 mod web;
@@ -92,6 +96,13 @@ pub async fn harness() -> Harness {
     Harness { pg, store, state, router, admin, token_key, proxy_key, other_key }
 }
 
+impl Harness {
+    /// A new key with the `proxy` scope on `connection` only.
+    pub async fn proxy_key_for(&self, connection: &str) -> String {
+        add_key(&*self.store, &[connection], &["proxy"]).await
+    }
+}
+
 /// One request through the router; the body parsed as JSON (`Null` when it is not JSON).
 pub async fn call(
     router: &Router,
@@ -122,4 +133,19 @@ pub async fn serve(state: BrokerState) -> (String, tokio::task::JoinHandle<()>) 
         forcelink_broker::serve(listener, state, std::future::pending()).await.unwrap();
     });
     (format!("http://{addr}"), task)
+}
+
+/// Serves a broker over the harness's store on a free loopback port, with that address as its
+/// public URL (the OAuth redirect URI comes from it); the base URL, the state and the task.
+pub async fn serve_public(h: &Harness) -> (String, BrokerState, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = BrokerConfig::new(h.store.clone(), transport(), SecretResolver::without_env());
+    config.public_url = Some(url::Url::parse(&base).unwrap());
+    let state = BrokerState::new(config).unwrap();
+    let served = state.clone();
+    let task = tokio::spawn(async move {
+        forcelink_broker::serve(listener, served, std::future::pending()).await.unwrap();
+    });
+    (base, state, task)
 }

@@ -125,6 +125,11 @@ async fn hop_by_hop_headers_keys_and_cookies_are_not_forwarded_either_way() {
         .header("connection", "keep-alive, x-private")
         .header("x-private", "1")
         .header("sforce-call-options", "client=test")
+        .header("forwarded", "for=10.9.9.9;host=evil.example")
+        .header("x-forwarded-for", "10.9.9.9")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("x-real-ip", "10.9.9.9")
         .header("content-type", "application/json")
         .body(r#"{"Name": "Acme"}"#)
         .send()
@@ -141,7 +146,16 @@ async fn hop_by_hop_headers_keys_and_cookies_are_not_forwarded_either_way() {
     let up = &seen["headers"];
     assert_eq!(up["authorization"], "Bearer 00Dstatic!token");
     assert_eq!(up["sforce-call-options"], "client=test");
-    for gone in ["cookie", "proxy-authorization", "x-private"] {
+    for gone in [
+        "cookie",
+        "proxy-authorization",
+        "x-private",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+    ] {
         assert!(up.get(gone).is_none(), "{gone} forwarded: {up}");
     }
     assert!(!up.to_string().contains(&h.admin));
@@ -198,4 +212,57 @@ async fn an_expired_session_is_renewed_once_and_the_request_sent_again() {
     let second = http.post(&url).bearer_auth(&h.admin).json(&json!({"Name": "After"})).send().await.unwrap();
     assert_eq!(second.status(), 201, "{:?}", second.text().await);
     assert_eq!(h.pg.control.token_requests("client_credentials").await, 2);
+}
+
+#[tokio::test]
+async fn only_the_rest_methods_are_forwarded() {
+    let h = harness().await;
+    let (echo, seen) = echo_upstream().await;
+    add_echo_connection(&h, &echo).await;
+    for method in ["TRACE", "CONNECT", "OPTIONS", "PROPFIND"] {
+        let (s, body) = call(&h.router, method, "/v1/connections/echo/sf/services/data/", Some(&h.admin), None).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{method}: {body}");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method}: {body}");
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "nothing reached the instance");
+    for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+        let (s, _) = call(&h.router, method, "/v1/connections/echo/sf/services/data/", Some(&h.admin), None).await;
+        assert_eq!(s, StatusCode::OK, "{method}");
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn proxied_requests_are_audited_without_query_values_or_bodies() {
+    let h = harness().await;
+    let (echo, _) = echo_upstream().await;
+    add_echo_connection(&h, &echo).await;
+    let secret_soql = "SELECT+Id+FROM+User+WHERE+Email='ceo@example.com'";
+    let key = h.proxy_key_for("echo").await;
+    for _ in 0..3 {
+        let uri = format!("/v1/connections/echo/sf/services/data/v64.0/query?q={secret_soql}&batch=7");
+        assert_eq!(call(&h.router, "GET", &uri, Some(&key), None).await.0, 200);
+    }
+    let (s, _) = call(
+        &h.router,
+        "POST",
+        "/v1/connections/echo/sf/services/unauthorized",
+        Some(&h.admin),
+        Some(r#"{"Secret": "body-never-logged"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    h.state.flush_audit().await;
+    let audit = h.store.audit(Some(&ConnectionId::new("echo")), 50).await.unwrap();
+    let proxied: Vec<_> = audit.iter().filter(|e| e.action == "proxy.request").collect();
+    assert_eq!(proxied.len(), 2, "{audit:?}");
+    let text = format!("{proxied:?}");
+    assert!(!text.contains("ceo@example.com") && !text.contains("body-never-logged"), "{text}");
+    let query = proxied.iter().find(|e| e.detail.as_deref().unwrap().starts_with("GET")).unwrap();
+    assert_eq!(query.detail.as_deref(), Some("GET services/data/v64.0/query?q=…&batch=… → 200 (3 times)"));
+    assert!(query.actor.starts_with("api-key:"));
+    let refused = proxied.iter().find(|e| e.detail.as_deref().unwrap().starts_with("POST")).unwrap();
+    assert_eq!(refused.detail.as_deref(), Some("POST services/unauthorized → 401"));
+    let admin_id = forcelink_store::apikey::parse(&h.admin).unwrap().0;
+    assert_eq!(refused.actor, format!("api-key:{admin_id}"));
 }

@@ -3,7 +3,7 @@
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 
-use crate::{call, harness, serve};
+use crate::{call, harness, serve, serve_public};
 
 fn hidden_input(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
@@ -18,6 +18,13 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> 
         let pair = v.split(';').next()?.trim();
         pair.starts_with(&format!("{name}=")).then(|| (pair.to_owned(), v.to_owned()))
     })
+}
+
+/// The target of a page that moves on by itself (`<meta http-equiv="refresh" content="0;url=…">`).
+fn refresh_target(html: &str) -> Option<String> {
+    let start = html.find("content=\"0;url=")? + "content=\"0;url=".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&#38;", "&").replace("&amp;", "&"))
 }
 
 fn http() -> Client {
@@ -85,12 +92,24 @@ async fn sign_in_needs_an_admin_key_and_the_forms_csrf_token() {
     let jwt = http().get(format!("{base}/connections/new?method=jwt")).header("cookie", &session).send().await;
     let jwt = jwt.unwrap().text().await.unwrap();
     assert!(jwt.contains("name=\"private_key\"") && !jwt.contains("name=\"client_secret\""));
+    // Sign-out ends the session; both are in the audit log.
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let out = http().post(format!("{base}/logout")).header("cookie", &session).form(&[("csrf", csrf.as_str())]);
+    assert_eq!(out.send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let after = http().get(format!("{base}/")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(after.headers()["location"], "/login");
+    let audit = h.store.audit(None, 50).await.unwrap();
+    let admin_id = forcelink_store::apikey::parse(&h.admin).unwrap().0;
+    for action in ["web.sign-in", "web.sign-out"] {
+        let e = audit.iter().find(|e| e.action == action).unwrap_or_else(|| panic!("{action} in {audit:?}"));
+        assert_eq!(e.actor, format!("web:api-key:{admin_id}"));
+    }
 }
 
 #[tokio::test]
 async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     let h = harness().await;
-    let (base, _server) = serve(h.state.clone()).await;
+    let (base, _state, _server) = serve_public(&h).await;
     let session = sign_in(&base, &h.admin).await.unwrap();
     let form = http().get(format!("{base}/connections/new?method=web")).header("cookie", &session).send().await;
     let csrf = hidden_input(&form.unwrap().text().await.unwrap(), "csrf").unwrap();
@@ -110,8 +129,10 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{:?}", resp.text().await);
-    let authorize = resp.headers()["location"].to_str().unwrap().to_owned();
+    // A page that moves on to the org (a redirect would break the page's form-action policy).
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    let authorize = refresh_target(&page).unwrap();
     assert!(authorize.starts_with(h.pg.login_url()), "{authorize}");
     for part in ["code_challenge_method=S256", "state=", "redirect_uri=http%3A%2F%2F127.0.0.1"] {
         assert!(authorize.contains(part), "{part} in {authorize}");
@@ -159,8 +180,15 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     assert_eq!(s, 200, "{token}");
     let (_, described) = call(&h.router, "GET", "/v1/connections/web1", Some(&h.admin), None).await;
     assert_eq!(described["token"]["has_refresh_token"], true, "{described}");
-    // Test from the page, then delete with revoke.
+    // Re-authorize is a form POST with the CSRF token; a GET or a forged token starts nothing.
     let csrf = hidden_input(&html, "csrf").unwrap();
+    let again = format!("{base}/connections/web1/authorize");
+    assert_eq!(http().get(&again).header("cookie", &session).send().await.unwrap().status(), 405);
+    let forged = http().post(&again).header("cookie", &session).form(&[("csrf", "x")]).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let ok = http().post(&again).header("cookie", &session).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(refresh_target(&ok.text().await.unwrap()).unwrap().starts_with(h.pg.login_url()));
+    // Test from the page, then delete with revoke.
     let tested = http()
         .post(format!("{base}/connections/web1/test"))
         .header("cookie", &session)
@@ -179,4 +207,140 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     assert!(deleted.text().await.unwrap().contains("its tokens were revoked"));
     let approvals = h.pg.control.stats().await["approvals"].as_array().map(Vec::len).unwrap_or(0);
     assert_eq!(approvals, 0, "the refresh token was revoked at the org");
+}
+
+#[tokio::test]
+async fn the_keys_page_creates_a_key_shown_once_and_revokes_it_with_csrf() {
+    let h = harness().await;
+    let (base, _server) = serve(h.state.clone()).await;
+    let session = sign_in(&base, &h.admin).await.unwrap();
+    let page = http().get(format!("{base}/keys")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = hidden_input(&page.text().await.unwrap(), "csrf").unwrap();
+    let form = [("csrf", csrf.as_str()), ("name", "from-page"), ("connections", "pg"), ("scopes", "token")];
+    // Without the CSRF token nothing is created.
+    let forged = http().post(format!("{base}/keys")).header("cookie", &session).form(&form[1..]).send().await;
+    assert_eq!(forged.unwrap().status(), StatusCode::FORBIDDEN);
+    let before = h.store.api_keys().await.unwrap().len();
+    let created = http().post(format!("{base}/keys")).header("cookie", &session).form(&form).send().await.unwrap();
+    assert_eq!(created.status(), 200);
+    let html = created.text().await.unwrap();
+    let start = html.find("<code data-new-key>").unwrap() + "<code data-new-key>".len();
+    let key = html[start..].split('<').next().unwrap().to_owned();
+    assert!(key.starts_with("flk_"), "{html}");
+    assert_eq!(h.store.api_keys().await.unwrap().len(), before + 1);
+    assert_eq!(call(&h.router, "GET", "/v1/connections/pg/token", Some(&key), None).await.0, 200);
+    // Shown once: the list does not show it again.
+    let again = http().get(format!("{base}/keys")).header("cookie", &session).send().await.unwrap();
+    assert!(!again.text().await.unwrap().contains(&key));
+    let id = forcelink_store::apikey::parse(&key).unwrap().0.to_owned();
+    let revoked = http()
+        .post(format!("{base}/keys/{id}/revoke"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(call(&h.router, "GET", "/v1/connections/pg/token", Some(&key), None).await.0, 401);
+    // A page user whose key is not for every connection cannot manage keys.
+    let pg_admin = crate::add_key(&*h.store, &["pg"], &["admin"]).await;
+    let limited = sign_in(&base, &pg_admin).await.unwrap();
+    let refused = http().get(format!("{base}/keys")).header("cookie", &limited).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_redirect_uri_comes_from_the_public_url_never_the_host_header() {
+    let h = harness().await;
+    let (base, _state, _server) = serve_public(&h).await;
+    let session = sign_in(&base, &h.admin).await.unwrap();
+    let form = http().get(format!("{base}/connections/new?method=web")).header("cookie", &session).send().await;
+    let csrf = hidden_input(&form.unwrap().text().await.unwrap(), "csrf").unwrap();
+    let resp = http()
+        .post(format!("{base}/connections"))
+        .header("cookie", &session)
+        .header("host", "evil.example:1234")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("method", "web"),
+            ("name", "web2"),
+            ("environment", "custom"),
+            ("login_url", h.pg.login_url()),
+            ("client_id", &h.pg.info.client.client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let authorize = refresh_target(&resp.text().await.unwrap()).unwrap();
+    let url = url::Url::parse(&authorize).unwrap();
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    assert_eq!(redirect, format!("{base}/oauth/callback"));
+    assert!(!authorize.contains("evil.example"));
+    // Without a public URL the broker refuses to start the flow rather than trust `Host`.
+    let (plain, _server) = serve(h.state.clone()).await;
+    let session = sign_in(&plain, &h.admin).await.unwrap();
+    let page = http().get(format!("{plain}/connections/web2")).header("cookie", &session).send().await.unwrap();
+    let csrf = hidden_input(&page.text().await.unwrap(), "csrf").unwrap();
+    let resp = http()
+        .post(format!("{plain}/connections/web2/authorize"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("--public-url"));
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_api_errors_are_json() {
+    let h = harness().await;
+    let (base, _server) = serve(h.state.clone()).await;
+    for path in ["/login", "/", "/healthz", "/v1/connections", "/v1/openapi.json", "/nowhere", "/v1/nowhere"] {
+        let resp = http().get(format!("{base}{path}")).send().await.unwrap();
+        let headers = resp.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        for part in ["default-src 'none'", "frame-ancestors 'none'", "form-action 'self'"] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+    }
+    let json = |resp: reqwest::Response| async move {
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{status}: not JSON: {e}"));
+        (status, body["error"]["code"].as_str().unwrap().to_owned())
+    };
+    let c = http();
+    let nowhere = c.get(format!("{base}/v1/nowhere")).send().await.unwrap();
+    assert_eq!(json(nowhere).await, (StatusCode::NOT_FOUND, "not_found".to_owned()));
+    let wrong = c.patch(format!("{base}/v1/connections")).bearer_auth(&h.admin).send().await.unwrap();
+    assert_eq!(json(wrong).await, (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".to_owned()));
+    let big = c
+        .post(format!("{base}/v1/connections"))
+        .bearer_auth(&h.admin)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(big).await, (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".to_owned()));
+    let form = c.post(format!("{base}/v1/connections")).bearer_auth(&h.admin).form(&[("name", "x")]).send().await;
+    assert_eq!(json(form.unwrap()).await, (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".to_owned()));
+    // A 5xx says only "internal error" and a request id; the detail is in the log.
+    let spec = forcelink_store::ConnectionSpec {
+        method: Some(forcelink_store::Method::AccessToken),
+        instance_url: Some("http://127.0.0.1:9".to_owned()),
+        access_token: Some("00Dstatic!token".to_owned()),
+        ..Default::default()
+    };
+    let id = forcelink_auth::ConnectionId::new("down");
+    h.store.put_connection(&id, &spec, forcelink_store::PutMode::Create).await.unwrap();
+    let (s, body) = call(&h.router, "GET", "/v1/connections/down/sf/services/data/", Some(&h.admin), None).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "upstream");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("internal error (request id ") && !message.contains("127.0.0.1"), "{message}");
 }

@@ -1,7 +1,13 @@
-//! `forcelink serve [--bind ADDR] [--public-url URL] [--playground]`: the broker. With
-//! `--playground` it also starts an embedded playground org with generated data, in a
-//! throwaway store creates a working `playground` connection (client credentials) and an admin
-//! API key, and prints where to click.
+//! `forcelink serve [--bind ADDR] [--public-url URL] [--max-connections N] [--playground]
+//! [--info-file FILE]`: the broker. With `--playground` it also starts an embedded playground
+//! org with generated data, in a throwaway store creates a working `playground` connection
+//! (client credentials) and an admin API key, and prints where to click.
+//!
+//! The tour's store and the playground's keys live in private temporary directories (mode
+//! 0700, removed on exit), and the key files the playground loads are checked to be ours and
+//! not readable by group or others. `--info-file` writes the broker URL, the admin key and the
+//! playground's own info object as JSON (mode 0600, through a temporary file and a rename, so a
+//! reader never sees half of it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,9 +40,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = DEFAULT_BIND)]
     bind: SocketAddr,
     /// The broker's URL as browsers reach it (the OAuth redirect URI is URL/oauth/callback);
-    /// default: the address of each request.
+    /// required when --bind is not a loopback address; default http://<bind address>.
     #[arg(long, value_name = "URL")]
     public_url: Option<Url>,
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = forcelink_broker::state::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// With --playground: write {"broker_url", "admin_key", "playground": {…}} to FILE (mode 0600).
+    #[arg(long, value_name = "FILE", requires = "playground")]
+    info_file: Option<PathBuf>,
     /// Also start an embedded playground org with data, a `playground` connection to it and an
     /// admin API key, in a throwaway store (the one-command tour).
     #[arg(long)]
@@ -48,17 +60,79 @@ fn now() -> SystemTime {
     SystemTime::now()
 }
 
-/// The embedded playground and its throwaway store directory.
+/// The embedded playground and its throwaway directories (removed when dropped).
 struct Tour {
     playground: Playground,
     info: PlaygroundInfo,
-    dir: PathBuf,
+    _store_dir: tempfile::TempDir,
+    _key_dir: tempfile::TempDir,
     admin_key: String,
 }
 
-async fn start_tour(store_dir: &std::path::Path) -> Result<(Tour, Arc<dyn ConnectionStore>, StoreLocation), Failure> {
-    let key_dir = std::env::temp_dir().join("forcelink-playground");
-    let mut config = PlaygroundConfig::new(key_dir);
+/// A new directory only this user can enter (0700), removed when the handle is dropped.
+fn private_dir(prefix: &str) -> Result<tempfile::TempDir, Failure> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| Failure::failed(format!("creating a private temporary directory: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Failure::failed(format!("restricting {}: {e}", dir.path().display())))?;
+    }
+    Ok(dir)
+}
+
+/// Refuses key files in `dir` that another user owns or that group or others can read.
+fn check_key_files(dir: &std::path::Path) -> Result<(), Failure> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(dir).map_err(|e| Failure::failed(format!("{}: {e}", dir.display())))?.uid();
+        let entries = std::fs::read_dir(dir).map_err(|e| Failure::failed(format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.contains("key") || !name.ends_with(".pem") {
+                continue;
+            }
+            let meta = entry.metadata().map_err(|e| Failure::failed(format!("{name}: {e}")))?;
+            if meta.uid() != owner || meta.mode() & 0o077 != 0 {
+                return Err(Failure::failed(format!(
+                    "{} must belong to this user and not be readable by group or others (mode {:o})",
+                    entry.path().display(),
+                    meta.mode() & 0o777
+                )));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Writes `value` to `path` with mode 0600, atomically (a temporary file in the same directory,
+/// then a rename).
+fn write_private_json(path: &std::path::Path, value: &serde_json::Value) -> Result<(), Failure> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Failure::failed(format!("writing {}: {e}", path.display()));
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    // tempfile creates the file with mode 0600 and a name nobody can guess.
+    let mut tmp = tempfile::Builder::new().prefix(".forcelink-info").tempfile_in(&parent).map_err(fail)?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::failed(format!("info file: {e}")))?;
+    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+async fn start_tour() -> Result<(Tour, Arc<dyn ConnectionStore>, StoreLocation), Failure> {
+    let key_dir = private_dir("forcelink-playground-keys-")?;
+    let store_dir = private_dir("forcelink-serve-")?;
+    let mut config = PlaygroundConfig::new(key_dir.path());
     config.login_port = 0;
     config.instance_port = 0;
     config.generate = forcelink_playground::parse_generate_spec(PLAYGROUND_DATA)
@@ -66,9 +140,8 @@ async fn start_tour(store_dir: &std::path::Path) -> Result<(Tour, Arc<dyn Connec
     let playground =
         Playground::start(config).await.map_err(|e| Failure::failed(format!("starting the playground: {e}")))?;
     let info = playground.info().clone();
-    std::fs::create_dir_all(store_dir)
-        .map_err(|e| Failure::failed(format!("creating {}: {e}", store_dir.display())))?;
-    let location = StoreLocation::Sqlite(store_dir.join("store.db"));
+    check_key_files(key_dir.path())?;
+    let location = StoreLocation::Sqlite(store_dir.path().join("store.db"));
     let key = KeySource::Base64(MasterKey::generate().to_base64());
     let store =
         forcelink_store::open_store(&location, &key, Arc::new(SystemClock)).await.map_err(Failure::from_open)?;
@@ -87,14 +160,23 @@ async fn start_tour(store_dir: &std::path::Path) -> Result<(Tour, Arc<dyn Connec
     let all = vec![forcelink_store::apikey::ANY.to_owned()];
     let (key, record) = forcelink_store::apikey::generate("playground admin", all, forcelink_store::Scopes::All, now());
     store.put_api_key(&record).await.map_err(Failure::from_store)?;
-    let tour = Tour { playground, info, dir: store_dir.to_owned(), admin_key: key.secret().to_owned() };
+    let tour = Tour { playground, info, _store_dir: store_dir, _key_dir: key_dir, admin_key: key.secret().to_owned() };
     Ok((tour, store, location))
 }
 
 pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Result<Outcome, Failure> {
-    let store_dir = std::env::temp_dir().join(format!("forcelink-serve-{}", std::process::id()));
+    if args.public_url.is_none() && !args.bind.ip().is_loopback() {
+        return Err(Failure::usage(format!(
+            "--bind {} is not a loopback address: give the URL browsers reach the broker at with --public-url \
+             (it becomes the OAuth redirect URI URL/oauth/callback)",
+            args.bind
+        )));
+    }
+    if args.max_connections == 0 {
+        return Err(Failure::usage("--max-connections must be at least 1"));
+    }
     let (tour, store, location) = if args.playground {
-        let (tour, store, location) = start_tour(&store_dir).await?;
+        let (tour, store, location) = start_tour().await?;
         (Some(tour), store, location)
     } else {
         (None, settings.open_store().await?, settings.store_location.clone())
@@ -113,28 +195,38 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
             policy,
         );
     }
+    let listener = tokio::net::TcpListener::bind(args.bind).await.map_err(|e| {
+        Failure::failed(format!("cannot listen on {}: {e}", args.bind)).with_fix("choose another address with --bind")
+    })?;
+    let addr = listener.local_addr().map_err(|e| Failure::failed(format!("listening: {e}")))?;
+    let public_url = match &args.public_url {
+        Some(u) => u.clone(),
+        None => Url::parse(&format!("http://{addr}/")).map_err(|e| Failure::failed(format!("public URL: {e}")))?,
+    };
     let mut config = BrokerConfig::new(store, transport, settings.env.resolver());
-    config.public_url = args.public_url.clone();
+    config.public_url = Some(public_url.clone());
+    config.limits.max_connections = args.max_connections;
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
     if tour.is_some() {
         // The tour's connection is ready when the summary says so: its first token is fetched now.
         let entry = state.entry(PLAYGROUND_CONNECTION).await.map_err(|e| Failure::failed(e.message))?;
         state.token(&entry).await.map_err(|e| Failure::failed(e.message))?;
     }
-    let listener = tokio::net::TcpListener::bind(args.bind).await.map_err(|e| {
-        Failure::failed(format!("cannot listen on {}: {e}", args.bind)).with_fix("choose another address with --bind")
-    })?;
-    let addr = listener.local_addr().map_err(|e| Failure::failed(format!("listening: {e}")))?;
-    let base = args
-        .public_url
-        .as_ref()
-        .map(|u| u.as_str().trim_end_matches('/').to_owned())
-        .unwrap_or(format!("http://{addr}"));
+    let base = public_url.as_str().trim_end_matches('/').to_owned();
+    if let (Some(path), Some(t)) = (&args.info_file, &tour) {
+        let info = json!({
+            "broker_url": base,
+            "admin_key": t.admin_key,
+            "playground": serde_json::to_value(&t.info).unwrap_or_default(),
+        });
+        write_private_json(path, &info)?;
+    }
     crate::output::outcome(json_mode, summary(&base, &location, tour.as_ref()));
     let served = forcelink_broker::serve(listener, state, crate::stop_signal()).await;
-    if let Some(tour) = tour {
-        tour.playground.shutdown().await;
-        let _ = std::fs::remove_dir_all(&tour.dir);
+    if let Some(Tour { playground, _store_dir, _key_dir, .. }) = tour {
+        playground.shutdown().await;
+        // Dropping the directories' handles removes them.
+        drop((_store_dir, _key_dir));
     }
     served.map_err(|e| Failure::failed(format!("serving: {e}")))?;
     Ok(Outcome::new(json!({ "stopped": true }), "broker stopped\n"))

@@ -120,3 +120,58 @@ async fn apikey_create_prints_the_key_once_and_serve_accepts_it_until_revoked() 
     let (status, _) = terminate(child).await;
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn serve_playground_writes_a_private_info_file_whose_admin_key_manages_keys() {
+    let home = Home::new();
+    let info_path = home.path("info/broker.json");
+    std::fs::create_dir_all(info_path.parent().unwrap()).unwrap();
+    let mut child = home.spawn(&[
+        "serve",
+        "--playground",
+        "--bind",
+        "127.0.0.1:0",
+        "--max-connections",
+        "16",
+        "--info-file",
+        info_path.to_str().unwrap(),
+    ]);
+    until_ready(&mut child).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&info_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the info file holds keys");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(info_path.parent().unwrap()).unwrap().flatten().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left beside it: {leftovers:?}");
+    let info: Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    let base = info["broker_url"].as_str().unwrap();
+    let key = info["admin_key"].as_str().unwrap();
+    for field in ["login_url", "instance_url", "control_url", "control_key"] {
+        assert!(info["playground"][field].is_string(), "{field} in {info}");
+    }
+    let http = reqwest::Client::new();
+    let keys = http.get(format!("{base}/v1/api-keys")).bearer_auth(key).send().await.unwrap();
+    assert_eq!(keys.status(), 200);
+    // The playground's control API answers with the control key from the same file.
+    let control = http
+        .get(format!("{}/stats", info["playground"]["control_url"].as_str().unwrap().trim_end_matches('/')))
+        .bearer_auth(info["playground"]["control_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(control.status(), 200);
+    let (status, _) = terminate(child).await;
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_on_a_public_address_needs_a_public_url() {
+    let home = Home::new();
+    let ran = home.run(&["serve", "--bind", "0.0.0.0:0"]).await;
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("--public-url"), "{ran:?}");
+    let ran = home.run(&["serve", "--bind", "127.0.0.1:0", "--max-connections", "0"]).await;
+    assert_eq!(ran.code, 2, "{ran:?}");
+}

@@ -1,0 +1,179 @@
+//! API keys over the API and the page: create (the key text shown once), list (never secrets
+//! or hashes), revoke. Only a key on every connection (`*`) with `admin` manages keys (the
+//! route table says so), and a new key never gets more than its creator holds: its scopes
+//! must be among the creator's (`*` only from a `*` key). A revoked key is forgotten by this
+//! broker's verified-key cache at once; other replicas stop trusting it within
+//! [`crate::state::KEY_CACHE_TTL`].
+
+use std::collections::BTreeSet;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use forcelink_store::connection::validate_name;
+use forcelink_store::{ApiKeyRecord, AuditAction, Scopes};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::Caller;
+use crate::audit::NO_CONNECTION;
+use crate::error::ApiError;
+use crate::state::BrokerState;
+use crate::time::rfc3339;
+
+/// Longest key name. 200 characters.
+pub const MAX_KEY_NAME_CHARS: usize = 200;
+
+/// `POST /v1/api-keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    /// Connection names, or `*` for every one.
+    pub connections: Vec<String>,
+    /// Scope names (`token`, `proxy`, `actions`, `admin`) or `*`.
+    pub scopes: Vec<String>,
+}
+
+/// What a key shows of itself (no secret, no hash).
+pub fn describe(key: &ApiKeyRecord) -> Value {
+    json!({
+        "id": key.id,
+        "name": key.label,
+        "connections": key.connections,
+        "scopes": key.capabilities.to_strings(),
+        "created_at": rfc3339(key.created_at),
+        "revoked_at": key.revoked_at.map(rfc3339),
+    })
+}
+
+/// Whether `wanted` grants nothing beyond `held`.
+fn within(wanted: &Scopes, held: &Scopes) -> bool {
+    match (wanted, held) {
+        (_, Scopes::All) => true,
+        (Scopes::All, Scopes::Only(_)) => false,
+        (Scopes::Only(w), Scopes::Only(h)) => w.is_subset(h),
+    }
+}
+
+/// Checks a new key's definition against its creator; the key text and its record.
+pub async fn create(
+    state: &BrokerState,
+    creator: &ApiKeyRecord,
+    actor: &str,
+    new: NewKey,
+) -> Result<(String, ApiKeyRecord), ApiError> {
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("`name` must be 1 to {MAX_KEY_NAME_CHARS} printable characters")));
+    }
+    if new.connections.is_empty() {
+        return Err(ApiError::bad_request("`connections` must name at least one connection, or \"*\""));
+    }
+    let mut connections = BTreeSet::new();
+    for c in &new.connections {
+        let c = c.trim();
+        if c != forcelink_store::apikey::ANY {
+            validate_name(c).map_err(|e| ApiError::bad_request(format!("connections: {}", e.0)))?;
+        }
+        connections.insert(c.to_owned());
+    }
+    if new.scopes.is_empty() {
+        return Err(ApiError::bad_request("`scopes` must name at least one scope, or \"*\""));
+    }
+    let scopes = Scopes::parse(&new.scopes).map_err(ApiError::bad_request)?;
+    if !within(&scopes, &creator.capabilities) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "a new key may hold only scopes its creator holds ({}); asked for {}",
+                creator.capabilities.to_strings().join(", "),
+                scopes.to_strings().join(", ")
+            ),
+        ));
+    }
+    // The creator is on every connection (the route requires it), so any connection list fits.
+    if !creator.all_connections() && !connections.iter().all(|c| creator.allows_connection(c)) {
+        return Err(ApiError::forbidden("admin", Some("*")));
+    }
+    let connections: Vec<String> = connections.into_iter().collect();
+    let (secret, record) = forcelink_store::apikey::generate(name, connections, scopes, state.now());
+    state.store().put_api_key(&record).await?;
+    let detail = format!(
+        "key {} ({:?}): connections {}, scopes {}",
+        record.id,
+        record.label,
+        record.connections.join(", "),
+        record.capabilities.to_strings().join(", ")
+    );
+    state.audit(actor, NO_CONNECTION, AuditAction::ApiKeyCreated, Some(detail)).await;
+    Ok((secret.secret().to_owned(), record))
+}
+
+/// Revokes key `id`; `false` when there is no such key.
+pub async fn revoke(state: &BrokerState, actor: &str, id: &str) -> Result<bool, ApiError> {
+    let found = state.store().revoke_api_key(id, state.now()).await?;
+    // This broker stops trusting it now, not after the cache's lifetime.
+    state.forget_key(id);
+    if found {
+        state.audit(actor, NO_CONNECTION, AuditAction::ApiKeyRevoked, Some(format!("key {id}"))).await;
+    }
+    Ok(found)
+}
+
+/// `POST /v1/api-keys {"name", "connections", "scopes"}` → 201 with `key`, shown once.
+pub async fn create_key(
+    State(state): State<BrokerState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = crate::api::parse_json(&body)?;
+    let new: NewKey = serde_json::from_value(value).map_err(|e| {
+        ApiError::bad_request(format!("not a key definition {{\"name\", \"connections\", \"scopes\"}}: {e}"))
+    })?;
+    let (text, record) = create(&state, &caller.key, &caller.actor(), new).await?;
+    let mut body = describe(&record);
+    body["key"] = json!(text);
+    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// `GET /v1/api-keys`.
+pub async fn list_keys(
+    State(state): State<BrokerState>,
+    Extension(_caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let keys = state.store().api_keys().await?;
+    Ok(Json(json!({ "api_keys": keys.iter().map(describe).collect::<Vec<_>>() })))
+}
+
+/// `DELETE /v1/api-keys/{id}`.
+pub async fn revoke_key(
+    State(state): State<BrokerState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if revoke(&state, &caller.actor(), &id).await? {
+        Ok(Json(json!({ "revoked": id })))
+    } else {
+        Err(ApiError::not_found(format!("no API key with id {id:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use forcelink_store::Scope;
+
+    #[test]
+    fn new_scopes_stay_within_the_creators() {
+        let tp = Scopes::Only([Scope::Token, Scope::Proxy].into());
+        assert!(within(&Scope::Token.into(), &tp));
+        assert!(!within(&Scope::Admin.into(), &tp));
+        assert!(!within(&Scopes::All, &tp));
+        assert!(within(&Scopes::All, &Scopes::All));
+    }
+}
