@@ -255,6 +255,11 @@ impl TokenCache {
         *lock(&self.inner.failed) = None;
     }
 
+    /// The token held in memory now, without renewing (`None` while a renewal is due or running).
+    pub fn peek(&self) -> Option<Token> {
+        self.inner.current().map(|c| c.token.clone())
+    }
+
     /// Drops `stale` if (and only if) it is still the current token, so a late 401 for an old
     /// token never evicts a fresh one. The store's copy is not adopted again.
     pub fn invalidate(&self, stale: &AccessToken) {

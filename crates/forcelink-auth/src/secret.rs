@@ -83,7 +83,7 @@ impl AccessToken {
 }
 
 /// Compares two secrets in constant time.
-pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+pub fn secrets_equal(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

@@ -240,6 +240,13 @@ pub async fn replace_connection(
     Ok(Json(describe(&state, &c).await))
 }
 
+/// `GET /v1/connections/{name}/token?rejected=…`.
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    /// An access token Salesforce refused (`401 INVALID_SESSION_ID`), or its `fingerprint`.
+    pub rejected: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct DeleteQuery {
     /// Revoke the tokens at Salesforce first (default true).
@@ -352,8 +359,12 @@ pub async fn get_token(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
 ) -> Result<Response, ApiError> {
     let entry = state.entry(&name).await?;
+    if let Some(rejected) = q.rejected.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        state.report_rejected(&entry, &caller.actor(), rejected)?;
+    }
     let issued = state.token(&entry).await?;
     entry.counters.tokens.fetch_add(1, Ordering::Relaxed);
     state.audit_handout(&caller.actor(), &name, &issued.fingerprint);
@@ -363,6 +374,7 @@ pub async fn get_token(
         "token_type": "Bearer",
         "issued_at": rfc3339(issued.issued_at),
         "expires_at": issued.token.expires_at.map(rfc3339),
+        "fingerprint": issued.fingerprint,
     });
     // A token must not be kept by caches between the broker and its caller.
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())

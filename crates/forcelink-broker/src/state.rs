@@ -41,6 +41,9 @@ pub const DEFAULT_REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_PROXY_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// Longest wait for Salesforce to connect and start answering a proxied request. 30 s connect.
 pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A key may make a reported token be renewed at most once per connection in this interval
+/// (`GET …/token?rejected=`); a report naming a token already replaced costs nothing. 5 s.
+pub const REJECTED_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often token hand-outs are written to the audit log. 1 s.
 pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -194,6 +197,9 @@ pub struct Entry {
     issued: RwLock<Option<Issued>>,
     // Latest successes and failures.
     health: Mutex<Health>,
+    // Actor → when it last made a reported token be renewed; held while deciding on a report,
+    // so concurrent reports of one token invalidate it once.
+    reports: Mutex<HashMap<String, SystemTime>>,
     pub counters: ConnectionCounters,
 }
 
@@ -363,6 +369,7 @@ impl BrokerState {
             checked_at: AtomicU64::new(crate::time::epoch(self.now())),
             issued: RwLock::new(None),
             health: Mutex::new(Health::default()),
+            reports: Mutex::new(HashMap::new()),
             counters: ConnectionCounters::default(),
         });
         let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
@@ -419,6 +426,61 @@ impl BrokerState {
         *entry.issued.write().unwrap_or_else(|e| e.into_inner()) = Some(issued.clone());
         entry.record_ok(self.now());
         Ok(issued)
+    }
+
+    /// A caller says Salesforce refused `rejected` (an access token or its fingerprint). When it
+    /// names the token this broker holds now, exactly that token is invalidated, so the next
+    /// hand-out renews once for every caller (and, through the store's lease, every replica);
+    /// when it names an older token, nothing happens (a late report never evicts a fresh
+    /// token). A key makes a renewal happen at most once per connection per
+    /// [`REJECTED_REPORT_INTERVAL`]. Reports are audited in batches.
+    pub fn report_rejected(&self, entry: &Entry, actor: &str, rejected: &str) -> Result<(), ApiError> {
+        let now = self.now();
+        let name = entry.connection.name.as_str();
+        let mut reports = entry.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let current = entry.cache.peek();
+        let names_current = current.as_ref().is_some_and(|t| {
+            rejected == t.access_token.fingerprint()
+                || forcelink_auth::secret::secrets_equal(rejected, t.access_token.secret())
+        });
+        let outcome = match &current {
+            Some(t) if names_current => {
+                if let Some(last) = reports.get(actor)
+                    && now.duration_since(*last).is_ok_and(|d| d < REJECTED_REPORT_INTERVAL)
+                {
+                    self.audit_report(actor, name, "refused: renewed moments ago");
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_requests",
+                        format!(
+                            "this key had connection {name:?} renewed less than {} s ago and Salesforce refuses the new token too; \
+                             check the connection (`POST /v1/connections/{name}/test`) before reporting again",
+                            REJECTED_REPORT_INTERVAL.as_secs()
+                        ),
+                    ));
+                }
+                if reports.len() > 10_000 {
+                    reports.clear();
+                }
+                reports.insert(actor.to_owned(), now);
+                entry.cache.invalidate(&t.access_token);
+                "renewed"
+            }
+            Some(_) => "already replaced",
+            None => "renewal under way",
+        };
+        drop(reports);
+        self.audit_report(actor, name, outcome);
+        Ok(())
+    }
+
+    fn audit_report(&self, actor: &str, connection: &str, outcome: &str) {
+        self.inner.audit.add(crate::audit::Group {
+            actor: actor.to_owned(),
+            connection: connection.to_owned(),
+            action: AuditAction::TokenRejected,
+            detail: format!("reported rejected: {outcome}"),
+        });
     }
 
     /// Counts a token hand-out for the audit log (written in batches by the flusher).

@@ -10,6 +10,7 @@
 //!   upsert, delete.
 //! - [`query`]: `query` / `queryAll` pages and the lazy [`query::RecordStream`].
 //! - [`resources`]: versions, resources, limits, SOSL search.
+//! - [`broker`]: [`BrokerTokens`], tokens from a forcelink broker, with rejected tokens reported.
 //! - [`bulk`]: Bulk API 2.0 ingest and query jobs, uploads and results streamed in constant memory.
 //! - [`composite`]: composite and sObject collections (chunked by 200).
 //! - [`soql`]: a SOQL builder that quotes literals and checks identifiers.
@@ -19,6 +20,7 @@
 //!   retry policy, checked names and ids, API versions.
 
 pub mod actions;
+pub mod broker;
 pub mod bulk;
 pub mod client;
 pub mod composite;
@@ -33,6 +35,7 @@ pub mod soql;
 pub mod types;
 pub mod version;
 
+pub use broker::BrokerTokens;
 pub use bulk::{Bulk, BulkError, IngestJob, JobInfo, JobKind, JobState, Operation, ResultSet};
 pub use client::{Client, ClientBuilder, ClientStats, RawResponse};
 pub use error::{ApiError, BodyKind, ClientError};

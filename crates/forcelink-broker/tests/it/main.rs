@@ -7,12 +7,14 @@
 //! - `limits`: connection limits over raw sockets: auth before body, header timeout, cap.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
 //! - `web`: sign-in, CSRF, the web-server flow through the playground's pages.
+//! - `heal`: `forcelink_client::BrokerTokens` reports a refused token and carries on.
 //! - `hostrule`: no sequence of calls sends a secret to a host the operator did not allow; edits take effect.
 //! - `replicas`: three brokers on one PostgreSQL schema renew an expired token once.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
 
 mod api;
+mod heal;
 mod hostrule;
 mod keys;
 mod limits;
