@@ -332,10 +332,14 @@ impl Seed {
         }
         for e in &self.platform_events {
             let ok = |n: &str, suffix: &str| {
-                n.strip_suffix(suffix).is_some_and(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                n.strip_suffix(suffix)
+                    .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
             };
             if !ok(&e.name, "__e") {
-                return bad(format!("platform event {:?}: the name must be letters, digits and _ ending in __e", e.name));
+                return bad(format!(
+                    "platform event {:?}: the name must be letters, digits and _ ending in __e",
+                    e.name
+                ));
             }
             for f in &e.fields {
                 if !ok(&f.name, "__c") {

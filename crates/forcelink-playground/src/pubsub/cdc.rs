@@ -144,7 +144,7 @@ fn encode(schema: &EventSchema, h: &Header<'_>, change: &Change) -> Result<Vec<u
         if change.kind == ChangeKind::Delete {
             return null();
         }
-        match change.values.iter().find(|(i, _)| *i == field).and_then(|(_, v)| kind.from_sql(v)) {
+        match change.values.iter().find(|(i, _)| *i == field).and_then(|(_, v)| kind.avro_of(v)) {
             Some(v) => AvroValue::Union(1, Box::new(v)),
             None => null(),
         }

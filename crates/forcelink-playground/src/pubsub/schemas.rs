@@ -66,7 +66,7 @@ impl Kind {
     }
 
     /// A stored value as Avro; `None` when it does not fit (kept null rather than failing).
-    pub(crate) fn from_sql(self, v: &Sql) -> Option<AvroValue> {
+    pub(crate) fn avro_of(self, v: &Sql) -> Option<AvroValue> {
         match (self, v) {
             (_, Sql::Null) => None,
             (Kind::String, Sql::Text(s)) => Some(AvroValue::String(s.clone())),
@@ -84,7 +84,7 @@ impl Kind {
     }
 
     /// A JSON value (from a publisher's decoded event) checked against this kind.
-    fn from_avro(self, v: &AvroValue) -> bool {
+    fn accepts(self, v: &AvroValue) -> bool {
         matches!(
             (self, v),
             (Kind::String, AvroValue::String(_))
@@ -147,7 +147,7 @@ impl EventSchema {
         for (slot, (_, v)) in self.slots.iter().zip(fields.iter()) {
             if let (Slot::Plain { name, kind, .. }, AvroValue::Union(_, inner)) = (slot, v)
                 && **inner != AvroValue::Null
-                && !kind.from_avro(inner)
+                && !kind.accepts(inner)
             {
                 return Err(format!("field {name} has the wrong type"));
             }
@@ -163,7 +163,9 @@ fn nullable(t: Value) -> Value {
 fn slot_json(slot: &Slot) -> Value {
     match slot {
         Slot::Header => json!({"name": "ChangeEventHeader", "type": header_schema()}),
-        Slot::Plain { name, kind, .. } => json!({"name": name, "type": nullable(json!(kind.avro_type())), "default": null}),
+        Slot::Plain { name, kind, .. } => {
+            json!({"name": name, "type": nullable(json!(kind.avro_type())), "default": null})
+        }
         Slot::Compound { name, parts } => {
             let fields: Vec<Value> = parts
                 .iter()
@@ -368,7 +370,9 @@ mod tests {
         let i = schema.index_of("Account").unwrap();
         let slots = change_slots(&schema.objects[i]);
         assert!(matches!(slots[0], Slot::Header));
-        assert!(slots.iter().any(|s| matches!(s, Slot::Compound { name, parts } if name == "BillingAddress" && parts[0].0 == "Street")));
+        assert!(slots.iter().any(
+            |s| matches!(s, Slot::Compound { name, parts } if name == "BillingAddress" && parts[0].0 == "Street")
+        ));
         assert!(!slots.iter().any(|s| matches!(s, Slot::Plain { name, .. } if name == "BillingCity" || name == "Id")));
         let a = EventSchema::new("AccountChangeEvent", slots).unwrap();
         let b = EventSchema::new("AccountChangeEvent", change_slots(&schema.objects[i])).unwrap();

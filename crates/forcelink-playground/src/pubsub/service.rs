@@ -293,7 +293,7 @@ impl PubSubService {
                     pending -= batch.len() as i32;
                     bus.state().stats.events_delivered += batch.len() as u64;
                     let response = FetchResponse {
-                        events: batch.iter().map(|e| consumer_event(e)).collect(),
+                        events: batch.iter().map(consumer_event).collect(),
                         latest_replay_id: replay_bytes(cursor),
                         rpc_id: uuid(),
                         pending_num_requested: pending,
