@@ -420,6 +420,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn platform_events_parse_default_and_bad_ones_are_named() {
+        assert_eq!(Seed::builtin().platform_events_or_default()[0].name, DEFAULT_PLATFORM_EVENT);
+        let base = DEFAULT_SEED_TOML;
+        let good = format!(
+            "{base}\n[[platform_events]]\nname = \"Order_Shipped__e\"\nfields = [{{ name = \"No__c\" }}, {{ name = \"Kg__c\", type = \"number\" }}]\n"
+        );
+        let seed = Seed::from_toml(&good, Path::new(".")).unwrap();
+        let events = seed.platform_events_or_default();
+        assert_eq!(events.len(), 1, "declared events replace the default");
+        assert_eq!(events[0].fields[1].field_type, "number");
+        let bad = format!("{base}\n[[platform_events]]\nname = \"Order_Shipped\"\n");
+        let err = Seed::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("Order_Shipped") && err.contains("__e"), "{err}");
+        let bad = format!(
+            "{base}\n[[platform_events]]\nname = \"A__e\"\nfields = [{{ name = \"B__c\", type = \"blob\" }}]\n"
+        );
+        assert!(Seed::from_toml(&bad, Path::new(".")).unwrap_err().to_string().contains("blob"));
+    }
+
+    #[test]
     fn builtin_seed_parses_and_default_app_enables_every_flow() {
         let seed = Seed::builtin();
         let app = &seed.connected_apps[0];
