@@ -81,6 +81,10 @@ enum Command {
     /// Bulk API 2.0: import, upsert and delete CSV files, export queries, follow and resume jobs.
     #[command(subcommand)]
     Bulk(commands::bulk::BulkCommand),
+    /// Salesforce events (Pub/Sub API): subscribe to change events and platform events,
+    /// publish platform events, list topics.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
     /// Run the playground: an offline, Salesforce-compatible org (OAuth server, login pages,
     /// control API) to try and test clients without a Salesforce account.
     Playground(PlaygroundArgs),
@@ -103,6 +107,9 @@ struct PlaygroundArgs {
     /// Port of the instance (My Domain) host; 0 = any free port.
     #[arg(long, default_value_t = 8411)]
     instance_port: u16,
+    /// Port of the Pub/Sub API (gRPC); 0 = any free port.
+    #[arg(long, default_value_t = 8412)]
+    pubsub_port: u16,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
@@ -188,6 +195,7 @@ async fn run_command(
         Command::Document(c) => commands::user::document(settings, c).await,
         Command::Generate(c) => commands::generate::run(settings, c).await,
         Command::Bulk(c) => commands::bulk::run(settings, c).await,
+        Command::Events(c) => commands::events::run(settings, c).await,
         Command::Serve(args) => commands::serve::run(settings, args, json).await,
         Command::Apikey(c) => commands::apikey::run(settings, c).await,
         Command::Playground(_) => Err(failure::Failure::usage("internal: playground is dispatched separately")),
@@ -223,6 +231,7 @@ async fn run_playground(args: PlaygroundArgs, json: bool) -> anyhow::Result<()> 
     config.bind = args.bind;
     config.login_port = args.port;
     config.instance_port = args.instance_port;
+    config.pubsub_port = args.pubsub_port;
     config.tls = args.tls;
     config.control_key = args.control_key.clone();
     config.data_file = args.data.clone();

@@ -34,6 +34,7 @@ pub(crate) fn playground_summary(info: &PlaygroundInfo, info_file: Option<&Path>
     out.push_str(&format!("  login URL       {}\n", info.login_url));
     out.push_str(&format!("  instance URL    {}   (My Domain: client credentials, API calls)\n", info.instance_url));
     out.push_str(&format!("  control API     {}   (Authorization: Bearer <control key>)\n", info.control_url));
+    out.push_str(&format!("  Pub/Sub API     {}   (gRPC: change events, platform events)\n", info.pubsub_endpoint));
     out.push_str(&format!("  control key     {}\n\n", info.control_key));
     out.push_str("  connected app (the seed's first; the built-in one enables every flow)\n");
     out.push_str(&format!("    client id     {}\n", info.client.client_id));

@@ -15,6 +15,8 @@
 //! - [`composite`]: composite and sObject collections (chunked by 200).
 //! - [`soql`]: a SOQL builder that quotes literals and checks identifiers.
 //! - [`actions`]: user administration and document upload, typed JSON in and out.
+//! - [`pubsub`]: the Pub/Sub API (gRPC): change events and platform events as a stream of
+//!   decoded events, with flow control, keep-alive watchdog, resubscription and checkpoints.
 //! - [`openapi`]: an OpenAPI 3.1 document for chosen sObjects, served through the broker proxy.
 //! - [`error`], [`limits`], [`retry`], [`types`], [`version`]: errors as data, limit info,
 //!   retry policy, checked names and ids, API versions.
@@ -27,6 +29,7 @@ pub mod composite;
 pub mod error;
 pub mod limits;
 pub mod openapi;
+pub mod pubsub;
 pub mod query;
 pub mod resources;
 pub mod retry;

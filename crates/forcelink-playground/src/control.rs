@@ -11,6 +11,7 @@
 //! | `GET /clock`, `POST /clock` | read, or shift with `{"advance_seconds": n}` / `{"advance_ms": n}` |
 //! | `GET/POST/DELETE /faults` | list, arm (`{"path_prefix","count","kind",…}`), clear faults |
 //! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests` |
+//! | `/pubsub/…` | the Pub/Sub API's stats, keep-alive interval and faults (see `pubsub::control`) |
 
 use axum::Json;
 use axum::Router;
@@ -35,13 +36,14 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/clock", get(clock).post(shift_clock))
         .route("/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/settings", get(settings).patch(update_settings))
+        .nest("/pubsub", crate::pubsub::control::router())
 }
 
-fn problem(status: StatusCode, message: &str) -> Response {
+pub(crate) fn problem(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": status.canonical_reason().unwrap_or("error"), "message": message}))).into_response()
 }
 
-fn check(pg: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn check(pg: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let header_key = headers.get("x-playground-key").and_then(|v| v.to_str().ok());
@@ -56,7 +58,7 @@ fn check(pg: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// Parses a JSON body, turning bad input into a 400 that says what is wrong.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| problem(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
 }
 

@@ -17,6 +17,8 @@
 //! - `control`: the `/__playground/` control API; `faults`: fault injection.
 //! - [`keys`]: JWT key pair, signing key, TLS; `jwt`: RS256 compact JWS.
 //! - `server`: accept loops for the two hosts (login host and My Domain instance host).
+//! - `pubsub`: the Pub/Sub API (gRPC) on its own port: change events for record writes,
+//!   platform events, replay, flow control, keep-alives and faults.
 //! - [`ids`]: 18-character Salesforce ids.
 
 mod civil;
@@ -29,6 +31,7 @@ pub mod ids;
 mod jwt;
 pub mod keys;
 mod oauth;
+mod pubsub;
 mod schema;
 pub mod seed;
 mod server;
@@ -65,6 +68,8 @@ pub struct PlaygroundConfig {
     pub login_port: u16,
     /// Port of the instance / My Domain host; 0 = any free port.
     pub instance_port: u16,
+    /// Port of the Pub/Sub API (gRPC); 0 = any free port.
+    pub pubsub_port: u16,
     /// Serve both hosts over HTTPS with a CA generated for this run.
     pub tls: bool,
     /// Where keys (and, with TLS, the CA certificate) are kept between runs.
@@ -92,6 +97,7 @@ impl PlaygroundConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             login_port: 0,
             instance_port: 0,
+            pubsub_port: 0,
             tls: false,
             key_dir: key_dir.into(),
             control_key: None,
@@ -116,6 +122,10 @@ pub struct PlaygroundInfo {
     /// The CA certificate (PEM file) to trust, when serving TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_path: Option<String>,
+    /// Where the Pub/Sub API (gRPC) listens, as `host:port`: HTTP/2 in clear, or TLS with
+    /// ALPN `h2` when the other hosts serve HTTPS. Empty in info files of older playgrounds.
+    #[serde(default)]
+    pub pubsub_endpoint: String,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -150,6 +160,7 @@ impl std::fmt::Debug for PlaygroundInfo {
             .field("user", &self.user)
             .field("jwt", &self.jwt)
             .field("ca_path", &self.ca_path)
+            .field("pubsub_endpoint", &self.pubsub_endpoint)
             .finish()
     }
 }
@@ -203,8 +214,10 @@ impl Playground {
         };
         let login_listener = bind(config.login_port).await?;
         let instance_listener = bind(config.instance_port).await?;
+        let pubsub_listener = bind(config.pubsub_port).await?;
         let local = |l: &TcpListener| l.local_addr().map_err(|e| PlaygroundError::Bind { addr: "?".into(), source: e });
         let (login_addr, instance_addr) = (local(&login_listener)?, local(&instance_listener)?);
+        let pubsub_addr = local(&pubsub_listener)?;
 
         let host_name = match config.bind {
             IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".to_owned(),
@@ -212,14 +225,18 @@ impl Playground {
             IpAddr::V6(a) => format!("[{a}]"),
             a => a.to_string(),
         };
-        let (tls, ca_path) = if config.tls {
+        let (tls, pubsub_tls, ca_path) = if config.tls {
             let material = keys::TlsMaterial::generate(host_name.trim_matches(|c| c == '[' || c == ']'))?;
             let ca_path = key_dir.join(format!("tls-ca-{}.pem", login_addr.port()));
             std::fs::write(&ca_path, &material.ca_pem)
                 .map_err(|e| PlaygroundError::keys(format!("cannot write {}: {e}", ca_path.display())))?;
-            (Some(tokio_rustls::TlsAcceptor::from(material.server_config)), Some(ca_path))
+            // gRPC needs HTTP/2, which TLS clients only speak when ALPN agreed on it.
+            let mut h2 = (*material.server_config).clone();
+            h2.alpn_protocols = vec![b"h2".to_vec()];
+            let pubsub_tls = tokio_rustls::TlsAcceptor::from(Arc::new(h2));
+            (Some(tokio_rustls::TlsAcceptor::from(material.server_config)), Some(pubsub_tls), Some(ca_path))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let scheme = if config.tls { "https" } else { "http" };
         let login_url = format!("{scheme}://{host_name}:{}", login_addr.port());
@@ -244,6 +261,7 @@ impl Playground {
                 certificate_path: keys.client_certificate_path.display().to_string(),
             },
             ca_path: ca_path.map(|p| p.display().to_string()),
+            pubsub_endpoint: format!("{host_name}:{}", pubsub_addr.port()),
         };
         let data = open_data(&seed, &config)?;
         let pg = Shared::new(
@@ -264,13 +282,15 @@ impl Playground {
             (login_listener, Host { kind: HostKind::Login, base_url: login_url }),
             (instance_listener, Host { kind: HostKind::Instance, base_url: instance_url }),
         ];
-        let tasks = hosts
+        let mut tasks: Vec<JoinHandle<()>> = hosts
             .into_iter()
             .map(|(listener, host)| {
                 let router = router(pg.clone(), host);
                 tokio::spawn(server::serve(listener, router, pg.clone(), tls.clone(), rx.clone()))
             })
             .collect();
+        let pubsub = pubsub::PubSubService { pg: pg.clone() };
+        tasks.push(tokio::spawn(pubsub::serve(pubsub_listener, pubsub, pubsub_tls, rx.clone())));
         Ok(Self { info, shutdown, tasks })
     }
 
@@ -365,6 +385,7 @@ mod tests {
             },
             jwt: JwtInfo { private_key_path: "k".into(), certificate_path: "c".into() },
             ca_path: None,
+            pubsub_endpoint: "127.0.0.1:3".into(),
         };
         let shown = format!("{info:?}");
         for secret in ["control-key-value", "client-secret-value", "password-value", "token-value"] {

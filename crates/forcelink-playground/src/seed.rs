@@ -35,6 +35,10 @@ pub struct Seed {
     /// Custom fields added to standard objects (`object = "Account"`).
     #[serde(default)]
     pub custom_fields: Vec<CustomFieldSeed>,
+    /// Platform events (`Name__e`) served on `/event/Name__e`; when none are declared, one
+    /// default event, [`DEFAULT_PLATFORM_EVENT`], is.
+    #[serde(default)]
+    pub platform_events: Vec<PlatformEventSeed>,
     /// Records to generate at start-up, by object: `Account = 1000`.
     #[serde(default)]
     pub generate: std::collections::BTreeMap<String, u64>,
@@ -71,6 +75,48 @@ pub struct CustomObjectSeed {
     pub key_prefix: Option<String>,
     #[serde(default)]
     pub fields: Vec<CustomFieldSeed>,
+}
+
+/// The platform event every playground offers when its seed declares none.
+pub const DEFAULT_PLATFORM_EVENT: &str = "Forcelink_Notice__e";
+
+/// A platform event declared in the seed (`[[platform_events]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformEventSeed {
+    /// API name, ending in `__e`.
+    pub name: String,
+    #[serde(default)]
+    pub fields: Vec<PlatformEventFieldSeed>,
+}
+
+/// A field of a platform event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformEventFieldSeed {
+    /// API name, ending in `__c`.
+    pub name: String,
+    /// string (default), boolean, number, date, datetime.
+    #[serde(default = "default_event_field_type", rename = "type")]
+    pub field_type: String,
+}
+
+fn default_event_field_type() -> String {
+    "string".into()
+}
+
+impl Seed {
+    /// The declared platform events, or the default one.
+    pub fn platform_events_or_default(&self) -> Vec<PlatformEventSeed> {
+        if !self.platform_events.is_empty() {
+            return self.platform_events.clone();
+        }
+        let field = |name: &str, t: &str| PlatformEventFieldSeed { name: name.into(), field_type: t.into() };
+        vec![PlatformEventSeed {
+            name: DEFAULT_PLATFORM_EVENT.into(),
+            fields: vec![field("Message__c", "string"), field("Level__c", "number")],
+        }]
+    }
 }
 
 /// A custom field (`__c`) of a custom or standard object.
@@ -284,6 +330,29 @@ impl Seed {
         {
             return bad(format!("org.id {id:?} is not an 18-character organization id (00D…)"));
         }
+        for e in &self.platform_events {
+            let ok = |n: &str, suffix: &str| {
+                n.strip_suffix(suffix)
+                    .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            };
+            if !ok(&e.name, "__e") {
+                return bad(format!(
+                    "platform event {:?}: the name must be letters, digits and _ ending in __e",
+                    e.name
+                ));
+            }
+            for f in &e.fields {
+                if !ok(&f.name, "__c") {
+                    return bad(format!("platform event {}: field {:?} must end in __c", e.name, f.name));
+                }
+                if !["string", "boolean", "number", "date", "datetime"].contains(&f.field_type.as_str()) {
+                    return bad(format!(
+                        "platform event {}: field {} has type {:?}; use string, boolean, number, date or datetime",
+                        e.name, f.name, f.field_type
+                    ));
+                }
+            }
+        }
         let mut names = HashSet::new();
         for u in &self.users {
             if !u.username.contains('@') {
@@ -349,6 +418,26 @@ impl Seed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_events_parse_default_and_bad_ones_are_named() {
+        assert_eq!(Seed::builtin().platform_events_or_default()[0].name, DEFAULT_PLATFORM_EVENT);
+        let base = DEFAULT_SEED_TOML;
+        let good = format!(
+            "{base}\n[[platform_events]]\nname = \"Order_Shipped__e\"\nfields = [{{ name = \"No__c\" }}, {{ name = \"Kg__c\", type = \"number\" }}]\n"
+        );
+        let seed = Seed::from_toml(&good, Path::new(".")).unwrap();
+        let events = seed.platform_events_or_default();
+        assert_eq!(events.len(), 1, "declared events replace the default");
+        assert_eq!(events[0].fields[1].field_type, "number");
+        let bad = format!("{base}\n[[platform_events]]\nname = \"Order_Shipped\"\n");
+        let err = Seed::from_toml(&bad, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("Order_Shipped") && err.contains("__e"), "{err}");
+        let bad = format!(
+            "{base}\n[[platform_events]]\nname = \"A__e\"\nfields = [{{ name = \"B__c\", type = \"blob\" }}]\n"
+        );
+        assert!(Seed::from_toml(&bad, Path::new(".")).unwrap_err().to_string().contains("blob"));
+    }
 
     #[test]
     fn builtin_seed_parses_and_default_app_enables_every_flow() {

@@ -377,6 +377,8 @@ pub(crate) struct Inner {
     pub(crate) refresh_hold: tokio::sync::watch::Sender<bool>,
     /// Records, query locators, API usage and bulk jobs.
     pub(crate) data: crate::data::DataState,
+    /// Pub/Sub API events (change events and platform events).
+    pub(crate) events: crate::pubsub::EventBus,
 }
 
 impl std::ops::Deref for Shared {
@@ -411,6 +413,9 @@ impl Shared {
         let org_id = seed.org.id.clone().unwrap_or_else(|| ids::mint("00D", 1));
         let runtime = Mutex::new(Runtime::from_seed(&seed));
         let (refresh_hold, _) = tokio::sync::watch::channel(false);
+        let catalog = crate::pubsub::schemas::Catalog::build(&data.store.schema, &seed.platform_events_or_default())
+            .map_err(|message| PlaygroundError::Seed { message })?;
+        let events = crate::pubsub::EventBus::new(catalog);
         Ok(Self(Arc::new(Inner {
             seed,
             org_id,
@@ -423,6 +428,7 @@ impl Shared {
             runtime,
             refresh_hold,
             data,
+            events,
         })))
     }
 
@@ -453,6 +459,7 @@ impl Shared {
         self.clock.reset();
         self.refresh_hold.send_replace(false);
         crate::data::after_reset(self);
+        self.events.reset();
     }
 
     /// Mints an access token for `user` through `app`.

@@ -5,6 +5,7 @@ pub mod apikey;
 pub mod bulk;
 pub mod connection;
 pub mod doctor;
+pub mod events;
 pub mod generate;
 pub mod keygen;
 pub mod login;

@@ -12,6 +12,7 @@
 //! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
 //!   several processes renewing one token.
 //! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
+//! - `events`: `events subscribe|publish|topics` against the playground's Pub/Sub API.
 //! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
 //! - `serve`: `forcelink serve` (`--playground`, SIGTERM) and `forcelink apikey`.
 
@@ -21,6 +22,7 @@ mod process;
 mod bulk;
 mod connections;
 mod data;
+mod events;
 mod playground;
 mod records;
 mod seed;

@@ -24,9 +24,11 @@ async fn playground_writes_the_info_file_and_issues_a_client_credentials_token()
     // Exactly this shape: scripts read it, so a renamed or extra key is a breaking change.
     assert_eq!(
         keys(&info),
-        set(&["login_url", "instance_url", "control_url", "control_key", "client", "user", "jwt"]),
+        set(&["login_url", "instance_url", "control_url", "control_key", "client", "user", "jwt", "pubsub_endpoint"]),
         "{info:#}"
     );
+    let pubsub = text(&info, "pubsub_endpoint");
+    assert!(pubsub.starts_with("127.0.0.1:") && pubsub != "127.0.0.1:0", "{pubsub}");
     assert_eq!(keys(&info["client"]), set(&["client_id", "client_secret"]));
     assert_eq!(keys(&info["user"]), set(&["username", "password", "security_token"]));
     assert_eq!(keys(&info["jwt"]), set(&["private_key_path", "certificate_path"]));

@@ -206,7 +206,8 @@ impl RunDir {
 
     /// `playground --port 0 --instance-port 0 --info-file … --key-dir …` plus `extra`.
     pub fn playground_args(&self, extra: &[&str]) -> Vec<OsString> {
-        let mut args: Vec<OsString> = ["playground", "--port", "0", "--instance-port", "0"].map(OsString::from).into();
+        let mut args: Vec<OsString> =
+            ["playground", "--port", "0", "--instance-port", "0", "--pubsub-port", "0"].map(OsString::from).into();
         args.push("--info-file".into());
         args.push(self.info_file().into());
         args.push("--key-dir".into());

@@ -9,6 +9,7 @@ mod bulk;
 mod common;
 mod fixtures;
 mod openapi;
+mod pubsub;
 mod query;
 mod resources;
 mod retries;

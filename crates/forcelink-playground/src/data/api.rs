@@ -119,6 +119,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) users_changed: bool,
     /// `?updateOnly=true` on an upsert.
     pub(crate) update_only: bool,
+    /// Record changes so far, published as change events when the call is done.
+    pub(crate) changes: Vec<crate::pubsub::Change>,
 }
 
 impl Ctx<'_> {
@@ -127,6 +129,7 @@ impl Ctx<'_> {
         let _ = self.db.conn.execute_batch("SAVEPOINT pg_atomic");
         let saved = self.db.next_row_mut().clone();
         let users_changed = self.users_changed;
+        let changes = self.changes.len();
         let out = f(self);
         match &out {
             Ok(_) => {
@@ -136,6 +139,7 @@ impl Ctx<'_> {
                 let _ = self.db.conn.execute_batch("ROLLBACK TO pg_atomic; RELEASE pg_atomic");
                 *self.db.next_row_mut() = saved;
                 self.users_changed = users_changed;
+                self.changes.truncate(changes);
             }
         }
         out
@@ -305,13 +309,16 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
     let pg2 = pg.clone();
     let reply = tokio::task::spawn_blocking(move || {
         let mut db = pg2.data.store.lock();
-        let mut ctx = Ctx { db: &mut db, caller, version, now, users_changed: false, update_only: false };
+        let mut ctx =
+            Ctx { db: &mut db, caller, version, now, users_changed: false, update_only: false, changes: Vec::new() };
         let req =
             ApiRequest { method, segments, params: Params::parse(query.as_deref()), headers: &headers, body: &bytes };
         let reply = dispatch(&pg2, &mut ctx, &req);
         if ctx.users_changed {
             sync_users_from_db(&pg2, ctx.db);
         }
+        let changes = std::mem::take(&mut ctx.changes);
+        crate::pubsub::emit(&pg2, ctx.now, "rest", &ctx.version.text, &ctx.caller.id, changes);
         reply
     })
     .await

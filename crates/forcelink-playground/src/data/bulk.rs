@@ -454,6 +454,7 @@ fn process(pg: &Shared, id: &str) {
                 now: pg.now_ms(),
                 users_changed: false,
                 update_only: false,
+                changes: Vec::new(),
             };
             for row in chunk {
                 let mut fields = Map::new();
@@ -503,6 +504,9 @@ fn process(pg: &Shared, id: &str) {
             if ctx.users_changed {
                 super::api::sync_users_from_db(pg, ctx.db);
             }
+            // Each chunk is one transaction on Salesforce too.
+            let changes = std::mem::take(&mut ctx.changes);
+            crate::pubsub::emit(pg, ctx.now, "bulkapi2", &ctx.version.text, &ctx.caller.id, changes);
         }
         let mut j = jobs(pg);
         if let Some(job) = j.jobs.get_mut(id) {

@@ -48,6 +48,8 @@ pub(crate) fn populate(db: &mut Db, seed: &Seed, org_id: &str, now: i64) -> Resu
         now,
         users_changed: false,
         update_only: false,
+        // The org's starting records are not changes anyone subscribed to.
+        changes: Vec::new(),
     };
     fill(&mut ctx, seed, org_id).map_err(|e| e.message)
 }

@@ -494,6 +494,12 @@ pub(crate) fn insert_values(
         content_version_effects(ctx, o, &id, values)?;
     }
     ctx.db.insert_row(object, row, values)?;
+    ctx.changes.push(crate::pubsub::Change {
+        object,
+        id: id.clone(),
+        kind: crate::pubsub::ChangeKind::Create,
+        values: values.clone(),
+    });
     match o.name.as_str() {
         "User" => {
             let login = schema.index_of("UserLogin").unwrap_or(0);
@@ -739,6 +745,12 @@ pub(crate) fn apply_update(
     set(values, o, "SystemModstamp", Sql::Text(now));
     set(values, o, "LastModifiedById", Sql::Text(ctx.caller.id.clone()));
     ctx.db.update_row(object, id, values)?;
+    ctx.changes.push(crate::pubsub::Change {
+        object,
+        id: id.to_owned(),
+        kind: crate::pubsub::ChangeKind::Update,
+        values: values.clone(),
+    });
     if matches!(o.name.as_str(), "User" | "UserLogin") {
         ctx.users_changed = true;
     }
@@ -779,6 +791,12 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), A
         ));
     }
     soft_delete(ctx, object, &id)?;
+    ctx.changes.push(crate::pubsub::Change {
+        object,
+        id: id.clone(),
+        kind: crate::pubsub::ChangeKind::Delete,
+        values: Vec::new(),
+    });
     // Deleting a parent takes its dependants with it, as Salesforce does for these.
     let cascades: &[(&str, &str)] = match o.name.as_str() {
         "Account" => &[("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Case", "AccountId")],

@@ -16,6 +16,7 @@ mod device;
 mod grants;
 mod identity;
 mod pagination;
+mod pubsub;
 mod refresh;
 mod rest;
 mod soql;

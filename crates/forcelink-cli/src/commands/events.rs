@@ -1,0 +1,262 @@
+//! `forcelink events`: the Pub/Sub API from the command line.
+//!
+//! - `subscribe`: change events and platform events as NDJSON, one event a line
+//!   (`replay_id` in base64, `schema_id`, `event_id`, `payload`, `header` for change events);
+//! - `publish`: one platform event from JSON;
+//! - `topics`: the change-event and platform-event topics the org offers.
+//!
+//! The Pub/Sub endpoint is a flag for now (`--pubsub-endpoint`, default
+//! `api.pubsub.salesforce.com:7443`); tokens come from the connection's cache, renewed on auth
+//! errors, and go only where the settings' URL policy allows.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use forcelink_client::pubsub::{Event, PubSubClient, PubSubError, PublishEvent, ReplayFrom, ReplayId};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::query::ConnectionArg;
+use super::{Opened, Outcome, api_client, open_connection, token_cache};
+use crate::failure::Failure;
+use crate::output;
+use crate::settings::Settings;
+
+/// Topics checked at once by `events topics`.
+const TOPIC_CHECKS_IN_FLIGHT: usize = 8;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EndpointArg {
+    /// Where the Pub/Sub API listens (host:port); a playground prints its own.
+    #[arg(long, value_name = "HOST:PORT", default_value = forcelink_client::pubsub::DEFAULT_PUBSUB_ENDPOINT)]
+    pub pubsub_endpoint: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EventsCommand {
+    /// Print events of a topic as NDJSON, e.g. /data/AccountChangeEvent or /event/Order__e.
+    Subscribe {
+        /// The topic: /data/ChangeEvents, /data/<Object>ChangeEvent or /event/<Name>__e.
+        topic: String,
+        #[command(flatten)]
+        conn: ConnectionArg,
+        /// Where to start: latest (new events only), earliest (all retained, 72 h) or a
+        /// base64 replay id (the events after it).
+        #[arg(long, value_name = "FROM", default_value = "latest")]
+        replay: String,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        #[command(flatten)]
+        endpoint: EndpointArg,
+    },
+    /// Publish one platform event.
+    Publish {
+        /// The platform event's topic, /event/<Name>__e.
+        topic: String,
+        #[command(flatten)]
+        conn: ConnectionArg,
+        /// The event's fields as a JSON object, e.g. '{"Message__c": "hello"}'.
+        #[arg(long, value_name = "JSON")]
+        data: String,
+        #[command(flatten)]
+        endpoint: EndpointArg,
+    },
+    /// List the change-event and platform-event topics the org offers.
+    Topics {
+        #[command(flatten)]
+        conn: ConnectionArg,
+        #[command(flatten)]
+        endpoint: EndpointArg,
+    },
+}
+
+pub async fn run(settings: &Settings, command: EventsCommand) -> Result<Outcome, Failure> {
+    match command {
+        EventsCommand::Subscribe { topic, conn, replay, count, endpoint } => {
+            let from = parse_replay(&replay)?;
+            let (_, client) = pubsub_client(settings, &conn, &endpoint).await?;
+            subscribe(&client, &topic, from, count).await
+        }
+        EventsCommand::Publish { topic, conn, data, endpoint } => {
+            let data = match serde_json::from_str::<Value>(&data) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => {
+                    return Err(Failure::usage("--data must be a JSON object")
+                        .with_fix(r#"e.g. --data '{"Message__c": "hello"}'"#));
+                }
+                Err(e) => return Err(Failure::usage(format!("--data is not JSON: {e}"))),
+            };
+            let (_, client) = pubsub_client(settings, &conn, &endpoint).await?;
+            let results = client
+                .publish(&topic, vec![PublishEvent { correlation_key: None, data }])
+                .await
+                .map_err(from_pubsub)?;
+            let r = results.into_iter().next().ok_or_else(|| Failure::failed("Salesforce answered no result"))?;
+            match r.result {
+                Ok(replay) => Ok(Outcome::new(
+                    json!({"topic": topic, "correlation_key": r.correlation_key, "replay_id": replay.to_base64()}),
+                    format!("published to {topic} (replay id {replay})"),
+                )),
+                Err(msg) => Err(Failure::failed(format!("Salesforce refused the event: {msg}"))),
+            }
+        }
+        EventsCommand::Topics { conn, endpoint } => topics(settings, &conn, &endpoint).await,
+    }
+}
+
+fn parse_replay(s: &str) -> Result<ReplayFrom, Failure> {
+    match s.to_ascii_lowercase().as_str() {
+        "latest" => Ok(ReplayFrom::Latest),
+        "earliest" => Ok(ReplayFrom::Earliest),
+        _ => ReplayId::from_base64(s).map(ReplayFrom::After).map_err(|e| {
+            Failure::usage(e.to_string()).with_fix("use --replay latest, earliest, or a replay id printed by subscribe")
+        }),
+    }
+}
+
+async fn pubsub_client(
+    settings: &Settings,
+    conn: &ConnectionArg,
+    endpoint: &EndpointArg,
+) -> Result<(Opened, PubSubClient), Failure> {
+    let name = settings.connection_name(conn.connection.as_deref())?;
+    let opened = open_connection(settings, &name).await?;
+    let cache = token_cache(settings, &opened)?;
+    let client = PubSubClient::builder(Arc::new(cache))
+        .endpoint(endpoint.pubsub_endpoint.clone())
+        .url_policy(settings.url_policy())
+        .build()
+        .map_err(from_pubsub)?;
+    Ok((opened, client))
+}
+
+/// One NDJSON line of an event.
+pub fn event_json(e: &Event) -> Value {
+    let mut line = json!({
+        "replay_id": e.replay_id.to_base64(),
+        "schema_id": e.schema_id,
+        "payload": e.payload,
+    });
+    if !e.event_id.is_empty() {
+        line["event_id"] = json!(e.event_id);
+    }
+    if let Some(h) = &e.header {
+        line["header"] = serde_json::to_value(h).unwrap_or(Value::Null);
+    }
+    line
+}
+
+async fn subscribe(
+    client: &PubSubClient,
+    topic: &str,
+    from: ReplayFrom,
+    count: Option<u64>,
+) -> Result<Outcome, Failure> {
+    let mut sub = client.subscribe(topic, from);
+    let mut out = output::stdout_writer();
+    let limit = count.unwrap_or(u64::MAX);
+    let mut n = 0u64;
+    while n < limit {
+        match sub.next().await {
+            Some(Ok(e)) => {
+                n += 1;
+                let line = event_json(&e).to_string();
+                // Each event is flushed as it comes: a consumer downstream sees it at once.
+                if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                    // stdout closed (e.g. `| head`): stop quietly.
+                    return Ok(Outcome::streamed());
+                }
+            }
+            Some(Err(e)) => {
+                let f = from_pubsub(e);
+                let message = if n == 0 { f.message.clone() } else { format!("after {n} events: {}", f.message) };
+                return Err(Failure { message, ..f });
+            }
+            None => break,
+        }
+    }
+    Ok(Outcome::streamed())
+}
+
+async fn topics(settings: &Settings, conn: &ConnectionArg, endpoint: &EndpointArg) -> Result<Outcome, Failure> {
+    let (opened, client) = pubsub_client(settings, conn, endpoint).await?;
+    let rest = api_client(settings, &opened)?;
+    let global = rest.describe_global().send().await.map_err(Failure::from_client)?;
+    let names: Vec<String> = global.sobjects.iter().map(|o| o.name.clone()).collect();
+    let mut candidates = vec!["/data/ChangeEvents".to_owned()];
+    let described: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            if n.ends_with("ChangeEvent") {
+                Some(format!("/data/{n}"))
+            } else if n.ends_with("__e") {
+                Some(format!("/event/{n}"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if described.iter().any(|t| t.starts_with("/data/")) {
+        candidates.extend(described);
+    } else {
+        // The org does not list change events as objects: ask about each object's.
+        candidates.extend(described);
+        candidates.extend(names.iter().filter(|n| !n.ends_with("__e")).map(|n| match n.strip_suffix("__c") {
+            Some(base) => format!("/data/{base}__ChangeEvent"),
+            None => format!("/data/{n}ChangeEvent"),
+        }));
+    }
+    let checks = futures_util::stream::iter(candidates.into_iter().map(|t| {
+        let client = client.clone();
+        async move { (t.clone(), client.get_topic(&t).await) }
+    }))
+    .buffered(TOPIC_CHECKS_IN_FLIGHT)
+    .collect::<Vec<_>>()
+    .await;
+    let mut found = Vec::new();
+    for (topic, answer) in checks {
+        match answer {
+            Ok(info) => found.push(json!({
+                "topic": info.topic_name,
+                "can_subscribe": info.can_subscribe,
+                "can_publish": info.can_publish,
+                "schema_id": info.schema_id,
+            })),
+            Err(PubSubError::Status { .. }) => {}
+            Err(e) => return Err(from_pubsub(e).with_fix(format!("while checking {topic}"))),
+        }
+    }
+    let human = found
+        .iter()
+        .map(|t| {
+            let mode = if t["can_publish"] == true { "subscribe, publish" } else { "subscribe" };
+            format!("{:<50} {mode}", t["topic"].as_str().unwrap_or_default())
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Outcome::new(json!({"topics": found}), human))
+}
+
+fn from_pubsub(e: PubSubError) -> Failure {
+    use forcelink_auth::Action;
+    if let PubSubError::Auth(a) = e {
+        return Failure::from_auth(a);
+    }
+    let fix = match &e {
+        PubSubError::CorruptedReplayId { .. } | PubSubError::ReplayIdInvalid { .. } => {
+            Some("start again with --replay earliest or --replay latest (events may have been missed)")
+        }
+        PubSubError::Transport { .. } => Some("check --pubsub-endpoint (a playground prints its Pub/Sub API address)"),
+        _ => None,
+    };
+    let failure = match e.action() {
+        Action::Reauthorize => Failure::sign_in(e.to_string()),
+        Action::FixConfiguration => Failure::config(e.to_string()),
+        _ => Failure::failed(e.to_string()),
+    };
+    match fix {
+        Some(f) => failure.with_fix(f),
+        None => failure,
+    }
+}

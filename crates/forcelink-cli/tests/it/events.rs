@@ -1,0 +1,144 @@
+//! `forcelink events subscribe|publish|topics` end to end against a playground.
+
+use forcelink_test_support::{PlaygroundHandle, spawn_playground};
+use serde_json::Value;
+
+use crate::home::{Home, Org, login_client_credentials};
+
+const NAME: &str = "org";
+
+async fn signed_in(pg: &PlaygroundHandle) -> Home {
+    let org = Org::of(pg);
+    let mut home = Home::new();
+    home.set_env("CS", &org.client_secret);
+    home.set_env("FORCELINK_CONNECTION", NAME);
+    login_client_credentials(&home, &org, NAME).await;
+    home
+}
+
+fn ndjson(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+#[tokio::test]
+async fn subscribe_prints_change_events_as_ndjson_and_resumes_from_a_printed_replay_id() {
+    let pg = spawn_playground().await;
+    let home = signed_in(&pg).await;
+    let endpoint = pg.info.pubsub_endpoint.clone();
+    let a = home
+        .run(&["sobject", "create", "Account", "Name=Acme", "BillingCity=Lyon"])
+        .await
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    home.run(&["sobject", "update", "Account", &a, "Phone=+33 1"]).await.ok();
+    let ran = home
+        .run(&[
+            "events",
+            "subscribe",
+            "/data/AccountChangeEvent",
+            "--replay",
+            "earliest",
+            "--count",
+            "2",
+            "--pubsub-endpoint",
+            &endpoint,
+        ])
+        .await
+        .ok();
+    let events = ndjson(&ran.stdout);
+    assert_eq!(events.len(), 2, "{}", ran.stdout);
+    assert_eq!(events[0]["header"]["changeType"], "CREATE");
+    assert_eq!(events[0]["header"]["recordIds"][0], a.as_str());
+    assert_eq!(events[0]["payload"]["Name"], "Acme");
+    assert_eq!(events[0]["payload"]["BillingAddress"]["City"], "Lyon");
+    assert_eq!(events[1]["header"]["changeType"], "UPDATE");
+    let changed: Vec<&str> =
+        events[1]["header"]["changedFields"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(changed.contains(&"Phone"), "{changed:?}");
+    assert!(!events[0]["schema_id"].as_str().unwrap().is_empty());
+
+    // From the first event's replay id: only the second one.
+    let first = events[0]["replay_id"].as_str().unwrap();
+    let ran = home
+        .run(&[
+            "events",
+            "subscribe",
+            "/data/AccountChangeEvent",
+            "--replay",
+            first,
+            "--count",
+            "1",
+            "--pubsub-endpoint",
+            &endpoint,
+        ])
+        .await
+        .ok();
+    assert_eq!(ndjson(&ran.stdout)[0]["replay_id"], events[1]["replay_id"]);
+    pg.shutdown().await;
+}
+
+#[tokio::test]
+async fn publish_then_subscribe_and_list_topics() {
+    let pg = spawn_playground().await;
+    let home = signed_in(&pg).await;
+    let endpoint = pg.info.pubsub_endpoint.clone();
+    let topic = "/event/Forcelink_Notice__e";
+    let published = home
+        .json(&[
+            "events",
+            "publish",
+            topic,
+            "--data",
+            r#"{"Message__c": "hello", "Level__c": 3}"#,
+            "--pubsub-endpoint",
+            &endpoint,
+        ])
+        .await;
+    assert!(!published["replay_id"].as_str().unwrap().is_empty(), "{published}");
+    let ran = home
+        .run(&["events", "subscribe", topic, "--replay", "earliest", "--count", "1", "--pubsub-endpoint", &endpoint])
+        .await
+        .ok();
+    let events = ndjson(&ran.stdout);
+    assert_eq!(events[0]["payload"]["Message__c"], "hello");
+    assert_eq!(events[0]["event_id"], published["correlation_key"]);
+
+    let topics = home.json(&["events", "topics", "--pubsub-endpoint", &endpoint]).await;
+    let names: Vec<&str> = topics["topics"].as_array().unwrap().iter().filter_map(|t| t["topic"].as_str()).collect();
+    for t in ["/data/ChangeEvents", "/data/AccountChangeEvent", "/data/Invoice__ChangeEvent"] {
+        assert!(names.contains(&t), "{t} missing from {names:?}");
+    }
+    pg.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_and_a_corrupted_replay_id_fail_with_what_to_do() {
+    let pg = spawn_playground().await;
+    let home = signed_in(&pg).await;
+    let endpoint = pg.info.pubsub_endpoint.clone();
+    let ran = home
+        .run(&[
+            "events",
+            "subscribe",
+            "/data/AccountChangeEvent",
+            "--replay",
+            "not base64!",
+            "--pubsub-endpoint",
+            &endpoint,
+        ])
+        .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let ran = home
+        .run(&["events", "publish", "/event/Forcelink_Notice__e", "--data", "[1]", "--pubsub-endpoint", &endpoint])
+        .await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    // Three bytes cannot be a replay id: Salesforce calls it corrupted; the CLI says what to do.
+    let ran = home
+        .run(&["events", "subscribe", "/data/AccountChangeEvent", "--replay", "AQID", "--pubsub-endpoint", &endpoint])
+        .await;
+    assert_ne!(ran.code, 0);
+    assert!(ran.stderr.contains("corrupted") && ran.stderr.contains("--replay earliest"), "{}", ran.stderr);
+    pg.shutdown().await;
+}

@@ -1,0 +1,193 @@
+//! Record changes → change events. The record code notes each change in its request context;
+//! when the request is done, [`emit`] turns them into events: identical changes to several
+//! records of one object in one call become one event with several `recordIds`, as Salesforce
+//! merges them, and all events of one call share a `transactionKey` with increasing
+//! `sequenceNumber`s.
+
+use apache_avro::types::Value as AvroValue;
+use rusqlite::types::Value as Sql;
+
+use super::schemas::{CHANGE_TYPES, EventSchema, Slot, bitmap};
+use super::{NewEvent, uuid};
+use crate::state::Shared;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    Create,
+    Update,
+    Delete,
+}
+
+impl ChangeKind {
+    fn symbol(self) -> (u32, &'static str) {
+        let s = match self {
+            ChangeKind::Create => "CREATE",
+            ChangeKind::Update => "UPDATE",
+            ChangeKind::Delete => "DELETE",
+        };
+        (CHANGE_TYPES.iter().position(|c| *c == s).unwrap_or(0) as u32, s)
+    }
+}
+
+/// One record change: the values written (all of a new record's; an update's changed ones).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) object: usize,
+    pub(crate) id: String,
+    pub(crate) kind: ChangeKind,
+    pub(crate) values: Vec<(usize, Sql)>,
+}
+
+/// Publishes the change events of one API call. `api` names the API in `changeOrigin`
+/// (`rest`, `bulkapi2`); `caller` is the user id for `commitUser`.
+pub(crate) fn emit(pg: &Shared, now_ms: i64, api: &str, version: &str, caller: &str, changes: Vec<Change>) {
+    if changes.is_empty() {
+        return;
+    }
+    // Merge identical changes (same object, kind and values) into one event.
+    let mut groups: Vec<(Change, Vec<String>)> = Vec::new();
+    for mut c in changes {
+        c.values.sort_by_key(|(i, _)| *i);
+        match groups.iter_mut().find(|(g, _)| g.object == c.object && g.kind == c.kind && g.values == c.values) {
+            Some((_, ids)) => {
+                if !ids.contains(&c.id) {
+                    ids.push(c.id)
+                }
+            }
+            None => {
+                let id = c.id.clone();
+                groups.push((c, vec![id]));
+            }
+        }
+    }
+    let transaction_key = uuid();
+    let origin = format!("com/salesforce/api/{api}/{version}");
+    let commit_number = {
+        let mut st = pg.events.state();
+        st.commit_number += 1;
+        st.commit_number
+    };
+    let mut events = Vec::with_capacity(groups.len());
+    for (sequence, (change, ids)) in groups.into_iter().enumerate() {
+        let schema = &pg.events.catalog.change[change.object];
+        let header = Header {
+            entity: &pg.events.catalog.object_names[change.object],
+            ids,
+            kind: change.kind,
+            origin: &origin,
+            transaction_key: &transaction_key,
+            sequence: i32::try_from(sequence + 1).unwrap_or(i32::MAX),
+            commit_ms: now_ms,
+            commit_number,
+            user: caller,
+        };
+        match encode(schema, &header, &change) {
+            Ok(payload) => events.push(NewEvent {
+                object: Some(change.object),
+                platform_topic: None,
+                schema_id: schema.id.clone(),
+                id: String::new(),
+                payload,
+            }),
+            Err(e) => tracing::warn!(error = %e, "change event not encoded"),
+        }
+    }
+    pg.events.append(now_ms, events);
+}
+
+struct Header<'a> {
+    entity: &'a str,
+    ids: Vec<String>,
+    kind: ChangeKind,
+    origin: &'a str,
+    transaction_key: &'a str,
+    sequence: i32,
+    commit_ms: i64,
+    commit_number: i64,
+    user: &'a str,
+}
+
+fn strings(v: Vec<String>) -> AvroValue {
+    AvroValue::Array(v.into_iter().map(AvroValue::String).collect())
+}
+
+fn null() -> AvroValue {
+    AvroValue::Union(0, Box::new(AvroValue::Null))
+}
+
+/// The bitmap list of a set of written fields: element 0 over top-level positions, then one
+/// `P-0xHEX` element per compound field over its parts.
+fn field_list(schema: &EventSchema, fields: impl Iterator<Item = usize>) -> Vec<String> {
+    let mut top = Vec::new();
+    let mut compound: Vec<(usize, Vec<usize>)> = Vec::new();
+    for f in fields {
+        match schema.position_of(f) {
+            Some((p, None)) => top.push(p),
+            Some((p, Some(part))) => match compound.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, parts)) => parts.push(part),
+                None => compound.push((p, vec![part])),
+            },
+            None => {}
+        }
+    }
+    if top.is_empty() && compound.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![bitmap(&top)];
+    compound.sort_by_key(|(p, _)| *p);
+    out.extend(compound.into_iter().map(|(p, parts)| format!("{p}-{}", bitmap(&parts))));
+    out
+}
+
+fn encode(schema: &EventSchema, h: &Header<'_>, change: &Change) -> Result<Vec<u8>, String> {
+    let value_of = |field: usize, kind: super::schemas::Kind| -> AvroValue {
+        if change.kind == ChangeKind::Delete {
+            return null();
+        }
+        match change.values.iter().find(|(i, _)| *i == field).and_then(|(_, v)| kind.avro_of(v)) {
+            Some(v) => AvroValue::Union(1, Box::new(v)),
+            None => null(),
+        }
+    };
+    let (changed, nulled) = if change.kind == ChangeKind::Update {
+        (
+            field_list(schema, change.values.iter().map(|(i, _)| *i)),
+            field_list(schema, change.values.iter().filter(|(_, v)| *v == Sql::Null).map(|(i, _)| *i)),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let (kind_index, kind_symbol) = h.kind.symbol();
+    let mut fields = Vec::with_capacity(schema.slots.len());
+    for slot in &schema.slots {
+        match slot {
+            Slot::Header => fields.push((
+                "ChangeEventHeader".to_owned(),
+                AvroValue::Record(vec![
+                    ("entityName".into(), AvroValue::String(h.entity.to_owned())),
+                    ("recordIds".into(), strings(h.ids.clone())),
+                    ("changeType".into(), AvroValue::Enum(kind_index, kind_symbol.into())),
+                    ("changeOrigin".into(), AvroValue::String(h.origin.to_owned())),
+                    ("transactionKey".into(), AvroValue::String(h.transaction_key.to_owned())),
+                    ("sequenceNumber".into(), AvroValue::Int(h.sequence)),
+                    ("commitTimestamp".into(), AvroValue::Long(h.commit_ms)),
+                    ("commitNumber".into(), AvroValue::Long(h.commit_number)),
+                    ("commitUser".into(), AvroValue::String(h.user.to_owned())),
+                    ("nulledFields".into(), strings(nulled.clone())),
+                    ("diffFields".into(), strings(Vec::new())),
+                    ("changedFields".into(), strings(changed.clone())),
+                ]),
+            )),
+            Slot::Plain { name, field: Some(f), kind } => fields.push((name.clone(), value_of(*f, *kind))),
+            Slot::Plain { name, field: None, .. } => fields.push((name.clone(), null())),
+            Slot::Compound { name, parts } => {
+                let values: Vec<(String, AvroValue)> =
+                    parts.iter().map(|(n, f, k)| (n.clone(), value_of(*f, *k))).collect();
+                let any = values.iter().any(|(_, v)| !matches!(v, AvroValue::Union(0, _)));
+                let v = if any { AvroValue::Union(1, Box::new(AvroValue::Record(values))) } else { null() };
+                fields.push((name.clone(), v));
+            }
+        }
+    }
+    apache_avro::to_avro_datum(&schema.avro, AvroValue::Record(fields)).map_err(|e| e.to_string())
+}
