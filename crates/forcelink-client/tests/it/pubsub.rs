@@ -19,6 +19,7 @@ use crate::common::{FixedToken, PlaygroundHandle, Recording, admin_provider, cli
 /// A client for the playground's Pub/Sub port, quick to resubscribe.
 fn pubsub(pg: &PlaygroundHandle, provider: Arc<dyn TokenProvider>) -> forcelink_client::pubsub::PubSubClientBuilder {
     PubSubClient::builder(provider)
+        .url_policy(forcelink_auth::UrlPolicy::new().allow_any_loopback())
         .endpoint(pg.info.pubsub_endpoint.clone())
         .resubscribe_backoff(Duration::from_millis(1))
 }
@@ -315,7 +316,11 @@ async fn tokens_go_only_where_the_url_policy_allows() {
     let err = ps.get_topic("/data/AccountChangeEvent").await.unwrap_err();
     assert!(matches!(err, PubSubError::Auth(AuthError::InsecureUrl { .. })), "{err}");
     // A loopback instance but an endpoint on a public host in clear: refused too.
-    let ps = PubSubClient::builder(Arc::new(admin_provider(&pg))).endpoint("pubsub.evil.example:7443").build().unwrap();
+    let ps = PubSubClient::builder(Arc::new(admin_provider(&pg)))
+        .url_policy(forcelink_auth::UrlPolicy::new().allow_any_loopback())
+        .endpoint("pubsub.evil.example:7443")
+        .build()
+        .unwrap();
     let mut sub = ps.subscribe("/data/AccountChangeEvent", ReplayFrom::Latest);
     assert!(matches!(sub.next().await, Some(Err(PubSubError::Auth(AuthError::InsecureUrl { .. })))));
     assert!(PubSubClient::builder(Arc::new(admin_provider(&pg))).endpoint("no-port").build().is_err());
