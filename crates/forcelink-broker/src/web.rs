@@ -339,55 +339,30 @@ pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<
     html(StatusCode::OK, &ListPage { csrf: &session.csrf, rows })
 }
 
-const METHODS: [(&str, &str); 5] = [
-    ("web", "Web server flow (Authorize in the browser)"),
-    ("client-credentials", "Client credentials"),
-    ("jwt", "JWT bearer"),
-    ("password", "Username and password"),
-    ("access-token", "Access token"),
-];
+/// The methods the page offers (the device flow needs a person at a terminal: CLI only).
+const METHODS: [Method; 5] =
+    [Method::Web, Method::ClientCredentials, Method::Jwt, Method::Password, Method::AccessToken];
 
-fn field(name: &'static str, label: &'static str, kind: &'static str, required: bool, hint: &'static str) -> Field {
-    Field { name, label, kind, required, hint, value: String::new() }
-}
-
-/// Exactly the fields of `method`.
+/// Exactly the fields of `method`, from the connection model's one list.
 fn fields(method: Method) -> Vec<Field> {
-    let client_id = field("client_id", "Consumer key (client id)", "text", true, "From the connected app.");
-    match method {
-        Method::Web | Method::Device => vec![
-            client_id,
-            field("client_secret", "Consumer secret", "password", false, "Needed unless the app is a public client."),
-            field("scope", "Scopes", "text", false, "Default: api refresh_token."),
-        ],
-        Method::ClientCredentials => vec![
-            client_id,
-            field("client_secret", "Consumer secret", "password", true, ""),
-            field("scope", "Scopes", "text", false, ""),
-        ],
-        Method::Jwt => vec![
-            client_id,
-            field("username", "Username", "text", true, "The user the app acts as."),
-            field("private_key", "Private key (PEM)", "textarea", true, "The key whose certificate is in the app."),
-        ],
-        Method::Password => vec![
-            client_id,
-            field("client_secret", "Consumer secret", "password", false, ""),
-            field("username", "Username", "text", true, ""),
-            field("password", "Password", "password", true, ""),
-            field("security_token", "Security token", "password", false, ""),
-        ],
-        Method::AccessToken => vec![
-            field("instance_url", "Instance URL", "url", true, "e.g. https://acme.my.salesforce.com"),
-            field("access_token", "Access token", "password", true, "Used until Salesforce refuses it."),
-        ],
-    }
+    method
+        .fields()
+        .iter()
+        .map(|f| Field {
+            name: f.name,
+            label: f.label,
+            kind: f.kind,
+            required: f.required,
+            hint: f.hint,
+            value: String::new(),
+        })
+        .collect()
 }
 
 fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> Response {
     let method_text = form.get("method").map(String::as_str).unwrap_or("web");
     let method = Method::parse(method_text).filter(|m| *m != Method::Device).unwrap_or(Method::Web);
-    let method_label = METHODS.iter().find(|(v, _)| *v == method.as_str()).map(|(_, t)| *t).unwrap_or("Settings");
+    let method_label = method.label();
     let mut fs = fields(method);
     for f in &mut fs {
         // Secrets are never echoed back into the page.
@@ -400,7 +375,7 @@ fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> 
     let page = NewPage {
         csrf,
         error,
-        methods: METHODS.iter().map(|(v, t)| (*v, *t, *v == method.as_str())).collect(),
+        methods: METHODS.iter().map(|m| (m.as_str(), m.label(), *m == method)).collect(),
         method: method.as_str(),
         method_label,
         name: get("name"),

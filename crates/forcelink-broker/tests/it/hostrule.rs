@@ -198,3 +198,33 @@ async fn an_edit_takes_effect_at_once_and_the_old_token_is_dropped() {
     assert_ne!(before["access_token"], after["access_token"], "a new token from the new endpoint");
     assert_eq!(pg.control.token_requests("client_credentials").await, 2);
 }
+
+#[tokio::test]
+async fn twenty_token_requests_on_a_failing_connection_reach_salesforce_at_most_three_times() {
+    let pg = forcelink_test_support::spawn_playground().await;
+    let (_state, router, store) = broker(UrlPolicy::new().allow_any_loopback()).await;
+    let root = add_key(&*store, &["*"], &["*"]).await;
+    let wrong = json!({"name": "bad", "method": "client-credentials", "login_url": pg.instance_url(),
+                       "client_id": pg.info.client.client_id, "client_secret": "not-the-secret"});
+    assert_eq!(
+        call(&router, "POST", "/v1/connections", Some(&root), Some(&wrong.to_string())).await.0,
+        StatusCode::CREATED
+    );
+    for _ in 0..20 {
+        let (s, body) = call(&router, "GET", "/v1/connections/bad/token", Some(&root), None).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["code"], "token_unavailable");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("invalid_client") || message.contains("client"), "the fix is named: {message}");
+    }
+    let attempts = pg.control.token_requests("client_credentials").await;
+    assert!((1..=3).contains(&attempts), "{attempts} attempts at Salesforce for 20 requests");
+    // Fixing the connection ends the wait at once.
+    let fixed = json!({"method": "client-credentials", "login_url": pg.instance_url(),
+                       "client_id": pg.info.client.client_id, "client_secret": pg.info.client.client_secret});
+    assert_eq!(
+        call(&router, "PUT", "/v1/connections/bad", Some(&root), Some(&fixed.to_string())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(call(&router, "GET", "/v1/connections/bad/token", Some(&root), None).await.0, StatusCode::OK);
+}
