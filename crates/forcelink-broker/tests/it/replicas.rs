@@ -42,21 +42,25 @@ impl PgSchema {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_requests() {
-    let pg = spawn_playground().await;
-    let schema = PgSchema::new().await;
-    let clock = ManualClock::starting_now();
+/// Three brokers, each with its own PostgreSQL connection to `schema`, sharing one `pg`
+/// connection (client credentials to the playground) and a `token` key for it.
+struct Replicas {
+    stores: Vec<Arc<dyn ConnectionStore>>,
+    states: Vec<BrokerState>,
+    routers: Vec<axum::Router>,
+    api_key: String,
+}
+
+async fn replicas(pg: &forcelink_test_support::PlaygroundHandle, schema: &PgSchema, clock: &ManualClock) -> Replicas {
     let key = MasterKey::generate();
-    let mut routers = Vec::new();
     let mut stores: Vec<Arc<dyn ConnectionStore>> = Vec::new();
     for _ in 0..3 {
-        let store: Arc<dyn ConnectionStore> =
-            Arc::new(PostgresStore::connect(&schema.url, key.clone(), Arc::new(clock.clone())).await.unwrap());
-        stores.push(store);
+        stores.push(Arc::new(PostgresStore::connect(&schema.url, key.clone(), Arc::new(clock.clone())).await.unwrap()));
     }
-    stores[0].put_connection(&ConnectionId::new("pg"), &client_credentials(&pg), PutMode::Create).await.unwrap();
+    stores[0].put_connection(&ConnectionId::new("pg"), &client_credentials(pg), PutMode::Create).await.unwrap();
     let api_key = add_key(&*stores[0], &["pg"], &["token"]).await;
+    let mut states = Vec::new();
+    let mut routers = Vec::new();
     for store in &stores {
         let transport = Transport::new(
             forcelink_auth::wire::default_http_client().unwrap(),
@@ -65,8 +69,18 @@ async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_re
         );
         let state =
             BrokerState::new(BrokerConfig::new(store.clone(), transport, SecretResolver::without_env())).unwrap();
-        routers.push(forcelink_broker::router(state));
+        routers.push(forcelink_broker::router(state.clone()));
+        states.push(state);
     }
+    Replicas { stores, states, routers, api_key }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_renew_an_expired_token_once_for_a_thousand_concurrent_requests() {
+    let pg = spawn_playground().await;
+    let schema = PgSchema::new().await;
+    let clock = ManualClock::starting_now();
+    let Replicas { stores, states: _, routers, api_key } = replicas(&pg, &schema, &clock).await;
     // Every replica holds the first token in memory.
     let (s, first) = call(&routers[0], "GET", "/v1/connections/pg/token", Some(&api_key), None).await;
     assert_eq!(s, StatusCode::OK, "{first}");
@@ -106,26 +120,7 @@ async fn a_rejected_token_reported_by_a_thousand_callers_on_three_replicas_is_re
     let pg = spawn_playground().await;
     let schema = PgSchema::new().await;
     let clock = ManualClock::starting_now();
-    let key = MasterKey::generate();
-    let mut states = Vec::new();
-    let mut routers = Vec::new();
-    let mut stores: Vec<Arc<dyn ConnectionStore>> = Vec::new();
-    for _ in 0..3 {
-        stores.push(Arc::new(PostgresStore::connect(&schema.url, key.clone(), Arc::new(clock.clone())).await.unwrap()));
-    }
-    stores[0].put_connection(&ConnectionId::new("pg"), &client_credentials(&pg), PutMode::Create).await.unwrap();
-    let api_key = add_key(&*stores[0], &["pg"], &["token"]).await;
-    for store in &stores {
-        let transport = Transport::new(
-            forcelink_auth::wire::default_http_client().unwrap(),
-            Arc::new(clock.clone()),
-            UrlPolicy::new().allow_any_loopback(),
-        );
-        let state =
-            BrokerState::new(BrokerConfig::new(store.clone(), transport, SecretResolver::without_env())).unwrap();
-        routers.push(forcelink_broker::router(state.clone()));
-        states.push(state);
-    }
+    let Replicas { stores, states, routers, api_key } = replicas(&pg, &schema, &clock).await;
     let (s, first) = call(&routers[0], "GET", "/v1/connections/pg/token", Some(&api_key), None).await;
     assert_eq!(s, StatusCode::OK, "{first}");
     for r in &routers[1..] {
