@@ -334,3 +334,50 @@ async fn rotate_key_re_encrypts_the_store_and_the_old_key_stops_opening_it() {
     assert_ne!(std::fs::read(filed.path("data/forcelink/master.key")).unwrap(), key_before);
     filed.json(&["token", "get", "rot"]).await;
 }
+
+#[tokio::test]
+async fn a_foreign_host_is_refused_when_saved_from_the_cli_and_the_config_file() {
+    let mut home = Home::new();
+    home.set_env("CS", "secret");
+    let add = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "connection",
+            "add",
+            "evil",
+            "--json",
+            "--method",
+            "client-credentials",
+            "--login-url",
+            "https://evil.example",
+            "--client-id",
+            "x",
+            "--client-secret",
+            "env:CS",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let refused = home.run(&add(&[])).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    let msg = refused.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("login_url") && msg.contains("--allow-origin"), "{msg}");
+    let listed = home.json(&["connection", "list"]).await;
+    assert!(!listed.to_string().contains("evil"), "nothing was saved: {listed}");
+    // The operator allows that exact origin: saved.
+    home.run(&add(&["--allow-origin", "https://evil.example"])).await.ok();
+    // A config file naming a foreign host is refused when the connection is used.
+    std::fs::create_dir_all(home.path("config/forcelink")).unwrap();
+    std::fs::write(
+        home.path("config/forcelink/config.toml"),
+        "[connections.cfg]\nmethod = \"client-credentials\"\nlogin_url = \"https://evil.example\"\nclient_id = \"x\"\nclient_secret = \"env:CS\"\n",
+    )
+    .unwrap();
+    let used = home.run(&["token", "get", "cfg", "--json"]).await;
+    assert_eq!(used.code, 2, "{used:?}");
+    assert!(used.stdout.contains("--allow-origin"), "{used:?}");
+    // An old `insecure_hosts` setting says what replaced it.
+    std::fs::write(home.path("config/forcelink/config.toml"), "insecure_hosts = [\"lan\"]\n").unwrap();
+    let old = home.run(&["connection", "list", "--json"]).await;
+    assert_eq!(old.code, 2);
+    assert!(old.stdout.contains("allow_origins"), "{old:?}");
+}
