@@ -5,8 +5,9 @@
 //! Parts: health ([`Status`]), errors ([`ErrorBody`]), connections ([`ConnectionBody`] in,
 //! [`ConnectionView`], [`ConnectionList`], [`Deleted`], [`TestAnswer`] out), the token
 //! ([`TokenAnswer`], [`TokenQuery`]), API keys ([`crate::keys::NewKey`] in, [`ApiKeyView`],
-//! [`CreatedApiKey`], [`ApiKeyList`], [`RevokedKey`] out) and actions ([`ActionInput`],
-//! [`ActionOutput`]).
+//! [`CreatedApiKey`], [`ApiKeyList`], [`RevokedKey`] out) and actions (one input type per
+//! action, [`action_inputs`]; [`ActionOutput`]). The action inputs mirror forcelink-client's
+//! input structs (which the server parses) field by field, for the document only.
 
 use std::borrow::Cow;
 
@@ -27,10 +28,10 @@ pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
 pub const URL_PATTERN: &str = r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$";
 
 /// A secret value: not an `env:`/`file:` reference, and not blank (blank means "not set").
-pub const SECRET_PATTERN: &str = r"^(?!env:|file:)[ -~]*[!-~][ -~]*$";
+pub const SECRET_PATTERN: &str = r"^(?!env:|file:)[\s\S]*\S[\s\S]*$";
 
-/// A plain setting (client id, username, scope): printable ASCII, not blank.
-pub const TEXT_PATTERN: &str = r"^[ -~]*[!-~][ -~]*$";
+/// A plain setting (client id, username, scope): not blank.
+pub const TEXT_PATTERN: &str = r"^[\s\S]*\S[\s\S]*$";
 
 /// An API version like `64.0`.
 pub const API_VERSION_PATTERN: &str = r"^[0-9]{1,3}\.[0-9]$";
@@ -214,10 +215,98 @@ pub struct RevokedKey {
     pub revoked: String,
 }
 
-/// An action's input: a JSON object whose fields the action names (forcelink-client's actions).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(value_type = Object)]
-pub struct ActionInput(pub Value);
+/// A user by id (`005…`, 15 or 18 characters) or by username (email-shaped).
+pub const USER_PATTERN: &str = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$";
+
+/// `create-user` input (forcelink-client's `CreateUser`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserInput {
+    /// Email-shaped and unique across every Salesforce org.
+    #[schema(pattern = r"^[^@\s]+@[^@\s]+$")]
+    pub username: String,
+    pub last_name: String,
+    pub first_name: Option<String>,
+    pub email: String,
+    /// At most 8 characters; derived from the names when absent.
+    pub alias: Option<String>,
+    /// The profile by id, or by name with `profile_name` (one is required).
+    pub profile_id: Option<String>,
+    pub profile_name: Option<String>,
+    pub time_zone_sid_key: Option<String>,
+    pub locale_sid_key: Option<String>,
+    pub email_encoding_key: Option<String>,
+    pub language_locale_key: Option<String>,
+    /// Further User fields, by API name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// `update-user` input.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserInput {
+    #[schema(pattern = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$")]
+    pub user: String,
+    /// User fields by API name.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// Input of activate, deactivate, freeze, unfreeze and remove-entitlements: a user by id or
+/// username.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    #[schema(pattern = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$")]
+    pub user: String,
+}
+
+/// `reset-password` input: sets `new_password`, or without it has Salesforce generate one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordInput {
+    #[schema(pattern = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$")]
+    pub user: String,
+    pub new_password: Option<String>,
+}
+
+/// `upload-document` input: a new file, optionally linked to a record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadDocumentInput {
+    pub title: String,
+    /// The file name, with its extension.
+    pub file_name: String,
+    /// The content, base64.
+    #[schema(pattern = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
+    pub content_base64: String,
+    /// A record to share the file with.
+    pub link_to: Option<String>,
+    /// `V` (viewer, the default), `C` (collaborator) or `I` (inferred).
+    pub share_type: Option<String>,
+    pub description: Option<String>,
+}
+
+/// The input schema of each action (by its name in the path).
+pub fn action_inputs() -> Vec<(&'static str, crate::routes::BodyType)> {
+    use crate::routes::BodyType;
+    use forcelink_client::actions::ActionName;
+    ActionName::ALL
+        .iter()
+        .map(|a| {
+            let body = match a {
+                ActionName::CreateUser => BodyType::of::<CreateUserInput>(),
+                ActionName::UpdateUser => BodyType::of::<UpdateUserInput>(),
+                ActionName::ResetPassword => BodyType::of::<ResetPasswordInput>(),
+                ActionName::UploadDocument => BodyType::of::<UploadDocumentInput>(),
+                _ => BodyType::of::<UserInput>(),
+            };
+            (a.as_str(), body)
+        })
+        .collect()
+}
 
 /// An action's result: a JSON object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -246,14 +335,24 @@ fn string(pattern: &str, description: &str) -> ObjectBuilder {
         .description(Some(description))
 }
 
-fn field_schema(f: &FieldInfo) -> ObjectBuilder {
+/// An optional setting: null, blank (both mean "not set", as for an unfilled form field) or a
+/// value matching `pattern` (which is anchored with `^…$`).
+fn optional(pattern: &str, description: &str) -> ObjectBuilder {
+    let inner = pattern.trim_start_matches('^').trim_end_matches('$');
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(format!(r"^(?:\s*|{inner})$")))
+        .description(Some(description))
+}
+
+fn field_schema(f: &FieldInfo, required: bool) -> ObjectBuilder {
     let pattern = match (f.secret, f.kind) {
         (true, _) => SECRET_PATTERN,
         (false, "url") => URL_PATTERN,
         _ => TEXT_PATTERN,
     };
     let text = if f.hint.is_empty() { f.label.to_owned() } else { format!("{}. {}", f.label, f.hint) };
-    string(pattern, &text)
+    if required { string(pattern, &text) } else { optional(pattern, &text) }
 }
 
 /// One method's variant: `name`, `method` (that one), `environment`, the shared endpoint
@@ -270,10 +369,10 @@ fn variant(method: Method, in_path: bool) -> Schema {
         .property(
             "environment",
             ObjectBuilder::new()
-                .schema_type(SchemaType::Type(Type::String))
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                 // `custom` needs `login_url`; the document leaves it out so that every body it
-                // describes is complete.
-                .enum_values(Some(["production", "sandbox"]))
+                // describes is complete. Null means "not set", as for every setting.
+                .enum_values(Some([Value::from("production"), Value::from("sandbox"), Value::Null]))
                 .description(Some("Where the org signs users in (default production).")),
         )
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
@@ -284,11 +383,13 @@ fn variant(method: Method, in_path: bool) -> Schema {
     }
     for (name, description) in SHARED {
         let pattern = if name == "api_version" { API_VERSION_PATTERN } else { URL_PATTERN };
-        o = o.property(name, string(pattern, description));
+        o = o.property(name, optional(pattern, description));
     }
     for f in method.fields() {
-        o = o.property(f.name, field_schema(f));
-        if f.required {
+        // A PUT may leave a secret out (or blank): the stored value is kept.
+        let required = f.required && !(in_path && f.secret);
+        o = o.property(f.name, field_schema(f, required));
+        if required {
             o = o.required(f.name);
         }
     }

@@ -58,8 +58,13 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn operation(d: &RouteDoc, method: &HttpMethod) -> utoipa::openapi::path::Operation {
-    let id: String = format!("{}_{}", method_name(method), d.path)
+fn operation(
+    d: &RouteDoc,
+    path: &str,
+    request: Option<&BodyType>,
+    method: &HttpMethod,
+) -> utoipa::openapi::path::Operation {
+    let id: String = format!("{}_{}", method_name(method), path)
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect::<String>()
@@ -68,7 +73,7 @@ fn operation(d: &RouteDoc, method: &HttpMethod) -> utoipa::openapi::path::Operat
         .collect::<Vec<_>>()
         .join("_");
     let mut op = OperationBuilder::new().summary(Some(d.summary)).operation_id(Some(id));
-    for p in d.path.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')) {
+    for p in path.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')) {
         let schema = match d.path_params.iter().find(|(name, _)| *name == p) {
             Some((_, schema)) => schema(),
             None => ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).into(),
@@ -91,7 +96,7 @@ fn operation(d: &RouteDoc, method: &HttpMethod) -> utoipa::openapi::path::Operat
                 .schema(Some(schema())),
         );
     }
-    if let Some(body) = &d.request {
+    if let Some(body) = request {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
                 .required(Some(Required::True))
@@ -130,7 +135,7 @@ fn operation(d: &RouteDoc, method: &HttpMethod) -> utoipa::openapi::path::Operat
 
 /// The document, as utoipa's model.
 pub fn openapi() -> OpenApi {
-    let mut items: BTreeMap<&'static str, Vec<(HttpMethod, utoipa::openapi::path::Operation)>> = BTreeMap::new();
+    let mut items: BTreeMap<String, Vec<(HttpMethod, utoipa::openapi::path::Operation)>> = BTreeMap::new();
     let mut schemas = Vec::new();
     BodyType::of::<ErrorBody>().collect(&mut schemas);
     let routes = docs();
@@ -146,15 +151,24 @@ pub fn openapi() -> OpenApi {
                 _ => HttpMethod::Delete,
             }]
         };
-        for t in d.request.iter().chain(d.answers.iter().flat_map(|(_, a)| match a {
+        let variants: Vec<(String, Option<BodyType>)> = match &d.variants {
+            Some((param, bodies)) => bodies
+                .iter()
+                .map(|(value, body)| (d.path.replace(&format!("{{{param}}}"), value), Some(*body)))
+                .collect(),
+            None => vec![(d.path.to_owned(), d.request)],
+        };
+        for t in variants.iter().filter_map(|(_, b)| b.as_ref()).chain(d.answers.iter().flat_map(|(_, a)| match a {
             Answer::Json(types) => types.as_slice(),
             _ => &[],
         })) {
             t.collect(&mut schemas);
         }
-        for m in methods {
-            let op = operation(d, &m);
-            items.entry(d.path).or_default().push((m, op));
+        for (path, request) in &variants {
+            for m in &methods {
+                let op = operation(d, path, request.as_ref(), m);
+                items.entry(path.clone()).or_default().push((m.clone(), op));
+            }
         }
     }
     // Paths in table order would be nicer to read, but a map keeps one entry per path.

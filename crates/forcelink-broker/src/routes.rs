@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{MethodRouter, any, delete, get, post, put};
-use forcelink_client::actions::ActionName;
 use forcelink_store::Scope;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
@@ -80,6 +79,10 @@ pub struct RouteDoc {
     pub path_params: Vec<(&'static str, ParamSchema)>,
     /// Optional query parameters: name, description, schema.
     pub query: Vec<(&'static str, &'static str, ParamSchema)>,
+    /// A path parameter whose value picks the request body: the document shows one path per
+    /// value (e.g. one per action, each with its input), as a schema cannot tie a body to a
+    /// path parameter.
+    pub variants: Option<(&'static str, Vec<(&'static str, BodyType)>)>,
 }
 
 fn doc(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
@@ -96,6 +99,7 @@ fn doc(method: &'static str, path: &'static str, access: Access, summary: &'stat
         answers: Vec::new(),
         path_params,
         query: Vec::new(),
+        variants: None,
     }
 }
 
@@ -105,13 +109,6 @@ fn page(method: &'static str, path: &'static str, access: Access, summary: &'sta
 
 fn name_schema() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).pattern(Some(body::NAME_PATTERN)).into()
-}
-
-fn action_schema() -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::Type(Type::String))
-        .enum_values(Some(ActionName::ALL.map(|a| a.as_str())))
-        .into()
 }
 
 impl RouteDoc {
@@ -156,8 +153,9 @@ impl RouteDoc {
         self.query.push((name, description, schema));
         self
     }
-    fn path_param(mut self, name: &'static str, schema: ParamSchema) -> Self {
-        self.path_params.push((name, schema));
+    fn variants(mut self, param: &'static str, bodies: Vec<(&'static str, BodyType)>) -> Self {
+        self.body = true;
+        self.variants = Some((param, bodies));
         self
     }
 }
@@ -214,7 +212,8 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             doc("DELETE", "/v1/connections/{name}", ADMIN, "Revoke the tokens and delete a connection")
                 .query("revoke", "Revoke the tokens at Salesforce first (default true).", boolean)
                 .ok::<Deleted>(200)
-                .errors(&[]),
+                // A query that is not `revoke=true|false`.
+                .errors(&[400]),
             delete(api::delete_connection),
         ),
         (
@@ -248,8 +247,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         ),
         (
             doc("POST", "/v1/connections/{name}/actions/{action}", Access::Key(Scope::Actions), "Run an action")
-                .path_param("action", action_schema)
-                .takes::<ActionInput>()
+                .variants("action", body::action_inputs())
                 .ok::<ActionOutput>(200)
                 .errors(&[409, 502]),
             post(actions::run_action),

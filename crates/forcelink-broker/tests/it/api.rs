@@ -214,21 +214,35 @@ async fn the_document_lists_every_route_status_and_field() {
             vec![d.method.to_ascii_lowercase()]
         };
         assert!(!d.answers.is_empty(), "{} {} documents no answer", d.method, d.path);
-        for m in methods {
-            let op = &doc["paths"][d.path][&m];
-            assert!(op.is_object(), "{m} {} missing", d.path);
-            for (status, _) in &d.answers {
-                assert!(op["responses"][status.to_string()].is_object(), "{m} {} lacks {status}", d.path);
-            }
-            assert_eq!(op["responses"].as_object().unwrap().len(), d.answers.len(), "{m} {}", d.path);
-            assert_eq!(op["requestBody"].is_object(), d.body, "{m} {}", d.path);
-            if d.access.scope().is_some() {
-                for status in ["401", "403", "503"] {
-                    assert!(op["responses"][status].is_object(), "{m} {} lacks {status}", d.path);
+        // A route whose path parameter picks the body is shown as one path per value.
+        let paths: Vec<String> = match &d.variants {
+            Some((param, bodies)) => bodies.iter().map(|(v, _)| d.path.replace(&format!("{{{param}}}"), v)).collect(),
+            None => vec![d.path.to_owned()],
+        };
+        for path in &paths {
+            for m in &methods {
+                let op = &doc["paths"][path][m];
+                assert!(op.is_object(), "{m} {path} missing");
+                for (status, _) in &d.answers {
+                    assert!(op["responses"][status.to_string()].is_object(), "{m} {path} lacks {status}");
+                }
+                assert_eq!(op["responses"].as_object().unwrap().len(), d.answers.len(), "{m} {path}");
+                assert_eq!(op["requestBody"].is_object(), d.body, "{m} {path}");
+                if d.access.scope().is_some() {
+                    for status in ["401", "403", "503"] {
+                        assert!(op["responses"][status].is_object(), "{m} {path} lacks {status}");
+                    }
                 }
             }
         }
     }
+    // Each action has its own input schema.
+    let upload = &doc["paths"]["/v1/connections/{name}/actions/upload-document"]["post"];
+    assert_eq!(
+        upload["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/UploadDocumentInput"
+    );
+    assert!(doc["paths"].get("/v1/connections/{name}/actions/{action}").is_none());
     let routes =
         |p: &str, m: &str| doc["paths"][p][m]["responses"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(routes("/v1/connections/{name}/token", "get"), ["200", "401", "403", "404", "409", "502", "503"]);
@@ -265,7 +279,12 @@ async fn the_document_lists_every_route_status_and_field() {
             assert_eq!(required.contains(&f.name), f.required, "{method}: {}", f.name);
         }
         assert_eq!(v["properties"]["name"]["pattern"], "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
-        assert_eq!(v["properties"]["login_url"]["pattern"], r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$");
+        // Optional settings may be null or blank ("not set"); a value must be a My Domain URL.
+        assert_eq!(v["properties"]["login_url"]["pattern"], r"^(?:\s*|https://[a-z0-9-]{1,40}\.my\.salesforce\.com)$");
+        assert_eq!(v["properties"]["login_url"]["type"], json!(["string", "null"]));
+        if method == forcelink_store::Method::AccessToken {
+            assert_eq!(v["properties"]["instance_url"]["pattern"], r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$");
+        }
     }
     // PUT takes the name from the path only.
     for v in schemas["ConnectionEdit"]["oneOf"].as_array().unwrap() {
