@@ -12,10 +12,10 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use forcelink_client::ClientError;
 use forcelink_client::actions::ActionName;
-use serde_json::Value;
 
 use crate::access::Caller;
 use crate::api::parse_json;
+use crate::body::ActionOutput;
 use crate::error::ApiError;
 use crate::state::BrokerState;
 
@@ -39,7 +39,7 @@ pub async fn run_action(
     Extension(caller): Extension<Caller>,
     Path((name, action)): Path<(String, String)>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActionOutput>, ApiError> {
     let action: ActionName = action.parse().map_err(|e: ClientError| ApiError::not_found(e.to_string()))?;
     let input = parse_json(&body)?;
     let entry = state.entry(&name).await?;
@@ -55,5 +55,5 @@ pub async fn run_action(
     state
         .audit(&caller.actor(), &name, AuditAction::Action(action.as_str().to_owned()), Some(format!("ok: {ok}")))
         .await;
-    result.map(Json).map_err(|e| client_error(&name, e))
+    result.map(|v| Json(ActionOutput(v))).map_err(|e| client_error(&name, e))
 }

@@ -14,29 +14,32 @@ use bytes::Bytes;
 use forcelink_auth::ConnectionId;
 use forcelink_store::connection::{SECRET_FIELDS, validate_name};
 use forcelink_store::{ConnectionSpec, PutMode, PutOutcome, SecretRef, StoredConnection};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::access::Caller;
+use crate::body::{
+    ConnectionList, ConnectionView, Deleted, HealthView, LastError, Revoked, Status, TestAnswer, TokenAnswer,
+    TokenState, Usage,
+};
 use crate::error::ApiError;
 use crate::state::BrokerState;
 use crate::time::rfc3339;
 
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok".into(), message: None })
 }
 
 /// `GET /readyz`: the store answers too.
 pub async fn readyz(State(state): State<BrokerState>) -> Response {
     match state.store().api_key("readiness-probe").await {
-        Ok(_) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(_) => Json(Status { status: "ready".into(), message: None }).into_response(),
         Err(e) => {
             // Like every 5xx: the detail in the log, not in the answer.
             tracing::warn!("readiness: the store: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "message": "the store does not answer" })),
+                Json(Status { status: "unavailable".into(), message: Some("the store does not answer".into()) }),
             )
                 .into_response()
         }
@@ -94,50 +97,60 @@ pub fn validate(state: &BrokerState, name: &str, spec: &ConnectionSpec) -> Resul
     spec.validate(name, state.transport().policy()).map(|_| ()).map_err(|e| ApiError::bad_request(e.0))
 }
 
-/// What the API shows of a connection (no secret).
+/// What the API shows of a connection (no secret), as JSON (for the page).
 pub async fn describe(state: &BrokerState, stored: &StoredConnection) -> Value {
+    serde_json::to_value(view(state, stored).await).unwrap_or_default()
+}
+
+/// What the API shows of a connection (no secret).
+pub async fn view(state: &BrokerState, stored: &StoredConnection) -> ConnectionView {
     let name = stored.name.as_str();
     let tokens = state.store().load(&stored.name).await.ok().flatten();
     let now = state.now();
     let token = match &tokens {
-        Some(t) => json!({
-            "signed_in": true,
-            "issued_at": rfc3339(t.set.issued_at),
-            "expires_at": t.set.expires_at.map(rfc3339),
-            "expired": t.set.expires_at.is_some_and(|e| e <= now),
-            "has_refresh_token": t.set.refresh_token.is_some(),
-            "instance_url": t.set.instance_url.as_str().trim_end_matches('/'),
-        }),
-        None => json!({ "signed_in": false }),
+        Some(t) => TokenState {
+            signed_in: true,
+            issued_at: Some(rfc3339(t.set.issued_at)),
+            expires_at: t.set.expires_at.map(rfc3339),
+            expired: Some(t.set.expires_at.is_some_and(|e| e <= now)),
+            has_refresh_token: Some(t.set.refresh_token.is_some()),
+            instance_url: Some(t.set.instance_url.as_str().trim_end_matches('/').to_owned()),
+        },
+        None => TokenState {
+            signed_in: false,
+            issued_at: None,
+            expires_at: None,
+            expired: None,
+            has_refresh_token: None,
+            instance_url: None,
+        },
     };
     let entry = state.live_entry(name);
     let health = entry.as_ref().map(|e| e.health()).unwrap_or_default();
-    let usage = entry.as_ref().map(|e| {
-        json!({
-            "tokens_handed_out": e.counters.tokens.load(Ordering::Relaxed),
-            "proxied_requests": e.counters.proxied.load(Ordering::Relaxed),
-            "actions": e.counters.actions.load(Ordering::Relaxed),
-            "salesforce_limit_info": health.limit_info,
-        })
+    let usage = entry.as_ref().map(|e| Usage {
+        tokens_handed_out: e.counters.tokens.load(Ordering::Relaxed),
+        proxied_requests: e.counters.proxied.load(Ordering::Relaxed),
+        actions: e.counters.actions.load(Ordering::Relaxed),
+        salesforce_limit_info: health.limit_info.clone(),
     });
     // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored;
     // null: never used and no token yet.
     let ok = health.ok().or_else(|| tokens.as_ref().map(|t| t.set.expires_at.is_none_or(|e| e > now)));
-    json!({
-        "name": name,
-        "method": stored.spec.method.map(|m| m.as_str()),
-        "environment": stored.spec.environment.map(|e| e.as_str()),
-        "settings": stored.spec.redacted(),
-        "created_at": rfc3339(stored.created_at),
-        "updated_at": rfc3339(stored.updated_at),
-        "token": token,
-        "health": {
-            "ok": ok,
-            "last_ok": health.last_ok.map(rfc3339),
-            "last_error": health.last_error.as_ref().map(|(at, m)| json!({ "at": rfc3339(*at), "message": m })),
+    ConnectionView {
+        name: name.to_owned(),
+        method: stored.spec.method.map(|m| m.as_str().to_owned()),
+        environment: stored.spec.environment.map(|e| e.as_str().to_owned()),
+        settings: stored.spec.redacted(),
+        created_at: rfc3339(stored.created_at),
+        updated_at: rfc3339(stored.updated_at),
+        token,
+        health: HealthView {
+            ok,
+            last_ok: health.last_ok.map(rfc3339),
+            last_error: health.last_error.as_ref().map(|(at, m)| LastError { at: rfc3339(*at), message: m.clone() }),
         },
-        "usage": usage,
-    })
+        usage,
+    }
 }
 
 async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, ApiError> {
@@ -152,14 +165,14 @@ async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, Api
 pub async fn list_connections(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
+) -> Result<Json<ConnectionList>, ApiError> {
+    let mut connections = Vec::new();
     for c in state.store().connections().await? {
         if caller.key.allows(c.name.as_str(), Scope::Admin) {
-            out.push(describe(&state, &c).await);
+            connections.push(view(&state, &c).await);
         }
     }
-    Ok(Json(json!({ "connections": out })))
+    Ok(Json(ConnectionList { connections }))
 }
 
 /// Creates a connection (the page and the API share this).
@@ -187,7 +200,7 @@ pub async fn create_connection(
     caller.require(&state, Scope::Admin, &name)?;
     create(&state, &caller.actor(), &name, &spec).await?;
     let created = stored(&state, &name).await?;
-    Ok((StatusCode::CREATED, Json(describe(&state, &created).await)).into_response())
+    Ok((StatusCode::CREATED, Json(view(&state, &created).await)).into_response())
 }
 
 /// `GET /v1/connections/{name}`.
@@ -195,9 +208,9 @@ pub async fn get_connection(
     State(state): State<BrokerState>,
     Extension(_caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionView>, ApiError> {
     let c = stored(&state, &name).await?;
-    Ok(Json(describe(&state, &c).await))
+    Ok(Json(view(&state, &c).await))
 }
 
 /// `PUT /v1/connections/{name}`: replaces the settings; secret fields left out keep their
@@ -207,7 +220,7 @@ pub async fn replace_connection(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionView>, ApiError> {
     let (name, submitted) = spec_from_json(parse_json(&body)?, Some(&name))?;
     submitted.check_urls(&name, state.transport().policy()).map_err(|e| ApiError::bad_request(e.0))?;
     let old = state.store().connection(&ConnectionId::new(&name)).await?;
@@ -237,37 +250,38 @@ pub async fn replace_connection(
     };
     state.audit(&caller.actor(), &name, action, detail).await;
     let c = stored(&state, &name).await?;
-    Ok(Json(describe(&state, &c).await))
+    Ok(Json(view(&state, &c).await))
 }
 
-/// `GET /v1/connections/{name}/token?rejected=…`.
-#[derive(Debug, Deserialize)]
-pub struct TokenQuery {
-    /// An access token Salesforce refused (`401 INVALID_SESSION_ID`), or its `fingerprint`.
-    pub rejected: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeleteQuery {
-    /// Revoke the tokens at Salesforce first (default true).
-    pub revoke: Option<bool>,
-}
+pub use crate::body::DeleteQuery;
+pub use crate::body::TokenQuery;
 
 /// Revokes a connection's tokens at Salesforce (the refresh token when there is one, which
 /// ends its access tokens too) then deletes it. Returns whether the revocation succeeded.
 pub async fn delete(state: &BrokerState, actor: &str, name: &str, revoke: bool) -> Result<Value, ApiError> {
+    Ok(serde_json::to_value(delete_connection_named(state, actor, name, revoke).await?).unwrap_or_default())
+}
+
+/// [`delete`], typed.
+pub async fn delete_connection_named(
+    state: &BrokerState,
+    actor: &str,
+    name: &str,
+    revoke: bool,
+) -> Result<Deleted, ApiError> {
     let c = stored(state, name).await?;
-    let mut revoked = Value::Null;
+    let mut revoked = None;
     if revoke && let Some(tokens) = state.store().load(&c.name).await? {
-        revoked = match revoke_tokens(state, &c, &tokens.set).await {
-            Ok(done) => json!(done),
-            Err(message) => json!({ "error": message }),
-        };
+        revoked = Some(match revoke_tokens(state, &c, &tokens.set).await {
+            Ok(done) => Revoked::Done(done),
+            Err(error) => Revoked::Failed { error },
+        });
     }
     state.store().remove_connection(&c.name).await?;
     state.evict(name);
-    state.audit(actor, name, AuditAction::ConnectionDeleted, revoke.then(|| format!("revoked: {revoked}"))).await;
-    Ok(json!({ "deleted": name, "revoked": revoked }))
+    let shown = serde_json::to_value(&revoked).unwrap_or_default();
+    state.audit(actor, name, AuditAction::ConnectionDeleted, revoke.then(|| format!("revoked: {shown}"))).await;
+    Ok(Deleted { deleted: name.to_owned(), revoked })
 }
 
 /// Revokes a token set at the server that issued it (never at a host the settings name now).
@@ -297,12 +311,17 @@ pub async fn delete_connection(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(delete(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
+) -> Result<Json<Deleted>, ApiError> {
+    Ok(Json(delete_connection_named(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
 }
 
 /// Gets a token and calls the REST API's resource list with it.
 pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
+    Ok(serde_json::to_value(test_named(state, name).await?).unwrap_or_default())
+}
+
+/// [`test`], typed.
+pub async fn test_named(state: &BrokerState, name: &str) -> Result<TestAnswer, ApiError> {
     let entry = state.entry(name).await?;
     let issued = state.token(&entry).await?;
     let base = issued.token.instance_url.as_str().trim_end_matches('/');
@@ -332,13 +351,13 @@ pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
     } else {
         entry.record_error(state.now(), detail.clone());
     }
-    Ok(json!({
-        "ok": ok,
-        "detail": detail,
-        "instance_url": base,
-        "api_version": entry.connection.api_version,
-        "token_issued_at": rfc3339(issued.issued_at),
-    }))
+    Ok(TestAnswer {
+        ok,
+        detail,
+        instance_url: base.to_owned(),
+        api_version: entry.connection.api_version.clone(),
+        token_issued_at: rfc3339(issued.issued_at),
+    })
 }
 
 /// `POST /v1/connections/{name}/test`.
@@ -347,14 +366,14 @@ pub async fn test_connection(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let result = test(&state, &name).await?;
-    state.audit(&caller.actor(), &name, AuditAction::ConnectionTested, Some(format!("ok: {}", result["ok"]))).await;
-    let status = if result["ok"] == json!(true) { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    let result = test_named(&state, &name).await?;
+    state.audit(&caller.actor(), &name, AuditAction::ConnectionTested, Some(format!("ok: {}", result.ok))).await;
+    let status = if result.ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
     Ok((status, Json(result)).into_response())
 }
 
 /// `GET /v1/connections/{name}/token`: `{access_token, instance_url, token_type, issued_at,
-/// expires_at}`; every hand-out is audited.
+/// expires_at, fingerprint}` ([`TokenAnswer`]); every hand-out is audited.
 pub async fn get_token(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
@@ -368,14 +387,14 @@ pub async fn get_token(
     let issued = state.token(&entry).await?;
     entry.counters.tokens.fetch_add(1, Ordering::Relaxed);
     state.audit_handout(&caller.actor(), &name, &issued.fingerprint);
-    let body = json!({
-        "access_token": issued.token.access_token.secret(),
-        "instance_url": issued.token.instance_url.as_str().trim_end_matches('/'),
-        "token_type": "Bearer",
-        "issued_at": rfc3339(issued.issued_at),
-        "expires_at": issued.token.expires_at.map(rfc3339),
-        "fingerprint": issued.fingerprint,
-    });
+    let body = TokenAnswer {
+        access_token: issued.token.access_token.secret().to_owned(),
+        instance_url: issued.token.instance_url.as_str().trim_end_matches('/').to_owned(),
+        token_type: "Bearer".to_owned(),
+        issued_at: rfc3339(issued.issued_at),
+        expires_at: issued.token.expires_at.map(rfc3339),
+        fingerprint: issued.fingerprint.clone(),
+    };
     // A token must not be kept by caches between the broker and its caller.
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }

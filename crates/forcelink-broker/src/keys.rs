@@ -16,10 +16,10 @@ use bytes::Bytes;
 use forcelink_store::connection::validate_name;
 use forcelink_store::{ApiKeyRecord, AuditAction, Scopes};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::access::Caller;
 use crate::audit::NO_CONNECTION;
+use crate::body::{ApiKeyList, ApiKeyView, CreatedApiKey, RevokedKey};
 use crate::error::ApiError;
 use crate::state::BrokerState;
 use crate::time::rfc3339;
@@ -28,26 +28,49 @@ use crate::time::rfc3339;
 pub const MAX_KEY_NAME_CHARS: usize = 200;
 
 /// `POST /v1/api-keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1 to 200 printable characters (surrounding spaces are dropped).
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$", max_length = 200)]
     pub name: String,
     /// Connection names, or `*` for every one.
+    #[schema(min_items = 1, inline, value_type = Vec<ConnectionOrAll>)]
     pub connections: Vec<String>,
     /// Scope names (`token`, `proxy`, `actions`, `admin`) or `*`.
+    #[schema(min_items = 1, value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
 }
 
+/// A connection name, or `*` for every connection.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")]
+#[allow(dead_code)]
+struct ConnectionOrAll(String);
+
+/// A scope, or `*` for all.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ScopeName {
+    Token,
+    Proxy,
+    Actions,
+    Admin,
+    #[serde(rename = "*")]
+    All,
+}
+
 /// What a key shows of itself (no secret, no hash).
-pub fn describe(key: &ApiKeyRecord) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.label,
-        "connections": key.connections,
-        "scopes": key.capabilities.to_strings(),
-        "created_at": rfc3339(key.created_at),
-        "revoked_at": key.revoked_at.map(rfc3339),
-    })
+pub fn view(key: &ApiKeyRecord) -> ApiKeyView {
+    ApiKeyView {
+        id: key.id.clone(),
+        name: key.label.clone(),
+        connections: key.connections.clone(),
+        scopes: key.capabilities.to_strings(),
+        created_at: rfc3339(key.created_at),
+        revoked_at: key.revoked_at.map(rfc3339),
+    }
 }
 
 /// Whether `wanted` grants nothing beyond `held`.
@@ -136,8 +159,7 @@ pub async fn create_key(
         ApiError::bad_request(format!("not a key definition {{\"name\", \"connections\", \"scopes\"}}: {e}"))
     })?;
     let (text, record) = create(&state, &caller.key, &caller.actor(), new).await?;
-    let mut body = describe(&record);
-    body["key"] = json!(text);
+    let body = CreatedApiKey { view: view(&record), key: text };
     Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
@@ -145,9 +167,9 @@ pub async fn create_key(
 pub async fn list_keys(
     State(state): State<BrokerState>,
     Extension(_caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApiKeyList>, ApiError> {
     let keys = state.store().api_keys().await?;
-    Ok(Json(json!({ "api_keys": keys.iter().map(describe).collect::<Vec<_>>() })))
+    Ok(Json(ApiKeyList { api_keys: keys.iter().map(view).collect() }))
 }
 
 /// `DELETE /v1/api-keys/{id}`.
@@ -155,9 +177,9 @@ pub async fn revoke_key(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedKey>, ApiError> {
     if revoke(&state, &caller.actor(), &id).await? {
-        Ok(Json(json!({ "revoked": id })))
+        Ok(Json(RevokedKey { revoked: id }))
     } else {
         Err(ApiError::not_found(format!("no API key with id {id:?}")))
     }

@@ -11,7 +11,8 @@
 //! - [`keys`]: API keys over the API and the page: create (shown once), list, revoke.
 //! - [`web`]: the server-rendered page (askama): sign-in, connections, Authorize (web-server flow).
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
-//! - [`openapi`]: `/v1/openapi.json`, built from the route table in [`routes`].
+//! - [`openapi`]: `/v1/openapi.json`, built with utoipa from the route table in [`routes`].
+//! - [`body`]: the JSON bodies the API takes and answers, as types (the document's schemas).
 //! - [`audit`]: token hand-outs counted in memory and written to the audit log in batches.
 //! - [`error`]: [`ApiError`], the JSON error every endpoint answers with.
 //!
@@ -22,6 +23,7 @@ pub mod access;
 pub mod actions;
 pub mod api;
 pub mod audit;
+pub mod body;
 pub mod error;
 pub mod keys;
 pub mod metrics;

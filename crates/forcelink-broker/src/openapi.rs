@@ -1,22 +1,70 @@
-//! `/v1/openapi.json`: an OpenAPI 3.1 document built from the route table
-//! ([`crate::routes::docs`]) — every documented route with its parameters, scope and answers.
+//! `/v1/openapi.json`: an OpenAPI 3.1 document built with utoipa from the route table
+//! ([`crate::routes::docs`]) — every documented route with its parameters, scope, request body
+//! and every answer it gives — and the schemas of the body types in [`crate::body`], which the
+//! handlers return, so the document says what is sent.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
-use serde_json::{Map, Value, json};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
+    ResponseBuilder,
+};
 
-use crate::routes::{RouteDoc, docs};
+use crate::body::ErrorBody;
+use crate::routes::{Answer, BodyType, RouteDoc, docs};
 
 /// Methods an `ANY` route is documented with.
-const ANY_METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+const ANY_METHODS: [HttpMethod; 5] =
+    [HttpMethod::Get, HttpMethod::Post, HttpMethod::Put, HttpMethod::Patch, HttpMethod::Delete];
 
-fn operation(d: &RouteDoc, method: &str) -> Value {
-    let params: Vec<Value> = d
-        .path
-        .split('/')
-        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-        .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
-        .collect();
-    let id: String = format!("{method}_{}", d.path)
+fn method_name(m: &HttpMethod) -> &'static str {
+    match m {
+        HttpMethod::Get => "get",
+        HttpMethod::Post => "post",
+        HttpMethod::Put => "put",
+        HttpMethod::Patch => "patch",
+        HttpMethod::Delete => "delete",
+        HttpMethod::Head => "head",
+        HttpMethod::Options => "options",
+        HttpMethod::Trace => "trace",
+    }
+}
+
+fn reference(t: &BodyType) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name((t.name)()))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "Success",
+        201 => "Created",
+        400 => "Bad input: the message names the problem",
+        401 => "No valid API key",
+        403 => "The key lacks the scope or the connection",
+        404 => "No such connection, key or action",
+        405 => "Method not allowed",
+        409 => "A conflict: it exists, or a person must act (re-authorize, fix a setting)",
+        413 => "Body too large",
+        415 => "Not application/json",
+        422 => "Endpoint edits need every secret again",
+        502 => "Salesforce failed; retrying may help",
+        503 => "The store or the time limit",
+        _ => "An answer",
+    }
+}
+
+fn operation(
+    d: &RouteDoc,
+    path: &str,
+    request: Option<&BodyType>,
+    method: &HttpMethod,
+) -> utoipa::openapi::path::Operation {
+    let id: String = format!("{}_{}", method_name(method), path)
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect::<String>()
@@ -24,99 +72,151 @@ fn operation(d: &RouteDoc, method: &str) -> Value {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("_");
-    let error = json!({ "$ref": "#/components/responses/Error" });
-    let mut responses = Map::new();
-    let creates = method == "post" && (d.path == "/v1/connections" || d.path == "/v1/api-keys");
-    let success = if creates { "201" } else { "200" };
-    responses.insert(success.into(), json!({ "description": "Success" }));
-    let mut errors: Vec<&str> = Vec::new();
-    if d.access.scope().is_some() {
-        errors.extend(["401", "403"]);
+    let mut op = OperationBuilder::new().summary(Some(d.summary)).operation_id(Some(id));
+    for p in path.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')) {
+        let schema = match d.path_params.iter().find(|(name, _)| *name == p) {
+            Some((_, schema)) => schema(),
+            None => ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).into(),
+        };
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(p)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(schema)),
+        );
     }
-    if d.path.contains('{') {
-        errors.push("404");
+    for (name, description, schema) in &d.query {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(*description))
+                .schema(Some(schema())),
+        );
     }
-    if d.body {
-        errors.extend(["400", "413", "415"]);
+    if let Some(body) = request {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", ContentBuilder::new().schema(Some(reference(body))).build())
+                .build(),
+        ));
     }
-    if d.path.contains("/v1/connections") && (d.body || method == "delete" || creates) {
-        errors.push("409");
+    for (status, answer) in &d.answers {
+        let mut response = ResponseBuilder::new().description(reason(*status));
+        let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
+        response = match answer {
+            Answer::Error => response.content("application/json", json(reference(&BodyType::of::<ErrorBody>()))),
+            Answer::Json(types) if types.len() == 1 => response.content("application/json", json(reference(&types[0]))),
+            Answer::Json(types) => {
+                let any = types.iter().fold(AnyOfBuilder::new(), |any, t| any.item(reference(t)));
+                response.content("application/json", json(any.into()))
+            }
+            Answer::Text(kind) => {
+                response.content(*kind, json(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).into()))
+            }
+            Answer::Any => response,
+        };
+        op = op.response(status.to_string(), response.build());
     }
-    let reaches_salesforce = ["/token", "/test", "/sf/", "/actions/"].iter().any(|p| d.path.contains(p));
-    if reaches_salesforce {
-        errors.extend(["409", "502"]);
+    match d.access.scope() {
+        Some(scope) => {
+            op = op
+                .security(SecurityRequirement::new("apiKey", Vec::<String>::new()))
+                .description(Some(format!("Needs an API key with the `{scope}` scope (and the connection).")));
+        }
+        // An empty list: no key needed (the document sets no global requirement either).
+        None => op = op.securities(Some(Vec::new())),
     }
-    if d.path.contains("/sf/") {
-        errors.extend(["400", "405", "413"]);
-    }
-    if d.access.scope().is_some() || d.path == "/readyz" {
-        // The store (or, for a request, the time limit) may be unavailable.
-        errors.push("503");
-    }
-    for code in errors {
-        responses.insert(code.into(), error.clone());
-    }
-    let mut op = json!({
-        "summary": d.summary,
-        "operationId": id,
-        "parameters": params,
-        "responses": responses,
-    });
-    if let Some(scope) = d.access.scope() {
-        op["security"] = json!([{ "apiKey": [] }]);
-        op["description"] = json!(format!("Needs an API key with the `{scope}` scope (and the connection)."));
-    } else {
-        op["security"] = json!([]);
-    }
-    if d.body {
-        op["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
-    }
-    op
+    op.build()
 }
 
-/// The document.
-pub fn document() -> Value {
-    let mut paths = Map::new();
-    for d in docs().iter().filter(|d| d.api) {
-        let item = paths.entry(d.path.to_owned()).or_insert_with(|| json!({}));
-        let methods: Vec<String> = if d.method == "ANY" {
-            ANY_METHODS.iter().map(|m| (*m).to_owned()).collect()
+/// The document, as utoipa's model.
+pub fn openapi() -> OpenApi {
+    let mut items: BTreeMap<String, Vec<(HttpMethod, utoipa::openapi::path::Operation)>> = BTreeMap::new();
+    let mut schemas = Vec::new();
+    BodyType::of::<ErrorBody>().collect(&mut schemas);
+    let routes = docs();
+    for d in routes.iter().filter(|d| d.api) {
+        let methods: Vec<HttpMethod> = if d.method == "ANY" {
+            ANY_METHODS.to_vec()
         } else {
-            vec![d.method.to_ascii_lowercase()]
+            vec![match d.method {
+                "GET" => HttpMethod::Get,
+                "POST" => HttpMethod::Post,
+                "PUT" => HttpMethod::Put,
+                "PATCH" => HttpMethod::Patch,
+                _ => HttpMethod::Delete,
+            }]
         };
-        for m in methods {
-            item[m.as_str()] = operation(d, &m);
+        let variants: Vec<(String, Option<BodyType>)> = match &d.variants {
+            Some((param, bodies)) => bodies
+                .iter()
+                .map(|(value, body)| (d.path.replace(&format!("{{{param}}}"), value), Some(*body)))
+                .collect(),
+            None => vec![(d.path.to_owned(), d.request)],
+        };
+        for t in variants.iter().filter_map(|(_, b)| b.as_ref()).chain(d.answers.iter().flat_map(|(_, a)| match a {
+            Answer::Json(types) => types.as_slice(),
+            _ => &[],
+        })) {
+            t.collect(&mut schemas);
         }
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "forcelink broker",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Salesforce tokens, a proxy and actions by connection name.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "apiKey": { "type": "http", "scheme": "bearer", "description": "flk_<id>_<secret> from `forcelink apikey create`" }
-            },
-            "responses": {
-                "Error": {
-                    "description": "An error",
-                    "content": { "application/json": { "schema": {
-                        "type": "object",
-                        "required": ["error"],
-                        "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                            "code": { "type": "string" }, "message": { "type": "string" }
-                        } } }
-                    } } }
-                }
+        for (path, request) in &variants {
+            for m in &methods {
+                let op = operation(d, path, request.as_ref(), m);
+                items.entry(path.clone()).or_default().push((m.clone(), op));
             }
         }
-    })
+    }
+    // Paths in table order would be nicer to read, but a map keeps one entry per path.
+    let mut paths = PathsBuilder::new();
+    for (path, ops) in items {
+        let mut item: Option<PathItem> = None;
+        for (m, op) in ops {
+            let one = PathItem::new(m, op);
+            match &mut item {
+                Some(i) => i.merge_operations(one),
+                None => item = Some(one),
+            }
+        }
+        if let Some(item) = item {
+            paths = paths.path(path, item);
+        }
+    }
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("flk_<id>_<secret> from `forcelink apikey create`"))
+                    .build(),
+            ),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("forcelink broker")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("Salesforce tokens, a proxy and actions by connection name.")),
+        )
+        .paths(paths.build())
+        .components(Some(components))
+        .build()
 }
 
-pub async fn handler() -> Json<Value> {
+/// The document as JSON.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(openapi()).unwrap_or_default()
+}
+
+pub async fn handler() -> Json<serde_json::Value> {
     Json(document())
 }
