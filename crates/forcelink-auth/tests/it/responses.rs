@@ -94,3 +94,14 @@ async fn tokens_are_never_sent_over_plain_http_to_a_remote_host() {
     let err = ClientCredentials::new(transport(&clock), endpoints, default_app()).unwrap_err();
     assert!(matches!(err, AuthError::InsecureUrl { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_instance_url_on_a_foreign_https_host_in_a_response_is_refused_naming_the_rule() {
+    // The token endpoint is allowed (here: any loopback); the instance it names is not a
+    // Salesforce host, so no token would ever be sent there.
+    let body = signed_body("", DEFAULT_SECRET).replace("https://acme.my.salesforce.com", "https://evil.example");
+    let (r, _) = fetch_from(json(200, &body)).await;
+    let err = r.unwrap_err();
+    assert!(matches!(err, AuthError::InsecureUrl { .. }), "{err:?}");
+    assert!(err.to_string().contains("--allow-origin") && err.to_string().contains("instance_url"), "{err}");
+}
