@@ -75,7 +75,7 @@ KEY="$("$BIN" apikey create --name bench --connections '*' --scopes '*' --json |
 [ -n "$KEY" ] || { say "could not create an API key"; exit 1; }
 
 say "starting the broker"
-"$BIN" serve --bind 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+"$BIN" serve --bind 127.0.0.1:0 --allow-origin "$INSTANCE_URL" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 BROKER_PID=$!
 for _ in $(seq 1 300); do
   grep -qx ready "$WORK/serve.out" && break

@@ -40,7 +40,9 @@ import json, os, statistics, subprocess, sys, time
 bin_, work, runs, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 info = json.load(open(os.path.join(work, "info.json")))
 env = {"PATH": "/usr/bin:/bin", "HOME": work, "XDG_CONFIG_HOME": work + "/config",
-       "XDG_DATA_HOME": work + "/data", "CS": info["client"]["client_secret"]}
+       "XDG_DATA_HOME": work + "/data", "CS": info["client"]["client_secret"],
+       # The playground's instance origin may receive its credentials (the host rule).
+       "FORCELINK_ALLOW_ORIGINS": info["instance_url"]}
 def run(*args):
     subprocess.run([bin_, *args], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 run("login", "client-credentials", "bench", "--login-url", info["instance_url"],
