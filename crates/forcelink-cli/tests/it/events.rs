@@ -1,20 +1,9 @@
 //! `forcelink events subscribe|publish|topics` end to end against a playground.
 
-use forcelink_test_support::{PlaygroundHandle, spawn_playground};
+use forcelink_test_support::spawn_playground;
 use serde_json::Value;
 
-use crate::home::{Home, Org, login_client_credentials};
-
-const NAME: &str = "org";
-
-async fn signed_in(pg: &PlaygroundHandle) -> Home {
-    let org = Org::of(pg);
-    let mut home = Home::new();
-    home.set_env("CS", &org.client_secret);
-    home.set_env("FORCELINK_CONNECTION", NAME);
-    login_client_credentials(&home, &org, NAME).await;
-    home
-}
+use crate::home::signed_in;
 
 fn ndjson(stdout: &str) -> Vec<Value> {
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()

@@ -248,3 +248,16 @@ pub async fn login_client_credentials(home: &Home, org: &Org, name: &str) -> Val
     ])
     .await
 }
+
+/// The connection name [`signed_in`] uses.
+pub const NAME: &str = "org";
+
+/// A home signed in to `pg` as connection `org` (the default connection).
+pub async fn signed_in(pg: &PlaygroundHandle) -> Home {
+    let org = Org::of(pg);
+    let mut home = Home::new();
+    home.set_env("CS", &org.client_secret);
+    home.set_env("FORCELINK_CONNECTION", NAME);
+    login_client_credentials(&home, &org, NAME).await;
+    home
+}

@@ -4,22 +4,12 @@
 
 use std::collections::HashSet;
 
-use forcelink_test_support::{PlaygroundHandle, spawn_playground, spawn_playground_with};
+use forcelink_test_support::{spawn_playground, spawn_playground_with};
 use serde_json::{Value, json};
 
-use crate::home::{Home, Org, Ran, login_client_credentials};
+use crate::home::Ran;
 
-const NAME: &str = "org";
-
-/// A home signed in to `pg` as connection `org` (the default connection).
-async fn signed_in(pg: &PlaygroundHandle) -> Home {
-    let org = Org::of(pg);
-    let mut home = Home::new();
-    home.set_env("CS", &org.client_secret);
-    home.set_env("FORCELINK_CONNECTION", NAME);
-    login_client_credentials(&home, &org, NAME).await;
-    home
-}
+use crate::home::{NAME, signed_in};
 
 fn lines(ran: &Ran) -> Vec<&str> {
     ran.stdout.lines().collect()
