@@ -6,7 +6,10 @@
 //! - [`fixture`]: a recorded Salesforce response from `../shared/fixtures/salesforce/`.
 //! - [`spawn_oidc_provider`] (module [`oidc`]): a real OpenID Connect provider (`oidc-provider` on Node) on
 //!   `127.0.0.1:0` for standard OAuth flows; needs `scripts/oidc-provider-setup` first.
+//! - [`browser`]: a person at the playground's pages: [`browser::sign_in`] through login and
+//!   consent, [`browser::approve_device`], [`browser::hidden_input`] and a no-redirect client.
 
+pub mod browser;
 pub mod oidc;
 pub use oidc::{OidcProviderHandle, OidcProviderOptions, spawn_oidc_provider};
 

@@ -141,7 +141,7 @@ pub fn password_source(
 
 /// An HTTP client that does not follow redirects.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    forcelink_test_support::browser::no_redirect_client()
 }
 
 /// Status of `GET {instance}/services/data/` with `token` (a REST call on the instance host).
@@ -150,19 +150,7 @@ pub async fn api_status(instance_url: &Url, token: &AccessToken) -> StatusCode {
     http().get(url).bearer_auth(token.secret()).send().await.unwrap().status()
 }
 
-fn hidden_input(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&"))
-}
-
-/// What the user decides on the consent page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    Deny,
-}
+pub use forcelink_test_support::browser::{Decision, approve_device};
 
 /// Opens `authorize_url`, signs in on the playground's login page and answers the consent page
 /// (if shown). Returns the final redirect `Location`.
@@ -173,57 +161,9 @@ pub async fn sign_in(
     password: &str,
     decision: Decision,
 ) -> Url {
-    let http = http();
-    let page = http.get(authorize_url.clone()).send().await.unwrap().text().await.unwrap();
-    let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no login page: {page}"));
-    let resp = http
-        .post(format!("{}/services/oauth2/authorize/login", pg.login_url()))
-        .form(&[("pending", pending.as_str()), ("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    let resp = if resp.status() == StatusCode::OK {
-        let page = resp.text().await.unwrap();
-        let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no consent page: {page}"));
-        let d = if decision == Decision::Allow { "allow" } else { "deny" };
-        http.post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
-            .form(&[("pending", pending.as_str()), ("decision", d)])
-            .send()
-            .await
-            .unwrap()
-    } else {
-        resp
-    };
-    assert_eq!(resp.status(), StatusCode::FOUND);
-    Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap()
-}
-
-/// Approves a device on the playground's verification page.
-pub async fn approve_device(
-    pg: &PlaygroundHandle,
-    user_code: &str,
-    username: &str,
-    password: &str,
-    decision: Decision,
-) {
-    let http = http();
-    let resp = http
-        .post(format!("{}/setup/connect", pg.login_url()))
-        .form(&[("pending", ""), ("user_code", user_code), ("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let consent = resp.text().await.unwrap();
-    let pending = hidden_input(&consent, "pending").unwrap_or_else(|| panic!("no consent page: {consent}"));
-    let d = if decision == Decision::Allow { "allow" } else { "deny" };
-    let resp = http
-        .post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
-        .form(&[("pending", pending.as_str()), ("decision", d)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let location =
+        forcelink_test_support::browser::sign_in(pg, authorize_url.as_str(), username, password, decision).await;
+    Url::parse(&location).unwrap()
 }
 
 /// The playground's count of token requests for one grant type.

@@ -162,62 +162,19 @@ impl Org {
     }
 }
 
-/// A hidden form field of a playground page.
-pub fn hidden_input(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&"))
-}
+use forcelink_test_support::browser::{self, Decision};
 
 /// What a person does in the browser: opens the authorize URL, signs in, allows access; the
 /// final redirect is then delivered to the CLI's loopback listener. Returns the listener's
 /// answer status.
 pub async fn browser_sign_in(pg: &PlaygroundHandle, authorize_url: &str, username: &str, password: &str) -> u16 {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let page = http.get(authorize_url).send().await.unwrap().text().await.unwrap();
-    let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no login page: {page}"));
-    let resp = http
-        .post(format!("{}/services/oauth2/authorize/login", pg.login_url()))
-        .form(&[("pending", pending.as_str()), ("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    let resp = if resp.status() == 200 {
-        let page = resp.text().await.unwrap();
-        let pending = hidden_input(&page, "pending").unwrap_or_else(|| panic!("no consent page: {page}"));
-        http.post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
-            .form(&[("pending", pending.as_str()), ("decision", "allow")])
-            .send()
-            .await
-            .unwrap()
-    } else {
-        resp
-    };
-    assert_eq!(resp.status(), 302, "the playground did not redirect");
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    http.get(location).send().await.unwrap().status().as_u16()
+    let location = browser::sign_in(pg, authorize_url, username, password, Decision::Allow).await;
+    browser::no_redirect_client().get(location).send().await.unwrap().status().as_u16()
 }
 
 /// Approves a device code on the playground's verification page.
 pub async fn approve_device(pg: &PlaygroundHandle, user_code: &str, username: &str, password: &str) {
-    let http = reqwest::Client::new();
-    let resp = http
-        .post(format!("{}/setup/connect", pg.login_url()))
-        .form(&[("pending", ""), ("user_code", user_code), ("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let consent = resp.text().await.unwrap();
-    let pending = hidden_input(&consent, "pending").unwrap_or_else(|| panic!("no consent page: {consent}"));
-    let resp = http
-        .post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
-        .form(&[("pending", pending.as_str()), ("decision", "allow")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    browser::approve_device(pg, user_code, username, password, Decision::Allow).await;
 }
 
 /// The playground's HTTP status for an API call with `token`.
