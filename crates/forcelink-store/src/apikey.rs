@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::codec::{from_millis, millis};
 use crate::crypto::MacKey;
 use crate::registry::{ApiKeyRecord, ConnectionStore};
-use crate::scope::{Scope, Scopes};
+use crate::scope::Scopes;
 
 /// Every API key starts with this.
 pub const API_KEY_PREFIX: &str = "flk_";
@@ -32,8 +32,7 @@ pub const API_KEY_PREFIX: &str = "flk_";
 pub const API_KEY_ID_LEN: usize = 12;
 /// Random bytes of a key's secret part.
 pub const API_KEY_SECRET_BYTES: usize = 32;
-/// Lists of connections or capabilities containing this allow every one.
-pub const ANY: &str = "*";
+pub use crate::scope::ANY;
 
 /// Lowercase RFC 4648 base32: no `_` (the separator) and no look-alike case pairs.
 const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -200,7 +199,7 @@ impl ApiKeyRow {
         };
         Ok(RowCheck::Valid(ApiKeyRecord {
             connections: list("connections", &self.connections)?,
-            capabilities: crate::scope::Scopes::from_stored(&list("capabilities", &self.capabilities)?),
+            capabilities: Scopes::from_stored(&list("capabilities", &self.capabilities)?),
             secret_hash: self.secret_hash,
             label: self.label,
             created_at: from_millis(u64::try_from(self.created_at_ms).unwrap_or(0)),
@@ -246,27 +245,10 @@ pub(crate) fn warn_forged(id: &str) {
     );
 }
 
-impl ApiKeyRecord {
-    /// Whether the key may use `scope` on `connection` (`*` allows every connection).
-    /// Revocation is [`verify`]'s job.
-    pub fn allows(&self, connection: &str, scope: Scope) -> bool {
-        self.allows_connection(connection) && self.capabilities.contains(scope)
-    }
-
-    /// Whether the key names `connection` (or every connection).
-    pub fn allows_connection(&self, connection: &str) -> bool {
-        self.connections.iter().any(|x| x == ANY || x == connection)
-    }
-
-    /// Whether the key is for every connection (`*`): only such keys manage keys and see metrics.
-    pub fn all_connections(&self) -> bool {
-        self.connections.iter().any(|x| x == ANY)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::Scope;
 
     #[test]
     fn keys_have_the_documented_shape_and_hide_in_debug() {

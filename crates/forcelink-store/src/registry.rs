@@ -10,7 +10,7 @@ use forcelink_auth::store::{ConnectionId, TokenStore};
 use futures_util::future::BoxFuture;
 
 use crate::connection::ConnectionSpec;
-use crate::scope::{AuditAction, Scopes};
+use crate::scope::{ANY, AuditAction, Scope, Scopes};
 
 /// A connection as the store keeps it (the whole spec is sealed at rest: it may hold secrets).
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +75,24 @@ impl fmt::Debug for ApiKeyRecord {
             .field("capabilities", &self.capabilities)
             .field("revoked", &self.revoked_at.is_some())
             .finish()
+    }
+}
+
+impl ApiKeyRecord {
+    /// Whether the key may use `scope` on `connection` (`*` allows every connection).
+    /// Revocation is [`crate::apikey::verify`]'s job.
+    pub fn allows(&self, connection: &str, scope: Scope) -> bool {
+        self.allows_connection(connection) && self.capabilities.contains(scope)
+    }
+
+    /// Whether the key names `connection` (or every connection).
+    pub fn allows_connection(&self, connection: &str) -> bool {
+        self.connections.iter().any(|x| x == ANY || x == connection)
+    }
+
+    /// Whether the key is for every connection (`*`): only such keys manage keys and see metrics.
+    pub fn all_connections(&self) -> bool {
+        self.connections.iter().any(|x| x == ANY)
     }
 }
 

@@ -6,6 +6,9 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// Lists of connections or capabilities containing this allow every one.
+pub const ANY: &str = "*";
+
 /// A capability an API key can hold for its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -63,7 +66,7 @@ impl Scopes {
         let mut set = BTreeSet::new();
         for item in items {
             let item = item.as_ref().trim();
-            if item == crate::apikey::ANY {
+            if item == ANY {
                 return Ok(Scopes::All);
             }
             match Scope::parse(item) {
@@ -83,7 +86,7 @@ impl Scopes {
 
     /// As stored: names a version that does not know them skips (granting less, never more).
     pub(crate) fn from_stored(items: &[String]) -> Scopes {
-        if items.iter().any(|i| i == crate::apikey::ANY) {
+        if items.iter().any(|i| i == ANY) {
             return Scopes::All;
         }
         Scopes::Only(items.iter().filter_map(|i| Scope::parse(i)).collect())
@@ -92,7 +95,7 @@ impl Scopes {
     /// The text forms, as stored and shown.
     pub fn to_strings(&self) -> Vec<String> {
         match self {
-            Scopes::All => vec![crate::apikey::ANY.to_owned()],
+            Scopes::All => vec![ANY.to_owned()],
             Scopes::Only(set) => set.iter().map(|s| s.as_str().to_owned()).collect(),
         }
     }
