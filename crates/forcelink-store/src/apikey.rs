@@ -209,6 +209,44 @@ impl ApiKeyRow {
     }
 }
 
+/// What revoking a row found.
+pub(crate) enum Revocation {
+    /// The row now carries the revocation time and a new MAC: write it.
+    Revoked,
+    /// Revoked before: a second revocation keeps the first time, nothing to write.
+    AlreadyRevoked,
+    /// The MAC does not hold: re-signing would bless a planted row, so it stays as it is, and
+    /// absent (the id, for the warning).
+    Forged(String),
+}
+
+impl ApiKeyRow {
+    /// Marks the row revoked at `at` and signs it again, when its MAC holds under `key`.
+    pub fn revoke(&mut self, at: SystemTime, key: &MacKey) -> Revocation {
+        if !self.mac_is_valid(key) {
+            return Revocation::Forged(self.id.clone());
+        }
+        if self.revoked_at_ms.is_some() {
+            return Revocation::AlreadyRevoked;
+        }
+        self.revoked_at_ms = Some(millis(at) as i64);
+        self.sign(key);
+        Revocation::Revoked
+    }
+
+    /// Signs the row under `new` when its MAC holds under `old` (a key rotation); a row that
+    /// does not verify now must not be blessed by the new key: it keeps its bad MAC, with a
+    /// warning, and false is returned.
+    pub fn resign(&mut self, old: &MacKey, new: &MacKey) -> bool {
+        if !self.mac_is_valid(old) {
+            warn_forged(&self.id);
+            return false;
+        }
+        self.sign(new);
+        true
+    }
+}
+
 /// The records of `rows` whose MAC holds under `key`; the others are left out with a warning.
 /// `same_key` runs only when some row fails: a key rotation by another process re-signs every
 /// row under the new key, and that must read as "restart with the new key", not as forgery.

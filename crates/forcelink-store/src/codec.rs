@@ -128,3 +128,23 @@ pub fn open_spec(key: &MasterKey, name: &ConnectionId, sealed: &[u8]) -> Result<
     serde_json::from_slice(&json)
         .map_err(|_| StoreError::Corrupt(format!("connection {name}: unreadable after decryption")))
 }
+
+/// A token set sealed with `old`, sealed again with `new` (what a key rotation does per row).
+pub(crate) fn reseal(
+    old: &MasterKey,
+    new: &MasterKey,
+    connection: &ConnectionId,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    Ok(seal(new, connection, &open(old, connection, sealed)?))
+}
+
+/// A connection spec sealed with `old`, sealed again with `new`.
+pub(crate) fn reseal_spec(
+    old: &MasterKey,
+    new: &MasterKey,
+    name: &ConnectionId,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    Ok(seal_spec(new, name, &open_spec(old, name, sealed)?))
+}

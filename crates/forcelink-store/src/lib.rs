@@ -43,6 +43,7 @@ pub mod pgconnect;
 pub mod postgres;
 pub mod registry;
 pub mod rotation;
+mod rows;
 pub mod scope;
 pub mod sqlite;
 

@@ -194,7 +194,7 @@ impl ConnectionStore for MemoryConnectionStore {
         Box::pin(async move {
             let mut st = self.state();
             if st.api_keys.contains_key(&key.id) {
-                return Err(StoreError::Unavailable(format!("an API key with id {} already exists", key.id)));
+                return Err(crate::rows::api_key_exists(&key.id));
             }
             st.api_keys.insert(key.id.clone(), key.clone());
             Ok(())

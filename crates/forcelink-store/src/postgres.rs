@@ -151,7 +151,7 @@ pub(crate) async fn reseal(
     old: &MasterKey,
     new: &MasterKey,
     before_commit: impl FnOnce() -> Result<(), OpenError>,
-) -> Result<crate::sqlite::ResealCounts, OpenError> {
+) -> Result<crate::rows::ResealCounts, OpenError> {
     let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
     let mut client = connect_client(url).await?;
     let tx = client.transaction().await.map_err(fail)?;
@@ -175,7 +175,7 @@ async fn reseal_in(
     old: &MasterKey,
     new: &MasterKey,
     before_commit: impl FnOnce() -> Result<(), OpenError>,
-) -> Result<crate::sqlite::ResealCounts, OpenError> {
+) -> Result<crate::rows::ResealCounts, OpenError> {
     let fail = |e: tokio_postgres::Error| OpenError::Postgres(format!("re-sealing the store: {e}"));
     // Blocks every writer (readers go on) until the commit; checked again under the lock, as
     // another rotation may have finished meanwhile.
