@@ -55,7 +55,7 @@ impl fmt::Debug for ApiKeySecret {
 
 /// Lowercase hex SHA-256 of a key's secret part, as stored.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// A new key: its text (shown once) and the record to store (which holds only the hash).

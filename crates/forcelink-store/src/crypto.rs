@@ -79,7 +79,7 @@ impl MasterKey {
 
     /// A short public name of the key (first 8 bytes of its SHA-256), to tell keys apart.
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.id)
     }
 
     /// The key that authenticates API-key rows, derived from this key (see [`MacKey`]).
@@ -186,7 +186,7 @@ impl MasterKey {
         }
         let id = &sealed[MAGIC.len()..MAGIC.len() + KEY_ID_LEN];
         if id != self.id {
-            return Err(OpenSealedError::WrongKey(id.iter().map(|b| format!("{b:02x}")).collect()));
+            return Err(OpenSealedError::WrongKey(hex::encode(id)));
         }
         let nonce = &sealed[MAGIC.len() + KEY_ID_LEN..header];
         Aes256Gcm::new(&self.key.into())
@@ -210,7 +210,7 @@ impl MacKey {
     /// The tag of `parts` as lowercase hex. Callers pass an unambiguous encoding (each field
     /// length-prefixed), so two different rows never give the same input.
     pub fn tag_hex(&self, parts: &[&[u8]]) -> String {
-        hmac_sha256(&self.0, parts).iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(hmac_sha256(&self.0, parts))
     }
 
     /// Whether `tag` (lowercase hex) is the tag of `parts`, compared in constant time.
@@ -248,7 +248,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
     let header = MAGIC.len() + KEY_ID_LEN;
     (sealed.len() >= header + NONCE_LEN && &sealed[..MAGIC.len()] == MAGIC)
-        .then(|| sealed[MAGIC.len()..header].iter().map(|b| format!("{b:02x}")).collect())
+        .then(|| hex::encode(&sealed[MAGIC.len()..header]))
 }
 
 /// Flushes a directory so a rename inside it survives a crash.

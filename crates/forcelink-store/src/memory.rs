@@ -4,7 +4,7 @@
 //! which connection so removing a connection removes them too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use forcelink_auth::Clock;
@@ -13,6 +13,7 @@ use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, Lease, LeaseHolder, StoredTokens, TokenStore};
 use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::connection::ConnectionSpec;
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
@@ -43,8 +44,8 @@ impl MemoryConnectionStore {
         Self { tokens: MemoryStore::new(clock.clone()), state: Arc::default(), clock }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 }
 

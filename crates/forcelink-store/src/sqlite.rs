@@ -28,11 +28,12 @@ mod schema;
 mod tokens;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use forcelink_auth::Clock;
 use forcelink_auth::error::StoreError;
+use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::OpenError;
@@ -110,7 +111,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut conn = inner.conn.lock();
             f(&mut conn, &inner)
         })
         .await
