@@ -5,7 +5,7 @@
 //! can guess it from the hash whatever the hashing speed, and a slow hash would only make every
 //! broker request slower.
 //!
-//! The databases keep each key as an [`ApiKeyRow`] with an HMAC-SHA256 over every field, under a
+//! The databases keep each key as an `ApiKeyRow` with an HMAC-SHA256 over every field, under a
 //! key derived from the master key: someone who can write to the database but does not hold the
 //! master key cannot plant a key (a row with the hash of a secret they chose) or widen one (more
 //! connections or capabilities, a revocation undone). A row whose MAC is missing or wrong is
@@ -42,6 +42,7 @@ const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 pub struct ApiKeySecret(String);
 
 impl ApiKeySecret {
+    /// The whole key text (`flk_<id>_<secret>`), to show once.
     pub fn secret(&self) -> &str {
         &self.0
     }
@@ -54,7 +55,7 @@ impl fmt::Debug for ApiKeySecret {
 }
 
 /// Lowercase hex SHA-256 of a key's secret part, as stored.
-pub fn hash_secret(secret: &str) -> String {
+pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 

@@ -8,7 +8,7 @@
 //! `env:NAME` or `file:PATH`, resolved only when a token is fetched.
 //!
 //! - `method`: [`Environment`], [`Method`] and each method's settings ([`FieldInfo`]).
-//! - `spec`: [`ConnectionSpec`], its fields ([`SECRET_FIELDS`], [`FIELD_NAMES`]) and sources.
+//! - `spec`: [`ConnectionSpec`], its fields ([`SECRET_FIELDS`], `FIELD_NAMES`) and sources.
 //! - `validate`: validation into a [`Connection`], the host rule and the edit rule
 //!   ([`ConnectionSpec::apply_edit`]).
 //! - `resolved`: [`Connection`] and [`AuthConfig`]: endpoints, audiences, app credentials.
@@ -25,9 +25,9 @@ mod validate;
 
 pub use method::{Environment, FieldInfo, Method};
 pub use resolved::{AuthConfig, Connection};
-pub use secret::{EnvLookup, SecretRef, SecretResolver};
+pub use secret::{SecretRef, SecretResolver};
 pub use source::SourceError;
-pub use spec::{ConnectionSpec, FIELD_NAMES, SECRET_FIELDS};
+pub use spec::{ConnectionSpec, SECRET_FIELDS};
 
 /// The API version a connection uses unless it names one.
 pub const DEFAULT_API_VERSION: &str = "64.0";
@@ -41,6 +41,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub struct ConfigError(pub String);
 
 impl ConfigError {
+    /// A configuration error saying `message`.
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
@@ -51,7 +52,7 @@ impl ConfigError {
 pub const DEFAULT_CALLBACK_URL: &str = "http://localhost:1717/OauthRedirect";
 
 /// `v59.0`, `59` and `59.0` all mean `59.0`.
-pub fn normalize_api_version(v: &str) -> String {
+pub(crate) fn normalize_api_version(v: &str) -> String {
     let v = v.trim().trim_start_matches(['v', 'V']);
     if v.contains('.') { v.to_owned() } else { format!("{v}.0") }
 }
@@ -75,6 +76,7 @@ pub fn validate_name(name: &str) -> Result<(), ConfigError> {
 mod tests {
     use forcelink_auth::UrlPolicy;
 
+    use super::spec::FIELD_NAMES;
     use super::*;
 
     fn spec(pairs: &[(&str, &str)]) -> ConnectionSpec {

@@ -40,6 +40,7 @@ pub struct MemoryConnectionStore {
 }
 
 impl MemoryConnectionStore {
+    /// An empty store on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self { tokens: MemoryStore::new(clock.clone()), state: Arc::default(), clock }
     }

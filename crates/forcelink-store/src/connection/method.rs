@@ -21,6 +21,7 @@ pub enum Environment {
 }
 
 impl Environment {
+    /// The text form (`production`, `sandbox`, `custom`).
     pub fn as_str(self) -> &'static str {
         match self {
             Environment::Production => "production",
@@ -43,7 +44,9 @@ impl Environment {
 pub enum Method {
     /// An instance URL and an access token obtained elsewhere.
     AccessToken,
+    /// Client credentials flow: the app acts as its run-as user.
     ClientCredentials,
+    /// JWT bearer flow: the app signs an assertion for a user with its private key.
     Jwt,
     /// Web server flow (authorization code + PKCE) at login; refresh token afterwards.
     Web,
@@ -54,9 +57,11 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order forms and help texts list them.
     pub const ALL: [Method; 6] =
         [Method::AccessToken, Method::ClientCredentials, Method::Jwt, Method::Web, Method::Device, Method::Password];
 
+    /// The text form (`access-token`, `client-credentials`, `jwt`, `web`, `device`, `password`).
     pub fn as_str(self) -> &'static str {
         match self {
             Method::AccessToken => "access-token",
@@ -68,6 +73,7 @@ impl Method {
         }
     }
 
+    /// The method named `s` (its text form), if any.
     pub fn parse(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.as_str() == s.trim())
     }
@@ -139,12 +145,15 @@ impl fmt::Display for Method {
 pub struct FieldInfo {
     /// The setting's name in every source (`client_id`…).
     pub name: &'static str,
+    /// What a form shows next to it.
     pub label: &'static str,
     /// Held sealed, written only, never shown.
     pub secret: bool,
+    /// The method cannot work without it.
     pub required: bool,
     /// `text`, `password`, `textarea` or `url`: how a form asks for it.
     pub kind: &'static str,
+    /// A line of help under the field; may be empty.
     pub hint: &'static str,
 }
 

@@ -15,42 +15,68 @@ use super::secret::{SecretRef, SecretResolver};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AuthConfig {
+    /// An access token obtained elsewhere, used until Salesforce refuses it.
     AccessToken {
+        /// The token (a value, or where to read it).
         access_token: SecretRef,
     },
+    /// The client credentials flow.
     ClientCredentials {
+        /// The connected app's consumer key.
         client_id: String,
+        /// The connected app's consumer secret.
         client_secret: SecretRef,
+        /// Scopes to ask for; the app's when `None`.
         scope: Option<String>,
     },
+    /// The JWT bearer flow.
     Jwt {
+        /// The connected app's consumer key.
         client_id: String,
+        /// The user the app acts as.
         username: String,
+        /// The key whose certificate is in the app (PEM).
         private_key: SecretRef,
         /// Not needed to sign in; when given, tokens are introspected to learn their expiry.
         client_secret: Option<SecretRef>,
     },
+    /// The web server flow at login; the refresh token afterwards.
     Web {
+        /// The connected app's consumer key.
         client_id: String,
+        /// The consumer secret; `None` for a public client.
         client_secret: Option<SecretRef>,
+        /// Scopes to ask for; `api refresh_token` when `None`.
         scope: Option<String>,
+        /// The loopback redirect URI registered in the app.
         callback_url: Url,
     },
+    /// The device flow at login; the refresh token afterwards.
     Device {
+        /// The connected app's consumer key.
         client_id: String,
+        /// The consumer secret, when the app has one.
         client_secret: Option<SecretRef>,
+        /// Scopes to ask for.
         scope: Option<String>,
     },
+    /// The username-password flow (legacy).
     Password {
+        /// The connected app's consumer key.
         client_id: String,
+        /// The consumer secret, when the app has one.
         client_secret: Option<SecretRef>,
+        /// The user signing in.
         username: String,
+        /// The user's password.
         password: SecretRef,
+        /// Appended to the password when the org asks for one.
         security_token: Option<SecretRef>,
     },
 }
 
 impl AuthConfig {
+    /// The method this configuration is for.
     pub fn method(&self) -> Method {
         match self {
             AuthConfig::AccessToken { .. } => Method::AccessToken,
@@ -62,6 +88,7 @@ impl AuthConfig {
         }
     }
 
+    /// The connected app's consumer key (`None` for an access token).
     pub fn client_id(&self) -> Option<&str> {
         match self {
             AuthConfig::AccessToken { .. } => None,
@@ -73,6 +100,7 @@ impl AuthConfig {
         }
     }
 
+    /// The consumer secret, when the method has one.
     pub fn client_secret(&self) -> Option<&SecretRef> {
         match self {
             AuthConfig::ClientCredentials { client_secret, .. } => Some(client_secret),
@@ -84,6 +112,7 @@ impl AuthConfig {
         }
     }
 
+    /// The scopes to ask for, for the methods that take them.
     pub fn scope(&self) -> Option<&str> {
         match self {
             AuthConfig::ClientCredentials { scope, .. }
@@ -97,18 +126,28 @@ impl AuthConfig {
 /// A validated connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
+    /// Its name, the key of everything stored.
     pub name: ConnectionId,
+    /// Where the org signs users in.
     pub environment: Environment,
+    /// The authorize endpoint's base URL (the environment's preset, or `login_url`).
     pub login_url: Url,
+    /// The token endpoint's base URL when it differs from the login URL.
     pub token_url: Option<Url>,
+    /// The JWT audience when set; else [`Connection::audiences`] tries the login then the token URL.
     pub audience: Option<String>,
+    /// The org's instance (an origin), when known before the first token.
     pub instance_url: Option<Url>,
+    /// The REST API version (`64.0`).
     pub api_version: String,
+    /// The org's session timeout: the lifetime of tokens whose expiry is not told.
     pub session_timeout: Option<Duration>,
+    /// What the auth method needs.
     pub auth: AuthConfig,
 }
 
 impl Connection {
+    /// The auth method.
     pub fn method(&self) -> Method {
         self.auth.method()
     }

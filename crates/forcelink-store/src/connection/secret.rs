@@ -10,12 +10,16 @@ use super::ConfigError;
 /// A secret, or where to find it. The text form is `env:NAME`, `file:PATH`, or the value itself.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SecretRef {
+    /// The secret itself (stored sealed, never shown).
     Value(String),
+    /// `env:NAME`: the value of an environment variable.
     Env(String),
+    /// `file:PATH`: the contents of a file (`~` is the home directory).
     File(PathBuf),
 }
 
 impl SecretRef {
+    /// The text form: `env:NAME`, `file:PATH`, or else the value itself.
     pub fn parse(text: &str) -> SecretRef {
         if let Some(name) = text.strip_prefix("env:") {
             SecretRef::Env(name.trim().to_owned())
@@ -27,7 +31,7 @@ impl SecretRef {
     }
 
     /// The text form; a value is returned as is (callers store it sealed, never print it).
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             SecretRef::Value(v) => v.clone(),
             SecretRef::Env(n) => format!("env:{n}"),
@@ -43,6 +47,7 @@ impl SecretRef {
         }
     }
 
+    /// Whether this holds the secret itself (rather than a reference).
     pub fn is_value(&self) -> bool {
         matches!(self, SecretRef::Value(_))
     }
@@ -57,9 +62,11 @@ impl fmt::Debug for SecretRef {
 /// Reads `env:` and `file:` secrets. Libraries take no ambient environment: the binary passes
 /// its environment in.
 /// Looks up one environment variable.
-pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+pub(crate) type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 #[derive(Clone)]
+/// Reads `env:` and `file:` secrets with the environment lookup the binary passes in
+/// (libraries take no ambient environment).
 pub struct SecretResolver {
     env: Arc<EnvLookup>,
 }
@@ -71,6 +78,7 @@ impl fmt::Debug for SecretResolver {
 }
 
 impl SecretResolver {
+    /// A resolver reading environment variables through `env`.
     pub fn new(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
         Self { env: Arc::new(env) }
     }

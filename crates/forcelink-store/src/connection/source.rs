@@ -174,7 +174,9 @@ impl TokenSource for Unresolved {
 #[non_exhaustive]
 pub enum SourceError {
     #[error(transparent)]
+    /// The connection's settings are wrong or a secret cannot be read.
     Config(#[from] ConfigError),
     #[error(transparent)]
+    /// The auth crate refused to build the source.
     Auth(#[from] AuthError),
 }

@@ -17,8 +17,10 @@ use super::{ConfigError, normalize_api_version, validate_name};
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the org signs users in; `custom` with a `login_url`, `production` when neither is set.
     pub environment: Option<Environment>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// How the connection signs in.
     pub method: Option<Method>,
     /// Where users sign in (authorize endpoint); preset by `environment`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,17 +35,22 @@ pub struct ConnectionSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The REST API version (`64.0`, `v64.0`, `64`); [`DEFAULT_API_VERSION`](super::DEFAULT_API_VERSION) when unset.
     pub api_version: Option<String>,
     /// The org's session timeout, used as token lifetime when introspection is unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_timeout_minutes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The connected app's consumer key.
     pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The connected app's consumer secret (secret).
     pub client_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The user (JWT bearer, username-password).
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The user's password (secret).
     pub password: Option<String>,
     /// Security token appended to the password (username-password flow).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,11 +59,13 @@ pub struct ConnectionSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// An access token obtained elsewhere (secret; `access-token` method).
     pub access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Scopes to ask for (space separated).
     pub scope: Option<String>,
     /// The web login's loopback redirect URI, as registered in the connected app; defaults to
-    /// [`DEFAULT_CALLBACK_URL`]. Port 0 takes any free port.
+    /// [`DEFAULT_CALLBACK_URL`](super::DEFAULT_CALLBACK_URL). Port 0 takes any free port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
 }
@@ -65,7 +74,7 @@ pub struct ConnectionSpec {
 pub const SECRET_FIELDS: [&str; 5] = ["client_secret", "password", "security_token", "private_key", "access_token"];
 
 /// Every field of a [`ConnectionSpec`], in its serialized names.
-pub const FIELD_NAMES: [&str; 17] = [
+pub(crate) const FIELD_NAMES: [&str; 17] = [
     "environment",
     "method",
     "login_url",

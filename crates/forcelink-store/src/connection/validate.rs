@@ -63,7 +63,7 @@ impl ConnectionSpec {
     }
 
     /// The secret fields that hold something.
-    pub fn secret_fields_set(&self) -> Vec<&'static str> {
+    pub(crate) fn secret_fields_set(&self) -> Vec<&'static str> {
         let v = serde_json::to_value(self).unwrap_or_default();
         SECRET_FIELDS.into_iter().filter(|f| v.get(*f).is_some_and(|x| !x.is_null())).collect()
     }
