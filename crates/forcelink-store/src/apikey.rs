@@ -5,7 +5,7 @@
 //! can guess it from the hash whatever the hashing speed, and a slow hash would only make every
 //! broker request slower.
 //!
-//! The databases keep each key as an [`ApiKeyRow`] with an HMAC-SHA256 over every field, under a
+//! The databases keep each key as an `ApiKeyRow` with an HMAC-SHA256 over every field, under a
 //! key derived from the master key: someone who can write to the database but does not hold the
 //! master key cannot plant a key (a row with the hash of a secret they chose) or widen one (more
 //! connections or capabilities, a revocation undone). A row whose MAC is missing or wrong is
@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::codec::{from_millis, millis};
 use crate::crypto::MacKey;
 use crate::registry::{ApiKeyRecord, ConnectionStore};
-use crate::scope::{Scope, Scopes};
+use crate::scope::Scopes;
 
 /// Every API key starts with this.
 pub const API_KEY_PREFIX: &str = "flk_";
@@ -32,8 +32,7 @@ pub const API_KEY_PREFIX: &str = "flk_";
 pub const API_KEY_ID_LEN: usize = 12;
 /// Random bytes of a key's secret part.
 pub const API_KEY_SECRET_BYTES: usize = 32;
-/// Lists of connections or capabilities containing this allow every one.
-pub const ANY: &str = "*";
+pub use crate::scope::ANY;
 
 /// Lowercase RFC 4648 base32: no `_` (the separator) and no look-alike case pairs.
 const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -43,6 +42,7 @@ const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 pub struct ApiKeySecret(String);
 
 impl ApiKeySecret {
+    /// The whole key text (`flk_<id>_<secret>`), to show once.
     pub fn secret(&self) -> &str {
         &self.0
     }
@@ -55,8 +55,8 @@ impl fmt::Debug for ApiKeySecret {
 }
 
 /// Lowercase hex SHA-256 of a key's secret part, as stored.
-pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+pub(crate) fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// A new key: its text (shown once) and the record to store (which holds only the hash).
@@ -200,13 +200,51 @@ impl ApiKeyRow {
         };
         Ok(RowCheck::Valid(ApiKeyRecord {
             connections: list("connections", &self.connections)?,
-            capabilities: crate::scope::Scopes::from_stored(&list("capabilities", &self.capabilities)?),
+            capabilities: Scopes::from_stored(&list("capabilities", &self.capabilities)?),
             secret_hash: self.secret_hash,
             label: self.label,
             created_at: from_millis(u64::try_from(self.created_at_ms).unwrap_or(0)),
             revoked_at: self.revoked_at_ms.map(|ms| from_millis(u64::try_from(ms).unwrap_or(0))),
             id,
         }))
+    }
+}
+
+/// What revoking a row found.
+pub(crate) enum Revocation {
+    /// The row now carries the revocation time and a new MAC: write it.
+    Revoked,
+    /// Revoked before: a second revocation keeps the first time, nothing to write.
+    AlreadyRevoked,
+    /// The MAC does not hold: re-signing would bless a planted row, so it stays as it is, and
+    /// absent (the id, for the warning).
+    Forged(String),
+}
+
+impl ApiKeyRow {
+    /// Marks the row revoked at `at` and signs it again, when its MAC holds under `key`.
+    pub fn revoke(&mut self, at: SystemTime, key: &MacKey) -> Revocation {
+        if !self.mac_is_valid(key) {
+            return Revocation::Forged(self.id.clone());
+        }
+        if self.revoked_at_ms.is_some() {
+            return Revocation::AlreadyRevoked;
+        }
+        self.revoked_at_ms = Some(millis(at) as i64);
+        self.sign(key);
+        Revocation::Revoked
+    }
+
+    /// Signs the row under `new` when its MAC holds under `old` (a key rotation); a row that
+    /// does not verify now must not be blessed by the new key: it keeps its bad MAC, with a
+    /// warning, and false is returned.
+    pub fn resign(&mut self, old: &MacKey, new: &MacKey) -> bool {
+        if !self.mac_is_valid(old) {
+            warn_forged(&self.id);
+            return false;
+        }
+        self.sign(new);
+        true
     }
 }
 
@@ -246,27 +284,10 @@ pub(crate) fn warn_forged(id: &str) {
     );
 }
 
-impl ApiKeyRecord {
-    /// Whether the key may use `scope` on `connection` (`*` allows every connection).
-    /// Revocation is [`verify`]'s job.
-    pub fn allows(&self, connection: &str, scope: Scope) -> bool {
-        self.allows_connection(connection) && self.capabilities.contains(scope)
-    }
-
-    /// Whether the key names `connection` (or every connection).
-    pub fn allows_connection(&self, connection: &str) -> bool {
-        self.connections.iter().any(|x| x == ANY || x == connection)
-    }
-
-    /// Whether the key is for every connection (`*`): only such keys manage keys and see metrics.
-    pub fn all_connections(&self) -> bool {
-        self.connections.iter().any(|x| x == ANY)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::Scope;
 
     #[test]
     fn keys_have_the_documented_shape_and_hide_in_debug() {

@@ -62,6 +62,8 @@ fn source_from(name: &str) -> LifetimeSource {
     }
 }
 
+/// Seals `set` for the row of `connection`: JSON (version 1), encrypted with `key`, the
+/// connection name as associated data.
 pub fn seal(key: &MasterKey, connection: &ConnectionId, set: &TokenSet) -> Vec<u8> {
     let v = SetV1 {
         access_token: set.access_token.secret().to_owned(),
@@ -82,6 +84,8 @@ pub fn seal(key: &MasterKey, connection: &ConnectionId, set: &TokenSet) -> Vec<u
     key.seal(&json, connection.as_str().as_bytes())
 }
 
+/// Opens a token set sealed by [`seal`] for the same connection; a value sealed with
+/// another key is `StoreError::Unavailable`, a damaged or moved one `StoreError::Corrupt`.
 pub fn open(key: &MasterKey, connection: &ConnectionId, sealed: &[u8]) -> Result<TokenSet, StoreError> {
     let json = key.open(sealed, connection.as_str().as_bytes()).map_err(|e| match e {
         OpenSealedError::WrongKey(_) => StoreError::Unavailable(format!("token set of {connection}: {e}")),
@@ -108,18 +112,19 @@ pub fn open(key: &MasterKey, connection: &ConnectionId, sealed: &[u8]) -> Result
 
 /// Associated data of a sealed connection spec: distinct from a token set's (the bare name), so
 /// neither can be swapped for the other, and bound to the connection's name.
-pub fn spec_aad(name: &ConnectionId) -> Vec<u8> {
+pub(crate) fn spec_aad(name: &ConnectionId) -> Vec<u8> {
     [b"connection-spec:".as_slice(), name.as_str().as_bytes()].concat()
 }
 
 /// The whole spec (secret values included) as JSON, sealed.
-pub fn seal_spec(key: &MasterKey, name: &ConnectionId, spec: &ConnectionSpec) -> Vec<u8> {
+pub(crate) fn seal_spec(key: &MasterKey, name: &ConnectionId, spec: &ConnectionSpec) -> Vec<u8> {
     // A spec holds only strings, numbers and enums: serialising cannot fail.
     let json = serde_json::to_vec(spec).unwrap_or_default();
     key.seal(&json, &spec_aad(name))
 }
 
-pub fn open_spec(key: &MasterKey, name: &ConnectionId, sealed: &[u8]) -> Result<ConnectionSpec, StoreError> {
+/// Opens a spec sealed by [`seal_spec`] for the connection `name`.
+pub(crate) fn open_spec(key: &MasterKey, name: &ConnectionId, sealed: &[u8]) -> Result<ConnectionSpec, StoreError> {
     let json = key.open(sealed, &spec_aad(name)).map_err(|e| match e {
         OpenSealedError::WrongKey(_) => StoreError::Unavailable(format!("connection {name}: {e}")),
         OpenSealedError::Damaged => StoreError::Corrupt(format!("connection {name}: {e}")),
@@ -127,4 +132,24 @@ pub fn open_spec(key: &MasterKey, name: &ConnectionId, sealed: &[u8]) -> Result<
     // The serde error is not shown: it could quote a secret value.
     serde_json::from_slice(&json)
         .map_err(|_| StoreError::Corrupt(format!("connection {name}: unreadable after decryption")))
+}
+
+/// A token set sealed with `old`, sealed again with `new` (what a key rotation does per row).
+pub(crate) fn reseal(
+    old: &MasterKey,
+    new: &MasterKey,
+    connection: &ConnectionId,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    Ok(seal(new, connection, &open(old, connection, sealed)?))
+}
+
+/// A connection spec sealed with `old`, sealed again with `new`.
+pub(crate) fn reseal_spec(
+    old: &MasterKey,
+    new: &MasterKey,
+    name: &ConnectionId,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    Ok(seal_spec(new, name, &open_spec(old, name, sealed)?))
 }

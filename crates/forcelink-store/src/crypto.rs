@@ -1,8 +1,8 @@
 //! Encryption at rest: AES-256-GCM with a random 96-bit nonce per value, bound to its row by
 //! associated data (the connection name), so a sealed value copied to another row does not open.
 //! Rows that are not secret but must not be forged (API keys) carry an HMAC-SHA256 under a key
-//! derived from the master key ([`MacKey`]). Files and directories the store creates are
-//! private to their owner ([`create_private_dir`], mode 0600 files).
+//! derived from the master key (`MacKey`). Files and directories the store creates are
+//! private to their owner (directories with mode 0700, files with mode 0600).
 
 use std::fmt;
 use std::io::Write;
@@ -43,12 +43,15 @@ impl fmt::Debug for MasterKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenSealedError {
     #[error("the value was encrypted with another master key (key id {0}); use that key or sign in again")]
+    /// Sealed with the key whose id is given, not this one.
     WrongKey(String),
     #[error("the value is damaged or was moved from another row")]
+    /// The value does not authenticate: changed, truncated, or sealed for another row.
     Damaged,
 }
 
 impl MasterKey {
+    /// The key from its 32 bytes; its id is the first 8 bytes of their SHA-256.
     pub fn from_bytes(key: [u8; 32]) -> Self {
         let digest = sha2::Sha256::digest(key);
         let mut id = [0u8; KEY_ID_LEN];
@@ -56,6 +59,7 @@ impl MasterKey {
         Self { key, id }
     }
 
+    /// A new random key (from the operating system's generator).
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
@@ -73,17 +77,18 @@ impl MasterKey {
         Ok(Self::from_bytes(key))
     }
 
+    /// The base64 form (what `FORCELINK_MASTER_KEY` and key files hold).
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.key)
     }
 
     /// A short public name of the key (first 8 bytes of its SHA-256), to tell keys apart.
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.id)
     }
 
     /// The key that authenticates API-key rows, derived from this key (see [`MacKey`]).
-    pub fn api_key_mac_key(&self) -> MacKey {
+    pub(crate) fn api_key_mac_key(&self) -> MacKey {
         MacKey(hmac_sha256(&self.key, &[API_KEY_MAC_LABEL]))
     }
 
@@ -159,11 +164,6 @@ impl MasterKey {
         }
     }
 
-    /// Whether `sealed` names this key in its header (a cheap check, no decryption).
-    pub fn sealed_this(&self, sealed: &[u8]) -> bool {
-        sealed_key_id(sealed).is_some_and(|id| id == self.id_hex())
-    }
-
     /// `MAGIC | key id | nonce | ciphertext+tag`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let cipher = Aes256Gcm::new(&self.key.into());
@@ -179,6 +179,7 @@ impl MasterKey {
         out
     }
 
+    /// Opens a value sealed by [`MasterKey::seal`] with the same associated data.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, OpenSealedError> {
         let header = MAGIC.len() + KEY_ID_LEN + NONCE_LEN;
         if sealed.len() < header || &sealed[..MAGIC.len()] != MAGIC {
@@ -186,7 +187,7 @@ impl MasterKey {
         }
         let id = &sealed[MAGIC.len()..MAGIC.len() + KEY_ID_LEN];
         if id != self.id {
-            return Err(OpenSealedError::WrongKey(id.iter().map(|b| format!("{b:02x}")).collect()));
+            return Err(OpenSealedError::WrongKey(hex::encode(id)));
         }
         let nonce = &sealed[MAGIC.len() + KEY_ID_LEN..header];
         Aes256Gcm::new(&self.key.into())
@@ -198,7 +199,7 @@ impl MasterKey {
 /// A key derived from the master key for one purpose, which authenticates rows with
 /// HMAC-SHA256 (RFC 2104). `Debug` prints `[redacted]`.
 #[derive(Clone)]
-pub struct MacKey([u8; 32]);
+pub(crate) struct MacKey([u8; 32]);
 
 impl fmt::Debug for MacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -209,12 +210,12 @@ impl fmt::Debug for MacKey {
 impl MacKey {
     /// The tag of `parts` as lowercase hex. Callers pass an unambiguous encoding (each field
     /// length-prefixed), so two different rows never give the same input.
-    pub fn tag_hex(&self, parts: &[&[u8]]) -> String {
-        hmac_sha256(&self.0, parts).iter().map(|b| format!("{b:02x}")).collect()
+    pub(crate) fn tag_hex(&self, parts: &[&[u8]]) -> String {
+        hex::encode(hmac_sha256(&self.0, parts))
     }
 
     /// Whether `tag` (lowercase hex) is the tag of `parts`, compared in constant time.
-    pub fn verify_hex(&self, parts: &[&[u8]], tag: &str) -> bool {
+    pub(crate) fn verify_hex(&self, parts: &[&[u8]], tag: &str) -> bool {
         use subtle::ConstantTimeEq;
         let expected = self.tag_hex(parts);
         expected.len() == tag.len() && bool::from(expected.as_bytes().ct_eq(tag.as_bytes()))
@@ -245,10 +246,10 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The id of the key that sealed `sealed` (from its header), when it is a sealed value at all.
-pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
+pub(crate) fn sealed_key_id(sealed: &[u8]) -> Option<String> {
     let header = MAGIC.len() + KEY_ID_LEN;
     (sealed.len() >= header + NONCE_LEN && &sealed[..MAGIC.len()] == MAGIC)
-        .then(|| sealed[MAGIC.len()..header].iter().map(|b| format!("{b:02x}")).collect())
+        .then(|| hex::encode(&sealed[MAGIC.len()..header]))
 }
 
 /// Flushes a directory so a rename inside it survives a crash.

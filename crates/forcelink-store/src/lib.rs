@@ -2,18 +2,51 @@
 //! broker's API keys — in memory, in a SQLite file (the default) or in PostgreSQL — with every
 //! secret encrypted at rest.
 //!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use forcelink_auth::{ConnectionId, SystemClock};
+//! use forcelink_store::{ConnectionSpec, ConnectionStore, MasterKey, Method, PutMode, PutOutcome, SqliteStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! // The master key seals every secret; keep it (a key file, or FORCELINK_MASTER_KEY).
+//! let key = MasterKey::generate();
+//! let store = SqliteStore::open(&dir.path().join("forcelink.db"), key, Arc::new(SystemClock))?;
+//!
+//! let mut spec = ConnectionSpec { method: Some(Method::ClientCredentials), ..ConnectionSpec::default() };
+//! spec.set_field("login_url", "https://acme.my.salesforce.com")?;
+//! spec.set_field("client_id", "3MVG9-consumer-key")?;
+//! spec.set_field("client_secret", "env:ACME_CLIENT_SECRET")?;
+//! let name = ConnectionId::new("acme");
+//! assert_eq!(store.put_connection(&name, &spec, PutMode::Create).await?, PutOutcome::Created);
+//!
+//! let saved = store.connection(&name).await?.expect("just saved");
+//! assert_eq!(saved.spec, spec);
+//! let connection = saved.spec.resolve(name.as_str())?;
+//! assert_eq!(connection.method(), Method::ClientCredentials);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! - [`open`]: [`open_store`], the one way in for the CLI and the broker: a [`StoreLocation`]
 //!   (`sqlite:PATH`, a path, or `postgres://…`) and a [`KeySource`] (`FORCELINK_MASTER_KEY`'s
 //!   base64, or a key file) give an `Arc<dyn ConnectionStore>`; a key other than the one that
 //!   sealed the store is refused on open, naming both key ids.
 //! - [`registry`]: the [`ConnectionStore`] port (connections, audit log, API keys) on top of
-//!   forcelink-auth's [`TokenStore`] port (token sets, renewal leases, approvals).
+//!   forcelink-auth's [`TokenStore`] port (token sets, renewal leases, approvals), and the
+//!   records it keeps ([`StoredConnection`], [`AuditEntry`], [`ApiKeyRecord`]).
 //! - [`memory`]: [`MemoryConnectionStore`], for tests and in-process use.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL; several processes on one file).
 //! - [`postgres`]: [`PostgresStore`], for several broker replicas (`forcelink_` tables).
-//! - [`pgconnect`]: how it connects: `sslmode` (`disable`, `prefer` (default), `require`,
-//!   `verify-ca`, `verify-full`) and `sslrootcert` over rustls, and the URL shown without its
-//!   password.
+//!   Both databases are split the same way: `schema` (versions, migrations), `tokens` (token
+//!   sets, leases, approvals), `records` (connections, audit log), `apikeys`, `rekey`.
+//! - `rows`: what both databases decide about a row whatever their SQL (times, connection,
+//!   audit and approval rows, the lease rule, the compare-and-swap version, the key-id check).
+//! - [`pgconnect`]: how PostgreSQL is reached: `sslmode` (`disable`, `prefer` (default),
+//!   `require`, `verify-ca`, `verify-full`) and `sslrootcert` over rustls, and the URL shown
+//!   without its password.
 //! - [`crypto`]: the [`MasterKey`] (AES-256-GCM), the MAC key derived from it for API-key rows,
 //!   the key file created with mode 0600 and directories created with mode 0700.
 //! - [`codec`]: token sets and connection specs as the sealed bytes the databases keep, each
@@ -23,7 +56,7 @@
 //! - [`apikey`]: broker API keys (`flk_<id>_<secret>`): generated, stored as a hash in a row
 //!   signed with a MAC (a row planted or altered without the master key is ignored), verified.
 //! - [`scope`]: [`Scope`] and [`Scopes`] (what a key may do) and [`AuditAction`] (what the
-//!   audit log records), shared by the CLI and the broker.
+//!   audit log records), shared by the CLI and the broker; the bottom of the crate's modules.
 //! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
 //!   a [`Connection`] that builds its token source); secrets as values or `env:`/`file:` refs.
 //!
@@ -32,6 +65,8 @@
 //! Each records its schema version and migrates on open, refusing a newer one.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
+
+#![warn(missing_docs)]
 
 pub mod apikey;
 pub mod codec;
@@ -43,6 +78,7 @@ pub mod pgconnect;
 pub mod postgres;
 pub mod registry;
 pub mod rotation;
+mod rows;
 pub mod scope;
 pub mod sqlite;
 
@@ -65,10 +101,18 @@ pub use sqlite::SqliteStore;
 #[non_exhaustive]
 pub enum OpenError {
     #[error("master key: {0}")]
+    /// The master key is missing, malformed, not private, or not the store's.
     Key(String),
     #[error("opening the SQLite store {path}: {message}")]
-    Sqlite { path: String, message: String },
+    /// The SQLite store at `path` could not be opened or migrated.
+    Sqlite {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     #[error("connecting to PostgreSQL: {0}")]
+    /// The PostgreSQL store could not be reached, or its tables not created or migrated.
     Postgres(String),
 }
 

@@ -4,7 +4,7 @@
 //! which connection so removing a connection removes them too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use forcelink_auth::Clock;
@@ -13,6 +13,7 @@ use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, Lease, LeaseHolder, StoredTokens, TokenStore};
 use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::connection::ConnectionSpec;
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
@@ -39,12 +40,13 @@ pub struct MemoryConnectionStore {
 }
 
 impl MemoryConnectionStore {
+    /// An empty store on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self { tokens: MemoryStore::new(clock.clone()), state: Arc::default(), clock }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 }
 
@@ -194,7 +196,7 @@ impl ConnectionStore for MemoryConnectionStore {
         Box::pin(async move {
             let mut st = self.state();
             if st.api_keys.contains_key(&key.id) {
-                return Err(StoreError::Unavailable(format!("an API key with id {} already exists", key.id)));
+                return Err(crate::rows::api_key_exists(&key.id));
             }
             st.api_keys.insert(key.id.clone(), key.clone());
             Ok(())

@@ -5,9 +5,9 @@
 //! - [`PgTarget`]: a `postgres://` URL parsed into tokio-postgres's config, the TLS mode and the
 //!   CA file (`sslrootcert`); these two are taken out of the URL before tokio-postgres parses
 //!   it, as it refuses `verify-ca`, `verify-full` and `sslrootcert`.
-//! - [`RustlsConnect`]: tokio-postgres's `MakeTlsConnect` over tokio-rustls (ring, no OpenSSL),
+//! - `RustlsConnect`: tokio-postgres's `MakeTlsConnect` over tokio-rustls (ring, no OpenSSL),
 //!   with the certificate check each mode asks for.
-//! - [`redact_url`]: the URL with its userinfo password and `password=` parameter replaced.
+//! - `redact_url`: the URL with its userinfo password and `password=` parameter replaced.
 //!
 //! What each mode does (libpq's meaning, <https://www.postgresql.org/docs/current/libpq-ssl.html>):
 //! - `disable`: never TLS.
@@ -57,14 +57,20 @@ const SSLROOTCERT: &str = "sslrootcert";
 /// libpq's `sslmode` (see the module docs for what each does here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
+    /// Never TLS.
     Disable,
+    /// TLS when the server offers it, unchecked (libpq's default).
     Prefer,
+    /// TLS or nothing; checked only with `sslrootcert`.
     Require,
+    /// TLS; the certificate must chain to a trusted root.
     VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host.
     VerifyFull,
 }
 
 impl SslMode {
+    /// The mode named `text` (libpq's spelling).
     pub fn parse(text: &str) -> Option<SslMode> {
         Some(match text {
             "disable" => SslMode::Disable,
@@ -76,6 +82,7 @@ impl SslMode {
         })
     }
 
+    /// libpq's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -103,6 +110,7 @@ impl fmt::Display for SslMode {
 pub struct PgTarget {
     /// tokio-postgres's settings (everything but the TLS parameters); holds the password.
     config: tokio_postgres::Config,
+    /// The TLS mode (`sslmode`, [`DEFAULT_SSL_MODE`] when absent).
     pub ssl_mode: SslMode,
     /// `sslrootcert`, unless it is `system` (the built-in roots).
     pub root_cert: Option<PathBuf>,
@@ -267,7 +275,7 @@ fn userinfo_password_span(url: &str) -> Option<(usize, usize)> {
 
 /// `postgres://user:secret@host/db?password=secret` → `postgres://user:redacted@host/db?password=redacted`,
 /// for messages and output. Works on the text, so a URL no parser accepts is redacted too.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let mut out = match userinfo_password_span(url) {
         Some((start, end)) => format!("{}redacted{}", &url[..start], &url[end..]),
         None => url.to_owned(),
@@ -289,7 +297,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// tokio-postgres's TLS hook over tokio-rustls: one client configuration per store target.
 #[derive(Clone)]
-pub struct RustlsConnect {
+pub(crate) struct RustlsConnect {
     config: Arc<ClientConfig>,
 }
 
@@ -465,7 +473,7 @@ where
 
 /// One handshake with one server.
 #[derive(Debug)]
-pub struct RustlsConnector {
+pub(crate) struct RustlsConnector {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
 }
@@ -488,7 +496,7 @@ where
 
 /// A TLS connection to the server.
 #[derive(Debug)]
-pub struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+pub(crate) struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {

@@ -10,14 +10,18 @@ use forcelink_auth::store::{ConnectionId, TokenStore};
 use futures_util::future::BoxFuture;
 
 use crate::connection::ConnectionSpec;
-use crate::scope::{AuditAction, Scopes};
+use crate::scope::{ANY, AuditAction, Scope, Scopes};
 
 /// A connection as the store keeps it (the whole spec is sealed at rest: it may hold secrets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredConnection {
+    /// Its name.
     pub name: ConnectionId,
+    /// Its settings, secrets included.
     pub spec: ConnectionSpec,
+    /// When it was first saved.
     pub created_at: SystemTime,
+    /// When it was last saved.
     pub updated_at: SystemTime,
 }
 
@@ -31,16 +35,22 @@ pub enum PutMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `put_connection` did.
 pub enum PutOutcome {
+    /// The name was free: saved.
     Created,
+    /// The name was taken: replaced (upsert).
     Replaced,
+    /// The name was taken and the mode was [`PutMode::Create`]: nothing changed.
     AlreadyExists,
 }
 
 /// One line of the audit log: who received which connection's token (or changed it), when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// When it happened.
     pub at: SystemTime,
+    /// The connection it concerns.
     pub connection: ConnectionId,
     /// Who acted: `cli:<user>@<host>`, `api-key:<id>`, `web:<session>`…
     pub actor: String,
@@ -57,12 +67,15 @@ pub struct ApiKeyRecord {
     pub id: String,
     /// Lowercase hex SHA-256 of the secret part.
     pub secret_hash: String,
+    /// What the key is for, as its creator put it.
     pub label: String,
     /// Connection names it may use; `*` means all.
     pub connections: Vec<String>,
     /// What it may do on those connections.
     pub capabilities: Scopes,
+    /// When it was created.
     pub created_at: SystemTime,
+    /// When it was revoked, if it was.
     pub revoked_at: Option<SystemTime>,
 }
 
@@ -78,7 +91,29 @@ impl fmt::Debug for ApiKeyRecord {
     }
 }
 
+impl ApiKeyRecord {
+    /// Whether the key may use `scope` on `connection` (`*` allows every connection).
+    /// Revocation is [`crate::apikey::verify`]'s job.
+    pub fn allows(&self, connection: &str, scope: Scope) -> bool {
+        self.allows_connection(connection) && self.capabilities.contains(scope)
+    }
+
+    /// Whether the key names `connection` (or every connection).
+    pub fn allows_connection(&self, connection: &str) -> bool {
+        self.connections.iter().any(|x| x == ANY || x == connection)
+    }
+
+    /// Whether the key is for every connection (`*`): only such keys manage keys and see metrics.
+    pub fn all_connections(&self) -> bool {
+        self.connections.iter().any(|x| x == ANY)
+    }
+}
+
+/// Where connections, the audit log and the broker's API keys live, next to the token sets of
+/// forcelink-auth's [`TokenStore`]; every adapter (memory, SQLite, PostgreSQL) implements both.
 pub trait ConnectionStore: TokenStore {
+    /// Saves `spec` as the connection `name` (sealed in the databases); `mode` says whether an
+    /// existing one may be replaced.
     fn put_connection<'a>(
         &'a self,
         name: &'a ConnectionId,
@@ -86,6 +121,7 @@ pub trait ConnectionStore: TokenStore {
         mode: PutMode,
     ) -> BoxFuture<'a, Result<PutOutcome, StoreError>>;
 
+    /// The connection `name`, if saved.
     fn connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<StoredConnection>, StoreError>>;
 
     /// Every connection, by name.
@@ -94,6 +130,7 @@ pub trait ConnectionStore: TokenStore {
     /// Removes the connection with its token set, lease and approvals; false when unknown.
     fn remove_connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Appends an entry to the audit log.
     fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Newest first, at most `limit`, only `connection`'s when given.

@@ -30,6 +30,7 @@ use crate::{OpenError, PostgresStore, SqliteStore};
 pub struct NewKeyText(String);
 
 impl NewKeyText {
+    /// The key's base64 text, to show once.
     pub fn secret(&self) -> &str {
         &self.0
     }
@@ -44,7 +45,9 @@ impl fmt::Debug for NewKeyText {
 /// What a rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotateReport {
+    /// The id of the key the store was sealed with.
     pub old_key_id: String,
+    /// The id of the key it is sealed with now.
     pub new_key_id: String,
     /// Token sets re-sealed.
     pub token_sets: usize,

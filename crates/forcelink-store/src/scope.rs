@@ -6,6 +6,9 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// Lists of connections or capabilities containing this allow every one.
+pub const ANY: &str = "*";
+
 /// A capability an API key can hold for its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -21,8 +24,10 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope.
     pub const ALL: [Scope; 4] = [Scope::Token, Scope::Proxy, Scope::Actions, Scope::Admin];
 
+    /// The text form (`token`, `proxy`, `actions`, `admin`).
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Token => "token",
@@ -32,6 +37,7 @@ impl Scope {
         }
     }
 
+    /// The scope named `text`, if any.
     pub fn parse(text: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|s| s.as_str() == text.trim())
     }
@@ -46,11 +52,14 @@ impl fmt::Display for Scope {
 /// The scopes of a key: every one (`*`, including scopes added by later versions) or a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scopes {
+    /// Every scope (`*`), including scopes later versions add.
     All,
+    /// Exactly these scopes.
     Only(BTreeSet<Scope>),
 }
 
 impl Scopes {
+    /// Whether `scope` is among them.
     pub fn contains(&self, scope: Scope) -> bool {
         match self {
             Scopes::All => true,
@@ -63,7 +72,7 @@ impl Scopes {
         let mut set = BTreeSet::new();
         for item in items {
             let item = item.as_ref().trim();
-            if item == crate::apikey::ANY {
+            if item == ANY {
                 return Ok(Scopes::All);
             }
             match Scope::parse(item) {
@@ -83,7 +92,7 @@ impl Scopes {
 
     /// As stored: names a version that does not know them skips (granting less, never more).
     pub(crate) fn from_stored(items: &[String]) -> Scopes {
-        if items.iter().any(|i| i == crate::apikey::ANY) {
+        if items.iter().any(|i| i == ANY) {
             return Scopes::All;
         }
         Scopes::Only(items.iter().filter_map(|i| Scope::parse(i)).collect())
@@ -92,7 +101,7 @@ impl Scopes {
     /// The text forms, as stored and shown.
     pub fn to_strings(&self) -> Vec<String> {
         match self {
-            Scopes::All => vec![crate::apikey::ANY.to_owned()],
+            Scopes::All => vec![ANY.to_owned()],
             Scopes::Only(set) => set.iter().map(|s| s.as_str().to_owned()).collect(),
         }
     }
@@ -117,10 +126,13 @@ pub enum AuditAction {
     Login,
     /// The connection's tokens were revoked and forgotten.
     Logout,
+    /// A connection was saved for the first time.
     ConnectionCreated,
     /// Settings changed (`detail`: the names of the changed fields, never values).
     ConnectionUpdated,
+    /// A connection was removed.
     ConnectionDeleted,
+    /// A connection's sign-in was tested.
     ConnectionTested,
     /// A ready-made action ran: `action.<name>`.
     Action(String),
@@ -128,16 +140,20 @@ pub enum AuditAction {
     ProxyRequest,
     /// Someone signed in to the broker's web page.
     WebSignIn,
+    /// Someone signed out of the broker's web page.
     WebSignOut,
     /// A request presented a key that is unknown, malformed, revoked or not allowed.
     KeyRefused,
+    /// An API key was created.
     ApiKeyCreated,
+    /// An API key was revoked.
     ApiKeyRevoked,
     /// Written by another version: kept as is.
     Other(String),
 }
 
 impl AuditAction {
+    /// The text form, as stored and shown.
     pub fn as_str(&self) -> Cow<'static, str> {
         Cow::Borrowed(match self {
             AuditAction::TokenIssued => "token.issued",

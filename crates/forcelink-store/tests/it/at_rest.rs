@@ -61,7 +61,7 @@ fn secrets(api_key: &ApiKeySecret) -> Vec<String> {
 }
 
 fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    hex::encode(s)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

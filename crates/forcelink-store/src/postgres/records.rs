@@ -1,0 +1,183 @@
+//! Connections (sealed specs), the audit log and API keys: the [`ConnectionStore`] half of
+//! [`PostgresStore`].
+
+use std::time::SystemTime;
+
+use forcelink_auth::error::StoreError;
+use forcelink_auth::store::ConnectionId;
+use futures_util::future::BoxFuture;
+
+use super::{PostgresStore, SAME_KEY, db_err};
+use crate::codec;
+use crate::connection::ConnectionSpec;
+use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
+use crate::rows::{audit_entry, db_millis, stored_connection};
+
+impl PostgresStore {
+    fn connection_row(&self, r: &tokio_postgres::Row) -> Result<StoredConnection, StoreError> {
+        stored_connection(&self.inner.key, r.get(0), &r.get::<_, Vec<u8>>(1), r.get(2), r.get(3))
+    }
+}
+
+impl ConnectionStore for PostgresStore {
+    fn put_connection<'a>(
+        &'a self,
+        name: &'a ConnectionId,
+        spec: &'a ConnectionSpec,
+        mode: PutMode,
+    ) -> BoxFuture<'a, Result<PutOutcome, StoreError>> {
+        Box::pin(async move {
+            let sealed = codec::seal_spec(&self.inner.key, name, spec);
+            let key_id = self.inner.key.id_hex();
+            let client = &self.inner.client;
+            let insert = || async {
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO forcelink_connections (name, sealed, created_at_ms, updated_at_ms)
+                             SELECT $1, $2, $3, $3 WHERE {SAME_KEY} $4) ON CONFLICT (name) DO NOTHING"
+                        ),
+                        &[&name.as_str(), &sealed, &db_millis(self.inner.clock.now()), &key_id],
+                    )
+                    .await
+                    .map_err(db_err)
+            };
+            // Single statements, no transaction: the store's one connection is shared by every
+            // task. Another writer may come in between them; the loop settles within a round.
+            for _ in 0..3 {
+                if mode == PutMode::Upsert {
+                    let replaced = client
+                        .execute(
+                            &format!(
+                                "UPDATE forcelink_connections SET sealed = $1, updated_at_ms = $2
+                                 WHERE name = $3 AND {SAME_KEY} $4)"
+                            ),
+                            &[&sealed, &db_millis(self.inner.clock.now()), &name.as_str(), &key_id],
+                        )
+                        .await
+                        .map_err(db_err)?;
+                    if replaced == 1 {
+                        return Ok(PutOutcome::Replaced);
+                    }
+                }
+                if insert().await? == 1 {
+                    return Ok(PutOutcome::Created);
+                }
+                self.check_same_key().await?;
+                if mode == PutMode::Create {
+                    return Ok(PutOutcome::AlreadyExists);
+                }
+            }
+            Err(StoreError::Unavailable(format!("connection {name} kept changing while being written; try again")))
+        })
+    }
+
+    fn connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<StoredConnection>, StoreError>> {
+        Box::pin(async move {
+            let row = self
+                .inner
+                .client
+                .query_opt(
+                    "SELECT name, sealed, created_at_ms, updated_at_ms FROM forcelink_connections WHERE name = $1",
+                    &[&name.as_str()],
+                )
+                .await
+                .map_err(db_err)?;
+            row.map(|r| self.connection_row(&r)).transpose()
+        })
+    }
+
+    fn connections(&self) -> BoxFuture<'_, Result<Vec<StoredConnection>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .inner
+                .client
+                .query(
+                    "SELECT name, sealed, created_at_ms, updated_at_ms FROM forcelink_connections ORDER BY name",
+                    &[],
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(|r| self.connection_row(r)).collect()
+        })
+    }
+
+    fn remove_connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            // One statement, so one transaction: every part goes, or none does.
+            let row = self
+                .inner
+                .client
+                .query_one(
+                    "WITH c AS (DELETE FROM forcelink_connections WHERE name = $1 RETURNING 1),
+                          t AS (DELETE FROM forcelink_token_sets WHERE connection = $1),
+                          l AS (DELETE FROM forcelink_leases WHERE connection = $1),
+                          a AS (DELETE FROM forcelink_approvals WHERE connection = $1)
+                     SELECT count(*) FROM c",
+                    &[&name.as_str()],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(row.get::<_, i64>(0) > 0)
+        })
+    }
+
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.inner
+                .client
+                .execute(
+                    "INSERT INTO forcelink_audit_log (at_ms, connection, actor, action, detail)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &db_millis(entry.at),
+                        &entry.connection.as_str(),
+                        &entry.actor,
+                        &entry.action.as_str().as_ref(),
+                        &entry.detail,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn audit<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
+        Box::pin(async move {
+            let connection = connection.map(ConnectionId::as_str);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self
+                .inner
+                .client
+                .query(
+                    "SELECT at_ms, connection, actor, action, detail FROM forcelink_audit_log
+                     WHERE $1::TEXT IS NULL OR connection = $1 ORDER BY at_ms DESC, id DESC LIMIT $2",
+                    &[&connection, &limit],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(rows.iter().map(|r| audit_entry(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
+        })
+    }
+
+    fn put_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.insert_api_key(key))
+    }
+
+    fn api_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.read_api_keys(Some(id)).await?.into_iter().next()) })
+    }
+
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        Box::pin(self.read_api_keys(None))
+    }
+
+    fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.revoke_api_key_row(id, at))
+    }
+}
