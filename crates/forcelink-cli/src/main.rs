@@ -6,6 +6,7 @@
 
 mod commands;
 mod failure;
+mod outcome;
 mod output;
 mod settings;
 
@@ -178,7 +179,7 @@ async fn run_command(
     settings: &settings::Settings,
     command: Command,
     json: bool,
-) -> Result<commands::Outcome, failure::Failure> {
+) -> Result<outcome::Outcome, failure::Failure> {
     match command {
         Command::Connection(c) => commands::connection::run(settings, c).await,
         Command::Login(c) => commands::login::run(settings, *c).await,

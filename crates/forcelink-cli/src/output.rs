@@ -63,7 +63,7 @@ pub(crate) fn playground_summary(info: &PlaygroundInfo, info_file: Option<&Path>
 
 /// A command's result: `{"status": 0, "result": …, "warnings": […]}` with `--json`, else its
 /// human text on stdout and warnings on stderr.
-pub(crate) fn outcome(json_mode: bool, outcome: crate::commands::Outcome) {
+pub(crate) fn outcome(json_mode: bool, outcome: crate::outcome::Outcome) {
     if outcome.streamed {
         for w in &outcome.warnings {
             eprintln!("warning: {w}");

@@ -12,8 +12,9 @@ use forcelink_store::{AuthConfig, Connection, Environment, Method};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Opened, Outcome, token_cache};
+use super::{Opened, token_cache};
 use crate::failure::{Failure, Kind};
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 /// Clock skew that starts to matter: JWT assertions live at most 3 minutes.

@@ -17,8 +17,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::query::ConnectionArg;
-use super::{Opened, Outcome, api_client, open_connection, token_cache};
+use super::{Opened, api_client, open_connection, token_cache};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 

@@ -7,8 +7,9 @@ use forcelink_client::openapi::{self, GeneratorOptions};
 use serde_json::json;
 
 use super::query::ConnectionArg;
-use super::{Outcome, api_client, open_connection};
+use super::{api_client, open_connection};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]

@@ -14,8 +14,9 @@ use forcelink_auth::{AppCredentials, ConnectionId, TokenSet};
 use forcelink_store::{AuthConfig, Connection, ConnectionSpec, Method, PutMode};
 use serde_json::json;
 
-use super::{ConnectionFlags, Opened, Outcome, audit, prompt_missing, token_cache};
+use super::{ConnectionFlags, Opened, audit, prompt_missing, token_cache};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::{Origin, Settings};
 
 /// Scopes asked for in interactive logins when the connection names none: API access and a

@@ -1,5 +1,6 @@
-//! The commands. Each returns an [`Outcome`] (JSON result, human text, warnings) or a
-//! [`Failure`]; `main` prints either through `output`.
+//! The commands, one module per command group. Each returns an
+//! [`Outcome`](crate::outcome::Outcome) (JSON result, human text, warnings) or a [`Failure`];
+//! `main` prints either through `output`.
 
 pub mod apikey;
 pub mod bulk;
@@ -27,32 +28,6 @@ use forcelink_store::{AuditEntry, Connection, ConnectionSpec, ConnectionStore, E
 
 use crate::failure::Failure;
 use crate::settings::Settings;
-
-/// What a successful command reports.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub result: serde_json::Value,
-    pub human: String,
-    pub warnings: Vec<String>,
-    /// Exit code; non-zero for reports that found problems (`doctor`).
-    pub exit: u8,
-    /// The command wrote its output to stdout itself, as it went (record streams).
-    pub streamed: bool,
-}
-
-impl Outcome {
-    pub fn new(result: serde_json::Value, human: impl Into<String>) -> Self {
-        Self { result, human: human.into(), warnings: Vec::new(), exit: 0, streamed: false }
-    }
-    /// For commands that printed their output while it arrived.
-    pub fn streamed() -> Self {
-        Self { streamed: true, ..Self::default() }
-    }
-    pub fn warn(mut self, w: impl Into<String>) -> Self {
-        self.warnings.push(w.into());
-        self
-    }
-}
 
 /// Connection settings as flags (shared by `connection add` and `login …`). Secret flags take
 /// the value, `env:NAME`, `file:PATH`, or `-` to read it from standard input.

@@ -8,8 +8,9 @@ use std::io::Write;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, api_client, open_connection};
+use super::{api_client, open_connection};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 

@@ -9,8 +9,9 @@ use std::io::Read;
 use serde_json::{Map, Value, json};
 
 use super::query::ConnectionArg;
-use super::{Outcome, api_client, open_connection};
+use super::{api_client, open_connection};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 

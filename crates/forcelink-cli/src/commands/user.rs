@@ -11,8 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::query::ConnectionArg;
 use super::sobject::{Values, read_data};
-use super::{Outcome, api_client, audit, open_connection};
+use super::{api_client, audit, open_connection};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]
