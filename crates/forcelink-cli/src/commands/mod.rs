@@ -291,8 +291,12 @@ pub async fn audit(
     }
 }
 
-// Times in JSON and for people: the broker's RFC 3339 (UTC, seconds) formatter.
-pub use forcelink_broker::time::rfc3339;
+/// A time as JSON results and people see it: RFC 3339 in UTC, whole seconds
+/// (`2026-01-31T12:00:00Z`); times before 1970 show as the epoch.
+pub fn rfc3339(t: SystemTime) -> String {
+    let seconds = jiff::Timestamp::try_from(t).map(|ts| ts.as_second()).unwrap_or(0).max(0);
+    jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
+}
 
 /// What is known about a stored token set, safe to print.
 pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Value {
@@ -342,4 +346,19 @@ pub async fn api_check(token: &forcelink_auth::Token, api_version: &str) -> Resu
 /// An instance URL without its trailing slash, ready for `…/services/…`.
 pub fn base_url(url: &url::Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::rfc3339;
+
+    #[test]
+    fn times_show_as_rfc3339_in_utc_with_whole_seconds() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let leap_day = SystemTime::UNIX_EPOCH + Duration::from_millis(1_709_210_096_750);
+        assert_eq!(rfc3339(leap_day), "2024-02-29T12:34:56Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00Z");
+    }
 }
