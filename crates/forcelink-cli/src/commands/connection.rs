@@ -9,7 +9,8 @@ use forcelink_auth::identity::IdentityClient;
 use forcelink_store::{Method, PutMode, PutOutcome};
 use serde_json::json;
 
-use super::{ConnectionFlags, audit, open_connection, prompt_missing, token_cache, token_status};
+use super::flags::ConnectionFlags;
+use super::{audit, open_connection, prompt_missing, token_cache, token_status};
 use crate::failure::Failure;
 use crate::outcome::Outcome;
 use crate::settings::{Origin, Settings};
