@@ -53,10 +53,11 @@ pub struct ScopeFlag {
     pub scope: Option<String>,
 }
 
-/// The Salesforce user: JWT bearer and username-password.
+/// The Salesforce user: JWT bearer, username-password, and the web login's hint.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct UserFlag {
-    /// The Salesforce username (the JWT's subject, or who signs in with a password).
+    /// The Salesforce username (the JWT's subject, who signs in with a password, or the web
+    /// login's hint).
     #[arg(long)]
     pub username: Option<String>,
 }

@@ -64,6 +64,9 @@ pub struct WebLogin {
     pub login: LoginArgs,
     #[command(flatten)]
     pub app: AppFlags,
+    // Passed to Salesforce as a login hint.
+    #[command(flatten)]
+    pub user: UserFlag,
     #[command(flatten)]
     pub scope: ScopeFlag,
     #[command(flatten)]
@@ -139,7 +142,13 @@ impl LoginCommand {
                 Method::Web,
                 part(
                     a.login,
-                    ConnectionFlags { app: a.app, scope: a.scope, callback: a.callback, ..Default::default() },
+                    ConnectionFlags {
+                        app: a.app,
+                        user: a.user,
+                        scope: a.scope,
+                        callback: a.callback,
+                        ..Default::default()
+                    },
                 ),
                 Some(WebOptions { no_browser: a.no_browser, timeout: a.timeout }),
             ),

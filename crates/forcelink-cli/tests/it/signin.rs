@@ -252,10 +252,10 @@ async fn login_method_help_lists_only_that_methods_options() {
         assert!(!jwt.contains(other), "login jwt --help shows {other}: {jwt}");
     }
     let web = home.run(&["login", "web", "--help"]).await.ok().stdout;
-    for own in ["--callback-url", "--no-browser", "--timeout", "--scope", "--client-secret"] {
+    for own in ["--callback-url", "--no-browser", "--timeout", "--scope", "--client-secret", "--username"] {
         assert!(web.contains(own), "login web --help lacks {own}: {web}");
     }
-    for other in ["--private-key", "--username", "--password", "--access-token", "--instance-url"] {
+    for other in ["--private-key", "--password", "--security-token", "--access-token", "--instance-url"] {
         assert!(!web.contains(other), "login web --help shows {other}: {web}");
     }
     let token = home.run(&["login", "access-token", "--help"]).await.ok().stdout;
