@@ -10,6 +10,7 @@
 use forcelink_auth::error::StoreError;
 use forcelink_auth::{Action, AuthError};
 use forcelink_client::ClientError;
+use forcelink_playground::PlaygroundError;
 use forcelink_store::OpenError;
 use forcelink_store::connection::{ConfigError, SourceError};
 use serde::Serialize;
@@ -136,6 +137,15 @@ impl Failure {
         }
     }
 
+    /// The playground could not start: a bad seed or data file is configuration (exit code 2),
+    /// anything else (a port in use, keys, the info file) a failure.
+    pub fn from_playground(e: PlaygroundError) -> Self {
+        match &e {
+            PlaygroundError::Seed { .. } | PlaygroundError::Data { .. } => Failure::config(e.to_string()),
+            _ => Failure::failed(e.to_string()),
+        }
+    }
+
     pub fn from_config(e: ConfigError) -> Self {
         Failure::config(e.0)
     }
@@ -167,6 +177,11 @@ impl From<StoreError> for Failure {
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Failure::from_config(e)
+    }
+}
+impl From<PlaygroundError> for Failure {
+    fn from(e: PlaygroundError) -> Self {
+        Failure::from_playground(e)
     }
 }
 impl From<SourceError> for Failure {

@@ -6,12 +6,16 @@ pub mod apikey;
 pub mod bulk;
 pub mod connection;
 pub mod doctor;
+pub mod document;
 pub mod events;
 pub mod flags;
 pub mod generate;
 pub mod keygen;
+pub mod limits;
 pub mod login;
+pub mod playground;
 pub mod query;
+pub mod search;
 pub mod serve;
 pub mod sobject;
 pub mod store;
@@ -29,6 +33,27 @@ use forcelink_store::{AuditEntry, Connection, ConnectionSpec, ConnectionStore, E
 
 use crate::failure::Failure;
 use crate::settings::Settings;
+
+/// The connection a data command works on.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConnectionArg {
+    /// Connection name (default: FORCELINK_CONNECTION or the config file's default_connection).
+    #[arg(short = 'c', long = "connection", value_name = "NAME")]
+    pub connection: Option<String>,
+}
+
+impl ConnectionArg {
+    /// The named connection (or the default one), opened.
+    pub async fn open(&self, settings: &Settings) -> Result<Opened, Failure> {
+        let name = settings.connection_name(self.connection.as_deref())?;
+        open_connection(settings, &name).await
+    }
+
+    /// A REST client for the named connection (or the default one).
+    pub async fn client(&self, settings: &Settings) -> Result<forcelink_client::Client, Failure> {
+        api_client(settings, &self.open(settings).await?)
+    }
+}
 
 /// Settings a method cannot work without, in the order a prompt asks for them.
 pub fn required_fields(method: Method) -> &'static [&'static str] {
