@@ -4,11 +4,13 @@
 
 use forcelink_store::AuditAction;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use forcelink_auth::approvals::{ApprovalBudget, ApprovalOutlook};
 use forcelink_auth::flows::device::{DeviceAuthorization, DeviceCodeDisplay, DeviceFlow};
 use forcelink_auth::flows::loopback::LoopbackRedirect;
+use forcelink_auth::flows::static_token::StaticToken;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_auth::store::Approval;
 use forcelink_auth::{AppCredentials, ConnectionId, TokenSet};
@@ -19,7 +21,7 @@ use super::flags::{
     AccessTokenFlags, AppFlags, CallbackFlag, CommonFlags, ConnectionFlags, JwtFlags, PasswordFlags, ScopeFlag,
     UserFlag,
 };
-use super::{Opened, audit, prompt_missing, token_cache};
+use super::{Opened, audit, client_over, prompt_missing, token_cache};
 use crate::failure::Failure;
 use crate::outcome::Outcome;
 use crate::settings::{Origin, Settings};
@@ -234,7 +236,10 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
             let set = source.fetch(None).await?;
             if method == Method::AccessToken {
                 // A pasted token is checked before it is kept.
-                super::api_check(&set.token(), &connection.api_version).await.map_err(|f| {
+                let token =
+                    StaticToken::new(&settings.url_policy(), set.instance_url.as_str(), set.access_token.clone())?;
+                let client = client_over(settings, &connection, Arc::new(token))?;
+                super::api_check(&client).await.map_err(|f| {
                     f.with_fix("get a current access token (e.g. from the org's session) and run the login again")
                 })?;
             }

@@ -27,11 +27,12 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use forcelink_auth::{CacheConfig, ConnectionId, TokenCache, TokenSet};
+use forcelink_auth::{AuthError, CacheConfig, ConnectionId, TokenCache, TokenProvider, TokenSet};
+use forcelink_client::ClientError;
 use forcelink_store::connection::SECRET_FIELDS;
 use forcelink_store::{AuditEntry, Connection, ConnectionSpec, ConnectionStore, Environment, Method};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, Kind};
 use crate::settings::Settings;
 
 /// The connection a data command works on.
@@ -127,12 +128,21 @@ pub fn token_cache(settings: &Settings, opened: &Opened) -> Result<TokenCache, F
 /// A REST client for a connection: tokens from its cache (one renewal across processes), the
 /// connection's API version, and the settings' URL policy (plain http only to allowed hosts).
 pub fn api_client(settings: &Settings, opened: &Opened) -> Result<forcelink_client::Client, Failure> {
-    let cache = token_cache(settings, opened)?;
-    let version = forcelink_client::ApiVersion::new(&opened.connection.api_version).map_err(|e| {
-        Failure::config(format!("connection {}: {e}", opened.connection.name))
+    client_over(settings, &opened.connection, Arc::new(token_cache(settings, opened)?))
+}
+
+/// A REST client for `connection` with tokens from `tokens` (its cache, or a token being
+/// checked before it is kept).
+pub fn client_over(
+    settings: &Settings,
+    connection: &Connection,
+    tokens: Arc<dyn TokenProvider>,
+) -> Result<forcelink_client::Client, Failure> {
+    let version = forcelink_client::ApiVersion::new(&connection.api_version).map_err(|e| {
+        Failure::config(format!("connection {}: {e}", connection.name))
             .with_fix("set api_version to a version such as 64.0")
     })?;
-    forcelink_client::Client::builder(Arc::new(cache))
+    forcelink_client::Client::builder(tokens)
         .url_policy(settings.url_policy())
         .api_version(version)
         .build()
@@ -199,29 +209,29 @@ pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Valu
     }
 }
 
-/// Calls the REST API's resource list with the token: 200 means the token works for API calls.
-pub async fn api_check(token: &forcelink_auth::Token, api_version: &str) -> Result<(), Failure> {
-    let http = forcelink_auth::wire::default_http_client()?;
-    let url = format!("{}/services/data/v{api_version}/", token.instance_url.as_str().trim_end_matches('/'));
-    let resp = http
-        .get(&url)
-        .bearer_auth(token.access_token.secret())
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| {
-            Failure::failed(format!("cannot reach {}: {e}", token.instance_url.origin().ascii_serialization()))
-        })?;
-    match resp.status().as_u16() {
-        200 => Ok(()),
-        401 => Err(Failure::sign_in("Salesforce refused the access token (HTTP 401: session expired or invalid)")),
-        status => {
-            let body = resp.text().await.unwrap_or_default();
-            let excerpt: String = body.chars().take(200).collect();
-            Err(Failure::failed(format!("the REST API answered HTTP {status}: {excerpt}"))
-                .with_fix("check the api_version and the user's API Enabled permission"))
+/// What a sign-in failure says when the REST API refuses the token.
+const TOKEN_REFUSED: &str = "Salesforce refused the access token (HTTP 401: session expired or invalid)";
+
+/// Asks the REST API for its resource list through forcelink-client: an answer means the token
+/// works for API calls. A failure reads like every other API error (status, Salesforce's code,
+/// a shortened body with session ids redacted). A token refused even after the client's one
+/// renewal is a sign-in failure; a renewal that fails says why, as a token request would.
+pub async fn api_check(client: &forcelink_client::Client) -> Result<(), Failure> {
+    let Err(e) = client.resources().send().await else { return Ok(()) };
+    Err(match e {
+        ClientError::Auth(AuthError::StaticTokenRejected) => Failure::sign_in(TOKEN_REFUSED),
+        ClientError::Auth(a) => Failure::from_auth(a),
+        e if e.status() == Some(401) => Failure::sign_in(TOKEN_REFUSED),
+        e => {
+            let answered = e.status().is_some();
+            let failure = Failure { kind: Kind::Failed, ..Failure::from_client(e) };
+            if answered {
+                failure.with_fix("check the api_version and the user's API Enabled permission")
+            } else {
+                failure
+            }
         }
-    }
+    })
 }
 
 /// An instance URL without its trailing slash, ready for `…/services/…`.
