@@ -159,33 +159,22 @@ impl Failure {
     }
 }
 
-impl From<AuthError> for Failure {
-    fn from(e: AuthError) -> Self {
-        Failure::from_auth(e)
-    }
+/// `?` turns each library error into a `Failure` the way its `from_…` constructor does.
+macro_rules! failure_from {
+    ($($error:ty => $constructor:ident),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Failure::$constructor(e)
+            }
+        }
+    )*};
 }
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Self {
-        Failure::from_client(e)
-    }
-}
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::from_store(e)
-    }
-}
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        Failure::from_config(e)
-    }
-}
-impl From<PlaygroundError> for Failure {
-    fn from(e: PlaygroundError) -> Self {
-        Failure::from_playground(e)
-    }
-}
-impl From<SourceError> for Failure {
-    fn from(e: SourceError) -> Self {
-        Failure::from_source(e)
-    }
+
+failure_from! {
+    AuthError => from_auth,
+    ClientError => from_client,
+    StoreError => from_store,
+    ConfigError => from_config,
+    SourceError => from_source,
+    PlaygroundError => from_playground,
 }

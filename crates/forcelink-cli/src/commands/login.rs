@@ -59,18 +59,32 @@ pub struct LoginArgs {
     pub common: CommonFlags,
 }
 
-/// `login web`.
+/// What every login through a connected app takes (all but access-token).
 #[derive(Debug, clap::Args)]
-pub struct WebLogin {
+pub struct AppLoginArgs {
     #[command(flatten)]
     pub login: LoginArgs,
     #[command(flatten)]
     pub app: AppFlags,
+}
+
+impl AppLoginArgs {
+    /// The connection name, and these flags with the method's own groups from `rest`.
+    fn with(self, rest: ConnectionFlags) -> (String, ConnectionFlags) {
+        (self.login.name, ConnectionFlags { common: self.login.common, app: self.app, ..rest })
+    }
+}
+
+/// `login web`.
+#[derive(Debug, clap::Args)]
+pub struct WebLogin {
+    #[command(flatten)]
+    pub base: AppLoginArgs,
+    #[command(flatten)]
+    pub scope: ScopeFlag,
     // Passed to Salesforce as a login hint.
     #[command(flatten)]
     pub user: UserFlag,
-    #[command(flatten)]
-    pub scope: ScopeFlag,
     #[command(flatten)]
     pub callback: CallbackFlag,
     /// Print the URL only; do not try to open a browser.
@@ -85,9 +99,7 @@ pub struct WebLogin {
 #[derive(Debug, clap::Args)]
 pub struct AppLogin {
     #[command(flatten)]
-    pub login: LoginArgs,
-    #[command(flatten)]
-    pub app: AppFlags,
+    pub base: AppLoginArgs,
     #[command(flatten)]
     pub scope: ScopeFlag,
 }
@@ -96,9 +108,7 @@ pub struct AppLogin {
 #[derive(Debug, clap::Args)]
 pub struct JwtLogin {
     #[command(flatten)]
-    pub login: LoginArgs,
-    #[command(flatten)]
-    pub app: AppFlags,
+    pub base: AppLoginArgs,
     #[command(flatten)]
     pub user: UserFlag,
     #[command(flatten)]
@@ -109,9 +119,7 @@ pub struct JwtLogin {
 #[derive(Debug, clap::Args)]
 pub struct PasswordLogin {
     #[command(flatten)]
-    pub login: LoginArgs,
-    #[command(flatten)]
-    pub app: AppFlags,
+    pub base: AppLoginArgs,
     #[command(flatten)]
     pub user: UserFlag,
     #[command(flatten)]
@@ -137,45 +145,28 @@ struct WebOptions {
 impl LoginCommand {
     /// The method, the connection name, its settings as flags, and the web login's options.
     fn into_parts(self) -> (Method, String, ConnectionFlags, Option<WebOptions>) {
-        let part =
-            |login: LoginArgs, flags: ConnectionFlags| (login.name, ConnectionFlags { common: login.common, ..flags });
+        let none = ConnectionFlags::default;
         let (method, (name, flags), web) = match self {
             LoginCommand::Web(a) => (
                 Method::Web,
-                part(
-                    a.login,
-                    ConnectionFlags {
-                        app: a.app,
-                        user: a.user,
-                        scope: a.scope,
-                        callback: a.callback,
-                        ..Default::default()
-                    },
-                ),
+                a.base.with(ConnectionFlags { scope: a.scope, user: a.user, callback: a.callback, ..none() }),
                 Some(WebOptions { no_browser: a.no_browser, timeout: a.timeout }),
             ),
-            LoginCommand::Device(a) => (
-                Method::Device,
-                part(a.login, ConnectionFlags { app: a.app, scope: a.scope, ..Default::default() }),
-                None,
-            ),
-            LoginCommand::ClientCredentials(a) => (
-                Method::ClientCredentials,
-                part(a.login, ConnectionFlags { app: a.app, scope: a.scope, ..Default::default() }),
-                None,
-            ),
-            LoginCommand::Jwt(a) => (
-                Method::Jwt,
-                part(a.login, ConnectionFlags { app: a.app, user: a.user, jwt: a.jwt, ..Default::default() }),
-                None,
-            ),
-            LoginCommand::Password(a) => (
-                Method::Password,
-                part(a.login, ConnectionFlags { app: a.app, user: a.user, password: a.password, ..Default::default() }),
-                None,
-            ),
+            LoginCommand::Device(a) => {
+                (Method::Device, a.base.with(ConnectionFlags { scope: a.scope, ..none() }), None)
+            }
+            LoginCommand::ClientCredentials(a) => {
+                (Method::ClientCredentials, a.base.with(ConnectionFlags { scope: a.scope, ..none() }), None)
+            }
+            LoginCommand::Jwt(a) => {
+                (Method::Jwt, a.base.with(ConnectionFlags { user: a.user, jwt: a.jwt, ..none() }), None)
+            }
+            LoginCommand::Password(a) => {
+                (Method::Password, a.base.with(ConnectionFlags { user: a.user, password: a.password, ..none() }), None)
+            }
             LoginCommand::AccessToken(a) => {
-                (Method::AccessToken, part(a.login, ConnectionFlags { access: a.access, ..Default::default() }), None)
+                let flags = ConnectionFlags { common: a.login.common, access: a.access, ..none() };
+                (Method::AccessToken, (a.login.name, flags), None)
             }
         };
         (method, name, flags, web)
