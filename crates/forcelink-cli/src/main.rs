@@ -1,6 +1,14 @@
 //! The `forcelink` binary: parses arguments, builds settings, runs one command, maps errors to
 //! exit codes. Everything it prints goes through `output`.
 //!
+//! - `commands/`: one module per command, named after it (`connection`, `login`, `token` with
+//!   `logout`, `keygen`, `doctor`, `store`, `query`, `search`, `sobject`, `limits`, `user`,
+//!   `document`, `generate`, `bulk`, `events`, `playground`, `serve`, `apikey`), plus `flags`
+//!   (connection settings as flag groups) and the helpers they share in `commands/mod.rs`.
+//! - `settings`: the only reader of the environment; config file, store, master key, sources.
+//! - `outcome`: what a command reports; `failure`: how it fails (kind → exit code, fix).
+//! - `output`: the only printer (text or `--json`, tables, prompts, progress).
+//!
 //! Exit codes (see `failure` and docs/cli.md): 0 success, 1 failure, 2 usage or configuration,
 //! 3 sign-in needed, 4 not found.
 
