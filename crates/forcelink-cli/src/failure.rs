@@ -10,6 +10,7 @@
 use forcelink_auth::error::StoreError;
 use forcelink_auth::{Action, AuthError};
 use forcelink_client::ClientError;
+use forcelink_playground::PlaygroundError;
 use forcelink_store::OpenError;
 use forcelink_store::connection::{ConfigError, SourceError};
 use serde::Serialize;
@@ -136,6 +137,15 @@ impl Failure {
         }
     }
 
+    /// The playground could not start: a bad seed or data file is configuration (exit code 2),
+    /// anything else (a port in use, keys, the info file) a failure.
+    pub fn from_playground(e: PlaygroundError) -> Self {
+        match &e {
+            PlaygroundError::Seed { .. } | PlaygroundError::Data { .. } => Failure::config(e.to_string()),
+            _ => Failure::failed(e.to_string()),
+        }
+    }
+
     pub fn from_config(e: ConfigError) -> Self {
         Failure::config(e.0)
     }
@@ -149,28 +159,22 @@ impl Failure {
     }
 }
 
-impl From<AuthError> for Failure {
-    fn from(e: AuthError) -> Self {
-        Failure::from_auth(e)
-    }
+/// `?` turns each library error into a `Failure` the way its `from_…` constructor does.
+macro_rules! failure_from {
+    ($($error:ty => $constructor:ident),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Failure::$constructor(e)
+            }
+        }
+    )*};
 }
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Self {
-        Failure::from_client(e)
-    }
-}
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::from_store(e)
-    }
-}
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        Failure::from_config(e)
-    }
-}
-impl From<SourceError> for Failure {
-    fn from(e: SourceError) -> Self {
-        Failure::from_source(e)
-    }
+
+failure_from! {
+    AuthError => from_auth,
+    ClientError => from_client,
+    StoreError => from_store,
+    ConfigError => from_config,
+    SourceError => from_source,
+    PlaygroundError => from_playground,
 }

@@ -63,7 +63,7 @@ pub(crate) fn playground_summary(info: &PlaygroundInfo, info_file: Option<&Path>
 
 /// A command's result: `{"status": 0, "result": …, "warnings": […]}` with `--json`, else its
 /// human text on stdout and warnings on stderr.
-pub(crate) fn outcome(json_mode: bool, outcome: crate::commands::Outcome) {
+pub(crate) fn outcome(json_mode: bool, outcome: crate::outcome::Outcome) {
     if outcome.streamed {
         for w in &outcome.warnings {
             eprintln!("warning: {w}");
@@ -96,18 +96,22 @@ pub(crate) fn failure(json_mode: bool, f: &crate::failure::Failure) {
     }
 }
 
-/// Columns padded to their widest cell.
+/// Columns padded to their widest cell, two spaces apart, without borders; the first row is
+/// the header. Trailing blanks are cut so that lines end with their last value.
 pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    for row in rows {
+        table.add_row(row.iter().map(String::as_str));
+    }
+    // Without borders, the padding is what separates columns: none before the first, two
+    // spaces between two columns.
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((u16::from(i > 0), 1));
     }
     let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
-        out.push_str(line.join("  ").trim_end());
+    for line in table.lines() {
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
@@ -132,13 +136,7 @@ pub(crate) fn confirm(question: &str) -> Result<bool, crate::failure::Failure> {
 /// Tries to open `url` in the desktop's browser; silent when there is none (the URL is
 /// printed anyway).
 pub(crate) fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-    let _ = std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
+    let _ = open::that_detached(url);
 }
 
 // ---- Progress of long operations (bulk jobs), on stderr ----
@@ -195,4 +193,19 @@ impl Progress {
 /// writer flushes at the end.
 pub(crate) fn data_out() -> tokio::io::Stdout {
     tokio::io::stdout()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn tables_pad_columns_two_spaces_apart_and_cut_trailing_blanks() {
+        let rows = [
+            ["NAME".to_owned(), "METHOD".to_owned(), "SIGNED IN".to_owned()],
+            ["a-long-name".to_owned(), "jwt".to_owned(), String::new()],
+            ["b".to_owned(), String::new(), "yes".to_owned()],
+        ];
+        assert_eq!(table(&rows), "NAME         METHOD  SIGNED IN\na-long-name  jwt\nb                    yes\n");
+    }
 }

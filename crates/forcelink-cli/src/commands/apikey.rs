@@ -6,8 +6,9 @@ use std::time::SystemTime;
 use forcelink_store::apikey::{ANY, generate};
 use serde_json::json;
 
-use super::{Outcome, rfc3339};
+use super::rfc3339;
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]

@@ -12,8 +12,9 @@ use forcelink_client::{ApiVersion, Client};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Outcome, open_connection, token_cache};
+use super::{open_connection, token_cache};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 

@@ -2,6 +2,7 @@
 
 use forcelink_store::AuditAction;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use forcelink_auth::Endpoints;
@@ -9,8 +10,10 @@ use forcelink_auth::identity::IdentityClient;
 use forcelink_store::{Method, PutMode, PutOutcome};
 use serde_json::json;
 
-use super::{ConnectionFlags, Outcome, audit, open_connection, prompt_missing, token_cache, token_status};
+use super::flags::ConnectionFlags;
+use super::{audit, client_over, open_connection, prompt_missing, token_cache, token_status};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::{Origin, Settings};
 
 #[derive(Debug, clap::Subcommand)]
@@ -250,21 +253,23 @@ async fn remove(settings: &Settings, name: &str, no_revoke: bool, yes: bool) -> 
 async fn test(settings: &Settings, name: Option<&str>) -> Result<Outcome, Failure> {
     let name = settings.connection_name(name)?;
     let opened = open_connection(settings, &name).await?;
-    let cache = token_cache(settings, &opened)?;
-    let token = cache.get_token().await?;
-    // The API must accept the token; a refused one is renewed once (it may have just expired).
-    let token = match super::api_check(&token, &opened.connection.api_version).await {
-        Ok(()) => token,
+    let cache = Arc::new(token_cache(settings, &opened)?);
+    // A token first: a connection that cannot get one says why before any API call.
+    cache.get_token().await?;
+    // The API must accept the token; the client renews a refused one once (it may have just
+    // expired), except a static access token, which cannot be renewed.
+    let client = client_over(settings, &opened.connection, cache.clone())?;
+    match super::api_check(&client).await {
+        Ok(()) => {}
         Err(f) if f.kind == crate::failure::Kind::SignIn && opened.connection.method() != Method::AccessToken => {
-            cache.invalidate(&token.access_token);
-            let renewed = cache.get_token().await?;
-            super::api_check(&renewed, &opened.connection.api_version).await?;
-            renewed
+            return Err(f);
         }
         Err(f) => {
             return Err(f.with_fix(format!("sign in again: `forcelink login {} {name}`", opened.connection.method())));
         }
-    };
+    }
+    // The token the API accepted (from the cache: no request).
+    let token = cache.get_token().await?;
     // Who the token belongs to (userinfo needs the openid/id scopes; not every token has them).
     let transport = settings.transport()?;
     let identity = IdentityClient::new(

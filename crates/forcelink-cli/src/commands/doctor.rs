@@ -12,8 +12,9 @@ use forcelink_store::{AuthConfig, Connection, Environment, Method};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Opened, Outcome, token_cache};
+use super::{Opened, token_cache};
 use crate::failure::{Failure, Kind};
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 /// Clock skew that starts to matter: JWT assertions live at most 3 minutes.
@@ -311,7 +312,11 @@ async fn reachability(settings: &Settings, c: &Connection, r: &mut Report) {
                 "reachability",
                 format!("{} answered HTTP {}", token.origin().ascii_serialization(), resp.status().as_u16()),
             );
-            let server = resp.headers().get("date").and_then(|d| d.to_str().ok()).and_then(parse_http_date);
+            let server = resp
+                .headers()
+                .get("date")
+                .and_then(|d| d.to_str().ok())
+                .and_then(|d| httpdate::parse_http_date(d).ok());
             if let Some(server) = server {
                 #[allow(clippy::disallowed_methods)] // the binary reads the wall clock to measure skew
                 let now = SystemTime::now();
@@ -342,36 +347,11 @@ async fn reachability(settings: &Settings, c: &Connection, r: &mut Report) {
     }
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7).
-fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let day: i64 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])? as i64
-        + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<i64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if hms.len() != 3 {
-        return None;
-    }
-    // Days from civil (inverse of the algorithm in commands/mod.rs).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
-    u64::try_from(secs).ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
+        httpdate::parse_http_date(s).ok()
+    }
 
     #[test]
     fn http_dates_round_trip_with_rfc3339() {

@@ -16,9 +16,9 @@ use forcelink_client::pubsub::{Event, PubSubClient, PubSubError, PublishEvent, R
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::query::ConnectionArg;
-use super::{Opened, Outcome, api_client, open_connection, token_cache};
+use super::{ConnectionArg, Opened, api_client, token_cache};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 
@@ -120,8 +120,7 @@ async fn pubsub_client(
     conn: &ConnectionArg,
     endpoint: &EndpointArg,
 ) -> Result<(Opened, PubSubClient), Failure> {
-    let name = settings.connection_name(conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
+    let opened = conn.open(settings).await?;
     let cache = token_cache(settings, &opened)?;
     let client = PubSubClient::builder(Arc::new(cache))
         .endpoint(endpoint.pubsub_endpoint.clone())

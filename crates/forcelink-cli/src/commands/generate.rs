@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use forcelink_client::openapi::{self, GeneratorOptions};
 use serde_json::json;
 
-use super::query::ConnectionArg;
-use super::{Outcome, api_client, open_connection};
+use super::{ConnectionArg, api_client};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]
@@ -34,8 +34,7 @@ pub enum GenerateCommand {
 
 pub async fn run(settings: &Settings, command: GenerateCommand) -> Result<Outcome, Failure> {
     let GenerateCommand::Openapi { conn, sobjects, out, broker_url, title } = command;
-    let name = settings.connection_name(conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
+    let opened = conn.open(settings).await?;
     let client = api_client(settings, &opened)?;
     let mut describes = Vec::with_capacity(sobjects.len());
     for s in &sobjects {
@@ -43,7 +42,7 @@ pub async fn run(settings: &Settings, command: GenerateCommand) -> Result<Outcom
         describes.push((*d).clone());
     }
     let mut options = GeneratorOptions::new(client.api_version().clone());
-    options.default_connection = name.as_str().to_owned();
+    options.default_connection = opened.connection.name.as_str().to_owned();
     if let Some(base) = broker_url {
         let base = url::Url::parse(&base)
             .map_err(|e| Failure::usage(format!("--broker-url {base:?} is not a URL: {e}")))?

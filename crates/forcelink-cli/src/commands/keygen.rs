@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use forcelink_auth::keys::{DEFAULT_VALIDITY_DAYS, generate_jwt_key_pair};
 use serde_json::json;
 
-use super::Outcome;
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]

@@ -1,21 +1,29 @@
 //! `forcelink login web|device|jwt|client-credentials|password|access-token NAME`: sign in,
-//! store the tokens (encrypted), and save the connection's settings when flags gave any.
+//! store the tokens (encrypted), and save the connection's settings when flags gave any. Each
+//! method is a subcommand with only the flag groups (`flags`) its flow uses.
 
 use forcelink_store::AuditAction;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use forcelink_auth::approvals::{ApprovalBudget, ApprovalOutlook};
 use forcelink_auth::flows::device::{DeviceAuthorization, DeviceCodeDisplay, DeviceFlow};
 use forcelink_auth::flows::loopback::LoopbackRedirect;
+use forcelink_auth::flows::static_token::StaticToken;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_auth::store::Approval;
 use forcelink_auth::{AppCredentials, ConnectionId, TokenSet};
 use forcelink_store::{AuthConfig, Connection, ConnectionSpec, Method, PutMode};
 use serde_json::json;
 
-use super::{ConnectionFlags, Opened, Outcome, audit, prompt_missing, token_cache};
+use super::flags::{
+    AccessTokenFlags, AppFlags, CallbackFlag, CommonFlags, ConnectionFlags, JwtFlags, PasswordFlags, ScopeFlag,
+    UserFlag,
+};
+use super::{Opened, audit, client_over, prompt_missing, token_cache};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::{Origin, Settings};
 
 /// Scopes asked for in interactive logins when the connection names none: API access and a
@@ -24,51 +32,151 @@ pub const DEFAULT_INTERACTIVE_SCOPE: &str = "api refresh_token";
 /// How long the web login waits for the browser's redirect by default: 5 minutes.
 pub const DEFAULT_WEB_TIMEOUT_SECS: u64 = 300;
 
+/// One subcommand per auth method, each with only the flags its flow uses.
 #[derive(Debug, clap::Subcommand)]
 pub enum LoginCommand {
     /// Web server flow with PKCE: opens the browser (or prints the URL) and waits for the
     /// redirect on the loopback callback URL.
-    Web {
-        #[command(flatten)]
-        common: LoginArgs,
-        /// Print the URL only; do not try to open a browser.
-        #[arg(long)]
-        no_browser: bool,
-        /// Seconds to wait for the redirect.
-        #[arg(long, default_value_t = DEFAULT_WEB_TIMEOUT_SECS)]
-        timeout: u64,
-    },
+    Web(WebLogin),
     /// Device flow: shows a code to enter on another device's browser.
-    Device(LoginArgs),
+    Device(AppLogin),
     /// JWT bearer flow (server to server; key from `forcelink keygen`).
-    Jwt(LoginArgs),
+    Jwt(JwtLogin),
     /// Client credentials flow (server to server; needs a Run As user and the My Domain URL).
-    ClientCredentials(LoginArgs),
+    ClientCredentials(AppLogin),
     /// Username-password flow (legacy: Salesforce is retiring it).
-    Password(LoginArgs),
+    Password(PasswordLogin),
     /// Use an access token obtained elsewhere, with the instance URL.
-    AccessToken(LoginArgs),
+    AccessToken(AccessTokenLogin),
 }
 
+/// What every login takes: the connection and where its org is.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// Connection name; created when it does not exist.
     pub name: String,
     #[command(flatten)]
-    pub flags: ConnectionFlags,
+    pub common: CommonFlags,
+}
+
+/// What every login through a connected app takes (all but access-token).
+#[derive(Debug, clap::Args)]
+pub struct AppLoginArgs {
+    #[command(flatten)]
+    pub login: LoginArgs,
+    #[command(flatten)]
+    pub app: AppFlags,
+}
+
+impl AppLoginArgs {
+    /// The connection name, and these flags with the method's own groups from `rest`.
+    fn with(self, rest: ConnectionFlags) -> (String, ConnectionFlags) {
+        (self.login.name, ConnectionFlags { common: self.login.common, app: self.app, ..rest })
+    }
+}
+
+/// `login web`.
+#[derive(Debug, clap::Args)]
+pub struct WebLogin {
+    #[command(flatten)]
+    pub base: AppLoginArgs,
+    #[command(flatten)]
+    pub scope: ScopeFlag,
+    // Passed to Salesforce as a login hint.
+    #[command(flatten)]
+    pub user: UserFlag,
+    #[command(flatten)]
+    pub callback: CallbackFlag,
+    /// Print the URL only; do not try to open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Seconds to wait for the redirect.
+    #[arg(long, default_value_t = DEFAULT_WEB_TIMEOUT_SECS)]
+    pub timeout: u64,
+}
+
+/// `login device` and `login client-credentials`: the app and the scopes.
+#[derive(Debug, clap::Args)]
+pub struct AppLogin {
+    #[command(flatten)]
+    pub base: AppLoginArgs,
+    #[command(flatten)]
+    pub scope: ScopeFlag,
+}
+
+/// `login jwt`.
+#[derive(Debug, clap::Args)]
+pub struct JwtLogin {
+    #[command(flatten)]
+    pub base: AppLoginArgs,
+    #[command(flatten)]
+    pub user: UserFlag,
+    #[command(flatten)]
+    pub jwt: JwtFlags,
+}
+
+/// `login password`.
+#[derive(Debug, clap::Args)]
+pub struct PasswordLogin {
+    #[command(flatten)]
+    pub base: AppLoginArgs,
+    #[command(flatten)]
+    pub user: UserFlag,
+    #[command(flatten)]
+    pub password: PasswordFlags,
+}
+
+/// `login access-token`.
+#[derive(Debug, clap::Args)]
+pub struct AccessTokenLogin {
+    #[command(flatten)]
+    pub login: LoginArgs,
+    #[command(flatten)]
+    pub access: AccessTokenFlags,
+}
+
+/// The web login's own options: print the URL only, and how long to wait.
+#[derive(Debug, Clone, Copy)]
+struct WebOptions {
+    no_browser: bool,
+    timeout: u64,
+}
+
+impl LoginCommand {
+    /// The method, the connection name, its settings as flags, and the web login's options.
+    fn into_parts(self) -> (Method, String, ConnectionFlags, Option<WebOptions>) {
+        let none = ConnectionFlags::default;
+        let (method, (name, flags), web) = match self {
+            LoginCommand::Web(a) => (
+                Method::Web,
+                a.base.with(ConnectionFlags { scope: a.scope, user: a.user, callback: a.callback, ..none() }),
+                Some(WebOptions { no_browser: a.no_browser, timeout: a.timeout }),
+            ),
+            LoginCommand::Device(a) => {
+                (Method::Device, a.base.with(ConnectionFlags { scope: a.scope, ..none() }), None)
+            }
+            LoginCommand::ClientCredentials(a) => {
+                (Method::ClientCredentials, a.base.with(ConnectionFlags { scope: a.scope, ..none() }), None)
+            }
+            LoginCommand::Jwt(a) => {
+                (Method::Jwt, a.base.with(ConnectionFlags { user: a.user, jwt: a.jwt, ..none() }), None)
+            }
+            LoginCommand::Password(a) => {
+                (Method::Password, a.base.with(ConnectionFlags { user: a.user, password: a.password, ..none() }), None)
+            }
+            LoginCommand::AccessToken(a) => {
+                let flags = ConnectionFlags { common: a.login.common, access: a.access, ..none() };
+                (Method::AccessToken, (a.login.name, flags), None)
+            }
+        };
+        (method, name, flags, web)
+    }
 }
 
 pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, Failure> {
-    let (method, args, web) = match command {
-        LoginCommand::Web { common, no_browser, timeout } => (Method::Web, common, Some((no_browser, timeout))),
-        LoginCommand::Device(a) => (Method::Device, a, None),
-        LoginCommand::Jwt(a) => (Method::Jwt, a, None),
-        LoginCommand::ClientCredentials(a) => (Method::ClientCredentials, a, None),
-        LoginCommand::Password(a) => (Method::Password, a, None),
-        LoginCommand::AccessToken(a) => (Method::AccessToken, a, None),
-    };
-    let name = settings.connection_name(Some(&args.name))?;
-    let (flag_spec, mut warnings) = args.flags.to_spec(Some(method))?;
+    let (method, name, flags, web) = command.into_parts();
+    let name = settings.connection_name(Some(&name))?;
+    let (flag_spec, mut warnings) = flags.to_spec(Some(method))?;
     let store = settings.open_store().await?;
     let existing = settings.spec(&*store, &name).await?;
     let stored_spec = store.connection(&name).await?.map(|c| c.spec).unwrap_or_default();
@@ -104,19 +212,9 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
     }
 
     let set = match (&connection.auth, web) {
-        (AuthConfig::Web { callback_url, scope, .. }, Some((no_browser, timeout))) => {
+        (AuthConfig::Web { callback_url, scope, .. }, Some(web)) => {
             let app = app.clone().unwrap_or_else(|| AppCredentials::new("", None));
-            web_login(
-                settings,
-                &connection,
-                app,
-                callback_url,
-                scope.as_deref(),
-                spec.username.as_deref(),
-                no_browser,
-                timeout,
-            )
-            .await?
+            web_login(settings, &connection, app, callback_url, scope.as_deref(), spec.username.as_deref(), web).await?
         }
         (AuthConfig::Device { scope, .. }, _) => {
             let app = app.clone().unwrap_or_else(|| AppCredentials::new("", None));
@@ -129,7 +227,10 @@ pub async fn run(settings: &Settings, command: LoginCommand) -> Result<Outcome, 
             let set = source.fetch(None).await?;
             if method == Method::AccessToken {
                 // A pasted token is checked before it is kept.
-                super::api_check(&set.token(), &connection.api_version).await.map_err(|f| {
+                let token =
+                    StaticToken::new(&settings.url_policy(), set.instance_url.as_str(), set.access_token.clone())?;
+                let client = client_over(settings, &connection, Arc::new(token))?;
+                super::api_check(&client).await.map_err(|f| {
                     f.with_fix("get a current access token (e.g. from the org's session) and run the login again")
                 })?;
             }
@@ -233,7 +334,6 @@ fn field_text(spec: &ConnectionSpec, field: &str) -> String {
         .unwrap_or_default()
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the flow's inputs, spelled out
 async fn web_login(
     settings: &Settings,
     connection: &Connection,
@@ -241,9 +341,9 @@ async fn web_login(
     callback_url: &url::Url,
     scope: Option<&str>,
     username: Option<&str>,
-    no_browser: bool,
-    timeout: u64,
+    web: WebOptions,
 ) -> Result<TokenSet, Failure> {
+    let WebOptions { no_browser, timeout } = web;
     let port = callback_url.port_or_known_default().unwrap_or(0);
     let listener = LoopbackRedirect::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), callback_url.path())
         .await

@@ -1,15 +1,21 @@
-//! The commands. Each returns an [`Outcome`] (JSON result, human text, warnings) or a
-//! [`Failure`]; `main` prints either through `output`.
+//! The commands, one module per command group. Each returns an
+//! [`Outcome`](crate::outcome::Outcome) (JSON result, human text, warnings) or a [`Failure`];
+//! `main` prints either through `output`.
 
 pub mod apikey;
 pub mod bulk;
 pub mod connection;
 pub mod doctor;
+pub mod document;
 pub mod events;
+pub mod flags;
 pub mod generate;
 pub mod keygen;
+pub mod limits;
 pub mod login;
+pub mod playground;
 pub mod query;
+pub mod search;
 pub mod serve;
 pub mod sobject;
 pub mod store;
@@ -17,186 +23,37 @@ pub mod token;
 pub mod user;
 
 use forcelink_store::AuditAction;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use forcelink_auth::{CacheConfig, ConnectionId, TokenCache, TokenSet};
+use forcelink_auth::{AuthError, CacheConfig, ConnectionId, TokenCache, TokenProvider, TokenSet};
+use forcelink_client::ClientError;
 use forcelink_store::connection::SECRET_FIELDS;
 use forcelink_store::{AuditEntry, Connection, ConnectionSpec, ConnectionStore, Environment, Method};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, Kind};
 use crate::settings::Settings;
 
-/// What a successful command reports.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub result: serde_json::Value,
-    pub human: String,
-    pub warnings: Vec<String>,
-    /// Exit code; non-zero for reports that found problems (`doctor`).
-    pub exit: u8,
-    /// The command wrote its output to stdout itself, as it went (record streams).
-    pub streamed: bool,
-}
-
-impl Outcome {
-    pub fn new(result: serde_json::Value, human: impl Into<String>) -> Self {
-        Self { result, human: human.into(), warnings: Vec::new(), exit: 0, streamed: false }
-    }
-    /// For commands that printed their output while it arrived.
-    pub fn streamed() -> Self {
-        Self { streamed: true, ..Self::default() }
-    }
-    pub fn warn(mut self, w: impl Into<String>) -> Self {
-        self.warnings.push(w.into());
-        self
-    }
-}
-
-/// Connection settings as flags (shared by `connection add` and `login …`). Secret flags take
-/// the value, `env:NAME`, `file:PATH`, or `-` to read it from standard input.
+/// The connection a data command works on.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ConnectionFlags {
-    /// production (login.salesforce.com), sandbox (test.salesforce.com) or custom (--login-url).
-    #[arg(long, value_parser = ["production", "sandbox", "custom"])]
-    pub environment: Option<String>,
-    /// Where users sign in: your My Domain URL, e.g. https://acme.my.salesforce.com.
-    #[arg(long, value_name = "URL")]
-    pub login_url: Option<String>,
-    /// Token endpoint host when it differs from the login URL (client credentials need My Domain).
-    #[arg(long, value_name = "URL")]
-    pub token_url: Option<String>,
-    /// JWT audience (default: the login URL, then the token URL).
-    #[arg(long, value_name = "URL")]
-    pub audience: Option<String>,
-    /// The org's instance URL (needed by access-token connections).
-    #[arg(long, value_name = "URL")]
-    pub instance_url: Option<String>,
-    /// API version, e.g. 64.0.
-    #[arg(long, value_name = "VERSION")]
-    pub api_version: Option<String>,
-    /// The org's session timeout in minutes: the token lifetime when it cannot be introspected.
-    #[arg(long, value_name = "MINUTES")]
-    pub session_timeout: Option<u64>,
-    /// Connected app consumer key.
-    #[arg(long)]
-    pub client_id: Option<String>,
-    /// Connected app consumer secret (value, env:NAME, file:PATH or -).
-    #[arg(long, value_name = "SECRET")]
-    pub client_secret: Option<String>,
-    #[arg(long)]
-    pub username: Option<String>,
-    /// Password (value, env:NAME, file:PATH or -).
-    #[arg(long, value_name = "SECRET")]
-    pub password: Option<String>,
-    /// Security token appended to the password (value, env:NAME, file:PATH or -).
-    #[arg(long, value_name = "SECRET")]
-    pub security_token: Option<String>,
-    /// JWT private key: file:PATH (from `forcelink keygen`), env:NAME, PEM text or -.
-    #[arg(long, value_name = "KEY")]
-    pub private_key: Option<String>,
-    /// Access token (value, env:NAME, file:PATH or -).
-    #[arg(long, value_name = "TOKEN")]
-    pub access_token: Option<String>,
-    /// Scopes, space-separated (e.g. "api refresh_token").
-    #[arg(long)]
-    pub scope: Option<String>,
-    /// The web login's redirect URI as registered in the app (default
-    /// http://localhost:1717/OauthRedirect; port 0 = any free port).
-    #[arg(long, value_name = "URL")]
-    pub callback_url: Option<String>,
-    /// Read settings from a JSON file (`-`: standard input): forcelink's field names, or the
-    /// workflow-tool shape {"Username", "ClientId", "PrivateKey", "InstanceUrl", "InstanceAPIVersion"}.
-    #[arg(long, value_name = "FILE")]
-    pub from_json: Option<String>,
+pub struct ConnectionArg {
+    /// Connection name (default: FORCELINK_CONNECTION or the config file's default_connection).
+    #[arg(short = 'c', long = "connection", value_name = "NAME")]
+    pub connection: Option<String>,
 }
 
-impl ConnectionFlags {
-    /// The spec these flags describe, plus warnings (secrets typed on the command line).
-    pub fn to_spec(&self, method: Option<Method>) -> Result<(ConnectionSpec, Vec<String>), Failure> {
-        let mut spec = match &self.from_json {
-            Some(src) => spec_from_json(src)?,
-            None => ConnectionSpec::default(),
-        };
-        let mut flags = ConnectionSpec::default();
-        let mut warnings = Vec::new();
-        let mut stdin_used = false;
-        let mut secret = |field: &str, v: &Option<String>| -> Result<Option<String>, Failure> {
-            match v.as_deref() {
-                Some("-") => {
-                    if stdin_used {
-                        return Err(Failure::usage("only one setting can be read from standard input (-)"));
-                    }
-                    stdin_used = true;
-                    Ok(Some(read_stdin(field)?))
-                }
-                Some(s) if !s.starts_with("env:") && !s.starts_with("file:") && SECRET_FIELDS.contains(&field) => {
-                    warnings.push(format!(
-                        "--{} was given as a value on the command line, where shell history and process lists can see it; prefer env:NAME, file:PATH or -",
-                        field.replace('_', "-")
-                    ));
-                    Ok(Some(s.to_owned()))
-                }
-                other => Ok(other.map(str::to_owned)),
-            }
-        };
-        flags.client_secret = secret("client_secret", &self.client_secret)?;
-        flags.password = secret("password", &self.password)?;
-        flags.security_token = secret("security_token", &self.security_token)?;
-        flags.private_key = secret("private_key", &self.private_key)?;
-        flags.access_token = secret("access_token", &self.access_token)?;
-        if let Some(e) = &self.environment {
-            flags.set_field("environment", e)?;
-        }
-        flags.method = method;
-        flags.login_url = self.login_url.clone();
-        flags.token_url = self.token_url.clone();
-        flags.audience = self.audience.clone();
-        flags.instance_url = self.instance_url.clone();
-        flags.api_version = self.api_version.clone();
-        flags.session_timeout_minutes = self.session_timeout;
-        flags.client_id = self.client_id.clone();
-        flags.username = self.username.clone();
-        flags.scope = self.scope.clone();
-        flags.callback_url = self.callback_url.clone();
-        spec = spec.overlay(&flags);
-        Ok((spec, warnings))
+impl ConnectionArg {
+    /// The named connection (or the default one), opened.
+    pub async fn open(&self, settings: &Settings) -> Result<Opened, Failure> {
+        let name = settings.connection_name(self.connection.as_deref())?;
+        open_connection(settings, &name).await
     }
-}
 
-fn spec_from_json(src: &str) -> Result<ConnectionSpec, Failure> {
-    let text = if src == "-" {
-        read_stdin("the JSON definition")?
-    } else {
-        std::fs::read_to_string(src).map_err(|e| Failure::config(format!("cannot read {src}: {e}")))?
-    };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Failure::config(format!("{src} is not valid JSON: {e}")).with_fix("fix the JSON; nothing was saved")
-    })?;
-    let workflow_shape = value.as_object().is_some_and(|o| {
-        o.keys().any(|k| matches!(k.as_str(), "ClientId" | "InstanceUrl" | "PrivateKey" | "Username"))
-    });
-    if workflow_shape {
-        Ok(ConnectionSpec::from_workflow_json(&value)?)
-    } else {
-        serde_json::from_value(value).map_err(|e| {
-            Failure::config(format!("{src} is not a connection definition: {e}"))
-                .with_fix("use forcelink's field names (see docs/cli.md) or the workflow shape {Username, ClientId, PrivateKey, InstanceUrl}")
-        })
+    /// A REST client for the named connection (or the default one).
+    pub async fn client(&self, settings: &Settings) -> Result<forcelink_client::Client, Failure> {
+        api_client(settings, &self.open(settings).await?)
     }
-}
-
-fn read_stdin(what: &str) -> Result<String, Failure> {
-    let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .map_err(|e| Failure::usage(format!("reading {what} from standard input: {e}")))?;
-    let s = if s.contains("-----BEGIN") { s } else { s.trim_end_matches(['\r', '\n']).to_owned() };
-    if s.is_empty() {
-        return Err(Failure::usage(format!("standard input gave no value for {what}")));
-    }
-    Ok(s)
 }
 
 /// Settings a method cannot work without, in the order a prompt asks for them.
@@ -271,12 +128,21 @@ pub fn token_cache(settings: &Settings, opened: &Opened) -> Result<TokenCache, F
 /// A REST client for a connection: tokens from its cache (one renewal across processes), the
 /// connection's API version, and the settings' URL policy (plain http only to allowed hosts).
 pub fn api_client(settings: &Settings, opened: &Opened) -> Result<forcelink_client::Client, Failure> {
-    let cache = token_cache(settings, opened)?;
-    let version = forcelink_client::ApiVersion::new(&opened.connection.api_version).map_err(|e| {
-        Failure::config(format!("connection {}: {e}", opened.connection.name))
+    client_over(settings, &opened.connection, Arc::new(token_cache(settings, opened)?))
+}
+
+/// A REST client for `connection` with tokens from `tokens` (its cache, or a token being
+/// checked before it is kept).
+pub fn client_over(
+    settings: &Settings,
+    connection: &Connection,
+    tokens: Arc<dyn TokenProvider>,
+) -> Result<forcelink_client::Client, Failure> {
+    let version = forcelink_client::ApiVersion::new(&connection.api_version).map_err(|e| {
+        Failure::config(format!("connection {}: {e}", connection.name))
             .with_fix("set api_version to a version such as 64.0")
     })?;
-    forcelink_client::Client::builder(Arc::new(cache))
+    forcelink_client::Client::builder(tokens)
         .url_policy(settings.url_policy())
         .api_version(version)
         .build()
@@ -316,8 +182,12 @@ pub async fn audit(
     }
 }
 
-// Times in JSON and for people: the broker's RFC 3339 (UTC, seconds) formatter.
-pub use forcelink_broker::time::rfc3339;
+/// A time as JSON results and people see it: RFC 3339 in UTC, whole seconds
+/// (`2026-01-31T12:00:00Z`); times before 1970 show as the epoch.
+pub fn rfc3339(t: SystemTime) -> String {
+    let seconds = jiff::Timestamp::try_from(t).map(|ts| ts.as_second()).unwrap_or(0).max(0);
+    jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
+}
 
 /// What is known about a stored token set, safe to print.
 pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Value {
@@ -339,32 +209,47 @@ pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Valu
     }
 }
 
-/// Calls the REST API's resource list with the token: 200 means the token works for API calls.
-pub async fn api_check(token: &forcelink_auth::Token, api_version: &str) -> Result<(), Failure> {
-    let http = forcelink_auth::wire::default_http_client()?;
-    let url = format!("{}/services/data/v{api_version}/", token.instance_url.as_str().trim_end_matches('/'));
-    let resp = http
-        .get(&url)
-        .bearer_auth(token.access_token.secret())
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| {
-            Failure::failed(format!("cannot reach {}: {e}", token.instance_url.origin().ascii_serialization()))
-        })?;
-    match resp.status().as_u16() {
-        200 => Ok(()),
-        401 => Err(Failure::sign_in("Salesforce refused the access token (HTTP 401: session expired or invalid)")),
-        status => {
-            let body = resp.text().await.unwrap_or_default();
-            let excerpt: String = body.chars().take(200).collect();
-            Err(Failure::failed(format!("the REST API answered HTTP {status}: {excerpt}"))
-                .with_fix("check the api_version and the user's API Enabled permission"))
+/// What a sign-in failure says when the REST API refuses the token.
+const TOKEN_REFUSED: &str = "Salesforce refused the access token (HTTP 401: session expired or invalid)";
+
+/// Asks the REST API for its resource list through forcelink-client: an answer means the token
+/// works for API calls. A failure reads like every other API error (status, Salesforce's code,
+/// a shortened body with session ids redacted). A token refused even after the client's one
+/// renewal is a sign-in failure; a renewal that fails says why, as a token request would.
+pub async fn api_check(client: &forcelink_client::Client) -> Result<(), Failure> {
+    let Err(e) = client.resources().send().await else { return Ok(()) };
+    Err(match e {
+        ClientError::Auth(AuthError::StaticTokenRejected) => Failure::sign_in(TOKEN_REFUSED),
+        ClientError::Auth(a) => Failure::from_auth(a),
+        e if e.status() == Some(401) => Failure::sign_in(TOKEN_REFUSED),
+        e => {
+            let answered = e.status().is_some();
+            let failure = Failure { kind: Kind::Failed, ..Failure::from_client(e) };
+            if answered {
+                failure.with_fix("check the api_version and the user's API Enabled permission")
+            } else {
+                failure
+            }
         }
-    }
+    })
 }
 
 /// An instance URL without its trailing slash, ready for `…/services/…`.
 pub fn base_url(url: &url::Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::rfc3339;
+
+    #[test]
+    fn times_show_as_rfc3339_in_utc_with_whole_seconds() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let leap_day = SystemTime::UNIX_EPOCH + Duration::from_millis(1_709_210_096_750);
+        assert_eq!(rfc3339(leap_day), "2024-02-29T12:34:56Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00Z");
+    }
 }

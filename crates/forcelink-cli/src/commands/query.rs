@@ -1,5 +1,5 @@
-//! `forcelink query` and `forcelink search`: records streamed to stdout as a table, JSON,
-//! NDJSON or CSV while the next page is fetched. Memory stays a few pages whatever the result
+//! `forcelink query`: records streamed to stdout as a table, JSON, NDJSON or CSV while the next
+//! page is fetched; the record writer `search` shares. Memory stays a few pages whatever the result
 //! size: the table and CSV writers look at the first [`PREVIEW_ROWS`] records for their columns
 //! (and the table for its widths), then write every record as it arrives.
 
@@ -8,8 +8,9 @@ use std::io::Write;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, api_client, open_connection};
+use super::ConnectionArg;
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 
@@ -17,14 +18,6 @@ use crate::settings::Settings;
 pub const PREVIEW_ROWS: usize = 200;
 /// Widest table column; longer values are cut with `…`.
 pub const MAX_COLUMN_WIDTH: usize = 40;
-
-/// The connection a data command works on.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ConnectionArg {
-    /// Connection name (default: FORCELINK_CONNECTION or the config file's default_connection).
-    #[arg(short = 'c', long = "connection", value_name = "NAME")]
-    pub connection: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -58,26 +51,13 @@ pub struct QueryArgs {
     pub batch_size: Option<u32>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct SearchArgs {
-    /// The SOSL search, e.g. "FIND {Acme} IN NAME FIELDS RETURNING Account(Id, Name)".
-    pub sosl: String,
-    #[command(flatten)]
-    pub conn: ConnectionArg,
-    /// Output format (with --json: one `{"status", "result": {"records": […]}}` document).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
-pub async fn query(settings: &Settings, args: QueryArgs, json_mode: bool) -> Result<Outcome, Failure> {
+pub async fn run(settings: &Settings, args: QueryArgs, json_mode: bool) -> Result<Outcome, Failure> {
     if args.soql.trim().is_empty() {
         return Err(
             Failure::usage("the SOQL query is empty").with_fix("e.g. forcelink query \"SELECT Id FROM Account\"")
         );
     }
-    let name = settings.connection_name(args.conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
-    let client = api_client(settings, &opened)?;
+    let client = args.conn.client(settings).await?;
     let builder = if args.all { client.query_all(args.soql.clone()) } else { client.query(args.soql.clone()) };
     let builder = match args.batch_size {
         Some(n) => builder.batch_size(n),
@@ -129,29 +109,8 @@ pub async fn query(settings: &Settings, args: QueryArgs, json_mode: bool) -> Res
     }
 }
 
-pub async fn search(settings: &Settings, args: SearchArgs, json_mode: bool) -> Result<Outcome, Failure> {
-    if args.sosl.trim().is_empty() {
-        return Err(Failure::usage("the SOSL search is empty")
-            .with_fix("e.g. forcelink search \"FIND {Acme} RETURNING Account(Id, Name)\""));
-    }
-    let name = settings.connection_name(args.conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
-    let client = api_client(settings, &opened)?;
-    let records = client.search(args.sosl).send().await?;
-    let format = if json_mode { Format::Json } else { args.format };
-    let mut writer = RecordWriter::new(format, json_mode);
-    let count = records.len() as u64;
-    for r in records {
-        if writer.write(r).is_err() {
-            return Ok(Outcome::streamed());
-        }
-    }
-    let _ = writer.finish(count, Some(count), None);
-    Ok(Outcome::streamed())
-}
-
 /// Writes records to stdout in one format as they come.
-struct RecordWriter {
+pub(super) struct RecordWriter {
     format: Format,
     /// With `--json`, the records sit inside the `{"result": …, "status": …}` envelope.
     envelope: bool,
@@ -170,7 +129,7 @@ struct Columns {
 }
 
 impl RecordWriter {
-    fn new(format: Format, envelope: bool) -> Self {
+    pub(super) fn new(format: Format, envelope: bool) -> Self {
         Self {
             format,
             envelope,
@@ -182,7 +141,7 @@ impl RecordWriter {
         }
     }
 
-    fn write(&mut self, record: Value) -> std::io::Result<()> {
+    pub(super) fn write(&mut self, record: Value) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
                 if self.written == 0 {
@@ -270,7 +229,7 @@ impl RecordWriter {
         }
     }
 
-    fn finish(&mut self, count: u64, total: Option<u64>, failure: Option<&Failure>) -> std::io::Result<()> {
+    pub(super) fn finish(&mut self, count: u64, total: Option<u64>, failure: Option<&Failure>) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
                 if self.written == 0 {

@@ -23,8 +23,8 @@ use forcelink_store::{
 use serde_json::json;
 use url::Url;
 
-use super::Outcome;
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 /// Where the broker listens unless told otherwise.

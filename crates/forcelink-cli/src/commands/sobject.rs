@@ -1,4 +1,4 @@
-//! `forcelink sobject list|describe|get|create|update|upsert|delete` and `forcelink limits`.
+//! `forcelink sobject list|describe|get|create|update|upsert|delete`.
 //!
 //! Field values for create, update and upsert come from `--data` (JSON: inline, `@FILE`, or `-`
 //! for standard input) and/or `FIELD=VALUE` arguments (a string) and `FIELD:=JSON` arguments (a
@@ -8,9 +8,9 @@ use std::io::Read;
 
 use serde_json::{Map, Value, json};
 
-use super::query::ConnectionArg;
-use super::{Outcome, api_client, open_connection};
+use super::ConnectionArg;
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::output;
 use crate::settings::Settings;
 
@@ -157,16 +157,10 @@ fn parse_assignment(a: &str) -> Result<(String, Value), Failure> {
     Ok((field.to_owned(), value))
 }
 
-async fn client(settings: &Settings, conn: &ConnectionArg) -> Result<forcelink_client::Client, Failure> {
-    let name = settings.connection_name(conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
-    api_client(settings, &opened)
-}
-
 pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome, Failure> {
     match command {
         SObjectCommand::List { conn, custom } => {
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             let global = client.describe_global().send().await?;
             let objects: Vec<_> = global.sobjects.into_iter().filter(|o| !custom || o.custom).collect();
             let mut rows = vec![[
@@ -198,7 +192,7 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
             Ok(Outcome::new(json!(result), output::table(&rows)))
         }
         SObjectCommand::Describe { sobject, conn } => {
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             let d = client.sobject(&sobject)?.describe().send().await?;
             let mut rows = vec![[
                 "FIELD".to_owned(),
@@ -229,7 +223,7 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
             Ok(Outcome::new(value, human))
         }
         SObjectCommand::Get { sobject, id, conn, fields } => {
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             let mut b = client.sobject(&sobject)?.retrieve(&id)?;
             if !fields.is_empty() {
                 b = b.fields(fields.iter().map(|f| f.trim()))?;
@@ -247,7 +241,7 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
         }
         SObjectCommand::Create { sobject, values, conn } => {
             let fields = values.to_object()?;
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             let created = client.sobject(&sobject)?.create(&fields).send().await?;
             Ok(Outcome::new(
                 json!({ "id": created.id.as_str(), "sobject": sobject, "created": true }),
@@ -256,7 +250,7 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
         }
         SObjectCommand::Update { sobject, id, values, conn } => {
             let fields = values.to_object()?;
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             client.sobject(&sobject)?.update(&id, &fields)?.send().await?;
             let names: Vec<&String> = fields.keys().collect();
             Ok(Outcome::new(
@@ -266,7 +260,7 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
         }
         SObjectCommand::Upsert { sobject, field, value, values, update_only, conn } => {
             let fields = values.to_object()?;
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             let done =
                 client.sobject(&sobject)?.upsert(&field, &value, &fields)?.update_only(update_only).send().await?;
             let what = if done.created { "created" } else { "updated" };
@@ -276,7 +270,7 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
             ))
         }
         SObjectCommand::Delete { sobject, id, conn } => {
-            let client = client(settings, &conn).await?;
+            let client = conn.client(settings).await?;
             client.sobject(&sobject)?.delete(&id)?.send().await?;
             Ok(Outcome::new(
                 json!({ "id": id, "sobject": sobject, "deleted": true }),
@@ -284,30 +278,6 @@ pub async fn run(settings: &Settings, command: SObjectCommand) -> Result<Outcome
             ))
         }
     }
-}
-
-/// `forcelink limits`: the org's limits, and the API usage the last answer reported.
-pub async fn limits(settings: &Settings, conn: ConnectionArg, all: bool) -> Result<Outcome, Failure> {
-    let client = client(settings, &conn).await?;
-    let limits = client.limits().send().await?;
-    let mut rows =
-        vec![["LIMIT".to_owned(), "USED".to_owned(), "MAX".to_owned(), "REMAINING".to_owned(), "USE".to_owned()]];
-    for (name, l) in &limits {
-        let used = l.max - l.remaining;
-        // Unused limits are noise for a person; --all (and --json) show every one.
-        if !all && used <= 0 {
-            continue;
-        }
-        let pct = if l.max > 0 { format!("{:.1}%", used as f64 * 100.0 / l.max as f64) } else { String::new() };
-        rows.push([name.clone(), used.to_string(), l.max.to_string(), l.remaining.to_string(), pct]);
-    }
-    let mut human = output::table(&rows);
-    if !all {
-        human.push_str(&format!("({} limits in use of {}; --all lists every one)\n", rows.len() - 1, limits.len()));
-    }
-    let usage = client.limit_info().and_then(|i| i.api_usage).map(|u| json!({ "used": u.used, "max": u.max }));
-    let value = json!({ "limits": serde_json::to_value(&limits).map_err(|e| Failure::failed(e.to_string()))?, "api_usage": usage });
-    Ok(Outcome::new(value, human))
 }
 
 fn yes_no(b: bool) -> String {

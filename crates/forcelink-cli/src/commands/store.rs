@@ -6,8 +6,9 @@ use forcelink_auth::SystemClock;
 use forcelink_store::KeySource;
 use serde_json::json;
 
-use super::{Outcome, rfc3339};
+use super::rfc3339;
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]

@@ -5,8 +5,9 @@ use forcelink_auth::{AuthError, ConnectionId};
 use forcelink_store::AuditAction;
 use serde_json::json;
 
-use super::{Outcome, audit, open_connection, token_cache};
+use super::{audit, open_connection, token_cache};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]

@@ -1,18 +1,16 @@
-//! `forcelink user …` and `forcelink document upload`: the workflow actions of
-//! forcelink-client, with flags in and JSON (or a line for people) out. A user is named by id
+//! `forcelink user …`: the user-administration actions of forcelink-client, with flags in and JSON (or a line for people) out. A user is named by id
 //! (`005…`) or username. The actions need System Administrator rights; without them the error
 //! says which.
 
 use forcelink_store::AuditAction;
-use std::path::PathBuf;
 
 use forcelink_client::actions::{self, ActionName};
 use serde_json::{Map, Value, json};
 
-use super::query::ConnectionArg;
 use super::sobject::{Values, read_data};
-use super::{Outcome, api_client, audit, open_connection};
+use super::{ConnectionArg, api_client, audit};
 use crate::failure::Failure;
+use crate::outcome::Outcome;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]
@@ -87,37 +85,14 @@ pub struct CreateArgs {
     pub conn: ConnectionArg,
 }
 
-#[derive(Debug, clap::Subcommand)]
-pub enum DocumentCommand {
-    /// Upload a file as a ContentVersion, optionally shared with a record.
-    Upload {
-        /// The file.
-        file: PathBuf,
-        /// Title (default: the file name without its extension).
-        #[arg(long)]
-        title: Option<String>,
-        /// A record to share the file with (ContentDocumentLink).
-        #[arg(long, value_name = "RECORD_ID")]
-        link_to: Option<String>,
-        /// V (viewer, default), C (collaborator) or I (inferred).
-        #[arg(long, value_parser = ["V", "C", "I"])]
-        share_type: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
-        #[command(flatten)]
-        conn: ConnectionArg,
-    },
-}
-
 async fn act(settings: &Settings, conn: &ConnectionArg, action: ActionName, input: Value) -> Result<Value, Failure> {
-    let name = settings.connection_name(conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
+    let opened = conn.open(settings).await?;
     let client = api_client(settings, &opened)?;
     let out = actions::run(&client, action, input).await?;
     // Who changed which user or file, for the store's audit log (never a password).
     let subject = out.get("user_id").or_else(|| out.get("content_version_id")).and_then(Value::as_str).unwrap_or("");
-    audit(settings, &*opened.store, &name, AuditAction::Action(action.as_str().to_owned()), Some(subject.to_owned()))
-        .await;
+    let action = AuditAction::Action(action.as_str().to_owned());
+    audit(settings, &*opened.store, &opened.connection.name, action, Some(subject.to_owned())).await;
     Ok(out)
 }
 
@@ -263,39 +238,4 @@ fn secret_value(settings: &Settings, src: &str) -> Result<String, Failure> {
     Err(Failure::usage(
         "--new-password takes env:NAME, file:PATH or - (a password on the command line would be visible to other users)",
     ))
-}
-
-pub async fn document(settings: &Settings, command: DocumentCommand) -> Result<Outcome, Failure> {
-    let DocumentCommand::Upload { file, title, link_to, share_type, description, conn } = command;
-    let content = std::fs::read(&file).map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
-    let file_name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::usage(format!("{} has no file name", file.display())))?
-        .to_owned();
-    let title = title.unwrap_or_else(|| {
-        file.file_stem().and_then(|s| s.to_str()).map(str::to_owned).unwrap_or_else(|| file_name.clone())
-    });
-    let mut input = actions::UploadDocument::new(title, file_name, content);
-    input.link_to = link_to;
-    input.share_type = share_type;
-    input.description = description;
-    let name = settings.connection_name(conn.connection.as_deref())?;
-    let opened = open_connection(settings, &name).await?;
-    let client = api_client(settings, &opened)?;
-    // Called directly, not through the JSON dispatcher: the file is not base64-encoded twice.
-    let uploaded = client.actions().upload_document(input).await?;
-    let out = serde_json::to_value(&uploaded).map_err(|e| Failure::failed(e.to_string()))?;
-    let subject = uploaded.content_version_id.clone();
-    audit(settings, &*opened.store, &name, AuditAction::Action("upload-document".to_owned()), Some(subject)).await;
-    let human = format!(
-        "{} (ContentDocument {}{})\n",
-        field(&out, "content_version_id"),
-        field(&out, "content_document_id"),
-        match out.get("content_document_link_id").and_then(Value::as_str) {
-            Some(l) => format!(", link {l}"),
-            None => String::new(),
-        }
-    );
-    Ok(Outcome::new(out, human))
 }

@@ -381,3 +381,64 @@ async fn a_foreign_host_is_refused_when_saved_from_the_cli_and_the_config_file()
     assert_eq!(old.code, 2);
     assert!(old.stdout.contains("allow_origins"), "{old:?}");
 }
+
+#[tokio::test]
+async fn connection_test_goes_through_the_rest_client_and_redacts_what_salesforce_sent() {
+    let pg = spawn_playground().await;
+    let home = crate::home::signed_in(&pg).await;
+    let ok = home.json(&["connection", "test"]).await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["instance_url"], pg.info.instance_url.trim_end_matches('/'), "{ok}");
+
+    // An error page that echoes a session id: the failure shows the status and an excerpt
+    // with the session id redacted, as every REST error does.
+    let session = "00D000000000001!AQ0AQSessionSecretThatMustNotShow";
+    pg.control
+        .add_fault(serde_json::json!({
+            "path_prefix": "/services/data/v64.0",
+            "kind": "status",
+            "status": 400,
+            "content_type": "text/plain",
+            "body": format!("bad request for session {session}"),
+        }))
+        .await;
+    let failed = home.run(&["connection", "test", "--json"]).await;
+    assert_eq!(failed.code, 1, "{failed:?}");
+    let error = &failed.json()["error"];
+    assert!(error["message"].as_str().unwrap().contains("400"), "{error}");
+    assert!(!failed.stdout.contains("SessionSecretThatMustNotShow"), "{failed:?}");
+    assert!(error["fix"].as_str().unwrap().contains("forcelink login"), "{error}");
+}
+
+#[tokio::test]
+async fn connection_test_of_a_revoked_access_token_says_sign_in_again() {
+    let pg = spawn_playground().await;
+    let org = Org::of(&pg);
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", org.instance_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &org.client_id),
+            ("client_secret", &org.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let mut home = Home::new();
+    home.set_env("TOKEN", access);
+    home.json(&["login", "access-token", "at", "--instance-url", &org.instance_url, "--access-token", "env:TOKEN"])
+        .await;
+    let revoked =
+        http.post(format!("{}/services/oauth2/revoke", org.instance_url)).form(&[("token", access)]).send().await;
+    assert!(revoked.unwrap().status().is_success());
+    let failed = home.run(&["connection", "test", "at", "--json"]).await;
+    assert_eq!(failed.code, 3, "{failed:?}");
+    let error = &failed.json()["error"];
+    assert!(error["message"].as_str().unwrap().contains("refused the access token"), "{error}");
+    assert!(error["fix"].as_str().unwrap().contains("forcelink login access-token at"), "{error}");
+}

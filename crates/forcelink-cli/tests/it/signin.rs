@@ -240,3 +240,25 @@ async fn token_get_names_the_problem_and_exit_code() {
     // Nothing was saved by the failed login.
     assert_eq!(home.run(&["connection", "show", "bad"]).await.code, 4);
 }
+
+#[tokio::test]
+async fn login_method_help_lists_only_that_methods_options() {
+    let home = Home::new();
+    let jwt = home.run(&["login", "jwt", "--help"]).await.ok().stdout;
+    for own in ["--private-key", "--username", "--audience", "--client-id", "--login-url", "--from-json"] {
+        assert!(jwt.contains(own), "login jwt --help lacks {own}: {jwt}");
+    }
+    for other in ["--password", "--security-token", "--access-token", "--callback-url", "--no-browser", "--scope"] {
+        assert!(!jwt.contains(other), "login jwt --help shows {other}: {jwt}");
+    }
+    let web = home.run(&["login", "web", "--help"]).await.ok().stdout;
+    for own in ["--callback-url", "--no-browser", "--timeout", "--scope", "--client-secret", "--username"] {
+        assert!(web.contains(own), "login web --help lacks {own}: {web}");
+    }
+    for other in ["--private-key", "--password", "--security-token", "--access-token", "--instance-url"] {
+        assert!(!web.contains(other), "login web --help shows {other}: {web}");
+    }
+    let token = home.run(&["login", "access-token", "--help"]).await.ok().stdout;
+    assert!(token.contains("--access-token") && token.contains("--instance-url"), "{token}");
+    assert!(!token.contains("--client-id"), "login access-token --help shows --client-id: {token}");
+}
