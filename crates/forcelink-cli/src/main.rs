@@ -12,6 +12,10 @@
 //! Exit codes (see `failure` and docs/cli.md): 0 success, 1 failure, 2 usage or configuration,
 //! 3 sign-in needed, 4 not found.
 
+// The argument structs' doc comments are the `--help` text people read in a terminal, where
+// `<Name>` placeholders and bare URLs are what they should see, not rustdoc markup.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+
 mod commands;
 mod failure;
 mod outcome;
