@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::PlaygroundError;
+pub use crate::schema::{CustomFieldSeed, CustomObjectSeed};
 
 /// The built-in seed, used when no `--seed` is given.
 pub const DEFAULT_SEED_TOML: &str = include_str!("../seed/default.toml");
@@ -60,23 +61,6 @@ pub struct OrgSeed {
     pub daily_api_requests: u64,
 }
 
-/// A custom object declared in the seed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomObjectSeed {
-    /// API name, ending in `__c`.
-    pub name: String,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub plural_label: Option<String>,
-    /// Three characters; `a00`, `a01`, … in declaration order when left out.
-    #[serde(default)]
-    pub key_prefix: Option<String>,
-    #[serde(default)]
-    pub fields: Vec<CustomFieldSeed>,
-}
-
 /// The platform event every playground offers when its seed declares none.
 pub const DEFAULT_PLATFORM_EVENT: &str = "Forcelink_Notice__e";
 
@@ -117,43 +101,6 @@ impl Seed {
             fields: vec![field("Message__c", "string"), field("Level__c", "number")],
         }]
     }
-}
-
-/// A custom field (`__c`) of a custom or standard object.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomFieldSeed {
-    /// The object, for `[[custom_fields]]` on standard objects; ignored inside a custom object.
-    #[serde(default)]
-    pub object: String,
-    pub name: String,
-    /// string, textarea, picklist, multipicklist, email, phone, url, boolean, int, double,
-    /// currency, percent, date, datetime, reference.
-    pub r#type: String,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub length: Option<u32>,
-    #[serde(default)]
-    pub precision: Option<u32>,
-    #[serde(default)]
-    pub scale: Option<u32>,
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default)]
-    pub external_id: bool,
-    #[serde(default)]
-    pub unique: bool,
-    #[serde(default)]
-    pub default: Option<String>,
-    #[serde(default)]
-    pub picklist_values: Vec<String>,
-    /// For `reference` fields: the parent object.
-    #[serde(default)]
-    pub reference_to: Option<String>,
-    /// For `reference` fields: the child relationship name on the parent (`Invoices__r`).
-    #[serde(default)]
-    pub child_relationship: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
