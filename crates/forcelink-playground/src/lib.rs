@@ -21,12 +21,15 @@
 //!   platform events, replay, flow control, keep-alives and faults.
 //! - [`ids`]: 18-character Salesforce ids.
 
+mod call;
 mod civil;
 pub mod clock;
 mod control;
 mod data;
 pub mod error;
+mod events;
 mod faults;
+mod host;
 pub mod ids;
 mod jwt;
 pub mod keys;
@@ -49,13 +52,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::call::LATEST_API_VERSION;
 pub use crate::clock::{Clock, SystemClock};
-pub use crate::data::LATEST_API_VERSION;
 pub use crate::error::PlaygroundError;
 pub use crate::keys::KeyMaterial;
 pub use crate::seed::Seed;
 
-use crate::oauth::{Host, HostKind, authorize, identity, token};
+use crate::host::{Host, HostKind};
+use crate::oauth::{authorize, identity, token};
 use crate::state::Shared;
 
 /// How to start a playground. [`PlaygroundConfig::new`] gives the zero-config defaults.
@@ -275,7 +279,7 @@ impl Playground {
         )?;
         {
             let db = pg.data.store.lock();
-            data::sync_users_from_db(&pg, &db);
+            pg.sync_users_from_db(&db);
         }
         let (shutdown, rx) = watch::channel(false);
         let hosts = [
@@ -327,7 +331,7 @@ impl Drop for Playground {
 
 /// Opens the record store, fills a new one with the org's records and generates any requested
 /// records.
-fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<data::DataState, PlaygroundError> {
+fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<store::DataState, PlaygroundError> {
     let err = |message: String| PlaygroundError::Data { message };
     let schema = schema::Schema::build(&seed.custom_objects, &seed.custom_fields)
         .map_err(|message| PlaygroundError::Seed { message })?;
@@ -341,7 +345,7 @@ fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<data::DataState, 
         spec.extend(config.generate.iter().cloned());
         data::generate::generate(&mut db, &spec, now, &ids::mint("005", 1)).map_err(err)?;
     }
-    Ok(data::DataState::new(store, now))
+    Ok(store::DataState::new(store, now))
 }
 
 fn router(pg: Shared, host: Host) -> Router {

@@ -2,7 +2,6 @@
 //! routing to the resources, and the answer's headers and encoding.
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
 
 use axum::Extension;
 use axum::body::Body;
@@ -12,101 +11,18 @@ use axum::response::{IntoResponse, Response};
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value, json};
 
+use super::invalid_session;
 use super::records::{self, ApiError, Upserted};
-use super::{LATEST_API_VERSION, OLDEST_API_VERSION, invalid_session};
-use crate::oauth::{Host, HostKind, bearer_token};
+pub(crate) use crate::call::{Caller, Version};
+use crate::host::{Host, HostKind, bearer_token};
 use crate::state::Shared;
-use crate::store::{Db, Store};
+use crate::store::Db;
 
 /// Largest JSON (or multipart) request body: Salesforce accepts up to 50 MB for blob inserts.
 const MAX_JSON_BODY: usize = 52 * 1024 * 1024;
 
 /// Largest Bulk 2.0 upload: Salesforce accepts 150 MB per `PUT …/batches`.
 pub(crate) const MAX_UPLOAD_BYTES: usize = 150 * 1024 * 1024;
-
-/// Data-side state shared by all requests.
-#[derive(Debug)]
-pub(crate) struct DataState {
-    pub(crate) store: Store,
-    /// Guards the daily API request counter.
-    usage: Mutex<Usage>,
-    /// Guards the open query locators.
-    pub(crate) locators: Mutex<super::query::Locators>,
-    /// Guards the Bulk API 2.0 jobs.
-    pub(crate) bulk: Mutex<super::bulk::Jobs>,
-    /// When the schema (objects and fields) last changed: the start, as it is fixed for a run.
-    /// Describes answer `304 Not Modified` to an `If-Modified-Since` at or after it.
-    schema_modified_ms: i64,
-}
-
-#[derive(Debug, Default)]
-struct Usage {
-    day: i64,
-    used: u64,
-}
-
-impl DataState {
-    pub(crate) fn new(store: Store, schema_modified_ms: i64) -> Self {
-        Self {
-            schema_modified_ms,
-            store,
-            usage: Mutex::new(Usage::default()),
-            locators: Mutex::new(Default::default()),
-            bulk: Mutex::new(Default::default()),
-        }
-    }
-
-    /// Counts one API request. The count restarts each (playground) UTC day.
-    /// UNCONFIRMED-free simplification: Salesforce's window is a rolling 24 hours.
-    fn count(&self, now_ms: i64, max: u64) -> Result<u64, u64> {
-        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
-        let day = now_ms.div_euclid(crate::civil::DAY_MS);
-        if u.day != day {
-            *u = Usage { day, used: 0 };
-        }
-        if u.used >= max {
-            return Err(u.used);
-        }
-        u.used += 1;
-        Ok(u.used)
-    }
-
-    fn used(&self, now_ms: i64) -> u64 {
-        let u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
-        if u.day == now_ms.div_euclid(crate::civil::DAY_MS) { u.used } else { 0 }
-    }
-
-    pub(crate) fn reset_usage(&self) {
-        *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Usage::default();
-    }
-}
-
-/// The API version of a request (`v58.0` → 58, "58.0").
-#[derive(Debug, Clone)]
-pub(crate) struct Version {
-    pub(crate) major: u32,
-    pub(crate) text: String,
-}
-
-impl Version {
-    pub(crate) fn parse(segment: &str) -> Option<Self> {
-        let rest = segment.strip_prefix('v')?;
-        let (major, minor) = rest.split_once('.')?;
-        let m: u32 = major.parse().ok()?;
-        let latest: u32 = LATEST_API_VERSION.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(m);
-        if minor != "0" || !(OLDEST_API_VERSION..=latest).contains(&m) {
-            return None;
-        }
-        Some(Self { major: m, text: format!("{m}.0") })
-    }
-}
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    pub(crate) id: String,
-    pub(crate) admin: bool,
-}
 
 /// Everything a resource needs while the database is locked.
 #[derive(Debug)]
@@ -120,7 +36,7 @@ pub(crate) struct Ctx<'a> {
     /// `?updateOnly=true` on an upsert.
     pub(crate) update_only: bool,
     /// Record changes so far, published as change events when the call is done.
-    pub(crate) changes: Vec<crate::pubsub::Change>,
+    pub(crate) changes: Vec<crate::events::Change>,
 }
 
 impl Ctx<'_> {
@@ -315,10 +231,10 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
             ApiRequest { method, segments, params: Params::parse(query.as_deref()), headers: &headers, body: &bytes };
         let reply = dispatch(&pg2, &mut ctx, &req);
         if ctx.users_changed {
-            sync_users_from_db(&pg2, ctx.db);
+            pg2.sync_users_from_db(ctx.db);
         }
         let changes = std::mem::take(&mut ctx.changes);
-        crate::pubsub::emit(&pg2, ctx.now, "rest", &ctx.version.text, &ctx.caller.id, changes);
+        crate::events::emit(&pg2.events, ctx.now, "rest", &ctx.version.text, &ctx.caller.id, changes);
         reply
     })
     .await
@@ -778,86 +694,4 @@ fn limits(pg: &Shared, ctx: &Ctx<'_>) -> Value {
     perm["CreateCustom"] = lim(1000, 1000);
     m.insert("PermissionSets".into(), perm);
     Value::Object(m)
-}
-
-/// Makes logins follow the User and UserLogin rows (IsActive, IsFrozen), and lets users
-/// created through the API sign in once they have a password.
-pub(crate) fn sync_users_from_db(pg: &Shared, db: &Db) {
-    let Some(ui) = db.schema.index_of("User") else { return };
-    let Some(li) = db.schema.index_of("UserLogin") else { return };
-    let sql = format!(
-        "SELECT u.\"Id\", u.\"IsActive\", COALESCE(l.\"IsFrozen\", 0), u.\"Username\", u.\"FirstName\", u.\"LastName\", u.\"Email\", \
-         u.\"TimeZoneSidKey\", u.\"LocaleSidKey\", p.\"Name\" FROM {} u LEFT JOIN {} l ON l.\"UserId\" = u.\"Id\" \
-         LEFT JOIN \"o_Profile\" p ON p.\"Id\" = u.\"ProfileId\"",
-        db.schema.objects[ui].table(),
-        db.schema.objects[li].table()
-    );
-    type Row =
-        (String, bool, bool, String, Option<String>, String, String, Option<String>, Option<String>, Option<String>);
-    let rows: Vec<Row> = match db.conn.prepare(&sql).and_then(|mut st| {
-        st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get::<_, Option<i64>>(1)?.unwrap_or(1) != 0,
-                r.get::<_, i64>(2)? != 0,
-                r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                r.get(4)?,
-                r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                r.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-            ))
-        })?
-        .collect()
-    }) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    let mut rt = pg.rt();
-    for (id, active, frozen, username, first, last, email, tz, locale, profile) in rows {
-        match rt.users.iter().position(|u| u.id == id) {
-            Some(i) => {
-                let u = &mut rt.users[i];
-                u.active = active;
-                u.frozen = frozen;
-            }
-            None => rt.users.push(crate::state::User {
-                id,
-                username,
-                // No password until one is set through the password resource; no security
-                // token, so the password grant takes the password alone.
-                password: String::new(),
-                security_token: String::new(),
-                profile: profile.unwrap_or_default(),
-                first_name: first.unwrap_or_default(),
-                last_name: last,
-                email,
-                time_zone: tz.unwrap_or_else(|| "America/Los_Angeles".into()),
-                locale: locale.unwrap_or_else(|| "en_US".into()),
-                active,
-                frozen,
-            }),
-        }
-    }
-}
-
-/// Writes the logins' state (after a control-API change or a reset) into User and UserLogin.
-pub(crate) fn after_reset(pg: &Shared) {
-    pg.data.reset_usage();
-    push_users_to_db(pg);
-}
-
-/// Writes the logins' active and frozen flags into User and UserLogin.
-pub(crate) fn push_users_to_db(pg: &Shared) {
-    let users: Vec<(String, bool, bool)> = pg.rt().users.iter().map(|u| (u.id.clone(), u.active, u.frozen)).collect();
-    let db = pg.data.store.lock();
-    for (id, active, frozen) in users {
-        let _ =
-            db.conn.execute("UPDATE \"o_User\" SET \"IsActive\" = ?1 WHERE \"Id\" = ?2", rusqlite::params![active, id]);
-        let _ = db.conn.execute(
-            "UPDATE \"o_UserLogin\" SET \"IsFrozen\" = ?1 WHERE \"UserId\" = ?2",
-            rusqlite::params![frozen, id],
-        );
-    }
 }

@@ -11,60 +11,19 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::api::{Caller, Ctx, Params, Reply, Version, json_object};
-use super::query::{self, Compiled, Plan};
+use super::api::{Ctx, Params, Reply, json_object};
+use super::query::{self, Compiled};
 use super::records::{self, ApiError, Upserted};
 use crate::civil;
 use crate::schema::FieldType;
 use crate::state::Shared;
+use crate::store::jobs::{Job, Jobs, Kind};
 
 /// Rows processed per database lock, so API requests interleave with a large job.
 const CHUNK: usize = 2000;
 /// Result rows per query-result page when `maxRecords` is not given.
 /// UNCONFIRMED: Salesforce sizes default pages by bytes; 50,000 rows is a plausible stand-in.
 const DEFAULT_MAX_RECORDS: u64 = 50_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ingest,
-    Query,
-}
-
-#[derive(Debug)]
-struct Job {
-    id: String,
-    kind: Kind,
-    object: String,
-    operation: String,
-    external_id: Option<String>,
-    state: String,
-    created_by: String,
-    created_ms: i64,
-    modstamp_ms: i64,
-    delimiter: String,
-    line_ending: String,
-    version: Version,
-    caller: Caller,
-    data: Vec<u8>,
-    header: Option<Vec<String>>,
-    processed: u64,
-    failed: u64,
-    success_rows: Vec<Vec<String>>,
-    failed_rows: Vec<Vec<String>>,
-    unprocessed_rows: Vec<Vec<String>>,
-    error_message: Option<String>,
-    processing_ms: i64,
-    plan: Option<Arc<Plan>>,
-    total: u64,
-    boundaries: HashMap<u64, i64>,
-}
-
-/// Every bulk job of the org.
-#[derive(Debug, Default)]
-pub(crate) struct Jobs {
-    jobs: HashMap<String, Job>,
-    next: u64,
-}
 
 fn delimiter_byte(name: &str) -> Option<u8> {
     Some(match name {
@@ -502,11 +461,11 @@ fn process(pg: &Shared, id: &str) {
                 }
             }
             if ctx.users_changed {
-                super::api::sync_users_from_db(pg, ctx.db);
+                pg.sync_users_from_db(ctx.db);
             }
             // Each chunk is one transaction on Salesforce too.
             let changes = std::mem::take(&mut ctx.changes);
-            crate::pubsub::emit(pg, ctx.now, "bulkapi2", &ctx.version.text, &ctx.caller.id, changes);
+            crate::events::emit(&pg.events, ctx.now, "bulkapi2", &ctx.version.text, &ctx.caller.id, changes);
         }
         let mut j = jobs(pg);
         if let Some(job) = j.jobs.get_mut(id) {

@@ -15,7 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::oauth::{Host, HostKind, bearer_token};
+use crate::call::{LATEST_API_VERSION, OLDEST_API_VERSION};
+use crate::host::{Host, HostKind, bearer_token};
 use crate::state::Shared;
 
 mod api;
@@ -28,11 +29,7 @@ pub(crate) mod records;
 pub(crate) mod soql;
 mod useradmin;
 
-pub(crate) use api::{DataState, after_reset, api, push_users_to_db, sync_users_from_db};
-
-/// The newest API version the playground speaks (Spring '26).
-pub const LATEST_API_VERSION: &str = "66.0";
-pub(crate) const OLDEST_API_VERSION: u32 = 20;
+pub(crate) use api::api;
 
 /// Salesforce's release label for a major API version: 20.0 was Winter '11, and each year has
 /// three releases (Winter, Spring, Summer; Winter is named after the following year).

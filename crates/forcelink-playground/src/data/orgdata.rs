@@ -40,7 +40,7 @@ pub(crate) fn populate(db: &mut Db, seed: &Seed, org_id: &str, now: i64) -> Resu
         return Ok(());
     }
     let admin_id = crate::ids::mint("005", 1);
-    let version = Version::parse(&format!("v{}", super::LATEST_API_VERSION)).ok_or("bad latest version")?;
+    let version = Version::parse(&format!("v{}", crate::call::LATEST_API_VERSION)).ok_or("bad latest version")?;
     let mut ctx = Ctx {
         db,
         caller: Caller { id: admin_id.clone(), admin: true },

@@ -22,6 +22,8 @@ use super::records::{ApiError, normalize_id};
 use super::soql::{self, Agg, Cond, Item, Lit, Op, Path, Query};
 use crate::civil::{self, DAY_MS};
 use crate::schema::{FieldType, Schema};
+use crate::store::locators::{Cursor, Locators};
+use crate::store::plan::{ChildPlan, Plan, Shape};
 use crate::store::{Db, quote};
 
 /// Salesforce's default and largest query batch; the smallest allowed is 200.
@@ -56,44 +58,6 @@ fn no_relationship(rel: &str) -> ApiError {
 
 pub(crate) fn invalid_type(object: &str) -> ApiError {
     ApiError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported."))
-}
-
-/// What a page writes for each row.
-#[derive(Debug, Clone)]
-enum Shape {
-    Field { name: String, ftype: FieldType, col: usize },
-    Parent { name: String, object: String, id_col: usize, items: Vec<Shape> },
-    Child { name: String, index: usize },
-}
-
-/// A compiled child subquery, run per page for the page's parent ids.
-#[derive(Debug, Clone)]
-struct ChildPlan {
-    object: String,
-    /// `SELECT … FROM child t0 … WHERE t0.fk IN (` — the id list and the rest are added per page.
-    select: String,
-    fk_col: usize,
-    filter: String,
-    params: Vec<Sql>,
-    order: String,
-    limit: Option<u64>,
-    items: Vec<Shape>,
-}
-
-/// A compiled top-level query.
-#[derive(Debug, Clone)]
-pub(crate) struct Plan {
-    object: String,
-    /// `SELECT t0.rid, t0."Id", … FROM … WHERE …` (no ORDER BY / LIMIT).
-    select: String,
-    count: String,
-    params: Vec<Sql>,
-    order: String,
-    keyset: bool,
-    offset: u64,
-    limit: Option<u64>,
-    items: Vec<Shape>,
-    children: Vec<ChildPlan>,
 }
 
 /// A resolved field path: table alias, object, field index, and the relationship hops
@@ -624,24 +588,6 @@ pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> 
         items,
         children,
     }))
-}
-
-/// A query being paged through.
-#[derive(Debug)]
-pub(crate) struct Cursor {
-    plan: Arc<Plan>,
-    total: u64,
-    batch: usize,
-    /// Records returned so far → the rowid of the last one (keyset plans).
-    boundaries: HashMap<u64, i64>,
-    touched_ms: i64,
-}
-
-/// Open query locators.
-#[derive(Debug, Default)]
-pub(crate) struct Locators {
-    cursors: HashMap<String, Cursor>,
-    next: u64,
 }
 
 fn write_str(buf: &mut Vec<u8>, s: &str) {

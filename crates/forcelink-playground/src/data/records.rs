@@ -494,10 +494,10 @@ pub(crate) fn insert_values(
         content_version_effects(ctx, o, &id, values)?;
     }
     ctx.db.insert_row(object, row, values)?;
-    ctx.changes.push(crate::pubsub::Change {
+    ctx.changes.push(crate::events::Change {
         object,
         id: id.clone(),
-        kind: crate::pubsub::ChangeKind::Create,
+        kind: crate::events::ChangeKind::Create,
         values: values.clone(),
     });
     match o.name.as_str() {
@@ -745,10 +745,10 @@ pub(crate) fn apply_update(
     set(values, o, "SystemModstamp", Sql::Text(now));
     set(values, o, "LastModifiedById", Sql::Text(ctx.caller.id.clone()));
     ctx.db.update_row(object, id, values)?;
-    ctx.changes.push(crate::pubsub::Change {
+    ctx.changes.push(crate::events::Change {
         object,
         id: id.to_owned(),
-        kind: crate::pubsub::ChangeKind::Update,
+        kind: crate::events::ChangeKind::Update,
         values: values.clone(),
     });
     if matches!(o.name.as_str(), "User" | "UserLogin") {
@@ -791,10 +791,10 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), A
         ));
     }
     soft_delete(ctx, object, &id)?;
-    ctx.changes.push(crate::pubsub::Change {
+    ctx.changes.push(crate::events::Change {
         object,
         id: id.clone(),
-        kind: crate::pubsub::ChangeKind::Delete,
+        kind: crate::events::ChangeKind::Delete,
         values: Vec::new(),
     });
     // Deleting a parent takes its dependants with it, as Salesforce does for these.

@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::api::{Ctx, Reply, json_object, sync_users_from_db};
+use super::api::{Ctx, Reply, json_object};
 use super::records::{self, ApiError};
 use crate::state::Shared;
 
@@ -39,7 +39,7 @@ pub(crate) fn password(
         ));
     }
     // Users created through the API join the login table before their first password.
-    sync_users_from_db(pg, ctx.db);
+    pg.sync_users_from_db(ctx.db);
     let set = |ctx: &Ctx<'_>, new: &str| {
         let mut rt = pg.rt();
         if let Some(u) = rt.users.iter_mut().find(|u| u.id == id) {

@@ -10,7 +10,8 @@ use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
 
 use super::token::{Grant, issue};
-use super::{Host, Params, requested_scopes, secrets_equal};
+use super::{Params, requested_scopes, secrets_equal};
+use crate::host::Host;
 use crate::seed::{Flow, PermittedUsers};
 use crate::state::{
     AUTHORIZATION_CODE_TTL_MS, AuthorizationCode, DeviceStatus, MAX_APPROVALS_PER_USER_AND_APP, PendingAuthorization,
