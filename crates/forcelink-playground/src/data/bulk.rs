@@ -11,9 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::api::{Ctx, Params, Reply, json_object};
 use super::query::{self, Compiled};
-use super::records::{self, ApiError, Upserted};
+use super::records::{self, Upserted};
+use super::request::ApiError;
+use super::request::{Ctx, MAX_UPLOAD_BYTES, Params, Reply, json_object};
 use crate::civil;
 use crate::schema::FieldType;
 use crate::state::Shared;
@@ -250,7 +251,7 @@ fn upload(pg: &Shared, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
     if job.state != "Open" {
         return Err(bad_state(&job.state));
     }
-    if job.data.len() + body.len() > super::api::MAX_UPLOAD_BYTES {
+    if job.data.len() + body.len() > MAX_UPLOAD_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "EXCEEDED_QUOTA",

@@ -7,8 +7,8 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::api::{ApiRequest, Ctx, Params, Reply, dispatch, json_object, split_path};
-use super::records::{self, ApiError, Upserted};
+use super::records::{self, Upserted};
+use super::request::{ApiError, ApiRequest, Ctx, Dispatch, Params, Reply, json_object, split_path};
 use crate::state::Shared;
 
 const MAX_SUBREQUESTS: usize = 25;
@@ -32,7 +32,7 @@ fn method_of(s: &str) -> Option<Method> {
 }
 
 /// Runs one subrequest given its full URL (`/services/data/v58.0/…?…`).
-fn sub(pg: &Shared, ctx: &mut Ctx<'_>, method: Method, url: &str, body: Option<&Value>) -> Reply {
+fn sub(pg: &Shared, ctx: &mut Ctx<'_>, dispatch: Dispatch, method: Method, url: &str, body: Option<&Value>) -> Reply {
     let (path, query) = match url.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (url, None),
@@ -123,7 +123,7 @@ fn headers_json(r: &Reply) -> Value {
 }
 
 /// `POST composite`.
-pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8], dispatch: Dispatch) -> Result<Reply, ApiError> {
     let b = json_object(body)?;
     let all_or_none = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
     let Some(Value::Array(list)) = b.get("compositeRequest") else {
@@ -189,7 +189,7 @@ pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<R
                 ));
                 continue;
             };
-            let reply = sub(pg, ctx, method, &url, body.as_ref());
+            let reply = sub(pg, ctx, dispatch, method, &url, body.as_ref());
             let value = reply.body_value();
             if reply.status.as_u16() >= 400 {
                 failed = true;
@@ -217,7 +217,7 @@ pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<R
 }
 
 /// `POST composite/batch`.
-pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8], dispatch: Dispatch) -> Result<Reply, ApiError> {
     let b = json_object(body)?;
     let halt = b.get("haltOnError").and_then(Value::as_bool).unwrap_or(false);
     let Some(Value::Array(list)) = b.get("batchRequests") else {
@@ -249,7 +249,7 @@ pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply
             results.push(json!({"statusCode": 400, "result": [{"errorCode": "INVALID_API_INPUT", "message": "Unsupported HTTP method"}]}));
             continue;
         };
-        let reply = sub(pg, ctx, method, &full, r.get("richInput"));
+        let reply = sub(pg, ctx, dispatch, method, &full, r.get("richInput"));
         let status = reply.status.as_u16();
         if status >= 400 {
             has_errors = true;

@@ -3,10 +3,13 @@
 //! request, reads the body, runs the request against the record store on a blocking thread and
 //! writes the answer (with `Sforce-Limit-Info`, gzip when accepted).
 //!
-//! - `records`: field values, create / update / delete / upsert semantics, user-admin effects.
+//! - `api`: the handler (authentication, usage, body, gzip); `routes`: path → resource;
+//!   `request`: the request, context, reply and Salesforce error every resource works with.
+//! - `records`: field values, create / read / update / delete / upsert semantics, user-admin
+//!   effects.
 //! - `soql`: the SOQL (and SOSL) parser; `query`: SOQL compiled to SQLite SQL, pages, locators.
 //! - `composite`: composite, batch, tree, sObject collections.
-//! - `bulk`: Bulk API 2.0 ingest and query jobs.
+//! - `bulk`: Bulk API 2.0 ingest and query jobs; `useradmin`: the password resource.
 //! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
 
 use axum::Extension;
@@ -26,6 +29,8 @@ pub(crate) mod generate;
 pub(crate) mod orgdata;
 pub(crate) mod query;
 pub(crate) mod records;
+mod request;
+mod routes;
 pub(crate) mod soql;
 mod useradmin;
 

@@ -5,8 +5,9 @@
 
 use rusqlite::types::Value as Sql;
 
-use super::api::{Caller, Ctx, Version};
-use super::records::{self, ApiError};
+use super::records;
+use super::request::{ApiError, Ctx};
+use crate::call::{Caller, Version};
 use crate::civil;
 use crate::seed::Seed;
 use crate::store::Db;

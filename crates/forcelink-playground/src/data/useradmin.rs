@@ -5,8 +5,8 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::api::{Ctx, Reply, json_object};
-use super::records::{self, ApiError};
+use super::records;
+use super::request::{ApiError, Ctx, Reply, json_object};
 use crate::state::Shared;
 
 fn policy(p: &str) -> Result<(), ApiError> {
