@@ -1,10 +1,10 @@
 //! The org's metadata: which sObjects exist, their fields, types, relationships and key
-//! prefixes. Standard objects are declared below in a compact text form (one field per line);
-//! custom objects and fields (`__c`) come from the seed file.
-//! Shapes follow Salesforce's describe (wire reference §6.2); values are realistic, not exhaustive.
+//! prefixes. Standard objects come from `seed/standard-objects.toml` (next to the default
+//! seed); custom objects and fields (`__c`) from the seed file. Shapes follow Salesforce's
+//! describe (wire reference §6.2); values are realistic, not exhaustive.
 //!
 //! - `field`: field types, field metadata and describe entries, system fields.
-//! - `standard`: the standard objects.
+//! - `standard`: the standard objects' file, parsed and checked.
 //! - `custom`: the seed's custom objects and fields (`[[custom_objects]]`, `[[custom_fields]]`).
 
 mod custom;
