@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::invalid_session;
-use super::request::{ApiError, ApiRequest, Ctx, MAX_UPLOAD_BYTES, Params, Reply, split_path};
+use super::request::{ApiRequest, Ctx, MAX_UPLOAD_BYTES, Params, Reply, SfError, split_path};
 use super::routes::dispatch;
 use crate::call::Caller;
 use crate::host::{Host, HostKind, bearer_token};
@@ -42,7 +42,7 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
     let used = match pg.data.count(now, max) {
         Ok(n) => n,
         Err(n) => {
-            let mut r = Reply::error(&ApiError::new(
+            let mut r = Reply::error(&SfError::new(
                 StatusCode::FORBIDDEN,
                 "REQUEST_LIMIT_EXCEEDED",
                 "TotalRequests Limit exceeded.",
@@ -53,7 +53,7 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
     };
     let path = parts.uri.path().to_owned();
     let Some((version, segments)) = split_path(&path) else {
-        let mut r = Reply::error(&ApiError::not_found());
+        let mut r = Reply::error(&SfError::not_found());
         r.headers.push(("sforce-limit-info", limit_header(used, max)));
         return finish(r, &parts.headers);
     };
@@ -61,7 +61,7 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            let mut r = Reply::error(&ApiError::new(
+            let mut r = Reply::error(&SfError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "REQUEST_ENTITY_TOO_LARGE",
                 format!("The request body exceeds the maximum size of {limit} bytes"),
@@ -80,7 +80,7 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
         let decoder = flate2::read::GzDecoder::new(&bytes[..]);
         if decoder.take(limit as u64).read_to_end(&mut out).is_err() {
             return finish(
-                Reply::error(&ApiError::bad("JSON_PARSER_ERROR", "The gzip request body is invalid")),
+                Reply::error(&SfError::bad("JSON_PARSER_ERROR", "The gzip request body is invalid")),
                 &parts.headers,
             );
         }
@@ -107,7 +107,7 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
         reply
     })
     .await
-    .unwrap_or_else(|e| Reply::error(&ApiError::internal(e)));
+    .unwrap_or_else(|e| Reply::error(&SfError::internal(e)));
     let mut reply = reply;
     reply.headers.push(("sforce-limit-info", limit_header(used, max)));
     finish(reply, &parts.headers)

@@ -1,6 +1,6 @@
 //! What every resource works with: the request as the resources see it ([`ApiRequest`], also
 //! built for composite subrequests), the context held while the database is locked ([`Ctx`]),
-//! the answer before it becomes HTTP ([`Reply`]) and the Salesforce error ([`ApiError`]).
+//! the answer before it becomes HTTP ([`Reply`]) and the Salesforce error ([`SfError`]).
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -71,7 +71,7 @@ impl Reply {
     pub(crate) fn empty(status: StatusCode) -> Self {
         Self { status, body: Vec::new(), content_type: None, headers: Vec::new() }
     }
-    pub(crate) fn error(e: &ApiError) -> Self {
+    pub(crate) fn error(e: &SfError) -> Self {
         Self::json(e.status, &Value::Array(vec![e.rest()]))
     }
     /// The body as JSON (for composite subresponses).
@@ -83,8 +83,8 @@ impl Reply {
     }
 }
 
-impl From<ApiError> for Reply {
-    fn from(e: ApiError) -> Self {
+impl From<SfError> for Reply {
+    fn from(e: SfError) -> Self {
         Self::error(&e)
     }
 }
@@ -140,28 +140,29 @@ pub(crate) fn split_path(path: &str) -> Option<(Version, Vec<String>)> {
 }
 
 /// Parses a JSON object body.
-pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, SfError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::json_parser("No content to map due to end-of-input"));
+        return Err(SfError::json_parser("No content to map due to end-of-input"));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::json_parser("Cannot deserialize instance of object from a non-object value")),
-        Err(e) => Err(ApiError::json_parser(format!("Unexpected character: {e}"))),
+        Ok(_) => Err(SfError::json_parser("Cannot deserialize instance of object from a non-object value")),
+        Err(e) => Err(SfError::json_parser(format!("Unexpected character: {e}"))),
     }
 }
 
-/// A Salesforce error: top-level REST answers carry it as `{message, errorCode, fields}`,
+/// The Salesforce REST error shape (what the org answers, not a playground failure; the client
+/// crate's `ApiError` is the same data read back). A Salesforce error: top-level REST answers carry it as `{message, errorCode, fields}`,
 /// SaveResults and tree results as `{statusCode, message, fields}` (wire reference §6.5).
 #[derive(Debug, Clone)]
-pub(crate) struct ApiError {
+pub(crate) struct SfError {
     pub(crate) status: StatusCode,
     pub(crate) code: String,
     pub(crate) message: String,
     pub(crate) fields: Option<Vec<String>>,
 }
 
-impl ApiError {
+impl SfError {
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self { status, code: code.to_owned(), message: message.into(), fields: None }
     }
@@ -209,7 +210,7 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
+impl From<rusqlite::Error> for SfError {
     fn from(e: rusqlite::Error) -> Self {
         Self::internal(e)
     }

@@ -7,19 +7,19 @@ use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value, json};
 
 use super::records::{self, Upserted};
-use super::request::{ApiError, ApiRequest, Ctx, Reply, json_object};
+use super::request::{ApiRequest, Ctx, Reply, SfError, json_object};
 use crate::state::Shared;
 
 fn method_not_allowed(method: &Method, allowed: &str) -> Reply {
-    Reply::error(&ApiError::new(
+    Reply::error(&SfError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
         format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
     ))
 }
 
-fn object_of(ctx: &Ctx<'_>, name: &str) -> Result<usize, ApiError> {
-    ctx.db.schema.index_of(name).ok_or_else(ApiError::not_found)
+fn object_of(ctx: &Ctx<'_>, name: &str) -> Result<usize, SfError> {
+    ctx.db.schema.index_of(name).ok_or_else(SfError::not_found)
 }
 
 /// Routes one request to its resource.
@@ -30,7 +30,7 @@ pub(crate) fn dispatch(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> 
     }
 }
 
-fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, ApiError> {
+fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, SfError> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let m = &req.method;
     let v = ctx.version.text.clone();
@@ -127,7 +127,7 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
                 .params
                 .get("q")
                 .filter(|q| !q.trim().is_empty())
-                .ok_or_else(|| ApiError::bad("MALFORMED_QUERY", "A query string has to be specified"))?;
+                .ok_or_else(|| SfError::bad("MALFORMED_QUERY", "A query string has to be specified"))?;
             let batch = super::query::batch_size(req.headers);
             super::query::run(ctx, &pg.data.locators, q, segs[0] == "queryAll", batch)
         }
@@ -163,7 +163,7 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
             }
             Ok(Reply::json(StatusCode::OK, &json!({"sObjects": out})))
         }
-        _ => Err(ApiError::not_found()),
+        _ => Err(SfError::not_found()),
     }
 }
 
@@ -189,10 +189,10 @@ fn is_record_of(ctx: &Ctx<'_>, t: &str, id: &str) -> bool {
     records::normalize_id(id).is_some_and(|n| n.starts_with(&o.key_prefix))
 }
 
-fn blob(ctx: &Ctx<'_>, oi: usize, id: &str, field: &str) -> Result<Reply, ApiError> {
+fn blob(ctx: &Ctx<'_>, oi: usize, id: &str, field: &str) -> Result<Reply, SfError> {
     let o = &ctx.db.schema.objects[oi];
     let fi = o.field_index(field).filter(|&i| o.fields[i].ftype == crate::schema::FieldType::Base64);
-    let Some(fi) = fi else { return Err(ApiError::not_found()) };
+    let Some(fi) = fi else { return Err(SfError::not_found()) };
     let row = records::live_row(ctx.db, oi, id)?;
     match &row[fi] {
         Sql::Blob(b) => Ok(Reply {
@@ -201,7 +201,7 @@ fn blob(ctx: &Ctx<'_>, oi: usize, id: &str, field: &str) -> Result<Reply, ApiErr
             content_type: Some("application/octetstream"),
             headers: Vec::new(),
         }),
-        _ => Err(ApiError::not_found()),
+        _ => Err(SfError::not_found()),
     }
 }
 
@@ -211,11 +211,11 @@ fn external_id_resource(
     oi: usize,
     field: &str,
     value: &str,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, SfError> {
     let v = ctx.version.text.clone();
     let name = ctx.db.schema.objects[oi].name.clone();
     let not_ext = || {
-        ApiError::new(
+        SfError::new(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!("Provided external ID field does not exist or is not accessible: {field}"),
@@ -253,10 +253,10 @@ fn external_id_resource(
         Method::GET | Method::DELETE => {
             let o = &ctx.db.schema.objects[oi];
             let fi = o.field_index(field).filter(|&i| o.fields[i].id_lookup()).ok_or_else(not_ext)?;
-            let key = records::to_sql(&o.fields[fi], &json!(value)).map_err(|_| ApiError::not_found())?;
+            let key = records::to_sql(&o.fields[fi], &json!(value)).map_err(|_| SfError::not_found())?;
             let ids = ctx.db.ids_where(oi, &o.fields[fi].name.clone(), &key, 201)?;
             match ids.len() {
-                0 => Err(ApiError::not_found()),
+                0 => Err(SfError::not_found()),
                 1 if req.method == Method::GET => {
                     Ok(Reply::json(StatusCode::OK, &records::retrieve(ctx, oi, &ids[0], req.params.get("fields"))?))
                 }
@@ -277,18 +277,18 @@ fn external_id_resource(
 
 /// A ContentVersion insert body: JSON, or multipart with an `entity_content` JSON part and a
 /// binary `VersionData` part.
-fn content_version_body(req: &ApiRequest<'_>) -> Result<Map<String, Value>, ApiError> {
+fn content_version_body(req: &ApiRequest<'_>) -> Result<Map<String, Value>, SfError> {
     let raw_ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !raw_ct.to_ascii_lowercase().starts_with("multipart/") {
         return json_object(req.body);
     }
-    let bad = |m: &str| ApiError::bad("MALFORMED_REQUEST", m.to_owned());
+    let bad = |m: &str| SfError::bad("MALFORMED_REQUEST", m.to_owned());
     let boundary = multer::parse_boundary(raw_ct).map_err(|_| bad("The multipart request has no boundary"))?;
     let body = bytes::Bytes::copy_from_slice(req.body);
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
     type Parts = (Option<Map<String, Value>>, Option<Vec<u8>>);
-    let parsed: Result<Parts, ApiError> = futures_util::FutureExt::now_or_never(async {
+    let parsed: Result<Parts, SfError> = futures_util::FutureExt::now_or_never(async {
         let mut entity = None;
         let mut data = None;
         while let Some(field) = mp.next_field().await.map_err(|_| bad("Malformed multipart body"))? {

@@ -7,7 +7,7 @@ use rusqlite::types::Value as Sql;
 
 use crate::civil::{self, DAY_MS};
 use crate::data::records::normalize_id;
-use crate::data::request::ApiError;
+use crate::data::request::SfError;
 use crate::data::soql::{self, Agg, Cond, Item, Lit, Op, Path, Query};
 use crate::schema::{FieldType, Schema};
 use crate::store::plan::{ChildPlan, Plan, Shape};
@@ -47,7 +47,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Resolves a field path to (table alias, object, field index, relationship hops).
-    pub(super) fn resolve(&mut self, path: &Path) -> Result<Resolved, ApiError> {
+    pub(super) fn resolve(&mut self, path: &Path) -> Result<Resolved, SfError> {
         let mut parts: &[String] = &path.parts;
         let root = &self.schema.objects[self.root];
         if parts.len() > 1
@@ -97,7 +97,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Adds a selected field to the output tree.
-    pub(super) fn select_field(&mut self, path: &Path, items: &mut Vec<Shape>) -> Result<(), ApiError> {
+    pub(super) fn select_field(&mut self, path: &Path, items: &mut Vec<Shape>) -> Result<(), SfError> {
         let (alias, object, fi, hops) = self.resolve(path)?;
         let mut level = items;
         for (rel, target, a) in hops {
@@ -115,7 +115,7 @@ impl<'a> Compiler<'a> {
                     level.len() - 1
                 }
             };
-            let Shape::Parent { items, .. } = &mut level[pos] else { return Err(ApiError::internal("shape")) };
+            let Shape::Parent { items, .. } = &mut level[pos] else { return Err(SfError::internal("shape")) };
             level = items;
         }
         let f = &self.schema.objects[object].fields[fi];
@@ -132,14 +132,14 @@ impl<'a> Compiler<'a> {
         "?".to_owned()
     }
 
-    pub(super) fn cond(&mut self, c: &Cond) -> Result<String, ApiError> {
+    pub(super) fn cond(&mut self, c: &Cond) -> Result<String, SfError> {
         Ok(match c {
             Cond::And(parts) => {
-                let s: Result<Vec<String>, ApiError> = parts.iter().map(|p| self.cond(p)).collect();
+                let s: Result<Vec<String>, SfError> = parts.iter().map(|p| self.cond(p)).collect();
                 format!("({})", s?.join(" AND "))
             }
             Cond::Or(parts) => {
-                let s: Result<Vec<String>, ApiError> = parts.iter().map(|p| self.cond(p)).collect();
+                let s: Result<Vec<String>, SfError> = parts.iter().map(|p| self.cond(p)).collect();
                 format!("({})", s?.join(" OR "))
             }
             Cond::Not(inner) => format!("(NOT {})", self.cond(inner)?),
@@ -167,7 +167,7 @@ impl<'a> Compiler<'a> {
                 let (alias, object, fi, _) = self.resolve(path)?;
                 let f = &self.schema.objects[object].fields[fi];
                 if f.ftype != FieldType::MultiPicklist {
-                    return Err(ApiError::bad(
+                    return Err(SfError::bad(
                         "INVALID_QUERY_FILTER_OPERATOR",
                         format!("invalid operator on multipicklist field: {} is not a multipicklist", f.name),
                     ));
@@ -194,7 +194,7 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    pub(super) fn compare(&mut self, path: &Path, op: Op, lit: &Lit) -> Result<String, ApiError> {
+    pub(super) fn compare(&mut self, path: &Path, op: Op, lit: &Lit) -> Result<String, SfError> {
         let (alias, object, fi, _) = self.resolve(path)?;
         let f = self.schema.objects[object].fields[fi].clone();
         let col = format!("{alias}.{}", quote(&f.name));
@@ -241,20 +241,20 @@ impl<'a> Compiler<'a> {
     }
 }
 
-pub(super) fn filter_type(f: &crate::schema::Field) -> ApiError {
+pub(super) fn filter_type(f: &crate::schema::Field) -> SfError {
     let quoted = if f.ftype.is_textual() && !matches!(f.ftype, FieldType::Date | FieldType::DateTime) {
         "should be enclosed in quotes"
     } else {
         "should not be enclosed in quotes"
     };
-    ApiError::bad(
+    SfError::bad(
         "INVALID_QUERY_FILTER_OPERATOR",
         format!("value of filter criterion for field '{}' must be of type {} and {quoted}", f.name, f.ftype.name()),
     )
 }
 
 /// A literal as the value stored for `f`.
-pub(super) fn literal(f: &crate::schema::Field, lit: &Lit, op: Op) -> Result<Sql, ApiError> {
+pub(super) fn literal(f: &crate::schema::Field, lit: &Lit, op: Op) -> Result<Sql, SfError> {
     let bad = || filter_type(f);
     Ok(match f.ftype {
         FieldType::Boolean => match lit {
@@ -279,7 +279,7 @@ pub(super) fn literal(f: &crate::schema::Field, lit: &Lit, op: Op) -> Result<Sql
             Lit::Str(s) if op == Op::Like => Sql::Text(s.clone()),
             Lit::Str(s) => match normalize_id(s) {
                 Some(id) => Sql::Text(id),
-                None => return Err(ApiError::bad("INVALID_QUERY_FILTER_OPERATOR", format!("invalid ID field: {s}"))),
+                None => return Err(SfError::bad("INVALID_QUERY_FILTER_OPERATOR", format!("invalid ID field: {s}"))),
             },
             _ => return Err(bad()),
         },
@@ -293,7 +293,7 @@ pub(super) fn literal(f: &crate::schema::Field, lit: &Lit, op: Op) -> Result<Sql
 
 /// `[start, end)` in days for a date literal such as `LAST_N_DAYS:7`, in UTC.
 /// UNCONFIRMED: Salesforce evaluates these in the user's time zone; the playground uses UTC.
-pub(super) fn date_range(name: &str, n: Option<i64>, now_ms: i64) -> Result<(i64, i64), ApiError> {
+pub(super) fn date_range(name: &str, n: Option<i64>, now_ms: i64) -> Result<(i64, i64), SfError> {
     let t = now_ms.div_euclid(DAY_MS);
     let n = n.unwrap_or(0);
     let week = t - (t + 4).rem_euclid(7);
@@ -323,7 +323,7 @@ pub(super) fn date_range(name: &str, n: Option<i64>, now_ms: i64) -> Result<(i64
     })
 }
 
-pub(super) fn order_sql(c: &mut Compiler<'_>, order: &[soql::Order]) -> Result<String, ApiError> {
+pub(super) fn order_sql(c: &mut Compiler<'_>, order: &[soql::Order]) -> Result<String, SfError> {
     let mut keys = Vec::new();
     for o in order {
         let (alias, object, fi, _) = c.resolve(&o.path)?;
@@ -337,7 +337,7 @@ pub(super) fn order_sql(c: &mut Compiler<'_>, order: &[soql::Order]) -> Result<S
     Ok(keys.join(", "))
 }
 
-pub(super) fn syntax(e: soql::SyntaxError) -> ApiError {
+pub(super) fn syntax(e: soql::SyntaxError) -> SfError {
     malformed(e.message)
 }
 
@@ -347,14 +347,14 @@ pub(super) fn compile_items(
     q: &Query,
     items: &mut Vec<Shape>,
     children: &mut Vec<ChildPlan>,
-) -> Result<(), ApiError> {
+) -> Result<(), SfError> {
     for item in &q.select {
         match item {
             Item::Field(p) => c.select_field(p, items)?,
             Item::Sub(sub) => {
                 let root = &c.schema.objects[c.root];
                 let rel = root.child(&sub.from).ok_or_else(|| {
-                    ApiError::bad(
+                    SfError::bad(
                         "INVALID_TYPE",
                         format!(
                             "Didn't understand relationship '{}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
@@ -381,7 +381,7 @@ pub(super) fn compile_child(
     q: &Query,
     now: i64,
     prefix: &str,
-) -> Result<ChildPlan, ApiError> {
+) -> Result<ChildPlan, SfError> {
     let mut c = Compiler::new(schema, object, q.alias.clone(), now, prefix);
     let mut items = Vec::new();
     let mut children = Vec::new();
@@ -427,7 +427,7 @@ pub(crate) enum Compiled {
 }
 
 /// Parses and compiles SOQL for `query` (live rows) or `queryAll` (deleted rows too).
-pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> Result<Compiled, ApiError> {
+pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> Result<Compiled, SfError> {
     let q = soql::parse(text).map_err(syntax)?;
     let root = schema.index_of(&q.from).ok_or_else(|| invalid_type(&q.from))?;
     let o = &schema.objects[root];

@@ -16,18 +16,18 @@ mod json;
 mod page;
 mod search;
 
-use crate::data::request::ApiError;
+use crate::data::request::SfError;
 
 pub(crate) use compile::{Compiled, compile};
 pub(crate) use page::{batch_size, more, plan_columns, run};
 pub(crate) use search::search;
 
-fn malformed(message: impl Into<String>) -> ApiError {
-    ApiError::bad("MALFORMED_QUERY", message)
+fn malformed(message: impl Into<String>) -> SfError {
+    SfError::bad("MALFORMED_QUERY", message)
 }
 
-fn no_column(field: &str, object: &str) -> ApiError {
-    ApiError::bad(
+fn no_column(field: &str, object: &str) -> SfError {
+    SfError::bad(
         "INVALID_FIELD",
         format!(
             "No such column '{field}' on entity '{object}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
@@ -35,8 +35,8 @@ fn no_column(field: &str, object: &str) -> ApiError {
     )
 }
 
-fn no_relationship(rel: &str) -> ApiError {
-    ApiError::bad(
+fn no_relationship(rel: &str) -> SfError {
+    SfError::bad(
         "INVALID_FIELD",
         format!(
             "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
@@ -44,6 +44,6 @@ fn no_relationship(rel: &str) -> ApiError {
     )
 }
 
-pub(crate) fn invalid_type(object: &str) -> ApiError {
-    ApiError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported."))
+pub(crate) fn invalid_type(object: &str) -> SfError {
+    SfError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported."))
 }

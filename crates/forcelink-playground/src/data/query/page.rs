@@ -10,7 +10,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::{Value as Sql, ValueRef};
 use serde_json::{Value, json};
 
-use crate::data::request::{ApiError, Ctx, Reply};
+use crate::data::request::{Ctx, Reply, SfError};
 use crate::schema::FieldType;
 use crate::store::Db;
 use crate::store::locators::{Cursor, Locators};
@@ -32,7 +32,7 @@ pub(super) fn run_children(
     plans: &[ChildPlan],
     parent_ids: &[String],
     version: &str,
-) -> Result<Vec<ChildRows>, ApiError> {
+) -> Result<Vec<ChildRows>, SfError> {
     let mut out = Vec::new();
     for plan in plans {
         let mut map: ChildRows = HashMap::new();
@@ -73,7 +73,7 @@ pub(super) fn page(
     n: usize,
     version: &str,
     buf: &mut Vec<u8>,
-) -> Result<(usize, Option<i64>), ApiError> {
+) -> Result<(usize, Option<i64>), SfError> {
     let (sql, params) = match (plan.keyset, after_rid) {
         (true, Some(rid)) => {
             let glue = if plan.select.contains(" WHERE ") { " AND" } else { " WHERE" };
@@ -158,7 +158,7 @@ pub(crate) fn run(
     text: &str,
     all_rows: bool,
     batch: usize,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, SfError> {
     let v = ctx.version.text.clone();
     match compile(&ctx.db.schema, text, all_rows, ctx.now)? {
         Compiled::Count { sql, params } => {
@@ -224,8 +224,8 @@ pub(crate) fn run(
 }
 
 /// `GET query/{locator}-{n}`: a following page.
-pub(crate) fn more(ctx: &mut Ctx<'_>, locators: &std::sync::Mutex<Locators>, locator: &str) -> Result<Reply, ApiError> {
-    let invalid = || ApiError::bad("INVALID_QUERY_LOCATOR", "invalid query locator");
+pub(crate) fn more(ctx: &mut Ctx<'_>, locators: &std::sync::Mutex<Locators>, locator: &str) -> Result<Reply, SfError> {
+    let invalid = || SfError::bad("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (id, served) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let served: u64 = served.parse().map_err(|_| invalid())?;
     let v = ctx.version.text.clone();
@@ -280,7 +280,7 @@ impl Plan {
         &self.object
     }
     /// Total rows the plan yields.
-    pub(crate) fn total(&self, db: &Db) -> Result<u64, ApiError> {
+    pub(crate) fn total(&self, db: &Db) -> Result<u64, SfError> {
         let counted: i64 = db.conn.query_row(&self.count, params_from_iter(self.params.iter()), |r| r.get(0))?;
         let mut total = (counted.max(0) as u64).saturating_sub(self.offset);
         if let Some(l) = self.limit {
@@ -295,7 +295,7 @@ impl Plan {
         served: u64,
         after_rid: Option<i64>,
         n: usize,
-    ) -> Result<Vec<Vec<Sql>>, ApiError> {
+    ) -> Result<Vec<Vec<Sql>>, SfError> {
         let (sql, params) = match (self.keyset, after_rid) {
             (true, Some(rid)) => {
                 let glue = if self.select.contains(" WHERE ") { " AND" } else { " WHERE" };

@@ -5,7 +5,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::{Value as Sql, ValueRef};
 use serde_json::{Value, json};
 
-use crate::data::request::{ApiError, Ctx, Reply};
+use crate::data::request::{Ctx, Reply, SfError};
 use crate::data::soql::{self, Path};
 use crate::schema::FieldType;
 use crate::store::quote;
@@ -15,10 +15,10 @@ use super::invalid_type;
 use super::json::write_record;
 
 /// `GET search?q=` (the SOSL subset).
-pub(crate) fn search(ctx: &mut Ctx<'_>, text: &str) -> Result<Reply, ApiError> {
-    let s = soql::parse_search(text).map_err(|e| ApiError::bad("MALFORMED_SEARCH", e.message))?;
+pub(crate) fn search(ctx: &mut Ctx<'_>, text: &str) -> Result<Reply, SfError> {
+    let s = soql::parse_search(text).map_err(|e| SfError::bad("MALFORMED_SEARCH", e.message))?;
     if s.term.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
-        return Err(ApiError::bad("MALFORMED_SEARCH", "search term must be longer than one character"));
+        return Err(SfError::bad("MALFORMED_SEARCH", "search term must be longer than one character"));
     }
     let schema = ctx.db.schema.clone();
     let targets: Vec<soql::Returning> = if s.returning.is_empty() {
@@ -107,7 +107,7 @@ pub(crate) fn search(ctx: &mut Ctx<'_>, text: &str) -> Result<Reply, ApiError> {
             let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
             let mut buf = Vec::new();
             write_record(&mut buf, &o.name, &items, &get, 1, &v, &[]);
-            out.push(serde_json::from_slice::<Value>(&buf).map_err(ApiError::internal)?);
+            out.push(serde_json::from_slice::<Value>(&buf).map_err(SfError::internal)?);
         }
     }
     // UNCONFIRMED: the version where results moved into {"searchRecords": [...]}; 37.0 assumed.

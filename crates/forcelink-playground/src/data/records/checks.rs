@@ -3,7 +3,7 @@
 
 use rusqlite::types::Value as Sql;
 
-use crate::data::request::{ApiError, Ctx};
+use crate::data::request::{Ctx, SfError};
 use crate::schema::{FieldType, SObject};
 use crate::store::Db;
 
@@ -22,17 +22,17 @@ pub(super) fn admin_only(object: &str) -> bool {
     )
 }
 
-pub(super) fn check_write_access(ctx: &Ctx<'_>, o: &SObject) -> Result<(), ApiError> {
+pub(super) fn check_write_access(ctx: &Ctx<'_>, o: &SObject) -> Result<(), SfError> {
     if admin_only(&o.name) && !ctx.caller.admin {
-        return Err(ApiError::insufficient_access());
+        return Err(SfError::insufficient_access());
     }
     Ok(())
 }
 
 /// `UNCONFIRMED:` the error for an operation the object does not support; Salesforce reports
 /// `INVALID_TYPE_FOR_OPERATION` in SOAP for these, REST status assumed 400.
-pub(super) fn unsupported(o: &SObject, what: &str) -> ApiError {
-    ApiError::bad("INVALID_TYPE_FOR_OPERATION", format!("entity type cannot be {what}: {}", o.name))
+pub(super) fn unsupported(o: &SObject, what: &str) -> SfError {
+    SfError::bad("INVALID_TYPE_FOR_OPERATION", format!("entity type cannot be {what}: {}", o.name))
 }
 
 /// Calculated fields that depend on others (names, closed flags).
@@ -67,7 +67,7 @@ pub(super) fn derive(o: &SObject, values: &mut Vec<(usize, Sql)>) {
 }
 
 /// Checks references point at live records of an allowed type.
-pub(super) fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) -> Result<(), ApiError> {
+pub(super) fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) -> Result<(), SfError> {
     for (i, v) in values {
         let f = &o.fields[*i];
         let Sql::Text(id) = v else { continue };
@@ -76,7 +76,7 @@ pub(super) fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) ->
         }
         let target = db.schema.by_id(id).filter(|t| f.reference_to.iter().any(|r| r == &t.name));
         let Some(target) = target else {
-            return Err(ApiError::bad(
+            return Err(SfError::bad(
                 "FIELD_INTEGRITY_EXCEPTION",
                 format!("{}: id value of incorrect type: {id}", f.label),
             )
@@ -86,10 +86,10 @@ pub(super) fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) ->
         match db.row(ti, id)? {
             Some(row) if !matches!(row[1], Sql::Integer(1)) => {}
             Some(_) => {
-                return Err(ApiError::bad("ENTITY_IS_DELETED", "entity is deleted").with_fields(vec![f.name.clone()]));
+                return Err(SfError::bad("ENTITY_IS_DELETED", "entity is deleted").with_fields(vec![f.name.clone()]));
             }
             None => {
-                return Err(ApiError::bad("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+                return Err(SfError::bad("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
                     .with_fields(vec![f.name.clone()]));
             }
         }
@@ -97,12 +97,7 @@ pub(super) fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) ->
     Ok(())
 }
 
-pub(super) fn check_unique(
-    db: &Db,
-    o: &SObject,
-    values: &[(usize, Sql)],
-    own_id: Option<&str>,
-) -> Result<(), ApiError> {
+pub(super) fn check_unique(db: &Db, o: &SObject, values: &[(usize, Sql)], own_id: Option<&str>) -> Result<(), SfError> {
     let oi = db.object_index(o);
     for (i, v) in values {
         let f = &o.fields[*i];
@@ -112,13 +107,13 @@ pub(super) fn check_unique(
         let found = db.ids_where(oi, &f.name, v, 2)?;
         if let Some(other) = found.iter().find(|id| Some(id.as_str()) != own_id) {
             if o.name == "User" && f.name == "Username" {
-                return Err(ApiError::bad(
+                return Err(SfError::bad(
                     "DUPLICATE_USERNAME",
                     "Duplicate Username.<br>The username already exists in this or another Salesforce organization. Usernames must be unique across all Salesforce organizations. To resolve, use a different username (it doesn't need to match the user's email address).",
                 )
                 .with_fields(vec!["Username".into()]));
             }
-            return Err(ApiError::bad(
+            return Err(SfError::bad(
                 "DUPLICATE_VALUE",
                 format!("duplicate value found: {} duplicates value on record with id: {other}", f.name),
             )
@@ -128,7 +123,7 @@ pub(super) fn check_unique(
     Ok(())
 }
 
-pub(super) fn required_missing(o: &SObject, values: &[(usize, Sql)]) -> Result<(), ApiError> {
+pub(super) fn required_missing(o: &SObject, values: &[(usize, Sql)]) -> Result<(), SfError> {
     let missing: Vec<String> = o
         .fields
         .iter()
@@ -139,16 +134,16 @@ pub(super) fn required_missing(o: &SObject, values: &[(usize, Sql)]) -> Result<(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(ApiError::bad("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{}]", missing.join(", ")))
+    Err(SfError::bad("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{}]", missing.join(", ")))
         .with_fields(missing))
 }
 
-pub(super) fn required_error(field: &str) -> ApiError {
-    ApiError::bad("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{field}]"))
+pub(super) fn required_error(field: &str) -> SfError {
+    SfError::bad("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{field}]"))
         .with_fields(vec![field.into()])
 }
 
-pub(super) fn duplicate_assignment(db: &Db, o: &SObject, values: &[(usize, Sql)]) -> Result<(), ApiError> {
+pub(super) fn duplicate_assignment(db: &Db, o: &SObject, values: &[(usize, Sql)]) -> Result<(), SfError> {
     let (Some(Sql::Text(a)), Some(Sql::Text(p))) = (get(values, o, "AssigneeId"), get(values, o, "PermissionSetId"))
     else {
         return Ok(());
@@ -159,7 +154,7 @@ pub(super) fn duplicate_assignment(db: &Db, o: &SObject, values: &[(usize, Sql)]
     );
     let existing: Option<String> = db.conn.query_row(&sql, [a, p], |r| r.get(0)).ok();
     if let Some(id) = existing {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "DUPLICATE_VALUE",
             format!("Duplicate PermissionSetAssignment. Assignee: {a}, PermissionSet: {p}; existing assignment: {id}"),
         )

@@ -5,7 +5,7 @@ use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value};
 
 use crate::civil;
-use crate::data::request::{ApiError, Ctx};
+use crate::data::request::{Ctx, SfError};
 use crate::schema::{FieldType, SObject};
 
 use super::checks::{
@@ -15,7 +15,7 @@ use super::checks::{
 use super::values::{get, read_values, set, text_of};
 
 /// Creates a record from a JSON body; returns its id.
-pub(crate) fn create(ctx: &mut Ctx<'_>, object: usize, body: &Map<String, Value>) -> Result<String, ApiError> {
+pub(crate) fn create(ctx: &mut Ctx<'_>, object: usize, body: &Map<String, Value>) -> Result<String, SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     if !o.createable {
@@ -31,7 +31,7 @@ pub(crate) fn insert_values(
     ctx: &mut Ctx<'_>,
     object: usize,
     values: &mut Vec<(usize, Sql)>,
-) -> Result<String, ApiError> {
+) -> Result<String, SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     for (i, f) in o.fields.iter().enumerate() {
@@ -131,7 +131,7 @@ pub(crate) fn system_insert(
     ctx: &mut Ctx<'_>,
     object: usize,
     values: &mut Vec<(usize, Sql)>,
-) -> Result<String, ApiError> {
+) -> Result<String, SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     let now = civil::format_datetime(ctx.now);
@@ -168,7 +168,7 @@ pub(super) fn content_version_effects(
     o: &SObject,
     id: &str,
     values: &mut Vec<(usize, Sql)>,
-) -> Result<(), ApiError> {
+) -> Result<(), SfError> {
     let schema = ctx.db.schema.clone();
     let size = match get(values, o, "VersionData") {
         Some(Sql::Blob(b)) => b.len() as i64,
@@ -203,7 +203,7 @@ pub(super) fn content_version_effects(
         }
         None => {
             set(values, o, "VersionNumber", Sql::Text("1".into()));
-            let di = schema.index_of("ContentDocument").ok_or_else(|| ApiError::internal("no ContentDocument"))?;
+            let di = schema.index_of("ContentDocument").ok_or_else(|| SfError::internal("no ContentDocument"))?;
             let d = &schema.objects[di];
             let mut dv = Vec::new();
             if let Some(t) = get(values, o, "Title") {
@@ -215,7 +215,7 @@ pub(super) fn content_version_effects(
             set(&mut dv, d, "PublishStatus", Sql::Text("P".into()));
             let doc = system_insert(ctx, di, &mut dv)?;
             set(values, o, "ContentDocumentId", Sql::Text(doc.clone()));
-            let li = schema.index_of("ContentDocumentLink").ok_or_else(|| ApiError::internal("no link object"))?;
+            let li = schema.index_of("ContentDocumentLink").ok_or_else(|| SfError::internal("no link object"))?;
             let l = &schema.objects[li];
             // The owner always gets a link; the first publish location another one.
             let owner = text_of(get(values, o, "OwnerId")).unwrap_or(&ctx.caller.id).to_owned();

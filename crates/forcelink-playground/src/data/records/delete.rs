@@ -3,14 +3,14 @@
 use rusqlite::types::Value as Sql;
 
 use crate::civil;
-use crate::data::request::{ApiError, Ctx};
+use crate::data::request::{Ctx, SfError};
 
 use super::checks::{check_write_access, unsupported};
 use super::read::live_row;
 use super::values::normalize_id;
 
 /// Deletes (moves to the recycle bin) a record.
-pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), ApiError> {
+pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     let row = live_row(ctx.db, object, id)?;
@@ -27,7 +27,7 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), A
         && matches!(ps_row[owned], Sql::Integer(1))
     {
         // UNCONFIRMED: the code and text of this refusal (wire reference §9).
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "DELETE_FAILED",
             "Cannot delete a permission set assignment that is owned by a profile. Change the user's profile instead.",
         ));
@@ -58,7 +58,7 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), A
     Ok(())
 }
 
-pub(super) fn soft_delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), ApiError> {
+pub(super) fn soft_delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), SfError> {
     let o = &ctx.db.schema.objects[object];
     let now = civil::format_datetime(ctx.now);
     let sql = format!("UPDATE {} SET \"IsDeleted\" = 1, \"SystemModstamp\" = ?1 WHERE \"Id\" = ?2", o.table());

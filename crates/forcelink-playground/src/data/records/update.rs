@@ -4,7 +4,7 @@ use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value};
 
 use crate::civil;
-use crate::data::request::{ApiError, Ctx};
+use crate::data::request::{Ctx, SfError};
 
 use super::checks::{check_references, check_unique, check_write_access, derive, unsupported};
 use super::read::live_row;
@@ -12,7 +12,7 @@ use super::values::normalize_id;
 use super::values::{get, read_values, set};
 
 /// Updates a record from a JSON body.
-pub(crate) fn update(ctx: &mut Ctx<'_>, object: usize, id: &str, body: &Map<String, Value>) -> Result<(), ApiError> {
+pub(crate) fn update(ctx: &mut Ctx<'_>, object: usize, id: &str, body: &Map<String, Value>) -> Result<(), SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     let row = live_row(ctx.db, object, id)?;
@@ -25,7 +25,7 @@ pub(crate) fn update(ctx: &mut Ctx<'_>, object: usize, id: &str, body: &Map<Stri
     if o.name == "UserLogin" && matches!(get(&values, o, "IsPasswordLocked"), Some(Sql::Integer(1))) {
         // Salesforce: IsPasswordLocked can be set to false (unlock) but not to true.
         // UNCONFIRMED: the error code and text.
-        return Err(ApiError::bad("FIELD_INTEGRITY_EXCEPTION", "IsPasswordLocked can only be set to false")
+        return Err(SfError::bad("FIELD_INTEGRITY_EXCEPTION", "IsPasswordLocked can only be set to false")
             .with_fields(vec!["IsPasswordLocked".into()]));
     }
     apply_update(ctx, object, &id, &row, &mut values)
@@ -37,7 +37,7 @@ pub(crate) fn apply_update(
     id: &str,
     row: &[Sql],
     values: &mut Vec<(usize, Sql)>,
-) -> Result<(), ApiError> {
+) -> Result<(), SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     // Required fields may not be cleared.
@@ -47,7 +47,7 @@ pub(crate) fn apply_update(
         .map(|(i, _)| o.fields[*i].name.clone())
         .collect();
     if !cleared.is_empty() {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "REQUIRED_FIELD_MISSING",
             format!("Required fields are missing: [{}]", cleared.join(", ")),
         )

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value, json};
 
-use crate::data::request::{ApiError, Ctx};
+use crate::data::request::{Ctx, SfError};
 use crate::schema::FieldType;
 
 use super::checks::{check_write_access, unsupported};
@@ -29,11 +29,11 @@ pub(crate) fn upsert(
     field: &str,
     value: &str,
     body: &Map<String, Value>,
-) -> Result<Upserted, ApiError> {
+) -> Result<Upserted, SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     let not_ext = || {
-        ApiError::new(
+        SfError::new(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!("Provided external ID field does not exist or is not accessible: {field}"),
@@ -53,7 +53,7 @@ pub(crate) fn upsert(
     match matches.len() {
         0 => {
             if ctx.update_only {
-                return Err(ApiError::not_found());
+                return Err(SfError::not_found());
             }
             if !o.createable {
                 return Err(unsupported(o, "inserted"));

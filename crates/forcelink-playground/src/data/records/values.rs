@@ -7,7 +7,7 @@ use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value, json};
 
 use crate::civil;
-use crate::data::request::ApiError;
+use crate::data::request::SfError;
 use crate::ids;
 use crate::schema::{Field, FieldType, SObject};
 
@@ -54,7 +54,7 @@ pub(super) fn is_email(s: &str) -> bool {
         && !domain.contains('@')
 }
 
-pub(super) fn type_error(f: &Field, v: &Value) -> ApiError {
+pub(super) fn type_error(f: &Field, v: &Value) -> SfError {
     let token = match v {
         Value::String(_) => "VALUE_STRING",
         Value::Number(_) => "VALUE_NUMBER",
@@ -67,14 +67,14 @@ pub(super) fn type_error(f: &Field, v: &Value) -> ApiError {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    ApiError::json_parser(format!(
+    SfError::json_parser(format!(
         "Cannot deserialize instance of {} from {token} value {shown} or request may be missing a required field",
         f.ftype.name()
     ))
 }
 
 /// Converts a JSON value to what is stored for field `f`.
-pub(crate) fn to_sql(f: &Field, v: &Value) -> Result<Sql, ApiError> {
+pub(crate) fn to_sql(f: &Field, v: &Value) -> Result<Sql, SfError> {
     if v.is_null() {
         return Ok(Sql::Null);
     }
@@ -124,14 +124,14 @@ pub(crate) fn to_sql(f: &Field, v: &Value) -> Result<Sql, ApiError> {
                 return Ok(Sql::Null);
             }
             Sql::Text(normalize_id(s).ok_or_else(|| {
-                ApiError::bad("MALFORMED_ID", format!("{}: id value of incorrect type: {s}", f.label))
+                SfError::bad("MALFORMED_ID", format!("{}: id value of incorrect type: {s}", f.label))
                     .with_fields(vec![f.name.clone()])
             })?)
         }
         FieldType::Base64 => {
             let s = v.as_str().ok_or_else(|| type_error(f, v))?;
             let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-            Sql::Blob(STANDARD.decode(clean).map_err(|e| ApiError::json_parser(format!("Illegal base64 data: {e}")))?)
+            Sql::Blob(STANDARD.decode(clean).map_err(|e| SfError::json_parser(format!("Illegal base64 data: {e}")))?)
         }
         _ => {
             let s = text(v).ok_or_else(|| type_error(f, v))?;
@@ -140,14 +140,14 @@ pub(crate) fn to_sql(f: &Field, v: &Value) -> Result<Sql, ApiError> {
             }
             if s.chars().count() > f.length as usize {
                 let shown: String = s.chars().take(40).collect();
-                return Err(ApiError::bad(
+                return Err(SfError::bad(
                     "STRING_TOO_LONG",
                     format!("{}: data value too large: {shown} (max length={})", f.label, f.length),
                 )
                 .with_fields(vec![f.name.clone()]));
             }
             if f.ftype == FieldType::Email && !is_email(&s) {
-                return Err(ApiError::bad("INVALID_EMAIL_ADDRESS", format!("{}: invalid email address: {s}", f.label))
+                return Err(SfError::bad("INVALID_EMAIL_ADDRESS", format!("{}: invalid email address: {s}", f.label))
                     .with_fields(vec![f.name.clone()]));
             }
             Sql::Text(s)
@@ -172,14 +172,14 @@ pub(super) fn read_values(
     o: &SObject,
     body: &Map<String, Value>,
     creating: bool,
-) -> Result<Vec<(usize, Sql)>, ApiError> {
+) -> Result<Vec<(usize, Sql)>, SfError> {
     let mut out = Vec::new();
     let mut not_writable = Vec::new();
     for (k, v) in body {
         if k == "attributes" {
             continue;
         }
-        let Some(i) = o.field_index(k) else { return Err(ApiError::invalid_field(&o.name, k)) };
+        let Some(i) = o.field_index(k) else { return Err(SfError::invalid_field(&o.name, k)) };
         let f = &o.fields[i];
         let writable = if creating { f.createable } else { f.updateable };
         // Clients echo `Id` back in update bodies; Salesforce ignores a matching one.
@@ -193,7 +193,7 @@ pub(super) fn read_values(
         out.push((i, to_sql(f, v)?));
     }
     if !not_writable.is_empty() {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "INVALID_FIELD_FOR_INSERT_UPDATE",
             format!(
                 "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
