@@ -75,8 +75,8 @@ fn job_info(j: &Job) -> Value {
     Value::Object(m)
 }
 
-fn jobs(pg: &Shared) -> std::sync::MutexGuard<'_, Jobs> {
-    pg.data.bulk.lock().unwrap_or_else(|p| p.into_inner())
+fn jobs(pg: &Shared) -> parking_lot::MutexGuard<'_, Jobs> {
+    pg.data.bulk.lock()
 }
 
 fn not_found() -> SfError {

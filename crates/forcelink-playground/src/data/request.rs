@@ -151,9 +151,9 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, SfError> {
     }
 }
 
-/// The Salesforce REST error shape (what the org answers, not a playground failure; the client
-/// crate's `ApiError` is the same data read back). A Salesforce error: top-level REST answers carry it as `{message, errorCode, fields}`,
-/// SaveResults and tree results as `{statusCode, message, fields}` (wire reference §6.5).
+/// A Salesforce REST error, as the org answers it (not a failure of the playground itself):
+/// top-level REST answers carry it as `{message, errorCode, fields}`, SaveResults and tree
+/// results as `{statusCode, message, fields}` (wire reference §6.5).
 #[derive(Debug, Clone)]
 pub(crate) struct SfError {
     pub(crate) status: StatusCode,

@@ -14,7 +14,9 @@ pub(crate) mod cdc;
 pub(crate) mod schemas;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub(crate) use cdc::{Change, ChangeKind, emit};
@@ -147,8 +149,7 @@ impl EventBus {
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, BusState> {
-        // Plain data behind the lock: keep serving after a panic elsewhere.
-        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.state.lock()
     }
 
     pub(crate) fn subscribe_wake(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -266,6 +267,6 @@ pub(crate) fn uuid() -> String {
     let mut b = b;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = hex::encode(b);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }

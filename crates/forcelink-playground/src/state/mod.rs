@@ -8,7 +8,9 @@
 mod logins;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -435,8 +437,8 @@ impl Shared {
     }
 
     pub(crate) fn rt(&self) -> MutexGuard<'_, Runtime> {
-        // A panic while holding the lock leaves plain data behind; keep serving.
-        self.0.runtime.lock().unwrap_or_else(|p| p.into_inner())
+        // parking_lot does not poison: a panic while holding the lock leaves plain data behind.
+        self.0.runtime.lock()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

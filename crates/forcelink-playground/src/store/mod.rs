@@ -15,7 +15,9 @@ pub(crate) mod locators;
 pub(crate) mod plan;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params_from_iter};
@@ -78,8 +80,8 @@ impl Store {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
-        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        // No poisoning: a panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.db.lock()
     }
 }
 
@@ -236,7 +238,7 @@ impl DataState {
     /// Counts one API request. The count restarts each (playground) UTC day.
     /// UNCONFIRMED-free simplification: Salesforce's window is a rolling 24 hours.
     pub(crate) fn count(&self, now_ms: i64, max: u64) -> Result<u64, u64> {
-        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = self.usage.lock();
         let day = now_ms.div_euclid(crate::civil::DAY_MS);
         if u.day != day {
             *u = Usage { day, used: 0 };
@@ -249,11 +251,11 @@ impl DataState {
     }
 
     pub(crate) fn used(&self, now_ms: i64) -> u64 {
-        let u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let u = self.usage.lock();
         if u.day == now_ms.div_euclid(crate::civil::DAY_MS) { u.used } else { 0 }
     }
 
     pub(crate) fn reset_usage(&self) {
-        *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Usage::default();
+        *self.usage.lock() = Usage::default();
     }
 }

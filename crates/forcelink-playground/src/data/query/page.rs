@@ -154,7 +154,7 @@ pub(super) fn envelope(total: u64, next: Option<String>, records: &[u8]) -> Vec<
 /// `GET query?q=` / `queryAll?q=`: the first page.
 pub(crate) fn run(
     ctx: &mut Ctx<'_>,
-    locators: &std::sync::Mutex<Locators>,
+    locators: &parking_lot::Mutex<Locators>,
     text: &str,
     all_rows: bool,
     batch: usize,
@@ -199,7 +199,7 @@ pub(crate) fn run(
             let (got, last) = page(ctx.db, &plan, 0, None, n, &v, &mut buf)?;
             let served = got as u64;
             let next = if served < total {
-                let mut l = locators.lock().unwrap_or_else(|p| p.into_inner());
+                let mut l = locators.lock();
                 l.next += 1;
                 let id = crate::ids::mint("01g", l.next);
                 let mut boundaries = HashMap::new();
@@ -224,13 +224,17 @@ pub(crate) fn run(
 }
 
 /// `GET query/{locator}-{n}`: a following page.
-pub(crate) fn more(ctx: &mut Ctx<'_>, locators: &std::sync::Mutex<Locators>, locator: &str) -> Result<Reply, SfError> {
+pub(crate) fn more(
+    ctx: &mut Ctx<'_>,
+    locators: &parking_lot::Mutex<Locators>,
+    locator: &str,
+) -> Result<Reply, SfError> {
     let invalid = || SfError::bad("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (id, served) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let served: u64 = served.parse().map_err(|_| invalid())?;
     let v = ctx.version.text.clone();
     let (plan, total, batch, after) = {
-        let mut l = locators.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = locators.lock();
         let now = ctx.now;
         l.cursors.retain(|_, c| now - c.touched_ms < LOCATOR_IDLE_MS);
         let c = l.cursors.get_mut(id).ok_or_else(invalid)?;
@@ -245,7 +249,7 @@ pub(crate) fn more(ctx: &mut Ctx<'_>, locators: &std::sync::Mutex<Locators>, loc
     let (got, last) = page(ctx.db, &plan, served, after, n, &v, &mut buf)?;
     let now_served = served + got as u64;
     let next = if now_served < total && got > 0 {
-        let mut l = locators.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = locators.lock();
         if let (Some(c), Some(rid)) = (l.cursors.get_mut(id), last) {
             c.boundaries.insert(now_served, rid);
         }
