@@ -15,13 +15,16 @@ pub struct CustomObjectSeed {
     /// API name, ending in `__c`.
     pub name: String,
     #[serde(default)]
+    /// Label; derived from the name when left out.
     pub label: Option<String>,
     #[serde(default)]
+    /// Plural label; the label plus `s` when left out.
     pub plural_label: Option<String>,
     /// Three characters; `a00`, `a01`, … in declaration order when left out.
     #[serde(default)]
     pub key_prefix: Option<String>,
     #[serde(default)]
+    /// The object's fields (besides Name and the system fields).
     pub fields: Vec<CustomFieldSeed>,
 }
 
@@ -32,27 +35,37 @@ pub struct CustomFieldSeed {
     /// The object, for `[[custom_fields]]` on standard objects; ignored inside a custom object.
     #[serde(default)]
     pub object: String,
+    /// API name, ending in `__c`.
     pub name: String,
     /// string, textarea, picklist, multipicklist, email, phone, url, boolean, int, double,
     /// currency, percent, date, datetime, reference.
     pub r#type: String,
     #[serde(default)]
+    /// Label; derived from the name when left out.
     pub label: Option<String>,
     #[serde(default)]
+    /// Length of text fields.
     pub length: Option<u32>,
     #[serde(default)]
+    /// Digits of number fields.
     pub precision: Option<u32>,
     #[serde(default)]
+    /// Decimal places of number fields.
     pub scale: Option<u32>,
     #[serde(default)]
+    /// Required on create.
     pub required: bool,
     #[serde(default)]
+    /// An external id (upsert key).
     pub external_id: bool,
     #[serde(default)]
+    /// Values must be unique.
     pub unique: bool,
     #[serde(default)]
+    /// Value on create when none is given.
     pub default: Option<String>,
     #[serde(default)]
+    /// Values of picklist fields.
     pub picklist_values: Vec<String>,
     /// For `reference` fields: the parent object.
     #[serde(default)]
