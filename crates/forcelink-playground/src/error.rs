@@ -7,19 +7,38 @@
 pub enum PlaygroundError {
     /// The seed file is unreadable or invalid. Fix the file; the message names the entry.
     #[error("invalid playground seed: {message}")]
-    Seed { message: String },
+    Seed {
+        /// What is wrong, naming the entry.
+        message: String,
+    },
     /// A port could not be bound. Choose another port, or 0 for any free one.
     #[error("cannot listen on {addr}: {source} (choose another port, or 0 for any free one)")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        /// The address that could not be bound.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Key or certificate material could not be created, read or written.
     #[error("playground keys: {message}")]
-    Keys { message: String },
+    Keys {
+        /// What failed.
+        message: String,
+    },
     /// The data file could not be opened, or the generator could not run.
     #[error("playground data: {message}")]
-    Data { message: String },
+    Data {
+        /// What failed.
+        message: String,
+    },
     /// The info file could not be written.
     #[error("cannot write info file {path}: {source}")]
-    InfoFile { path: String, source: std::io::Error },
+    InfoFile {
+        /// The info file's path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl PlaygroundError {

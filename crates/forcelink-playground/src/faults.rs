@@ -1,5 +1,6 @@
 //! Fault injection: the next N requests whose path starts with a prefix get a chosen failure
-//! instead of (or on top of) the normal answer. Set through `/__playground/faults`.
+//! instead of (or on top of) the normal answer. Set through `/__playground/faults`; the armed
+//! faults are kept in the org's runtime state, which the accept loop passes to [`take`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,6 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-
-use crate::state::Shared;
 
 /// Lets a handler close its HTTP connection without answering (the "dropped connection" fault).
 #[derive(Debug, Clone)]
@@ -69,29 +68,29 @@ const MAINTENANCE_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Salesforce -
 <body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request due to \
 maintenance downtime or capacity problems. Please try again later.</p></body></html>\n";
 
-/// Takes the first armed fault matching `path`, counting it down.
-fn take(pg: &Shared, path: &str) -> Option<FaultAction> {
+/// Takes the first armed fault matching `path` from `faults`, counting it down. The control API
+/// itself is never faulted, so a test can always disarm what it armed.
+pub(crate) fn take(faults: &mut Vec<Fault>, path: &str) -> Option<FaultAction> {
     if path.starts_with("/__playground") {
         return None;
     }
-    let mut rt = pg.rt();
-    let i = rt.faults.iter().position(|f| f.count > 0 && path.starts_with(&f.path_prefix))?;
-    let fault = &mut rt.faults[i];
+    let i = faults.iter().position(|f| f.count > 0 && path.starts_with(&f.path_prefix))?;
+    let fault = &mut faults[i];
     fault.count -= 1;
     let action = fault.action.clone();
     if fault.count == 0 {
-        rt.faults.remove(i);
+        faults.remove(i);
     }
     Some(action)
 }
 
-/// Runs `next` for `req`, applying an armed fault if one matches.
-pub(crate) async fn apply<F, Fut>(pg: &Shared, req: Request<Body>, next: F) -> Response
+/// Runs `next` for `req`, or answers with the fault `action` taken for it (see [`take`]).
+pub(crate) async fn apply<F, Fut>(action: Option<FaultAction>, req: Request<Body>, next: F) -> Response
 where
     F: FnOnce(Request<Body>) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    let Some(action) = take(pg, req.uri().path()) else { return next(req).await };
+    let Some(action) = action else { return next(req).await };
     match action {
         FaultAction::Status { status, body, content_type, retry_after_seconds } => {
             let mut r =

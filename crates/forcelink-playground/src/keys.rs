@@ -27,7 +27,9 @@ const LOCK_FILE: &str = ".keys.lock";
 pub struct KeyMaterial {
     /// The default app's certificate (PEM), whose private key a JWT-bearer client signs with.
     pub client_certificate_pem: String,
+    /// Where the default app's JWT private key (PEM) is kept.
     pub client_private_key_path: PathBuf,
+    /// Where the default app's certificate (PEM) is kept; its public key verifies assertions.
     pub client_certificate_path: PathBuf,
     pub(crate) client_public_key: RsaPublicKey,
     pub(crate) signing_key: Arc<RsaPrivateKey>,

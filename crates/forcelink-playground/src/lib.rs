@@ -5,28 +5,62 @@
 //! Salesforce account or a network. It shares no types with forcelink's client crates, so a
 //! client bug cannot be "confirmed" by an emulator built from the same structs.
 //!
-//! Layout:
-//! - [`seed`]: the seed file (org, users, connected apps) and the built-in default.
-//! - `state`: users, apps, tokens, approvals, codes, device grants, counters.
+//! Start one on any free ports and ask it for a token, as a client would:
+//!
+//! ```
+//! use forcelink_playground::{Playground, PlaygroundConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let keys = tempfile::tempdir()?;
+//! let playground = Playground::start(PlaygroundConfig::new(keys.path())).await?;
+//! let info = playground.info();
+//! let token: serde_json::Value = reqwest::Client::new()
+//!     .post(format!("{}/services/oauth2/token", info.instance_url))
+//!     .form(&[
+//!         ("grant_type", "client_credentials"),
+//!         ("client_id", info.client.client_id.as_str()),
+//!         ("client_secret", info.client.client_secret.as_str()),
+//!     ])
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert_eq!(token["instance_url"], info.instance_url.as_str());
+//! playground.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layout (lower modules first; none depends on one above it):
+//! - [`clock`], [`ids`] (18-character Salesforce ids), [`error`], `civil` (date arithmetic),
+//!   `jwt` (RS256 compact JWS), [`keys`] (JWT key pair, signing key, TLS).
+//! - `schema`: sObject metadata (standard objects from `seed/standard-objects.toml`,
+//!   seed-declared custom ones); [`seed`]: the seed file (org, users, apps) and the default.
+//! - `call`: the API version and caller of a REST call; `host`: which host answered.
+//! - `store`: what the REST API keeps (SQLite records, usage, query locators, Bulk jobs);
+//!   `events`: the event bus (change events, platform events); `faults`: fault injection.
+//! - `state`: the shared org handle: users, apps, tokens, approvals, codes, device grants,
+//!   counters, and the store and bus above.
 //! - `oauth`: the token endpoint and every grant; authorize with login/consent pages and the
 //!   device page; revoke, introspect, userinfo, identity URL, discovery, keys.
 //! - `data`: the REST API under `/services/data/` (versions, sObjects, describe, CRUD, SOQL,
 //!   search, composite, limits, Bulk 2.0) and the data generator.
-//! - `schema`: sObject metadata (standard objects, seed-declared custom ones); `store`: the
-//!   SQLite record store; `civil`: date arithmetic.
-//! - `control`: the `/__playground/` control API; `faults`: fault injection.
-//! - [`keys`]: JWT key pair, signing key, TLS; `jwt`: RS256 compact JWS.
+//! - `pubsub`: the Pub/Sub API (gRPC) on its own port: replay, flow control, keep-alives, faults.
+//! - `control`: the `/__playground/` control API (with its Pub/Sub part).
 //! - `server`: accept loops for the two hosts (login host and My Domain instance host).
-//! - `pubsub`: the Pub/Sub API (gRPC) on its own port: change events for record writes,
-//!   platform events, replay, flow control, keep-alives and faults.
-//! - [`ids`]: 18-character Salesforce ids.
 
+#![warn(missing_docs)]
+
+mod call;
 mod civil;
 pub mod clock;
 mod control;
 mod data;
 pub mod error;
+mod events;
 mod faults;
+mod host;
 pub mod ids;
 mod jwt;
 pub mod keys;
@@ -49,18 +83,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::call::LATEST_API_VERSION;
 pub use crate::clock::{Clock, SystemClock};
-pub use crate::data::LATEST_API_VERSION;
 pub use crate::error::PlaygroundError;
 pub use crate::keys::KeyMaterial;
 pub use crate::seed::Seed;
 
-use crate::oauth::{Host, HostKind, authorize, identity, token};
+use crate::host::{Host, HostKind};
+use crate::oauth::{authorize, identity, token};
 use crate::state::Shared;
 
 /// How to start a playground. [`PlaygroundConfig::new`] gives the zero-config defaults.
 #[derive(Debug, Clone)]
 pub struct PlaygroundConfig {
+    /// The org: users, connected apps, custom objects. Defaults to the built-in seed.
     pub seed: Seed,
     /// Address both hosts bind. Defaults to 127.0.0.1.
     pub bind: IpAddr,
@@ -112,12 +148,19 @@ impl PlaygroundConfig {
 /// `Debug` redacts the control key, client secret, password and security token.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlaygroundInfo {
+    /// Base URL of the login host (`login.salesforce.com` stand-in).
     pub login_url: String,
+    /// Base URL of the instance / My Domain host.
     pub instance_url: String,
+    /// Base URL of the control API (`{instance_url}/__playground`).
     pub control_url: String,
+    /// The control API key.
     pub control_key: String,
+    /// The first connected app's credentials.
     pub client: ClientInfo,
+    /// The first user's credentials.
     pub user: UserInfo,
+    /// The JWT-bearer key pair of the default app.
     pub jwt: JwtInfo,
     /// The CA certificate (PEM file) to trust, when serving TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,21 +172,31 @@ pub struct PlaygroundInfo {
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A connected app's client id and secret. `Debug` redacts the secret.
 pub struct ClientInfo {
+    /// The consumer key.
     pub client_id: String,
+    /// The consumer secret.
     pub client_secret: String,
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A user's sign-in credentials. `Debug` redacts the password and security token.
 pub struct UserInfo {
+    /// Email-shaped username.
     pub username: String,
+    /// Password.
     pub password: String,
+    /// Security token (the password grant takes password + token).
     pub security_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// Where the default app's JWT-bearer key pair is on disk.
 pub struct JwtInfo {
+    /// The private key (PEM) that signs assertions.
     pub private_key_path: String,
+    /// The certificate (PEM) the app trusts.
     pub certificate_path: String,
 }
 
@@ -275,7 +328,7 @@ impl Playground {
         )?;
         {
             let db = pg.data.store.lock();
-            data::sync_users_from_db(&pg, &db);
+            pg.sync_users_from_db(&db);
         }
         let (shutdown, rx) = watch::channel(false);
         let hosts = [
@@ -327,7 +380,7 @@ impl Drop for Playground {
 
 /// Opens the record store, fills a new one with the org's records and generates any requested
 /// records.
-fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<data::DataState, PlaygroundError> {
+fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<store::DataState, PlaygroundError> {
     let err = |message: String| PlaygroundError::Data { message };
     let schema = schema::Schema::build(&seed.custom_objects, &seed.custom_fields)
         .map_err(|message| PlaygroundError::Seed { message })?;
@@ -341,7 +394,7 @@ fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<data::DataState, 
         spec.extend(config.generate.iter().cloned());
         data::generate::generate(&mut db, &spec, now, &ids::mint("005", 1)).map_err(err)?;
     }
-    Ok(data::DataState::new(store, now))
+    Ok(store::DataState::new(store, now))
 }
 
 fn router(pg: Shared, host: Host) -> Router {

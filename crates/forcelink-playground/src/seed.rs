@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::PlaygroundError;
+pub use crate::schema::{CustomFieldSeed, CustomObjectSeed};
 
 /// The built-in seed, used when no `--seed` is given.
 pub const DEFAULT_SEED_TOML: &str = include_str!("../seed/default.toml");
@@ -24,10 +25,13 @@ pub const DEFAULT_ASSET_TOKEN_VALIDITY_SECONDS: u64 = 60;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Seed {
+    /// The organization (`[org]`).
     pub org: OrgSeed,
     #[serde(default)]
+    /// The users (`[[users]]`); the first is the default.
     pub users: Vec<UserSeed>,
     #[serde(default)]
+    /// The connected apps (`[[connected_apps]]`); the first is the default.
     pub connected_apps: Vec<AppSeed>,
     /// Custom objects (`Invoice__c`), each with its `__c` fields.
     #[serde(default)]
@@ -49,32 +53,19 @@ pub struct Seed {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The organization (`[org]`).
 pub struct OrgSeed {
+    /// Organization name.
     pub name: String,
     #[serde(default)]
+    /// 18-character organization id (`00D…`); a fixed one is minted when left out.
     pub id: Option<String>,
     #[serde(default = "default_session_timeout")]
+    /// Session timeout for apps that set none, in seconds.
     pub session_timeout_seconds: u64,
     /// The `DailyApiRequests` limit (Salesforce's Developer Edition has 15,000).
     #[serde(default = "default_daily_api_requests")]
     pub daily_api_requests: u64,
-}
-
-/// A custom object declared in the seed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomObjectSeed {
-    /// API name, ending in `__c`.
-    pub name: String,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub plural_label: Option<String>,
-    /// Three characters; `a00`, `a01`, … in declaration order when left out.
-    #[serde(default)]
-    pub key_prefix: Option<String>,
-    #[serde(default)]
-    pub fields: Vec<CustomFieldSeed>,
 }
 
 /// The platform event every playground offers when its seed declares none.
@@ -87,6 +78,7 @@ pub struct PlatformEventSeed {
     /// API name, ending in `__e`.
     pub name: String,
     #[serde(default)]
+    /// The event's fields.
     pub fields: Vec<PlatformEventFieldSeed>,
 }
 
@@ -119,61 +111,36 @@ impl Seed {
     }
 }
 
-/// A custom field (`__c`) of a custom or standard object.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomFieldSeed {
-    /// The object, for `[[custom_fields]]` on standard objects; ignored inside a custom object.
-    #[serde(default)]
-    pub object: String,
-    pub name: String,
-    /// string, textarea, picklist, multipicklist, email, phone, url, boolean, int, double,
-    /// currency, percent, date, datetime, reference.
-    pub r#type: String,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub length: Option<u32>,
-    #[serde(default)]
-    pub precision: Option<u32>,
-    #[serde(default)]
-    pub scale: Option<u32>,
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default)]
-    pub external_id: bool,
-    #[serde(default)]
-    pub unique: bool,
-    #[serde(default)]
-    pub default: Option<String>,
-    #[serde(default)]
-    pub picklist_values: Vec<String>,
-    /// For `reference` fields: the parent object.
-    #[serde(default)]
-    pub reference_to: Option<String>,
-    /// For `reference` fields: the child relationship name on the parent (`Invoices__r`).
-    #[serde(default)]
-    pub child_relationship: Option<String>,
-}
-
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A user (`[[users]]`). `Debug` redacts the password and security token.
 pub struct UserSeed {
+    /// Email-shaped, unique username.
     pub username: String,
+    /// Password.
     pub password: String,
+    /// Security token (the password grant takes password + token).
     pub security_token: String,
+    /// Profile name, matched against apps' `pre_approved_profiles`.
     pub profile: String,
     #[serde(default)]
+    /// First name.
     pub first_name: String,
+    /// Last name.
     pub last_name: String,
+    /// Email address.
     pub email: String,
     #[serde(default = "yes")]
+    /// `false` stops logins and invalidates tokens.
     pub active: bool,
     #[serde(default)]
+    /// `true` stops logins and invalidates tokens.
     pub frozen: bool,
     #[serde(default = "default_time_zone")]
+    /// Time zone (`TimeZoneSidKey`).
     pub time_zone: String,
     #[serde(default = "default_locale")]
+    /// Locale (`LocaleSidKey`).
     pub locale: String,
 }
 
@@ -194,13 +161,21 @@ impl std::fmt::Debug for UserSeed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Flow {
+    /// `client_credentials` grant.
     ClientCredentials,
+    /// JWT bearer grant.
     JwtBearer,
+    /// Authorization code (web server) flow.
     AuthorizationCode,
+    /// `refresh_token` grant.
     RefreshToken,
+    /// Username-password grant.
     Password,
+    /// Device flow.
     Device,
+    /// User-agent (implicit) flow.
     UserAgent,
+    /// Token exchange.
     TokenExchange,
 }
 
@@ -217,36 +192,54 @@ pub enum PermittedUsers {
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A connected app (`[[connected_apps]]`). `Debug` redacts the client secret.
 pub struct AppSeed {
+    /// App name.
     pub name: String,
+    /// Consumer key.
     pub client_id: String,
+    /// Consumer secret.
     pub client_secret: String,
+    /// The OAuth flows the app allows.
     pub flows: Vec<Flow>,
     #[serde(default)]
+    /// The user the client credentials grant runs as.
     pub run_as: Option<String>,
     #[serde(default)]
+    /// Certificate for JWT bearer: a PEM path, inline PEM, or `generated`.
     pub certificate: Option<String>,
     #[serde(default)]
+    /// Allowed callback URLs (`*` matches any run of characters).
     pub callback_urls: Vec<String>,
     #[serde(default = "default_scopes")]
+    /// OAuth scopes the app may be granted.
     pub scopes: Vec<String>,
     #[serde(default)]
+    /// Who may use the app.
     pub permitted_users: PermittedUsers,
     #[serde(default)]
+    /// Profiles that need no consent page.
     pub pre_approved_profiles: Vec<String>,
     #[serde(default)]
+    /// Require PKCE on the authorization code flow.
     pub require_pkce: bool,
     #[serde(default = "yes")]
+    /// Require the client secret on the web server and refresh flows.
     pub require_secret: bool,
     #[serde(default)]
+    /// Issue a new refresh token on each refresh.
     pub refresh_token_rotation: bool,
     #[serde(default)]
+    /// Session timeout, in seconds; the org's when left out.
     pub session_timeout_seconds: Option<u64>,
     #[serde(default)]
+    /// Introspect tokens of every app, not only its own.
     pub introspect_all: bool,
     #[serde(default)]
+    /// Audiences allowed for asset tokens.
     pub asset_token_audiences: Vec<String>,
     #[serde(default)]
+    /// Validity of asset tokens, in seconds.
     pub asset_token_validity_seconds: Option<u64>,
 }
 

@@ -59,7 +59,8 @@ where
             let mut req = req.map(Body::new);
             normalize_path(&mut req);
             req.extensions_mut().insert(ConnectionKill(kill));
-            let response = faults::apply(&pg, req, |req| async move {
+            let action = faults::take(&mut pg.rt().faults, req.uri().path());
+            let response = faults::apply(action, req, |req| async move {
                 match router.oneshot(req).await {
                     Ok(r) => r,
                     Err(never) => match never {},

@@ -11,60 +11,20 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::api::{Caller, Ctx, Params, Reply, Version, json_object};
-use super::query::{self, Compiled, Plan};
-use super::records::{self, ApiError, Upserted};
+use super::query::{self, Compiled};
+use super::records::{self, Upserted};
+use super::request::SfError;
+use super::request::{Ctx, MAX_UPLOAD_BYTES, Params, Reply, json_object};
 use crate::civil;
 use crate::schema::FieldType;
 use crate::state::Shared;
+use crate::store::jobs::{Job, Jobs, Kind};
 
 /// Rows processed per database lock, so API requests interleave with a large job.
 const CHUNK: usize = 2000;
 /// Result rows per query-result page when `maxRecords` is not given.
 /// UNCONFIRMED: Salesforce sizes default pages by bytes; 50,000 rows is a plausible stand-in.
 const DEFAULT_MAX_RECORDS: u64 = 50_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ingest,
-    Query,
-}
-
-#[derive(Debug)]
-struct Job {
-    id: String,
-    kind: Kind,
-    object: String,
-    operation: String,
-    external_id: Option<String>,
-    state: String,
-    created_by: String,
-    created_ms: i64,
-    modstamp_ms: i64,
-    delimiter: String,
-    line_ending: String,
-    version: Version,
-    caller: Caller,
-    data: Vec<u8>,
-    header: Option<Vec<String>>,
-    processed: u64,
-    failed: u64,
-    success_rows: Vec<Vec<String>>,
-    failed_rows: Vec<Vec<String>>,
-    unprocessed_rows: Vec<Vec<String>>,
-    error_message: Option<String>,
-    processing_ms: i64,
-    plan: Option<Arc<Plan>>,
-    total: u64,
-    boundaries: HashMap<u64, i64>,
-}
-
-/// Every bulk job of the org.
-#[derive(Debug, Default)]
-pub(crate) struct Jobs {
-    jobs: HashMap<String, Job>,
-    next: u64,
-}
 
 fn delimiter_byte(name: &str) -> Option<u8> {
     Some(match name {
@@ -115,16 +75,16 @@ fn job_info(j: &Job) -> Value {
     Value::Object(m)
 }
 
-fn jobs(pg: &Shared) -> std::sync::MutexGuard<'_, Jobs> {
-    pg.data.bulk.lock().unwrap_or_else(|p| p.into_inner())
+fn jobs(pg: &Shared) -> parking_lot::MutexGuard<'_, Jobs> {
+    pg.data.bulk.lock()
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+fn not_found() -> SfError {
+    SfError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
 }
 
-fn bad_state(state: &str) -> ApiError {
-    ApiError::new(
+fn bad_state(state: &str) -> SfError {
+    SfError::new(
         StatusCode::CONFLICT,
         "INVALIDJOBSTATE",
         format!("This job is in state {state} and cannot perform this operation"),
@@ -140,7 +100,7 @@ pub(crate) fn route(
     params: &Params,
     headers: &axum::http::HeaderMap,
     body: &[u8],
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, SfError> {
     let _ = headers;
     match (segs, method) {
         (["ingest"], &Method::POST) => create(pg, ctx, Kind::Ingest, body),
@@ -177,42 +137,42 @@ pub(crate) fn route(
     }
 }
 
-fn create(pg: &Shared, ctx: &mut Ctx<'_>, kind: Kind, body: &[u8]) -> Result<Reply, ApiError> {
-    let b = json_object(body).map_err(|e| ApiError::bad("API_ERROR", e.message))?;
+fn create(pg: &Shared, ctx: &mut Ctx<'_>, kind: Kind, body: &[u8]) -> Result<Reply, SfError> {
+    let b = json_object(body).map_err(|e| SfError::bad("API_ERROR", e.message))?;
     let text = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_owned);
     for k in ["object", "operation", "query", "externalIdFieldName", "contentType", "columnDelimiter", "lineEnding"] {
         if b.get(k).is_some_and(|v| !v.is_string()) {
-            return Err(ApiError::bad("API_ERROR", format!("Value does not match expected type for {k}")));
+            return Err(SfError::bad("API_ERROR", format!("Value does not match expected type for {k}")));
         }
     }
     let delimiter = text("columnDelimiter").unwrap_or_else(|| "COMMA".into());
     if delimiter_byte(&delimiter).is_none() {
-        return Err(ApiError::bad("API_ERROR", format!("Invalid column delimiter: {delimiter}")));
+        return Err(SfError::bad("API_ERROR", format!("Invalid column delimiter: {delimiter}")));
     }
     let line_ending = text("lineEnding").unwrap_or_else(|| "LF".into());
     if line_ending != "LF" && line_ending != "CRLF" {
-        return Err(ApiError::bad("API_ERROR", format!("Invalid line ending: {line_ending}")));
+        return Err(SfError::bad("API_ERROR", format!("Invalid line ending: {line_ending}")));
     }
     if text("contentType").is_some_and(|c| c != "CSV") {
-        return Err(ApiError::bad("API_ERROR", "Only CSV content is supported"));
+        return Err(SfError::bad("API_ERROR", "Only CSV content is supported"));
     }
     let (object, operation, external_id, plan, state) = match kind {
         Kind::Ingest => {
-            let object = text("object").ok_or_else(|| ApiError::bad("API_ERROR", "object is required"))?;
+            let object = text("object").ok_or_else(|| SfError::bad("API_ERROR", "object is required"))?;
             let o = ctx.db.schema.get(&object).ok_or_else(|| {
-                ApiError::bad("INVALIDENTITY", format!("Entity '{object}' is not supported by the Bulk API."))
+                SfError::bad("INVALIDENTITY", format!("Entity '{object}' is not supported by the Bulk API."))
             })?;
-            let operation = text("operation").ok_or_else(|| ApiError::bad("API_ERROR", "operation is required"))?;
+            let operation = text("operation").ok_or_else(|| SfError::bad("API_ERROR", "operation is required"))?;
             if !["insert", "update", "upsert", "delete", "hardDelete"].contains(&operation.as_str()) {
-                return Err(ApiError::bad("API_ERROR", format!("Invalid operation: {operation}")));
+                return Err(SfError::bad("API_ERROR", format!("Invalid operation: {operation}")));
             }
             let ext = text("externalIdFieldName");
             if operation == "upsert" {
                 let e = ext
                     .clone()
-                    .ok_or_else(|| ApiError::bad("API_ERROR", "externalIdFieldName is required for upsert"))?;
+                    .ok_or_else(|| SfError::bad("API_ERROR", "externalIdFieldName is required for upsert"))?;
                 if !o.field(&e).is_some_and(|f| f.external_id || f.ftype == FieldType::Id || f.id_lookup()) {
-                    return Err(ApiError::bad("INVALIDJOB", format!("Invalid external id field: {e}")));
+                    return Err(SfError::bad("INVALIDJOB", format!("Invalid external id field: {e}")));
                 }
             }
             (o.name.clone(), operation, ext, None, "Open")
@@ -220,13 +180,13 @@ fn create(pg: &Shared, ctx: &mut Ctx<'_>, kind: Kind, body: &[u8]) -> Result<Rep
         Kind::Query => {
             let operation = text("operation").unwrap_or_else(|| "query".into());
             if operation != "query" && operation != "queryAll" {
-                return Err(ApiError::bad("API_ERROR", format!("Invalid operation: {operation}")));
+                return Err(SfError::bad("API_ERROR", format!("Invalid operation: {operation}")));
             }
-            let q = text("query").ok_or_else(|| ApiError::bad("API_ERROR", "query is required"))?;
+            let q = text("query").ok_or_else(|| SfError::bad("API_ERROR", "query is required"))?;
             let plan = match query::compile(&ctx.db.schema, &q, operation == "queryAll", ctx.now)? {
                 Compiled::Rows(p) if !p.has_children() => p,
                 _ => {
-                    return Err(ApiError::bad(
+                    return Err(SfError::bad(
                         "API_ERROR",
                         "Bulk API 2.0 query jobs support neither aggregate functions nor child relationship subqueries",
                     ));
@@ -282,7 +242,7 @@ fn create(pg: &Shared, ctx: &mut Ctx<'_>, kind: Kind, body: &[u8]) -> Result<Rep
     Ok(Reply::json(StatusCode::OK, &info))
 }
 
-fn upload(pg: &Shared, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
+fn upload(pg: &Shared, id: &str, body: &[u8]) -> Result<Reply, SfError> {
     let mut j = jobs(pg);
     let job = j.jobs.get_mut(id).ok_or_else(not_found)?;
     if job.kind != Kind::Ingest {
@@ -291,15 +251,15 @@ fn upload(pg: &Shared, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
     if job.state != "Open" {
         return Err(bad_state(&job.state));
     }
-    if job.data.len() + body.len() > super::api::MAX_UPLOAD_BYTES {
-        return Err(ApiError::new(
+    if job.data.len() + body.len() > MAX_UPLOAD_BYTES {
+        return Err(SfError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "EXCEEDED_QUOTA",
             "The uploaded data exceeds the 150 MB limit per job",
         ));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad("API_ERROR", "The request body is empty"));
+        return Err(SfError::bad("API_ERROR", "The request body is empty"));
     }
     if job.data.is_empty() {
         job.data.extend_from_slice(body);
@@ -314,8 +274,8 @@ fn upload(pg: &Shared, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
     Ok(Reply::empty(StatusCode::CREATED))
 }
 
-fn change_state(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
-    let b = json_object(body).map_err(|e| ApiError::bad("API_ERROR", e.message))?;
+fn change_state(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, body: &[u8]) -> Result<Reply, SfError> {
+    let b = json_object(body).map_err(|e| SfError::bad("API_ERROR", e.message))?;
     let want = b.get("state").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut j = jobs(pg);
     let job = j.jobs.get_mut(id).ok_or_else(not_found)?;
@@ -345,7 +305,7 @@ fn change_state(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, body: &[u8]) -> Result
             job.modstamp_ms = ctx.now;
             Ok(Reply::json(StatusCode::OK, &job_info(job)))
         }
-        other => Err(ApiError::bad("INVALIDJOBSTATE", format!("Invalid state transition to {other}"))),
+        other => Err(SfError::bad("INVALIDJOBSTATE", format!("Invalid state transition to {other}"))),
     }
 }
 
@@ -466,7 +426,7 @@ fn process(pg: &Shared, id: &str) {
                     fields.insert(f.name.clone(), cell_value(f.ftype, cell));
                 }
                 let id_value = id_col.map(|i| row[i].clone()).unwrap_or_default();
-                let result: Result<(String, bool), ApiError> = match operation.as_str() {
+                let result: Result<(String, bool), SfError> = match operation.as_str() {
                     "insert" => records::create(&mut ctx, oi, &fields).map(|id| (id, true)),
                     "update" => records::update(&mut ctx, oi, &id_value, &fields)
                         .map(|()| (records::normalize_id(&id_value).unwrap_or_default(), false)),
@@ -477,7 +437,7 @@ fn process(pg: &Shared, id: &str) {
                         match records::upsert(&mut ctx, oi, f, &ext, &fields) {
                             Ok(Upserted::Created(id)) => Ok((id, true)),
                             Ok(Upserted::Updated(id)) => Ok((id, false)),
-                            Ok(Upserted::Multiple(_)) => Err(ApiError::bad(
+                            Ok(Upserted::Multiple(_)) => Err(SfError::bad(
                                 "DUPLICATE_EXTERNAL_ID",
                                 format!("{f}: more than one record found for external id field: {ext}"),
                             )),
@@ -502,11 +462,11 @@ fn process(pg: &Shared, id: &str) {
                 }
             }
             if ctx.users_changed {
-                super::api::sync_users_from_db(pg, ctx.db);
+                pg.sync_users_from_db(ctx.db);
             }
             // Each chunk is one transaction on Salesforce too.
             let changes = std::mem::take(&mut ctx.changes);
-            crate::pubsub::emit(pg, ctx.now, "bulkapi2", &ctx.version.text, &ctx.caller.id, changes);
+            crate::events::emit(&pg.events, ctx.now, "bulkapi2", &ctx.version.text, &ctx.caller.id, changes);
         }
         let mut j = jobs(pg);
         if let Some(job) = j.jobs.get_mut(id) {
@@ -543,7 +503,7 @@ fn csv_reply(body: Vec<u8>) -> Reply {
     Reply { status: StatusCode::OK, body, content_type: Some("text/csv"), headers: Vec::new() }
 }
 
-fn ingest_results(pg: &Shared, id: &str, which: &str) -> Result<Reply, ApiError> {
+fn ingest_results(pg: &Shared, id: &str, which: &str) -> Result<Reply, SfError> {
     let j = jobs(pg);
     let job = j.jobs.get(id).filter(|x| x.kind == Kind::Ingest).ok_or_else(not_found)?;
     let input = job.header.clone().unwrap_or_default();
@@ -585,7 +545,7 @@ fn cell_text(ftype: FieldType, v: &rusqlite::types::Value) -> String {
     }
 }
 
-fn query_results(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, params: &Params) -> Result<Reply, ApiError> {
+fn query_results(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, params: &Params) -> Result<Reply, SfError> {
     let (plan, total, delimiter, crlf, version, after, state) = {
         let j = jobs(pg);
         let job = j.jobs.get(id).filter(|x| x.kind == Kind::Query).ok_or_else(not_found)?;
@@ -603,7 +563,7 @@ fn query_results(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, params: &Params) -> R
         return Err(bad_state(&state));
     }
     if version.major != ctx.version.major {
-        return Err(ApiError::new(
+        return Err(SfError::new(
             StatusCode::CONFLICT,
             "INVALIDJOBSTATE",
             format!("The results of this job must be read with API version {}", version.text),
@@ -616,7 +576,7 @@ fn query_results(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, params: &Params) -> R
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ApiError::bad("INVALIDLOCATOR", format!("Invalid locator: {l}")))?,
+            .ok_or_else(|| SfError::bad("INVALIDLOCATOR", format!("Invalid locator: {l}")))?,
         None => 0,
     };
     let max: u64 = match params.get("maxRecords") {
@@ -624,7 +584,7 @@ fn query_results(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, params: &Params) -> R
             .parse()
             .ok()
             .filter(|&n| n > 0)
-            .ok_or_else(|| ApiError::bad("API_ERROR", format!("Invalid maxRecords: {m}")))?,
+            .ok_or_else(|| SfError::bad("API_ERROR", format!("Invalid maxRecords: {m}")))?,
         None => DEFAULT_MAX_RECORDS,
     };
     let n = max.min(total.saturating_sub(start));

@@ -7,8 +7,8 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::api::{ApiRequest, Ctx, Params, Reply, dispatch, json_object, split_path};
-use super::records::{self, ApiError, Upserted};
+use super::records::{self, Upserted};
+use super::request::{ApiRequest, Ctx, Dispatch, Params, Reply, SfError, json_object, split_path};
 use crate::state::Shared;
 
 const MAX_SUBREQUESTS: usize = 25;
@@ -32,14 +32,14 @@ fn method_of(s: &str) -> Option<Method> {
 }
 
 /// Runs one subrequest given its full URL (`/services/data/v58.0/…?…`).
-fn sub(pg: &Shared, ctx: &mut Ctx<'_>, method: Method, url: &str, body: Option<&Value>) -> Reply {
+fn sub(pg: &Shared, ctx: &mut Ctx<'_>, dispatch: Dispatch, method: Method, url: &str, body: Option<&Value>) -> Reply {
     let (path, query) = match url.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (url, None),
     };
-    let Some((version, segments)) = split_path(path) else { return Reply::error(&ApiError::not_found()) };
+    let Some((version, segments)) = split_path(path) else { return Reply::error(&SfError::not_found()) };
     if segments.first().is_some_and(|s| s == "composite" || s == "jobs") {
-        return Reply::error(&ApiError::bad(
+        return Reply::error(&SfError::bad(
             "INVALID_API_INPUT",
             format!("{url} is not supported in a composite request"),
         ));
@@ -123,21 +123,21 @@ fn headers_json(r: &Reply) -> Value {
 }
 
 /// `POST composite`.
-pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8], dispatch: Dispatch) -> Result<Reply, SfError> {
     let b = json_object(body)?;
     let all_or_none = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
     let Some(Value::Array(list)) = b.get("compositeRequest") else {
-        return Err(ApiError::bad("JSON_PARSER_ERROR", "compositeRequest is required and must be an array"));
+        return Err(SfError::bad("JSON_PARSER_ERROR", "compositeRequest is required and must be an array"));
     };
     if list.len() > MAX_SUBREQUESTS {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "INVALID_BATCH_REQUEST",
             format!("Composite request may contain at most {MAX_SUBREQUESTS} subrequests"),
         ));
     }
     let queries = list.iter().filter(|r| r["url"].as_str().is_some_and(|u| u.contains("/query"))).count();
     if queries > MAX_QUERIES {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "INVALID_BATCH_REQUEST",
             format!("Composite request may contain at most {MAX_QUERIES} query subrequests"),
         ));
@@ -145,10 +145,10 @@ pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<R
     let mut seen = std::collections::HashSet::new();
     for r in list {
         let (Some(_), Some(_), Some(id)) = (r["method"].as_str(), r["url"].as_str(), r["referenceId"].as_str()) else {
-            return Err(ApiError::bad("JSON_PARSER_ERROR", "each subrequest needs method, url and referenceId"));
+            return Err(SfError::bad("JSON_PARSER_ERROR", "each subrequest needs method, url and referenceId"));
         };
         if !seen.insert(id.to_owned()) {
-            return Err(ApiError::bad(
+            return Err(SfError::bad(
                 "INVALID_API_INPUT",
                 format!("Duplicate ReferenceId provided in the request: {id}"),
             ));
@@ -189,7 +189,7 @@ pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<R
                 ));
                 continue;
             };
-            let reply = sub(pg, ctx, method, &url, body.as_ref());
+            let reply = sub(pg, ctx, dispatch, method, &url, body.as_ref());
             let value = reply.body_value();
             if reply.status.as_u16() >= 400 {
                 failed = true;
@@ -217,14 +217,14 @@ pub(crate) fn composite(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<R
 }
 
 /// `POST composite/batch`.
-pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8], dispatch: Dispatch) -> Result<Reply, SfError> {
     let b = json_object(body)?;
     let halt = b.get("haltOnError").and_then(Value::as_bool).unwrap_or(false);
     let Some(Value::Array(list)) = b.get("batchRequests") else {
-        return Err(ApiError::bad("JSON_PARSER_ERROR", "batchRequests is required and must be an array"));
+        return Err(SfError::bad("JSON_PARSER_ERROR", "batchRequests is required and must be an array"));
     };
     if list.len() > MAX_SUBREQUESTS {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "INVALID_BATCH_REQUEST",
             format!("A batch may contain at most {MAX_SUBREQUESTS} subrequests"),
         ));
@@ -249,7 +249,7 @@ pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply
             results.push(json!({"statusCode": 400, "result": [{"errorCode": "INVALID_API_INPUT", "message": "Unsupported HTTP method"}]}));
             continue;
         };
-        let reply = sub(pg, ctx, method, &full, r.get("richInput"));
+        let reply = sub(pg, ctx, dispatch, method, &full, r.get("richInput"));
         let status = reply.status.as_u16();
         if status >= 400 {
             has_errors = true;
@@ -261,11 +261,11 @@ pub(crate) fn batch(pg: &Shared, ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Reply
 }
 
 /// `POST composite/tree/{Type}`.
-pub(crate) fn tree(ctx: &mut Ctx<'_>, object: &str, body: &[u8]) -> Result<Reply, ApiError> {
-    let oi = ctx.db.schema.index_of(object).ok_or_else(ApiError::not_found)?;
+pub(crate) fn tree(ctx: &mut Ctx<'_>, object: &str, body: &[u8]) -> Result<Reply, SfError> {
+    let oi = ctx.db.schema.index_of(object).ok_or_else(SfError::not_found)?;
     let b = json_object(body)?;
     let Some(Value::Array(records)) = b.get("records") else {
-        return Err(ApiError::bad("JSON_PARSER_ERROR", "records is required and must be an array"));
+        return Err(SfError::bad("JSON_PARSER_ERROR", "records is required and must be an array"));
     };
     fn count(records: &[Value]) -> usize {
         records
@@ -278,7 +278,7 @@ pub(crate) fn tree(ctx: &mut Ctx<'_>, object: &str, body: &[u8]) -> Result<Reply
             .sum()
     }
     if count(records) > MAX_COLLECTION {
-        return Err(ApiError::bad("INVALID_API_INPUT", format!("Too many records: the limit is {MAX_COLLECTION}")));
+        return Err(SfError::bad("INVALID_API_INPUT", format!("Too many records: the limit is {MAX_COLLECTION}")));
     }
     let out = ctx.db_atomic(|ctx| {
         let mut results = Vec::new();
@@ -345,10 +345,10 @@ fn save_all(
     ctx: &mut Ctx<'_>,
     n: usize,
     all_or_none: bool,
-    mut op: impl FnMut(&mut Ctx<'_>, usize) -> Result<Value, ApiError>,
+    mut op: impl FnMut(&mut Ctx<'_>, usize) -> Result<Value, SfError>,
 ) -> Vec<Value> {
     let mut run = |ctx: &mut Ctx<'_>| {
-        let mut out: Vec<Result<Value, ApiError>> = Vec::new();
+        let mut out: Vec<Result<Value, SfError>> = Vec::new();
         for i in 0..n {
             out.push(op(ctx, i));
         }
@@ -373,35 +373,35 @@ fn save_all(
     }
 }
 
-fn collection_records(b: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, ApiError> {
+fn collection_records(b: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, SfError> {
     let Some(Value::Array(list)) = b.get("records") else {
-        return Err(ApiError::bad("JSON_PARSER_ERROR", "records is required and must be an array"));
+        return Err(SfError::bad("JSON_PARSER_ERROR", "records is required and must be an array"));
     };
     if list.len() > MAX_COLLECTION {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "EXCEEDED_ID_LIMIT",
             format!("record limit reached. cannot submit more than {MAX_COLLECTION} records into this call"),
         ));
     }
     list.iter()
         .map(|v| {
-            v.as_object().cloned().ok_or_else(|| ApiError::bad("JSON_PARSER_ERROR", "each record must be an object"))
+            v.as_object().cloned().ok_or_else(|| SfError::bad("JSON_PARSER_ERROR", "each record must be an object"))
         })
         .collect()
 }
 
-fn type_of(ctx: &Ctx<'_>, rec: &Map<String, Value>) -> Result<usize, ApiError> {
+fn type_of(ctx: &Ctx<'_>, rec: &Map<String, Value>) -> Result<usize, SfError> {
     let t = rec.get("attributes").and_then(|a| a.get("type")).and_then(Value::as_str).ok_or_else(|| {
-        ApiError::bad("INVALID_FIELD", "No type provided for record: attributes.type is required").with_fields(vec![])
+        SfError::bad("INVALID_FIELD", "No type provided for record: attributes.type is required").with_fields(vec![])
     })?;
     ctx.db
         .schema
         .index_of(t)
-        .ok_or_else(|| ApiError::bad("INVALID_TYPE", format!("sObject type '{t}' is not supported.")))
+        .ok_or_else(|| SfError::bad("INVALID_TYPE", format!("sObject type '{t}' is not supported.")))
 }
 
 /// `composite/sobjects` (POST create, PATCH update, DELETE).
-pub(crate) fn collections(ctx: &mut Ctx<'_>, method: &Method, params: &Params, body: &[u8]) -> Result<Reply, ApiError> {
+pub(crate) fn collections(ctx: &mut Ctx<'_>, method: &Method, params: &Params, body: &[u8]) -> Result<Reply, SfError> {
     match *method {
         Method::POST | Method::PATCH => {
             let b = json_object(body)?;
@@ -413,14 +413,14 @@ pub(crate) fn collections(ctx: &mut Ctx<'_>, method: &Method, params: &Params, b
                 let oi = type_of(ctx, rec)?;
                 if creating {
                     if rec.get("id").or_else(|| rec.get("Id")).is_some_and(|v| !v.is_null()) {
-                        return Err(ApiError::bad("INVALID_FIELD", "cannot specify Id in an insert call")
+                        return Err(SfError::bad("INVALID_FIELD", "cannot specify Id in an insert call")
                             .with_fields(vec!["Id".into()]));
                     }
                     let id = records::create(ctx, oi, rec)?;
                     Ok(json!({"id": id, "success": true, "errors": []}))
                 } else {
                     let id = rec.get("id").or_else(|| rec.get("Id")).and_then(Value::as_str).ok_or_else(|| {
-                        ApiError::bad("MISSING_ARGUMENT", "Id not specified in an update call").with_fields(vec![])
+                        SfError::bad("MISSING_ARGUMENT", "Id not specified in an update call").with_fields(vec![])
                     })?;
                     let mut fields = rec.clone();
                     fields.remove("id");
@@ -442,7 +442,7 @@ pub(crate) fn collections(ctx: &mut Ctx<'_>, method: &Method, params: &Params, b
                 .map(str::to_owned)
                 .collect();
             if ids.len() > MAX_COLLECTION {
-                return Err(ApiError::bad(
+                return Err(SfError::bad(
                     "EXCEEDED_ID_LIMIT",
                     format!("record limit reached. cannot submit more than {MAX_COLLECTION} records into this call"),
                 ));
@@ -452,15 +452,15 @@ pub(crate) fn collections(ctx: &mut Ctx<'_>, method: &Method, params: &Params, b
                 let object = ctx.db.schema.by_id(id).map(|o| o.name.clone());
                 let oi = object
                     .and_then(|o| ctx.db.schema.index_of(&o))
-                    .ok_or_else(|| ApiError::bad("MALFORMED_ID", format!("malformed id {id}")).with_fields(vec![]))?;
+                    .ok_or_else(|| SfError::bad("MALFORMED_ID", format!("malformed id {id}")).with_fields(vec![]))?;
                 records::delete(ctx, oi, id).map_err(|e| {
-                    if e.code == "NOT_FOUND" { ApiError::bad("ENTITY_IS_DELETED", "entity is deleted") } else { e }
+                    if e.code == "NOT_FOUND" { SfError::bad("ENTITY_IS_DELETED", "entity is deleted") } else { e }
                 })?;
                 Ok(json!({"id": records::normalize_id(id), "success": true, "errors": []}))
             });
             Ok(Reply::json(StatusCode::OK, &Value::Array(out)))
         }
-        _ => Err(ApiError::new(
+        _ => Err(SfError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
             format!("HTTP Method '{method}' not allowed. Allowed are POST,PATCH,DELETE"),
@@ -475,8 +475,8 @@ pub(crate) fn retrieve_many(
     method: &Method,
     params: &Params,
     body: &[u8],
-) -> Result<Reply, ApiError> {
-    let oi = ctx.db.schema.index_of(object).ok_or_else(ApiError::not_found)?;
+) -> Result<Reply, SfError> {
+    let oi = ctx.db.schema.index_of(object).ok_or_else(SfError::not_found)?;
     let (ids, fields): (Vec<String>, String) = match *method {
         Method::GET => (
             params.get("ids").unwrap_or("").split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
@@ -497,7 +497,7 @@ pub(crate) fn retrieve_many(
             (ids, fields)
         }
         _ => {
-            return Err(ApiError::new(
+            return Err(SfError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
                 format!("HTTP Method '{method}' not allowed. Allowed are GET,POST"),
@@ -505,7 +505,7 @@ pub(crate) fn retrieve_many(
         }
     };
     if ids.len() > 2000 {
-        return Err(ApiError::bad(
+        return Err(SfError::bad(
             "EXCEEDED_ID_LIMIT",
             "record limit reached. cannot submit more than 2000 records into this call",
         ));
@@ -522,8 +522,8 @@ pub(crate) fn retrieve_many(
 }
 
 /// `PATCH composite/sobjects/{Type}/{ExternalIdField}`: upsert many.
-pub(crate) fn upsert_many(ctx: &mut Ctx<'_>, object: &str, field: &str, body: &[u8]) -> Result<Reply, ApiError> {
-    let oi = ctx.db.schema.index_of(object).ok_or_else(ApiError::not_found)?;
+pub(crate) fn upsert_many(ctx: &mut Ctx<'_>, object: &str, field: &str, body: &[u8]) -> Result<Reply, SfError> {
+    let oi = ctx.db.schema.index_of(object).ok_or_else(SfError::not_found)?;
     let b = json_object(body)?;
     let all_or_none = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
     let recs = collection_records(&b)?;
@@ -536,14 +536,14 @@ pub(crate) fn upsert_many(ctx: &mut Ctx<'_>, object: &str, field: &str, body: &[
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             })
-            .ok_or_else(|| ApiError::bad("MISSING_ARGUMENT", format!("{field} not specified")).with_fields(vec![]))?;
+            .ok_or_else(|| SfError::bad("MISSING_ARGUMENT", format!("{field} not specified")).with_fields(vec![]))?;
         rec.retain(|k, _| !k.eq_ignore_ascii_case(field) || field.eq_ignore_ascii_case("Id"));
         rec.remove("Id");
         rec.remove("id");
         match records::upsert(ctx, oi, field, &key, &rec)? {
             Upserted::Created(id) => Ok(json!({"id": id, "success": true, "errors": [], "created": true})),
             Upserted::Updated(id) => Ok(json!({"id": id, "success": true, "errors": [], "created": false})),
-            Upserted::Multiple(_) => Err(ApiError::bad(
+            Upserted::Multiple(_) => Err(SfError::bad(
                 "DUPLICATE_EXTERNAL_ID",
                 format!("{field}: more than one record found for external id field: {key}"),
             )),

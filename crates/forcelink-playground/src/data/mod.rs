@@ -3,10 +3,13 @@
 //! request, reads the body, runs the request against the record store on a blocking thread and
 //! writes the answer (with `Sforce-Limit-Info`, gzip when accepted).
 //!
-//! - `records`: field values, create / update / delete / upsert semantics, user-admin effects.
+//! - `api`: the handler (authentication, usage, body, gzip); `routes`: path → resource;
+//!   `request`: the request, context, reply and Salesforce error every resource works with.
+//! - `records`: field values, create / read / update / delete / upsert semantics, user-admin
+//!   effects.
 //! - `soql`: the SOQL (and SOSL) parser; `query`: SOQL compiled to SQLite SQL, pages, locators.
 //! - `composite`: composite, batch, tree, sObject collections.
-//! - `bulk`: Bulk API 2.0 ingest and query jobs.
+//! - `bulk`: Bulk API 2.0 ingest and query jobs; `useradmin`: the password resource.
 //! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
 
 use axum::Extension;
@@ -15,7 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::oauth::{Host, HostKind, bearer_token};
+use crate::call::{LATEST_API_VERSION, OLDEST_API_VERSION};
+use crate::host::{Host, HostKind, bearer_token};
 use crate::state::Shared;
 
 mod api;
@@ -25,14 +29,12 @@ pub(crate) mod generate;
 pub(crate) mod orgdata;
 pub(crate) mod query;
 pub(crate) mod records;
+mod request;
+mod routes;
 pub(crate) mod soql;
 mod useradmin;
 
-pub(crate) use api::{DataState, after_reset, api, push_users_to_db, sync_users_from_db};
-
-/// The newest API version the playground speaks (Spring '26).
-pub const LATEST_API_VERSION: &str = "66.0";
-pub(crate) const OLDEST_API_VERSION: u32 = 20;
+pub(crate) use api::api;
 
 /// Salesforce's release label for a major API version: 20.0 was Winter '11, and each year has
 /// three releases (Winter, Spring, Summer; Winter is named after the following year).

@@ -5,8 +5,9 @@
 
 use rusqlite::types::Value as Sql;
 
-use super::api::{Caller, Ctx, Version};
-use super::records::{self, ApiError};
+use super::records;
+use super::request::{Ctx, SfError};
+use crate::call::{Caller, Version};
 use crate::civil;
 use crate::seed::Seed;
 use crate::store::Db;
@@ -21,12 +22,12 @@ fn i(v: i64) -> Sql {
     Sql::Integer(v)
 }
 
-fn put(ctx: &mut Ctx<'_>, object: &str, pairs: &[(&str, Sql)]) -> Result<String, ApiError> {
-    let oi = ctx.db.schema.index_of(object).ok_or_else(|| ApiError::internal(format!("no object {object}")))?;
+fn put(ctx: &mut Ctx<'_>, object: &str, pairs: &[(&str, Sql)]) -> Result<String, SfError> {
+    let oi = ctx.db.schema.index_of(object).ok_or_else(|| SfError::internal(format!("no object {object}")))?;
     let o = &ctx.db.schema.objects[oi];
     let mut values = Vec::new();
     for (name, v) in pairs {
-        let fi = o.field_index(name).ok_or_else(|| ApiError::internal(format!("no field {object}.{name}")))?;
+        let fi = o.field_index(name).ok_or_else(|| SfError::internal(format!("no field {object}.{name}")))?;
         values.push((fi, v.clone()));
     }
     records::system_insert(ctx, oi, &mut values)
@@ -40,7 +41,7 @@ pub(crate) fn populate(db: &mut Db, seed: &Seed, org_id: &str, now: i64) -> Resu
         return Ok(());
     }
     let admin_id = crate::ids::mint("005", 1);
-    let version = Version::parse(&format!("v{}", super::LATEST_API_VERSION)).ok_or("bad latest version")?;
+    let version = Version::parse(&format!("v{}", crate::call::LATEST_API_VERSION)).ok_or("bad latest version")?;
     let mut ctx = Ctx {
         db,
         caller: Caller { id: admin_id.clone(), admin: true },
@@ -54,9 +55,9 @@ pub(crate) fn populate(db: &mut Db, seed: &Seed, org_id: &str, now: i64) -> Resu
     fill(&mut ctx, seed, org_id).map_err(|e| e.message)
 }
 
-fn fill(ctx: &mut Ctx<'_>, seed: &Seed, org_id: &str) -> Result<(), ApiError> {
+fn fill(ctx: &mut Ctx<'_>, seed: &Seed, org_id: &str) -> Result<(), SfError> {
     // The Organization keeps the org id the OAuth side hands out.
-    let org = ctx.db.schema.index_of("Organization").ok_or_else(|| ApiError::internal("no Organization"))?;
+    let org = ctx.db.schema.index_of("Organization").ok_or_else(|| SfError::internal("no Organization"))?;
     let o = &ctx.db.schema.objects[org];
     let now = civil::format_datetime(ctx.now);
     let mut values = Vec::new();

@@ -5,17 +5,17 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::api::{Ctx, Reply, json_object, sync_users_from_db};
-use super::records::{self, ApiError};
+use super::records;
+use super::request::{Ctx, Reply, SfError, json_object};
 use crate::state::Shared;
 
-fn policy(p: &str) -> Result<(), ApiError> {
+fn policy(p: &str) -> Result<(), SfError> {
     // Salesforce's default policy: 8 characters, letters and numbers.
     if p.chars().count() < 8 {
-        return Err(ApiError::bad("INVALID_NEW_PASSWORD", "Your password must be at least 8 characters long."));
+        return Err(SfError::bad("INVALID_NEW_PASSWORD", "Your password must be at least 8 characters long."));
     }
     if !p.chars().any(|c| c.is_alphabetic()) || !p.chars().any(|c| c.is_ascii_digit()) {
-        return Err(ApiError::bad("INVALID_NEW_PASSWORD", "Your password must include letters and numbers."));
+        return Err(SfError::bad("INVALID_NEW_PASSWORD", "Your password must include letters and numbers."));
     }
     Ok(())
 }
@@ -26,20 +26,20 @@ pub(crate) fn password(
     method: &Method,
     id: &str,
     body: &[u8],
-) -> Result<Reply, ApiError> {
-    let ui = ctx.db.schema.index_of("User").ok_or_else(ApiError::not_found)?;
+) -> Result<Reply, SfError> {
+    let ui = ctx.db.schema.index_of("User").ok_or_else(SfError::not_found)?;
     records::live_row(ctx.db, ui, id)?;
     let id = records::normalize_id(id).unwrap_or_default();
     let own = id == ctx.caller.id;
     if !ctx.caller.admin && (!own || *method != Method::GET) {
-        return Err(ApiError::new(
+        return Err(SfError::new(
             StatusCode::FORBIDDEN,
             "INSUFFICIENT_ACCESS",
             "You do not have permission to view this record.",
         ));
     }
     // Users created through the API join the login table before their first password.
-    sync_users_from_db(pg, ctx.db);
+    pg.sync_users_from_db(ctx.db);
     let set = |ctx: &Ctx<'_>, new: &str| {
         let mut rt = pg.rt();
         if let Some(u) = rt.users.iter_mut().find(|u| u.id == id) {
@@ -55,7 +55,7 @@ pub(crate) fn password(
         Method::POST => {
             let b = json_object(body)?;
             let Some(Value::String(new)) = b.get("NewPassword") else {
-                return Err(ApiError::bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [NewPassword]")
+                return Err(SfError::bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [NewPassword]")
                     .with_fields(vec!["NewPassword".into()]));
             };
             policy(new)?;
@@ -68,7 +68,7 @@ pub(crate) fn password(
             set(ctx, &new);
             Ok(Reply::json(StatusCode::OK, &json!({"NewPassword": new})))
         }
-        _ => Err(ApiError::new(
+        _ => Err(SfError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
             format!("HTTP Method '{method}' not allowed. Allowed are GET,POST,DELETE"),

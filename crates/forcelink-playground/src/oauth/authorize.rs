@@ -7,10 +7,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use bytes::Bytes;
 
 use super::token::{Grant, issue};
-use super::{Host, Params, requested_scopes, secrets_equal};
+use super::{Params, requested_scopes, secrets_equal};
+use crate::host::Host;
 use crate::seed::{Flow, PermittedUsers};
 use crate::state::{
     AUTHORIZATION_CODE_TTL_MS, AuthorizationCode, DeviceStatus, MAX_APPROVALS_PER_USER_AND_APP, PendingAuthorization,
@@ -99,12 +101,13 @@ fn error_redirect(p: &PendingAuthorization, error: &str, description: &str) -> R
 }
 
 fn session_user(rt: &Runtime, headers: &HeaderMap) -> Option<usize> {
+    // Every `playground_sid` the browser sent counts (playgrounds on other ports of the same host
+    // share the cookie jar), so look at each rather than at one per name.
     let cookies = headers.get_all(header::COOKIE);
     for value in cookies.iter().filter_map(|v| v.to_str().ok()) {
-        for pair in value.split(';') {
-            if let Some((name, sid)) = pair.trim().split_once('=')
-                && name == SESSION_COOKIE
-                && let Some(&user) = rt.browser_sessions.get(sid)
+        for cookie in Cookie::split_parse(value).filter_map(Result::ok) {
+            if cookie.name() == SESSION_COOKIE
+                && let Some(&user) = rt.browser_sessions.get(cookie.value())
                 && rt.users[user].can_log_in()
             {
                 return Some(user);
@@ -257,7 +260,8 @@ pub(crate) async fn login_submit(
             let sid = random_chars(40);
             rt.browser_sessions.insert(sid.clone(), user);
             let mut response = after_login(&pg, &host, &mut rt, &id, user);
-            if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax")) {
+            let cookie = Cookie::build((SESSION_COOKIE, sid)).path("/").http_only(true).same_site(SameSite::Lax);
+            if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
             response

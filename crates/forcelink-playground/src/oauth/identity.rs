@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{
-    ClientCredentials, Host, OAuthError, Params, SecretPolicy, authenticate_client, bearer_token, json_response,
-};
+use super::{ClientCredentials, OAuthError, Params, SecretPolicy, authenticate_client, json_response};
+use crate::host::{Host, bearer_token};
 use crate::state::{RefreshState, Shared, User};
 
 /// `POST /services/oauth2/revoke` (form `token=`) and `GET ?token=`. Revoking a refresh
@@ -208,7 +207,7 @@ pub(crate) async fn identity(
         return bad_oauth_token();
     }
     let version = match query.get("version") {
-        Some("latest") => crate::data::LATEST_API_VERSION.to_owned(),
+        Some("latest") => crate::call::LATEST_API_VERSION.to_owned(),
         Some(v) => v.to_owned(),
         None => "{version}".to_owned(),
     };

@@ -17,21 +17,6 @@ use subtle::ConstantTimeEq;
 
 use crate::state::Shared;
 
-/// Which of the two hosts answered: the login host (like `login.salesforce.com`) or the
-/// instance / My Domain host (like `acme.my.salesforce.com`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HostKind {
-    Login,
-    Instance,
-}
-
-/// Per-host context, added to each host's router.
-#[derive(Debug, Clone)]
-pub(crate) struct Host {
-    pub(crate) kind: HostKind,
-    pub(crate) base_url: String,
-}
-
 /// An OAuth error: `{"error", "error_description"}`, HTTP 400 unless stated.
 #[derive(Debug, Clone)]
 pub(crate) struct OAuthError {
@@ -204,13 +189,6 @@ pub(crate) fn authenticate_client(
         (None, SecretPolicy::Required) => Err(OAuthError::invalid_client()),
         _ => Ok(app),
     }
-}
-
-/// The bearer token of an API or identity request: `Authorization: Bearer …` or `OAuth …`.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")).then(|| token.trim())
 }
 
 /// Splits a space-separated scope parameter.

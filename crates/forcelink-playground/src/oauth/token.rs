@@ -13,9 +13,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    ClientCredentials, Host, HostKind, OAuthError, Params, SecretPolicy, authenticate_client, json_response,
-    non_interactive_scopes, requested_scopes, secrets_equal,
+    ClientCredentials, OAuthError, Params, SecretPolicy, authenticate_client, json_response, non_interactive_scopes,
+    requested_scopes, secrets_equal,
 };
+use crate::host::{Host, HostKind};
 use crate::jwt::{self, Compact};
 use crate::seed::{DEFAULT_ASSET_TOKEN_VALIDITY_SECONDS, Flow, PermittedUsers};
 use crate::state::{

@@ -17,7 +17,8 @@ use super::proto::{
     ConsumerEvent, Error as PublishError, ErrorCode, FetchRequest, FetchResponse, ProducerEvent, PublishRequest,
     PublishResponse, PublishResult, ReplayPreset, SchemaInfo, SchemaRequest, TopicInfo, TopicRequest,
 };
-use super::{FaultKind, IDLE_CLOSE, MAX_OUTSTANDING, NewEvent, StoredEvent, Topic, replay_bytes, uuid};
+use super::{IDLE_CLOSE, MAX_OUTSTANDING};
+use crate::events::{FaultKind, NewEvent, StoredEvent, Topic, replay_bytes, uuid};
 use crate::state::Shared;
 
 /// Error codes Salesforce puts in the `error-code` trailer (Pub/Sub API guide, "Handling Errors").

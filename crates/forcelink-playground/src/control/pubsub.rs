@@ -23,8 +23,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ArmedFault, FaultKind};
-use crate::control::{check, parse, problem};
+use super::{check, parse, problem};
+use crate::events::{ArmedFault, FaultKind};
 use crate::state::Shared;
 
 /// Keep-alive intervals below this would turn streams into busy loops.

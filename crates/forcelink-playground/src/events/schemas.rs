@@ -342,8 +342,7 @@ pub(crate) fn bitmap(bits: &[usize]) -> String {
         let n = bytes.len();
         bytes[n - 1 - b / 8] |= 1 << (b % 8);
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
-    format!("0x{hex}")
+    format!("0x{}", hex::encode_upper(bytes))
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use apache_avro::types::Value as AvroValue;
 use rusqlite::types::Value as Sql;
 
 use super::schemas::{CHANGE_TYPES, EventSchema, Slot, bitmap};
-use super::{NewEvent, uuid};
-use crate::state::Shared;
+use super::{EventBus, NewEvent, uuid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChangeKind {
@@ -40,7 +39,7 @@ pub(crate) struct Change {
 
 /// Publishes the change events of one API call. `api` names the API in `changeOrigin`
 /// (`rest`, `bulkapi2`); `caller` is the user id for `commitUser`.
-pub(crate) fn emit(pg: &Shared, now_ms: i64, api: &str, version: &str, caller: &str, changes: Vec<Change>) {
+pub(crate) fn emit(bus: &EventBus, now_ms: i64, api: &str, version: &str, caller: &str, changes: Vec<Change>) {
     if changes.is_empty() {
         return;
     }
@@ -63,15 +62,15 @@ pub(crate) fn emit(pg: &Shared, now_ms: i64, api: &str, version: &str, caller: &
     let transaction_key = uuid();
     let origin = format!("com/salesforce/api/{api}/{version}");
     let commit_number = {
-        let mut st = pg.events.state();
+        let mut st = bus.state();
         st.commit_number += 1;
         st.commit_number
     };
     let mut events = Vec::with_capacity(groups.len());
     for (sequence, (change, ids)) in groups.into_iter().enumerate() {
-        let schema = &pg.events.catalog.change[change.object];
+        let schema = &bus.catalog.change[change.object];
         let header = Header {
-            entity: &pg.events.catalog.object_names[change.object],
+            entity: &bus.catalog.object_names[change.object],
             ids,
             kind: change.kind,
             origin: &origin,
@@ -92,7 +91,7 @@ pub(crate) fn emit(pg: &Shared, now_ms: i64, api: &str, version: &str, caller: &
             Err(e) => tracing::warn!(error = %e, "change event not encoded"),
         }
     }
-    pg.events.append(now_ms, events);
+    bus.append(now_ms, events);
 }
 
 struct Header<'a> {

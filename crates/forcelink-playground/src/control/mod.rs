@@ -11,7 +11,7 @@
 //! | `GET /clock`, `POST /clock` | read, or shift with `{"advance_seconds": n}` / `{"advance_ms": n}` |
 //! | `GET/POST/DELETE /faults` | list, arm (`{"path_prefix","count","kind",…}`), clear faults |
 //! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests` |
-//! | `/pubsub/…` | the Pub/Sub API's stats, keep-alive interval and faults (see `pubsub::control`) |
+//! | `/pubsub/…` | the Pub/Sub API's stats, keep-alive interval and faults (`pubsub`) |
 
 use axum::Json;
 use axum::Router;
@@ -21,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+
+mod pubsub;
 
 use crate::faults::Fault;
 use crate::oauth::secrets_equal;
@@ -36,7 +38,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/clock", get(clock).post(shift_clock))
         .route("/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/settings", get(settings).patch(update_settings))
-        .nest("/pubsub", crate::pubsub::control::router())
+        .nest("/pubsub", pubsub::router())
 }
 
 pub(crate) fn problem(status: StatusCode, message: &str) -> Response {
@@ -164,7 +166,7 @@ async fn update_user(
     }
     let body = json!({"username": u.username, "id": u.id, "active": u.active, "frozen": u.frozen});
     drop(rt);
-    crate::data::push_users_to_db(&pg);
+    pg.push_users_to_db();
     Json(body).into_response()
 }
 

@@ -5,8 +5,12 @@
 //! One `Mutex<Runtime>` guards all mutable state; handlers hold it briefly and never across an
 //! `.await`.
 
+mod logins;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -376,9 +380,9 @@ pub(crate) struct Inner {
     /// `true` while refresh grants are held (see `Settings::hold_refreshes`).
     pub(crate) refresh_hold: tokio::sync::watch::Sender<bool>,
     /// Records, query locators, API usage and bulk jobs.
-    pub(crate) data: crate::data::DataState,
+    pub(crate) data: crate::store::DataState,
     /// Pub/Sub API events (change events and platform events).
-    pub(crate) events: crate::pubsub::EventBus,
+    pub(crate) events: crate::events::EventBus,
 }
 
 impl std::ops::Deref for Shared {
@@ -396,7 +400,7 @@ impl Shared {
         login_url: String,
         instance_url: String,
         control_key: String,
-        data: crate::data::DataState,
+        data: crate::store::DataState,
     ) -> Result<Self, PlaygroundError> {
         let mut apps = Vec::with_capacity(seed.connected_apps.len());
         for a in &seed.connected_apps {
@@ -413,9 +417,9 @@ impl Shared {
         let org_id = seed.org.id.clone().unwrap_or_else(|| ids::mint("00D", 1));
         let runtime = Mutex::new(Runtime::from_seed(&seed));
         let (refresh_hold, _) = tokio::sync::watch::channel(false);
-        let catalog = crate::pubsub::schemas::Catalog::build(&data.store.schema, &seed.platform_events_or_default())
+        let catalog = crate::events::schemas::Catalog::build(&data.store.schema, &seed.platform_events_or_default())
             .map_err(|message| PlaygroundError::Seed { message })?;
-        let events = crate::pubsub::EventBus::new(catalog);
+        let events = crate::events::EventBus::new(catalog);
         Ok(Self(Arc::new(Inner {
             seed,
             org_id,
@@ -433,8 +437,8 @@ impl Shared {
     }
 
     pub(crate) fn rt(&self) -> MutexGuard<'_, Runtime> {
-        // A panic while holding the lock leaves plain data behind; keep serving.
-        self.0.runtime.lock().unwrap_or_else(|p| p.into_inner())
+        // parking_lot does not poison: a panic while holding the lock leaves plain data behind.
+        self.0.runtime.lock()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -458,7 +462,8 @@ impl Shared {
         *self.rt() = Runtime::from_seed(&self.seed);
         self.clock.reset();
         self.refresh_hold.send_replace(false);
-        crate::data::after_reset(self);
+        self.data.reset_usage();
+        self.push_users_to_db();
         self.events.reset();
     }
 

@@ -1,3 +1,7 @@
+//! What the REST API keeps between requests ([`DataState`]): the record store, the daily API
+//! usage, open query locators (`locators`) and Bulk API 2.0 jobs (`jobs`), and compiled query
+//! plans both of them keep (`plan`).
+//!
 //! Record storage: one SQLite table per sObject (`o_Account`), one column per field, the
 //! SQLite rowid as the id counter (`Id` = key prefix + pod + base-62 rowid + checksum). Text
 //! columns use `COLLATE NOCASE` because SOQL comparisons and ordering are case-insensitive.
@@ -6,8 +10,14 @@
 //! In memory by default; a file with `--data FILE` (kept between runs, tables added or widened
 //! when the seed declares new objects or fields).
 
+pub(crate) mod jobs;
+pub(crate) mod locators;
+pub(crate) mod plan;
+
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params_from_iter};
@@ -70,8 +80,8 @@ impl Store {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
-        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        // No poisoning: a panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.db.lock()
     }
 }
 
@@ -190,5 +200,62 @@ impl Db {
     /// The id counters, for bulk writers that mint ids themselves.
     pub(crate) fn next_row_mut(&mut self) -> &mut Vec<i64> {
         &mut self.next_row
+    }
+}
+
+/// Data-side state shared by all requests.
+#[derive(Debug)]
+pub(crate) struct DataState {
+    pub(crate) store: Store,
+    /// Guards the daily API request counter.
+    usage: Mutex<Usage>,
+    /// Guards the open query locators.
+    pub(crate) locators: Mutex<locators::Locators>,
+    /// Guards the Bulk API 2.0 jobs.
+    pub(crate) bulk: Mutex<jobs::Jobs>,
+    /// When the schema (objects and fields) last changed: the start, as it is fixed for a run.
+    /// Describes answer `304 Not Modified` to an `If-Modified-Since` at or after it.
+    pub(crate) schema_modified_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    day: i64,
+    used: u64,
+}
+
+impl DataState {
+    pub(crate) fn new(store: Store, schema_modified_ms: i64) -> Self {
+        Self {
+            schema_modified_ms,
+            store,
+            usage: Mutex::new(Usage::default()),
+            locators: Mutex::new(Default::default()),
+            bulk: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Counts one API request. The count restarts each (playground) UTC day.
+    /// UNCONFIRMED-free simplification: Salesforce's window is a rolling 24 hours.
+    pub(crate) fn count(&self, now_ms: i64, max: u64) -> Result<u64, u64> {
+        let mut u = self.usage.lock();
+        let day = now_ms.div_euclid(crate::civil::DAY_MS);
+        if u.day != day {
+            *u = Usage { day, used: 0 };
+        }
+        if u.used >= max {
+            return Err(u.used);
+        }
+        u.used += 1;
+        Ok(u.used)
+    }
+
+    pub(crate) fn used(&self, now_ms: i64) -> u64 {
+        let u = self.usage.lock();
+        if u.day == now_ms.div_euclid(crate::civil::DAY_MS) { u.used } else { 0 }
+    }
+
+    pub(crate) fn reset_usage(&self) {
+        *self.usage.lock() = Usage::default();
     }
 }
