@@ -1,45 +1,70 @@
-//! Calendar arithmetic for Salesforce's date and dateTime values, in UTC. Stored and compared
-//! as text in one fixed format (`2024-01-31` and `2024-01-31T09:30:00.000+0000`), which sorts
-//! the same way as the instants it names.
+//! Salesforce's date and dateTime values in UTC, over `jiff`'s calendar. Stored and compared as
+//! text in one fixed format (`2024-01-31` and `2024-01-31T09:30:00.000+0000`), which sorts the
+//! same way as the instants it names; computed with as day numbers (days since 1970-01-01) and
+//! milliseconds since the epoch.
+//!
+//! The parsers are stricter than ISO 8601 on purpose (Salesforce's grammar: seconds required,
+//! four-digit years): the shape is read here, the calendar (month lengths, leap years) is jiff's.
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
 
-/// The civil date of a day number.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
+/// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
+/// The calendar date of a day number (`None` outside jiff's range, ±9999 years).
+pub(crate) fn date_of_day(days: i64) -> Option<Date> {
+    Some(Timestamp::from_millisecond(days.checked_mul(DAY_MS)?).ok()?.to_zoned(TimeZone::UTC).date())
+}
+
+/// The day number of a calendar date.
+pub(crate) fn day_of(date: Date) -> Option<i64> {
+    let ms = date.to_zoned(TimeZone::UTC).ok()?.timestamp().as_millisecond();
+    Some(ms.div_euclid(DAY_MS))
+}
+
+/// `2024-01-31`.
 pub(crate) fn format_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    match date_of_day(days) {
+        Some(d) => format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+        // Outside ±9999 years: no record can hold such a date (the parsers refuse it).
+        None => String::new(),
+    }
 }
 
 /// `2024-01-31T09:30:00.000+0000`, the form Salesforce's REST API returns.
 pub(crate) fn format_datetime(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let rest = ms.rem_euclid(DAY_MS);
-    let (h, mi, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
-    format!("{}T{h:02}:{mi:02}:{s:02}.{milli:03}+0000", format_date(days))
+    let Ok(ts) = Timestamp::from_millisecond(ms) else { return String::new() };
+    let t = ts.to_zoned(TimeZone::UTC).datetime();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// The first day of the month `months` after (or before) the month of `day`.
+pub(crate) fn month_start(day: i64, months: i64) -> Option<i64> {
+    let first = date_of_day(day)?.first_of_month();
+    day_of(first.checked_add(months.months()).ok()?)
+}
+
+/// The first day of the year `years` after (or before) the year of `day`.
+pub(crate) fn year_start(day: i64, years: i64) -> Option<i64> {
+    let first = date_of_day(day)?.first_of_year();
+    day_of(first.checked_add(years.years()).ok()?)
+}
+
+/// The Sunday that starts the week of `day` (Salesforce's default locale starts weeks on Sunday).
+pub(crate) fn week_start(day: i64) -> Option<i64> {
+    let offset = date_of_day(day)?.weekday().to_sunday_zero_offset();
+    Some(day - i64::from(offset))
 }
 
 fn num(s: &str) -> Option<i64> {
@@ -53,12 +78,8 @@ pub(crate) fn parse_date(s: &str) -> Option<i64> {
         return None;
     }
     let (y, m, d) = (num(&s[..4])?, num(&s[5..7])?, num(&s[8..10])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, m as u32, d as u32);
-    // Reject 2023-02-30 and the like: the round trip must give the same date.
-    (format_date(days) == s).then_some(days)
+    // jiff refuses 2023-02-30 and the like.
+    day_of(Date::new(i16::try_from(y).ok()?, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok()?)
 }
 
 /// ISO 8601 date-time with `Z`, `±hh:mm` or `±hhmm`, optional fraction; also a bare date
@@ -117,5 +138,17 @@ mod tests {
         assert_eq!(parse_datetime("2011-07-07T02:37:00+02:00"), Some(ms));
         assert_eq!(parse_datetime("2011-07-07T00:37:00Z"), Some(ms));
         assert_eq!(parse_datetime("2011-07-07X00:37:00Z"), None);
+    }
+
+    #[test]
+    fn month_year_and_week_starts_cross_year_ends() {
+        let day = parse_date("2024-12-15").unwrap();
+        assert_eq!(month_start(day, 1).map(format_date).as_deref(), Some("2025-01-01"));
+        assert_eq!(month_start(day, -12).map(format_date).as_deref(), Some("2023-12-01"));
+        assert_eq!(year_start(day, -1).map(format_date).as_deref(), Some("2023-01-01"));
+        // 2024-12-15 is a Sunday; 2025-01-01 a Wednesday.
+        assert_eq!(week_start(day).map(format_date).as_deref(), Some("2024-12-15"));
+        assert_eq!(week_start(parse_date("2025-01-01").unwrap()).map(format_date).as_deref(), Some("2024-12-29"));
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
     }
 }

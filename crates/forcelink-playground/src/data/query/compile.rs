@@ -296,13 +296,10 @@ pub(super) fn literal(f: &crate::schema::Field, lit: &Lit, op: Op) -> Result<Sql
 pub(super) fn date_range(name: &str, n: Option<i64>, now_ms: i64) -> Result<(i64, i64), SfError> {
     let t = now_ms.div_euclid(DAY_MS);
     let n = n.unwrap_or(0);
-    let week = t - (t + 4).rem_euclid(7);
-    let (y, m, _) = civil::civil_from_days(t);
-    let month = |y: i64, m: i64| {
-        let (y, m) = (y + (m - 1).div_euclid(12), (m - 1).rem_euclid(12) + 1);
-        civil::days_from_civil(y, m as u32, 1)
-    };
-    let m = i64::from(m);
+    let out_of_range = || malformed(format!("date literal {name} is out of range"));
+    let week = civil::week_start(t).ok_or_else(out_of_range)?;
+    let month = |k: i64| civil::month_start(t, k).ok_or_else(out_of_range);
+    let year = |k: i64| civil::year_start(t, k).ok_or_else(out_of_range);
     Ok(match name {
         "TODAY" => (t, t + 1),
         "YESTERDAY" => (t - 1, t),
@@ -313,12 +310,12 @@ pub(super) fn date_range(name: &str, n: Option<i64>, now_ms: i64) -> Result<(i64
         "THIS_WEEK" => (week, week + 7),
         "LAST_WEEK" => (week - 7, week),
         "NEXT_WEEK" => (week + 7, week + 14),
-        "THIS_MONTH" => (month(y, m), month(y, m + 1)),
-        "LAST_MONTH" => (month(y, m - 1), month(y, m)),
-        "NEXT_MONTH" => (month(y, m + 1), month(y, m + 2)),
-        "THIS_YEAR" => (civil::days_from_civil(y, 1, 1), civil::days_from_civil(y + 1, 1, 1)),
-        "LAST_YEAR" => (civil::days_from_civil(y - 1, 1, 1), civil::days_from_civil(y, 1, 1)),
-        "NEXT_YEAR" => (civil::days_from_civil(y + 1, 1, 1), civil::days_from_civil(y + 2, 1, 1)),
+        "THIS_MONTH" => (month(0)?, month(1)?),
+        "LAST_MONTH" => (month(-1)?, month(0)?),
+        "NEXT_MONTH" => (month(1)?, month(2)?),
+        "THIS_YEAR" => (year(0)?, year(1)?),
+        "LAST_YEAR" => (year(-1)?, year(0)?),
+        "NEXT_YEAR" => (year(1)?, year(2)?),
         other => return Err(malformed(format!("unexpected token: {other}"))),
     })
 }
