@@ -31,7 +31,7 @@ pub const INACTIVE_USER: &str = "ivan.inactive@playground.forcelink.dev";
 
 /// An HTTP client that does not follow redirects (authorize tests read `Location`).
 pub fn http() -> Client {
-    Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    forcelink_test_support::browser::no_redirect_client()
 }
 
 /// Posts a form to `url` and returns (status, JSON body or Null).
@@ -126,13 +126,8 @@ pub async fn api_status(base: &str, access_token: &str) -> StatusCode {
     http().get(format!("{base}/services/data/")).bearer_auth(access_token).send().await.unwrap().status()
 }
 
-/// Reads `name="…" value="…"` of a hidden input in an HTML form.
-pub fn hidden_input(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
-}
+use forcelink_test_support::browser::Decision;
+pub use forcelink_test_support::browser::hidden_input;
 
 /// Query (or fragment) parameters of a redirect `Location`.
 pub fn location_params(location: &str) -> std::collections::HashMap<String, String> {
@@ -158,7 +153,6 @@ pub async fn web_server_token(
     password: &str,
     scope: &str,
 ) -> Value {
-    let http = http();
     let redirect_uri = "http://127.0.0.1:9/callback";
     let (verifier, challenge) = pkce_pair();
     let url = url::Url::parse_with_params(
@@ -173,27 +167,8 @@ pub async fn web_server_token(
         ],
     )
     .unwrap();
-    let page = http.get(url).send().await.unwrap().text().await.unwrap();
-    let pending = hidden_input(&page, "pending").expect("login page");
-    let resp = http
-        .post(format!("{}/services/oauth2/authorize/login", pg.login_url()))
-        .form(&[("pending", pending.as_str()), ("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    let resp = if resp.status() == StatusCode::OK {
-        let page = resp.text().await.unwrap();
-        let pending = hidden_input(&page, "pending").expect("consent page");
-        http.post(format!("{}/services/oauth2/authorize/consent", pg.login_url()))
-            .form(&[("pending", pending.as_str()), ("decision", "allow")])
-            .send()
-            .await
-            .unwrap()
-    } else {
-        resp
-    };
-    assert_eq!(resp.status(), StatusCode::FOUND);
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let location =
+        forcelink_test_support::browser::sign_in(pg, url.as_str(), username, password, Decision::Allow).await;
     let params = location_params(&location);
     let code = params.get("code").unwrap_or_else(|| panic!("no code in {location}"));
     let mut form = vec![
