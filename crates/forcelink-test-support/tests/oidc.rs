@@ -17,9 +17,7 @@ use url::Url;
 /// A port nothing listens on: the provider redirects there, the harness stops before following.
 const CALLBACK: &str = "http://127.0.0.1:43123/callback";
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
+use forcelink_test_support::browser::no_redirect_client as http;
 
 async fn json(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
