@@ -18,6 +18,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use rand::Rng;
 
+use crate::backoff::{Backoff, Jitter};
 use crate::clock::Clock;
 use crate::error::{Action, AuthError, OAuthErrorKind};
 use crate::flows::random_urlsafe;
@@ -52,6 +53,13 @@ pub const BACKGROUND_RETRY_AFTER: Duration = Duration::from_secs(15);
 pub const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest wait between attempts of a failing connection. 15 minutes.
 pub const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+/// The schedule of [`FAILURE_BACKOFF`]: doubling to [`FAILURE_BACKOFF_MAX`], not randomised (it
+/// only decides when this process tries again, nothing is sent in lockstep with others).
+const FAILURE_SCHEDULE: Backoff =
+    Backoff { jitter: Jitter::None, max_retries: None, ..Backoff::exponential(FAILURE_BACKOFF, FAILURE_BACKOFF_MAX) };
+/// Waits for another holder's renewal get up to this much extra, in percent, so that waiting
+/// processes do not all look at the store at once.
+const BUSY_JITTER_PERCENT: u32 = 25;
 /// While backing off, the store is looked at this often for a token another process obtained
 /// (a re-authorization through another replica). 5 seconds.
 pub const FAILURE_STORE_RECHECK: Duration = Duration::from_secs(5);
@@ -380,8 +388,7 @@ impl Inner {
                     if matches!(e.action(), Action::Reauthorize | Action::FixConfiguration) {
                         let mut failed = lock(&inner.failed);
                         let attempts = failed.as_ref().map_or(0, |f| f.attempts) + 1;
-                        let wait =
-                            FAILURE_BACKOFF.saturating_mul(2u32.saturating_pow(attempts - 1)).min(FAILURE_BACKOFF_MAX);
+                        let wait = FAILURE_SCHEDULE.delay(attempts - 1);
                         retry_at = retry_at.max(now + wait);
                         *failed = Some(Failed { error: e.clone(), until: now + wait, attempts, store_checked_at: now });
                     }
@@ -423,7 +430,13 @@ impl Inner {
         if let Some(c) = self.adoptable(stored.as_ref()) {
             return Ok(c);
         }
-        let mut attempt = 0;
+        // Someone else renewing this very token is waited for on this schedule.
+        let mut busy = Backoff {
+            jitter: Jitter::Extra { percent: BUSY_JITTER_PERCENT },
+            max_retries: Some(self.config.busy_retries),
+            ..Backoff::exponential(self.config.busy_backoff, Duration::MAX)
+        }
+        .start(self.clock.clone());
         let set = loop {
             let current = stored.as_ref().map(|s| &s.set);
             let fetched = tokio::time::timeout(self.config.load_timeout, self.source.fetch(current))
@@ -431,17 +444,13 @@ impl Inner {
                 .map_err(|_| AuthError::LoadTimeout(self.config.load_timeout))?;
             match fetched {
                 Ok(set) => break set,
-                Err(e)
-                    if e.oauth_kind() == Some(OAuthErrorKind::TokenRequestInProgress)
-                        && attempt < self.config.busy_retries =>
-                {
+                Err(e) if e.oauth_kind() == Some(OAuthErrorKind::TokenRequestInProgress) => {
                     // Someone else is renewing this very token: never send a second refresh
                     // while theirs runs. Wait, then take their result from the store if it
                     // arrived there.
-                    attempt += 1;
-                    let backoff = self.config.busy_backoff * 2u32.saturating_pow(attempt - 1);
-                    let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 4);
-                    self.clock.sleep(backoff + Duration::from_millis(jitter)).await;
+                    if busy.wait(None).await.is_err() {
+                        return Err(e);
+                    }
                     stored = self.store.load(&self.connection).await?;
                     if let Some(c) = self.adoptable(stored.as_ref()) {
                         return Ok(c);

@@ -10,13 +10,19 @@
 //! - [`store`]: the [`TokenStore`] port (compare-and-swap, renewal lease, approvals) and
 //!   [`MemoryStore`].
 //! - [`approvals`]: the five-approvals-per-user-and-app budget.
+//! - [`backoff`]: [`Backoff`], the one retry and polling schedule (jitter, cap, `Retry-After`)
+//!   that waits on the injected clock.
 //! - [`error`]: errors as data, with a fix for each known Salesforce failure.
 //! - [`endpoint`]: the URL policy (tokens only to https, or http on loopback) and endpoints.
-//! - [`wire`]: HTTP transport and response decoding (HTML, empty, truncated bodies; signature).
+//! - [`body`]: unusable bodies ([`body::BodyKind`]: HTML, empty, truncated…) and redacted
+//!   excerpts of them (session ids, bearer values, secrets), shared with forcelink-client.
+//! - [`wire`]: HTTP transport and token-response decoding (signature, lifetimes).
 //! - [`keys`]: RSA key and self-signed certificate for the JWT flow.
 //! - [`secret`], [`clock`], [`token`]: secret newtypes, injected time, token sets.
 
 pub mod approvals;
+pub mod backoff;
+pub mod body;
 pub mod cache;
 pub mod clock;
 pub mod endpoint;
@@ -30,6 +36,7 @@ pub mod store;
 pub mod token;
 pub mod wire;
 
+pub use backoff::{Backoff, GiveUp, Jitter, Retries};
 pub use cache::{CacheConfig, CacheStats, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use endpoint::{Endpoints, UrlPolicy};

@@ -18,8 +18,8 @@
 //! - [`pubsub`]: the Pub/Sub API (gRPC): change events and platform events as a stream of
 //!   decoded events, with flow control, keep-alive watchdog, resubscription and checkpoints.
 //! - [`openapi`]: an OpenAPI 3.1 document for chosen sObjects, served through the broker proxy.
-//! - [`error`], [`limits`], [`retry`], [`types`], [`version`]: errors as data, limit info,
-//!   retry policy, checked names and ids, API versions.
+//! - [`error`], [`limits`], [`types`], [`version`]: errors as data, limit info, checked names and
+//!   ids, API versions. Retries follow [`Backoff`] (from forcelink-auth).
 
 pub mod actions;
 pub mod broker;
@@ -32,7 +32,6 @@ pub mod openapi;
 pub mod pubsub;
 pub mod query;
 pub mod resources;
-pub mod retry;
 pub mod sobjects;
 pub mod soql;
 pub mod types;
@@ -44,9 +43,8 @@ pub use client::{Client, ClientBuilder, ClientStats, RawResponse};
 pub use error::{ApiError, BodyKind, ClientError};
 pub use limits::{LimitInfo, Usage};
 pub use query::{Page, RecordStream};
-pub use retry::RetryPolicy;
 pub use sobjects::{Created, DescribeGlobal, FieldDescribe, SObjectDescribe, SaveResult, Upserted};
 pub use types::{FieldName, RecordId, SObjectType};
 pub use version::{ApiVersion, DEFAULT_API_VERSION};
 
-pub use forcelink_auth::{Action, Clock, TokenProvider, UrlPolicy};
+pub use forcelink_auth::{Action, Backoff, Clock, Jitter, TokenProvider, UrlPolicy};
