@@ -26,9 +26,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::describe::CachedDescribe;
 use crate::error::{ApiError, ClientError};
 use crate::limits::LimitInfo;
-use crate::sobjects::CachedDescribe;
 use crate::version::ApiVersion;
 
 /// Longest a single request may take, answer included. Defaults to 120 seconds.

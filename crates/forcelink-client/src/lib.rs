@@ -7,7 +7,7 @@
 //! - [`client`]: [`Client`] and its builder; the request path (token, URL policy, retries with
 //!   backoff, one renewal on `401 INVALID_SESSION_ID`, gzip, `Sforce-Limit-Info`); raw requests.
 //! - [`sobjects`]: describeGlobal, describe (cached, revalidated), create, retrieve, update,
-//!   upsert, delete.
+//!   upsert, delete; [`describe`]: what describe answers hold.
 //! - [`query`]: `query` / `queryAll` pages and the lazy [`query::RecordStream`].
 //! - [`resources`]: versions, resources, limits, SOSL search.
 //! - [`broker`]: [`BrokerTokens`], tokens from a forcelink broker, with rejected tokens reported.
@@ -26,6 +26,7 @@ pub mod broker;
 pub mod bulk;
 pub mod client;
 pub mod composite;
+pub mod describe;
 pub mod error;
 pub mod limits;
 pub mod openapi;
@@ -40,10 +41,11 @@ pub mod version;
 pub use broker::BrokerTokens;
 pub use bulk::{Bulk, BulkError, IngestJob, JobInfo, JobKind, JobState, Operation, ResultSet};
 pub use client::{Client, ClientBuilder, ClientStats, RawResponse};
+pub use describe::{DescribeGlobal, FieldDescribe, SObjectDescribe};
 pub use error::{ApiError, BodyKind, ClientError};
 pub use limits::{LimitInfo, Usage};
 pub use query::{Page, RecordStream};
-pub use sobjects::{Created, DescribeGlobal, FieldDescribe, SObjectDescribe, SaveResult, Upserted};
+pub use sobjects::{Created, SaveResult, Upserted};
 pub use types::{FieldName, RecordId, SObjectType};
 pub use version::{ApiVersion, DEFAULT_API_VERSION};
 

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::sobjects::{FieldDescribe, SObjectDescribe};
+use crate::describe::{FieldDescribe, SObjectDescribe};
 use crate::version::ApiVersion;
 
 /// The broker's proxy path for a connection.
