@@ -39,7 +39,7 @@ pub mod wire;
 pub use backoff::{Backoff, GiveUp, Jitter, Retries};
 pub use cache::{CacheConfig, CacheStats, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use endpoint::{Endpoints, UrlPolicy};
+pub use endpoint::{DEFAULT_API_VERSION, Endpoints, UrlPolicy};
 pub use error::{Action, AuthError, OAuthError, OAuthErrorKind};
 pub use source::{AppCredentials, AuthMethod, ClientAuth, TokenProvider, TokenSource};
 pub use store::{ConnectionId, MemoryStore, TokenStore};
