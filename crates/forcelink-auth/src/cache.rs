@@ -10,8 +10,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
@@ -173,10 +175,6 @@ impl fmt::Debug for TokenCache {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl TokenCache {
     pub fn new(
         connection: ConnectionId,
@@ -243,7 +241,7 @@ impl TokenCache {
             if c.expires_at.is_none_or(|e| now < e) {
                 // Due but still valid: renew in the background, keep handing out this one.
                 self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
-                if lock(&self.inner.retry_after).is_none_or(|t| now >= t) {
+                if self.inner.retry_after.lock().is_none_or(|t| now >= t) {
                     // The load runs in its own task; nobody waits for it here.
                     drop(self.inner.start_load(false));
                 }
@@ -260,7 +258,7 @@ impl TokenCache {
     /// Forgets a remembered failure, so the next call tries again at once (after the
     /// connection was fixed).
     pub fn reset_backoff(&self) {
-        *lock(&self.inner.failed) = None;
+        *self.inner.failed.lock() = None;
     }
 
     /// The token held in memory now, without renewing (`None` while a renewal is due or running).
@@ -272,7 +270,7 @@ impl TokenCache {
     /// token never evicts a fresh one. The store's copy is not adopted again.
     pub fn invalidate(&self, stale: &AccessToken) {
         {
-            let mut rejected = lock(&self.inner.rejected);
+            let mut rejected = self.inner.rejected.lock();
             if !rejected.contains(stale) {
                 if rejected.len() == 8 {
                     rejected.pop_front();
@@ -280,7 +278,7 @@ impl TokenCache {
                 rejected.push_back(stale.clone());
             }
         }
-        let mut current = self.inner.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.inner.current.write();
         if current.as_ref().is_some_and(|c| &c.token.access_token == stale) {
             tracing::debug!(connection = %self.inner.connection, token = %stale.fingerprint(), "token invalidated");
             *current = None;
@@ -297,7 +295,7 @@ impl TokenCache {
                 self.inner.store.compare_and_swap(&self.inner.connection, stored.map(|s| s.version), &set).await?
             {
                 self.inner.publish(self.inner.cached(&set));
-                *lock(&self.inner.failed) = None;
+                *self.inner.failed.lock() = None;
                 return Ok(());
             }
         }
@@ -335,19 +333,19 @@ impl Inner {
     /// (looked for every [`FAILURE_STORE_RECHECK`]), else the remembered error. `None` when no
     /// failure is remembered or its backoff is over.
     async fn remembered_failure(&self, now: SystemTime) -> Option<Result<Token, AuthError>> {
-        let failed = lock(&self.failed).clone()?;
+        let failed = self.failed.lock().clone()?;
         if now >= failed.until {
             return None;
         }
         if now >= failed.store_checked_at + FAILURE_STORE_RECHECK {
-            if let Some(f) = lock(&self.failed).as_mut() {
+            if let Some(f) = self.failed.lock().as_mut() {
                 f.store_checked_at = now;
             }
             if let Ok(stored) = self.store.load(&self.connection).await
                 && let Some(c) = self.adoptable(stored.as_ref())
             {
                 self.publish(Arc::clone(&c));
-                *lock(&self.failed) = None;
+                *self.failed.lock() = None;
                 return Some(Ok(c.token.clone()));
             }
         }
@@ -356,17 +354,17 @@ impl Inner {
     }
 
     fn current(&self) -> Option<Arc<Cached>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current.read().clone()
     }
 
     fn publish(&self, cached: Arc<Cached>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(cached);
+        *self.current.write() = Some(cached);
     }
 
     /// Joins the load in flight or starts one. The load runs in its own task, so it finishes
     /// (and releases its lease) even if every caller gives up.
     fn start_load(self: &Arc<Self>, waiting: bool) -> SharedLoad {
-        let mut inflight = lock(&self.inflight);
+        let mut inflight = self.inflight.lock();
         if let Some(load) = inflight.as_ref() {
             if waiting {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
@@ -379,24 +377,24 @@ impl Inner {
             match &result {
                 Ok(c) => {
                     inner.publish(Arc::clone(c));
-                    *lock(&inner.failed) = None;
+                    *inner.failed.lock() = None;
                 }
                 Err(e) => {
                     inner.counters.failures.fetch_add(1, Ordering::Relaxed);
                     let now = inner.clock.now();
                     let mut retry_at = now + BACKGROUND_RETRY_AFTER;
                     if matches!(e.action(), Action::Reauthorize | Action::FixConfiguration) {
-                        let mut failed = lock(&inner.failed);
+                        let mut failed = inner.failed.lock();
                         let attempts = failed.as_ref().map_or(0, |f| f.attempts) + 1;
                         let wait = FAILURE_SCHEDULE.delay(attempts - 1);
                         retry_at = retry_at.max(now + wait);
                         *failed = Some(Failed { error: e.clone(), until: now + wait, attempts, store_checked_at: now });
                     }
-                    *lock(&inner.retry_after) = Some(retry_at);
+                    *inner.retry_after.lock() = Some(retry_at);
                     tracing::warn!(connection = %inner.connection, error = %e, "token renewal failed");
                 }
             }
-            *lock(&inner.inflight) = None;
+            *inner.inflight.lock() = None;
             result
         });
         let load = async move { task.await.unwrap_or_else(|e| Err(AuthError::Internal(format!("renewal task: {e}")))) }
@@ -459,7 +457,7 @@ impl Inner {
                 Err(e) => return Err(e),
             }
         };
-        if self.source.method() == AuthMethod::StaticToken && lock(&self.rejected).contains(&set.access_token) {
+        if self.source.method() == AuthMethod::StaticToken && self.rejected.lock().contains(&set.access_token) {
             return Err(AuthError::StaticTokenRejected);
         }
         let set = self.with_expiry(set).await;
@@ -495,7 +493,7 @@ impl Inner {
     /// The stored set, if another holder renewed it and it is still good.
     fn adoptable(&self, stored: Option<&StoredTokens>) -> Option<Arc<Cached>> {
         let set = &stored?.set;
-        if lock(&self.rejected).contains(&set.access_token) {
+        if self.rejected.lock().contains(&set.access_token) {
             return None;
         }
         let cached = self.cached(set);

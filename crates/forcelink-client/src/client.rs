@@ -12,8 +12,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -416,7 +418,7 @@ impl Client {
 
     /// The latest `Sforce-Limit-Info` this connection received.
     pub fn limit_info(&self) -> Option<LimitInfo> {
-        self.inner.limit_info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.limit_info.lock().clone()
     }
 
     pub fn stats(&self) -> ClientStats {
@@ -584,7 +586,7 @@ impl Client {
     fn record_limits(&self, headers: &HeaderMap) {
         let Some(v) = headers.get("sforce-limit-info").and_then(|v| v.to_str().ok()) else { return };
         if let Some(info) = LimitInfo::parse(v, self.inner.clock.now()) {
-            *self.inner.limit_info.lock().unwrap_or_else(|e| e.into_inner()) = Some(info);
+            *self.inner.limit_info.lock() = Some(info);
         }
     }
 

@@ -174,7 +174,7 @@ impl DescribeBuilder<'_> {
         let inner = &self.client.inner;
         let key = (self.client.version.as_str().to_owned(), self.name.as_str().to_ascii_lowercase());
         let now = inner.clock.now();
-        let cached = inner.describes.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let cached = inner.describes.lock().get(&key).cloned();
         if let Some(c) = &cached
             && !self.force
             && now.duration_since(c.fetched_at).is_ok_and(|age| age < inner.describe_max_age)
@@ -213,7 +213,7 @@ impl DescribeBuilder<'_> {
             CachedDescribe { describe: Arc::new(resp.json()?), fetched_at: now, validator }
         };
         let out = fresh.describe.clone();
-        inner.describes.lock().unwrap_or_else(|e| e.into_inner()).insert(key, fresh);
+        inner.describes.lock().insert(key, fresh);
         Ok(out)
     }
 }

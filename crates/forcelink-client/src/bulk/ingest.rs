@@ -111,11 +111,11 @@ impl Bulk {
 
 /// The CSV writer's output, taken in chunks while records are serialized.
 #[derive(Debug, Clone, Default)]
-struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+struct SharedBuffer(Arc<parking_lot::Mutex<Vec<u8>>>);
 
 impl SharedBuffer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Vec<u8>> {
+        self.0.lock()
     }
     fn len(&self) -> usize {
         self.lock().len()
