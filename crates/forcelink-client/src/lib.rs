@@ -2,6 +2,47 @@
 //! client never sees a refresh token or a client secret: it asks the provider for a token per
 //! request and reports the exact token Salesforce refused.
 //!
+//! Streaming a query (here against a local playground org standing in for Salesforce):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let pg = forcelink_test_support::spawn_playground().await;
+//! # let instance_url = pg.instance_url().to_owned();
+//! use std::sync::Arc;
+//!
+//! use forcelink_auth::flows::client_credentials::ClientCredentials;
+//! use forcelink_auth::secret::ClientSecret;
+//! use forcelink_auth::{AppCredentials, ConnectionId, Endpoints, MemoryStore, SystemClock, TokenCache, Transport};
+//! use forcelink_client::{Client, UrlPolicy};
+//! use futures_util::StreamExt;
+//!
+//! // The playground listens on loopback http; real orgs are https Salesforce hosts.
+//! let policy = UrlPolicy::new().allow_any_loopback();
+//! let transport = Transport::new(forcelink_auth::wire::default_http_client()?, Arc::new(SystemClock), policy.clone());
+//! let app = AppCredentials::new(
+//!     "3MVG9playground.forcelink.default.app",
+//!     Some(ClientSecret::new("PLAYGROUNDSECRET0000000000000000000000000000000000000001")),
+//! );
+//! let source = ClientCredentials::new(transport, Endpoints::salesforce(&url::Url::parse(&instance_url)?), app)?;
+//! let store = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
+//! let tokens =
+//!     TokenCache::new(ConnectionId::new("demo"), Arc::new(source), store, Arc::new(SystemClock), Default::default());
+//! let client = Client::builder(Arc::new(tokens)).url_policy(policy).build()?;
+//!
+//! let mut users = client.query("SELECT Id, Username FROM User").stream();
+//! let mut count = 0;
+//! while let Some(record) = users.next().await {
+//!     let record = record?;
+//!     assert!(record["Username"].is_string());
+//!     count += 1;
+//! }
+//! assert!(count > 0);
+//! # pg.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Every resource has one shape: a handler on [`Client`] → a builder → `.send().await`.
 //!
 //! - [`client`]: [`Client`] and its builder; the request path (token, URL policy, retries with
