@@ -1,5 +1,5 @@
 //! [`Client`]: one connection's REST client over a [`TokenProvider`]. Every request goes
-//! through [`Client::execute`], which takes a token, builds the URL on the token's
+//! through `Client::execute`, which takes a token, builds the URL on the token's
 //! `instance_url` (checked by the [`UrlPolicy`]), sends, records `Sforce-Limit-Info`, and
 //! decides about retries:
 //!

@@ -30,7 +30,7 @@ pub struct UploadSummary {
 
 impl Bulk {
     /// Uploads CSV (header row first) from `reader` to an open ingest job, cut into uploads of
-    /// at most [`BulkOptions::max_upload_bytes`]. Memory: one upload.
+    /// at most [`BulkOptions::max_upload_bytes`](super::BulkOptions::max_upload_bytes). Memory: one upload.
     pub async fn upload_csv<R: AsyncRead + Unpin>(
         &self,
         job_id: &str,

@@ -63,7 +63,7 @@ impl Bulk {
     }
 
     /// The records of a completed query job as `T`, page by page (one page of
-    /// [`BulkOptions::page_records`], else [`DEFAULT_TYPED_PAGE_RECORDS`], held at a time).
+    /// [`BulkOptions::page_records`](super::BulkOptions::page_records), else [`DEFAULT_TYPED_PAGE_RECORDS`], held at a time).
     /// Columns map to fields by header name (`Account.Name` for parent fields).
     pub fn query_records<T: DeserializeOwned>(&self, id: &str) -> QueryRecords<T> {
         QueryRecords { bulk: self.clone(), id: id.to_owned(), locator: None, done: false, page: VecDeque::new() }

@@ -1,6 +1,6 @@
 //! Result downloads, streamed: an ingest job's result sets ([`Bulk::ingest_results`]) and the
 //! GET with one renewal on `401` and retries that query pages use too. Bodies go through a
-//! [`CsvSink`], which finds row ends ([`RowScanner`]) to count rows and drop repeated headers.
+//! `CsvSink`, which finds row ends (`RowScanner`) to count rows and drop repeated headers.
 
 use forcelink_auth::backoff::{Backoff, Jitter};
 use reqwest::header::{self, HeaderMap};
