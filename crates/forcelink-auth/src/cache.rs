@@ -10,14 +10,17 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use rand::Rng;
 
+use crate::backoff::{Backoff, Jitter};
 use crate::clock::Clock;
 use crate::error::{Action, AuthError, OAuthErrorKind};
 use crate::flows::random_urlsafe;
@@ -52,6 +55,13 @@ pub const BACKGROUND_RETRY_AFTER: Duration = Duration::from_secs(15);
 pub const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest wait between attempts of a failing connection. 15 minutes.
 pub const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+/// The schedule of [`FAILURE_BACKOFF`]: doubling to [`FAILURE_BACKOFF_MAX`], not randomised (it
+/// only decides when this process tries again, nothing is sent in lockstep with others).
+const FAILURE_SCHEDULE: Backoff =
+    Backoff { jitter: Jitter::None, max_retries: None, ..Backoff::exponential(FAILURE_BACKOFF, FAILURE_BACKOFF_MAX) };
+/// Waits for another holder's renewal get up to this much extra, in percent, so that waiting
+/// processes do not all look at the store at once.
+const BUSY_JITTER_PERCENT: u32 = 25;
 /// While backing off, the store is looked at this often for a token another process obtained
 /// (a re-authorization through another replica). 5 seconds.
 pub const FAILURE_STORE_RECHECK: Duration = Duration::from_secs(5);
@@ -165,10 +175,6 @@ impl fmt::Debug for TokenCache {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl TokenCache {
     pub fn new(
         connection: ConnectionId,
@@ -235,7 +241,7 @@ impl TokenCache {
             if c.expires_at.is_none_or(|e| now < e) {
                 // Due but still valid: renew in the background, keep handing out this one.
                 self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
-                if lock(&self.inner.retry_after).is_none_or(|t| now >= t) {
+                if self.inner.retry_after.lock().is_none_or(|t| now >= t) {
                     // The load runs in its own task; nobody waits for it here.
                     drop(self.inner.start_load(false));
                 }
@@ -252,7 +258,7 @@ impl TokenCache {
     /// Forgets a remembered failure, so the next call tries again at once (after the
     /// connection was fixed).
     pub fn reset_backoff(&self) {
-        *lock(&self.inner.failed) = None;
+        *self.inner.failed.lock() = None;
     }
 
     /// The token held in memory now, without renewing (`None` while a renewal is due or running).
@@ -264,7 +270,7 @@ impl TokenCache {
     /// token never evicts a fresh one. The store's copy is not adopted again.
     pub fn invalidate(&self, stale: &AccessToken) {
         {
-            let mut rejected = lock(&self.inner.rejected);
+            let mut rejected = self.inner.rejected.lock();
             if !rejected.contains(stale) {
                 if rejected.len() == 8 {
                     rejected.pop_front();
@@ -272,7 +278,7 @@ impl TokenCache {
                 rejected.push_back(stale.clone());
             }
         }
-        let mut current = self.inner.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.inner.current.write();
         if current.as_ref().is_some_and(|c| &c.token.access_token == stale) {
             tracing::debug!(connection = %self.inner.connection, token = %stale.fingerprint(), "token invalidated");
             *current = None;
@@ -289,7 +295,7 @@ impl TokenCache {
                 self.inner.store.compare_and_swap(&self.inner.connection, stored.map(|s| s.version), &set).await?
             {
                 self.inner.publish(self.inner.cached(&set));
-                *lock(&self.inner.failed) = None;
+                *self.inner.failed.lock() = None;
                 return Ok(());
             }
         }
@@ -327,19 +333,19 @@ impl Inner {
     /// (looked for every [`FAILURE_STORE_RECHECK`]), else the remembered error. `None` when no
     /// failure is remembered or its backoff is over.
     async fn remembered_failure(&self, now: SystemTime) -> Option<Result<Token, AuthError>> {
-        let failed = lock(&self.failed).clone()?;
+        let failed = self.failed.lock().clone()?;
         if now >= failed.until {
             return None;
         }
         if now >= failed.store_checked_at + FAILURE_STORE_RECHECK {
-            if let Some(f) = lock(&self.failed).as_mut() {
+            if let Some(f) = self.failed.lock().as_mut() {
                 f.store_checked_at = now;
             }
             if let Ok(stored) = self.store.load(&self.connection).await
                 && let Some(c) = self.adoptable(stored.as_ref())
             {
                 self.publish(Arc::clone(&c));
-                *lock(&self.failed) = None;
+                *self.failed.lock() = None;
                 return Some(Ok(c.token.clone()));
             }
         }
@@ -348,17 +354,17 @@ impl Inner {
     }
 
     fn current(&self) -> Option<Arc<Cached>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current.read().clone()
     }
 
     fn publish(&self, cached: Arc<Cached>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(cached);
+        *self.current.write() = Some(cached);
     }
 
     /// Joins the load in flight or starts one. The load runs in its own task, so it finishes
     /// (and releases its lease) even if every caller gives up.
     fn start_load(self: &Arc<Self>, waiting: bool) -> SharedLoad {
-        let mut inflight = lock(&self.inflight);
+        let mut inflight = self.inflight.lock();
         if let Some(load) = inflight.as_ref() {
             if waiting {
                 self.counters.waits.fetch_add(1, Ordering::Relaxed);
@@ -371,25 +377,24 @@ impl Inner {
             match &result {
                 Ok(c) => {
                     inner.publish(Arc::clone(c));
-                    *lock(&inner.failed) = None;
+                    *inner.failed.lock() = None;
                 }
                 Err(e) => {
                     inner.counters.failures.fetch_add(1, Ordering::Relaxed);
                     let now = inner.clock.now();
                     let mut retry_at = now + BACKGROUND_RETRY_AFTER;
                     if matches!(e.action(), Action::Reauthorize | Action::FixConfiguration) {
-                        let mut failed = lock(&inner.failed);
+                        let mut failed = inner.failed.lock();
                         let attempts = failed.as_ref().map_or(0, |f| f.attempts) + 1;
-                        let wait =
-                            FAILURE_BACKOFF.saturating_mul(2u32.saturating_pow(attempts - 1)).min(FAILURE_BACKOFF_MAX);
+                        let wait = FAILURE_SCHEDULE.delay(attempts - 1);
                         retry_at = retry_at.max(now + wait);
                         *failed = Some(Failed { error: e.clone(), until: now + wait, attempts, store_checked_at: now });
                     }
-                    *lock(&inner.retry_after) = Some(retry_at);
+                    *inner.retry_after.lock() = Some(retry_at);
                     tracing::warn!(connection = %inner.connection, error = %e, "token renewal failed");
                 }
             }
-            *lock(&inner.inflight) = None;
+            *inner.inflight.lock() = None;
             result
         });
         let load = async move { task.await.unwrap_or_else(|e| Err(AuthError::Internal(format!("renewal task: {e}")))) }
@@ -423,7 +428,13 @@ impl Inner {
         if let Some(c) = self.adoptable(stored.as_ref()) {
             return Ok(c);
         }
-        let mut attempt = 0;
+        // Someone else renewing this very token is waited for on this schedule.
+        let mut busy = Backoff {
+            jitter: Jitter::Extra { percent: BUSY_JITTER_PERCENT },
+            max_retries: Some(self.config.busy_retries),
+            ..Backoff::exponential(self.config.busy_backoff, Duration::MAX)
+        }
+        .start(self.clock.clone());
         let set = loop {
             let current = stored.as_ref().map(|s| &s.set);
             let fetched = tokio::time::timeout(self.config.load_timeout, self.source.fetch(current))
@@ -431,17 +442,13 @@ impl Inner {
                 .map_err(|_| AuthError::LoadTimeout(self.config.load_timeout))?;
             match fetched {
                 Ok(set) => break set,
-                Err(e)
-                    if e.oauth_kind() == Some(OAuthErrorKind::TokenRequestInProgress)
-                        && attempt < self.config.busy_retries =>
-                {
+                Err(e) if e.oauth_kind() == Some(OAuthErrorKind::TokenRequestInProgress) => {
                     // Someone else is renewing this very token: never send a second refresh
                     // while theirs runs. Wait, then take their result from the store if it
                     // arrived there.
-                    attempt += 1;
-                    let backoff = self.config.busy_backoff * 2u32.saturating_pow(attempt - 1);
-                    let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 4);
-                    self.clock.sleep(backoff + Duration::from_millis(jitter)).await;
+                    if busy.wait(None).await.is_err() {
+                        return Err(e);
+                    }
                     stored = self.store.load(&self.connection).await?;
                     if let Some(c) = self.adoptable(stored.as_ref()) {
                         return Ok(c);
@@ -450,7 +457,7 @@ impl Inner {
                 Err(e) => return Err(e),
             }
         };
-        if self.source.method() == AuthMethod::StaticToken && lock(&self.rejected).contains(&set.access_token) {
+        if self.source.method() == AuthMethod::StaticToken && self.rejected.lock().contains(&set.access_token) {
             return Err(AuthError::StaticTokenRejected);
         }
         let set = self.with_expiry(set).await;
@@ -486,7 +493,7 @@ impl Inner {
     /// The stored set, if another holder renewed it and it is still good.
     fn adoptable(&self, stored: Option<&StoredTokens>) -> Option<Arc<Cached>> {
         let set = &stored?.set;
-        if lock(&self.rejected).contains(&set.access_token) {
+        if self.rejected.lock().contains(&set.access_token) {
             return None;
         }
         let cached = self.cached(set);

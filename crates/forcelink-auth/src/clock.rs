@@ -2,7 +2,9 @@
 //! move time instead of sleeping.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
@@ -45,17 +47,17 @@ impl ManualClock {
         Self::new(SystemClock.now())
     }
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = self.now.lock();
         *now += by;
     }
     pub fn set(&self, to: SystemTime) {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        *self.now.lock() = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+        *self.now.lock()
     }
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.advance(duration);

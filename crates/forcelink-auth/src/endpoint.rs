@@ -1,6 +1,6 @@
 //! Where tokens may go: [`UrlPolicy`] (https Salesforce hosts, or origins the operator allows
-//! explicitly), the OAuth [`Endpoints`] of an authorization server, and Salesforce's
-//! well-known login hosts.
+//! explicitly), the OAuth [`Endpoints`] of an authorization server, Salesforce's well-known
+//! login hosts, and the REST API version forcelink speaks by default ([`DEFAULT_API_VERSION`]).
 
 use std::net::IpAddr;
 
@@ -12,6 +12,11 @@ use crate::error::AuthError;
 pub const PRODUCTION_LOGIN_URL: &str = "https://login.salesforce.com";
 /// Sandbox login host.
 pub const SANDBOX_LOGIN_URL: &str = "https://test.salesforce.com";
+
+/// The REST API version used unless a connection or a client names one: 64.0 (Summer '25).
+/// Pinned, not discovered, so an org upgrade never changes answers under a running integration.
+/// The one definition for every forcelink crate (the client's default, a stored connection's).
+pub const DEFAULT_API_VERSION: &str = "64.0";
 
 /// The hosts Salesforce serves logins, APIs and My Domains from: these two, and every
 /// subdomain of the domains in [`SALESFORCE_DOMAINS`].

@@ -211,30 +211,7 @@ impl fmt::Display for OAuthError {
     }
 }
 
-/// What an unusable response body looked like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BodyKind {
-    Html,
-    Empty,
-    /// Not valid JSON (truncated or garbled).
-    Malformed,
-    /// Valid JSON, but a required field is missing or has the wrong type.
-    MissingField(&'static str),
-    TooLarge,
-}
-
-impl fmt::Display for BodyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyKind::Html => f.write_str("an HTML page instead of JSON (maintenance page, wrong URL or a proxy)"),
-            BodyKind::Empty => f.write_str("an empty body"),
-            BodyKind::Malformed => f.write_str("a malformed or truncated JSON body"),
-            BodyKind::MissingField(name) => write!(f, "JSON without a usable `{name}` field"),
-            BodyKind::TooLarge => f.write_str("a body larger than the limit"),
-        }
-    }
-}
+pub use crate::body::BodyKind;
 
 /// Errors of the store port.
 #[derive(Debug, Clone, thiserror::Error)]

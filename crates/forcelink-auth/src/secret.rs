@@ -78,7 +78,7 @@ impl AccessToken {
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(self.0.as_bytes());
-        digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+        hex::encode(&digest[..4])
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
@@ -138,8 +140,8 @@ impl MemoryStore {
         Self { state: Arc::default(), released: Arc::new(Notify::new()), clock }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> parking_lot::MutexGuard<'_, MemoryState> {
+        self.state.lock()
     }
 
     fn try_lease(&self, connection: &ConnectionId, holder: &LeaseHolder, ttl: Duration) -> Option<Lease> {

@@ -11,16 +11,15 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use url::Url;
 
+use crate::body::{self, BodyKind, excerpt};
 use crate::clock::{Clock, SystemClock, from_unix_millis};
 use crate::endpoint::{UrlPolicy, display_origin};
-use crate::error::{AuthError, BodyKind, OAuthError};
+use crate::error::{AuthError, OAuthError};
 use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken, secrets_equal};
 use crate::token::{LifetimeSource, TokenSet};
 
 /// Largest response body read from an authorization server.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Longest excerpt of a bad body kept in an error.
-pub const EXCERPT_CHARS: usize = 300;
 
 /// What every flow needs to talk to an authorization server. Cheap to clone.
 #[derive(Clone)]
@@ -88,11 +87,8 @@ impl Transport {
         let endpoint = endpoint_label(url);
         let resp = req.send().await.map_err(|e| transport_error(&endpoint, e))?;
         let status = resp.status().as_u16();
-        let html = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"));
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(AuthError::UnexpectedResponse {
                 endpoint,
@@ -114,7 +110,7 @@ impl Transport {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(RawResponse { endpoint, status, html, body })
+        Ok(RawResponse { endpoint, status, content_type, body })
     }
 }
 
@@ -161,7 +157,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) struct RawResponse {
     pub endpoint: String,
     pub status: u16,
-    pub html: bool,
+    pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -181,13 +177,10 @@ impl RawResponse {
 
     /// The JSON object of a success, or the OAuth error / typed decode error of a failure.
     pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
+        if let Some(kind) = body::classify(self.content_type.as_deref(), &self.body) {
+            return Err(self.unexpected(kind));
+        }
         let trimmed = self.body.trim_ascii();
-        if self.html || trimmed.starts_with(b"<") {
-            return Err(self.unexpected(BodyKind::Html));
-        }
-        if trimmed.is_empty() {
-            return Err(self.unexpected(BodyKind::Empty));
-        }
         let value: serde_json::Value = match serde_json::from_slice(trimmed) {
             Ok(v) => v,
             Err(_) if !self.is_success() => {
@@ -238,90 +231,6 @@ fn form_error(body: &[u8], status: u16) -> Option<OAuthError> {
         }
     }
     Some(OAuthError::new(error?, description, status))
-}
-
-/// Keys whose values are secrets wherever they appear in a body.
-const SECRET_KEYS: [&str; 8] =
-    ["access_token", "refresh_token", "id_token", "client_secret", "device_code", "signature", "assertion", "password"];
-
-/// A shortened body with secret values replaced, for error messages.
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let short: String = text.chars().take(EXCERPT_CHARS).collect();
-    let mut out = redact(&short);
-    if text.chars().count() > EXCERPT_CHARS {
-        out.push('…');
-    }
-    out
-}
-
-/// Replaces the values of [`SECRET_KEYS`] in JSON (`"key": "value"`) and form (`key=value`)
-/// text, including a value cut off by truncation.
-pub(crate) fn redact(text: &str) -> String {
-    let mut out = text.to_owned();
-    for key in SECRET_KEYS {
-        out = redact_json_key(&out, key);
-        out = redact_form_key(&out, key);
-    }
-    out
-}
-
-/// Replaces the string value of every `"key": "value"` in JSON text with `"[redacted]"`, also a
-/// value cut off by truncation (shared with forcelink-client's error excerpts).
-pub fn redact_json_key(text: &str, key: &str) -> String {
-    let needle = format!("\"{key}\"");
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(&needle) {
-        let after_key = pos + needle.len();
-        out.push_str(&rest[..after_key]);
-        let tail = &rest[after_key..];
-        let colon = tail.len() - tail.trim_start().len();
-        let t = tail.trim_start();
-        if let Some(t2) = t.strip_prefix(':') {
-            let ws = t2.len() - t2.trim_start().len();
-            let v = t2.trim_start();
-            if let Some(inner) = v.strip_prefix('"') {
-                out.push_str(&tail[..colon + 1 + ws]);
-                out.push_str("\"[redacted]\"");
-                let mut end = inner.len();
-                let mut escaped = false;
-                for (i, c) in inner.char_indices() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        end = i + 1;
-                        break;
-                    }
-                }
-                rest = &inner[end.min(inner.len())..];
-                continue;
-            }
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
-}
-
-fn redact_form_key(text: &str, key: &str) -> String {
-    let needle = format!("{key}=");
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(&needle) {
-        let boundary_ok = pos == 0 || matches!(rest.as_bytes()[pos - 1], b'&' | b'?' | b'#' | b' ' | b'\n');
-        out.push_str(&rest[..pos + needle.len()]);
-        rest = &rest[pos + needle.len()..];
-        if boundary_ok {
-            out.push_str("[redacted]");
-            let end = rest.find(['&', ' ', '"', '\n']).unwrap_or(rest.len());
-            rest = &rest[end..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The fields of a token response. Unknown fields are ignored; `issued_at` is a string of
@@ -455,17 +364,13 @@ mod tests {
     use super::*;
 
     fn raw(status: u16, html: bool, body: &str) -> RawResponse {
-        RawResponse { endpoint: "https://x/services/oauth2/token".into(), status, html, body: body.as_bytes().to_vec() }
-    }
-
-    #[test]
-    fn redacts_json_and_form_and_truncated_values() {
-        let t = redact(r#"{"access_token":"00D!abc","x":1,"refresh_token" : "5Aep\"q","signature":"sig"#);
-        assert!(!t.contains("00D!abc") && !t.contains("5Aep") && !t.contains("sig\""), "{t}");
-        assert!(t.contains("\"x\":1"), "{t}");
-        let f = redact("#access_token=00D!abc&instance_url=https://x&refresh_token=5Aep");
-        assert!(!f.contains("00D!abc") && !f.contains("5Aep"), "{f}");
-        assert!(f.contains("instance_url=https://x"), "{f}");
+        let content_type = Some(if html { "text/html" } else { "application/json" }.to_owned());
+        RawResponse {
+            endpoint: "https://x/services/oauth2/token".into(),
+            status,
+            content_type,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]

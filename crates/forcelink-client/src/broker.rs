@@ -6,7 +6,9 @@
 //! nothing. The broker's API key is the only secret this side holds.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use forcelink_auth::error::BodyKind;
@@ -119,12 +121,12 @@ impl BrokerTokens {
     async fn fetch(&self) -> Result<Token, AuthError> {
         let i = &self.inner;
         let now = i.clock.now();
-        if let Some((token, at)) = i.current.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+        if let Some((token, at)) = i.current.read().as_ref()
             && now.duration_since(*at).is_ok_and(|age| age < i.reuse)
         {
             return Ok(token.clone());
         }
-        let rejected = i.rejected.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let rejected = i.rejected.lock().clone();
         let mut url = i.endpoint.clone();
         if let Some(fingerprint) = &rejected {
             url.query_pairs_mut().append_pair("rejected", fingerprint);
@@ -165,8 +167,8 @@ impl BrokerTokens {
         };
         let instance_url = i.policy.check_str("instance_url", instance)?;
         let token = Token { access_token: AccessToken::new(access_token), instance_url, expires_at: None };
-        *i.current.write().unwrap_or_else(|e| e.into_inner()) = Some((token.clone(), now));
-        let mut pending = i.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        *i.current.write() = Some((token.clone(), now));
+        let mut pending = i.rejected.lock();
         if *pending == rejected {
             *pending = None;
         }
@@ -180,10 +182,10 @@ impl TokenProvider for BrokerTokens {
     }
 
     fn invalidate(&self, stale: &AccessToken) {
-        let mut current = self.inner.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.inner.current.write();
         if current.as_ref().is_some_and(|(t, _)| &t.access_token == stale) {
             *current = None;
-            *self.inner.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some(stale.fingerprint());
+            *self.inner.rejected.lock() = Some(stale.fingerprint());
         }
     }
 }

@@ -1,5 +1,5 @@
 //! [`Client`]: one connection's REST client over a [`TokenProvider`]. Every request goes
-//! through [`Client::execute`], which takes a token, builds the URL on the token's
+//! through `Client::execute`, which takes a token, builds the URL on the token's
 //! `instance_url` (checked by the [`UrlPolicy`]), sends, records `Sforce-Limit-Info`, and
 //! decides about retries:
 //!
@@ -12,11 +12,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use forcelink_auth::backoff::{Backoff, GiveUp};
+use forcelink_auth::body::{self, BodyKind, excerpt};
 use forcelink_auth::{Clock, SystemClock, TokenProvider, UrlPolicy};
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -24,10 +28,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::error::{ApiError, BodyKind, ClientError, excerpt};
+use crate::describe::CachedDescribe;
+use crate::error::{ApiError, ClientError};
 use crate::limits::LimitInfo;
-use crate::retry::{RetryPolicy, retry_after};
-use crate::sobjects::CachedDescribe;
 use crate::version::ApiVersion;
 
 /// Longest a single request may take, answer included. Defaults to 120 seconds.
@@ -47,7 +50,7 @@ pub struct ClientBuilder {
     clock: Arc<dyn Clock>,
     policy: UrlPolicy,
     version: ApiVersion,
-    retry: RetryPolicy,
+    retry: Backoff,
     describe_max_age: Duration,
     max_response_bytes: usize,
 }
@@ -81,8 +84,9 @@ impl ClientBuilder {
         self.version = version;
         self
     }
-    /// Retries. Defaults to [`RetryPolicy::default`].
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+    /// How failed requests are retried. Defaults to [`Backoff::default`]: 3 retries, 500 ms
+    /// doubling to 30 s with equal jitter, `Retry-After` honoured up to 2 minutes.
+    pub fn retry(mut self, retry: Backoff) -> Self {
         self.retry = retry;
         self
     }
@@ -145,7 +149,7 @@ pub(crate) struct Inner {
     http: reqwest::Client,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: UrlPolicy,
-    retry: RetryPolicy,
+    retry: Backoff,
     pub(crate) describe_max_age: Duration,
     max_response_bytes: usize,
     // The latest Sforce-Limit-Info seen on this connection.
@@ -274,12 +278,9 @@ impl RawResponse {
     }
 }
 
-pub(crate) fn is_html(headers: &HeaderMap, body: &[u8]) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
-        || body.trim_ascii_start().starts_with(b"<")
+/// The answer's `Content-Type`, for [`body::classify`].
+pub(crate) fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
 /// Decodes a success body; HTML, empty, truncated and wrong-shaped bodies become
@@ -292,14 +293,11 @@ pub(crate) fn decode<T: DeserializeOwned>(
 ) -> Result<T, ClientError> {
     let unexpected =
         |kind| ClientError::UnexpectedResponse { endpoint: endpoint.to_owned(), status, kind, excerpt: excerpt(body) };
-    if is_html(headers, body) {
-        return Err(unexpected(BodyKind::Html));
-    }
-    if body.trim_ascii().is_empty() {
-        return Err(unexpected(BodyKind::Empty));
+    if let Some(kind) = body::classify(content_type(headers), body) {
+        return Err(unexpected(kind));
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => unexpected(BodyKind::Shape(crate::error::redact(&e.to_string()))),
+        serde_json::error::Category::Data => unexpected(BodyKind::Shape(body::redact(&e.to_string()))),
         _ => unexpected(BodyKind::Malformed),
     })
 }
@@ -308,11 +306,8 @@ pub(crate) fn decode<T: DeserializeOwned>(
 pub(crate) fn error_from(endpoint: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> ClientError {
     let unexpected =
         |kind| ClientError::UnexpectedResponse { endpoint: endpoint.to_owned(), status, kind, excerpt: excerpt(body) };
-    if is_html(headers, body) {
-        return unexpected(BodyKind::Html);
-    }
-    if body.trim_ascii().is_empty() {
-        return unexpected(BodyKind::Empty);
+    if let Some(kind) = body::classify(content_type(headers), body) {
+        return unexpected(kind);
     }
     let value: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -391,7 +386,7 @@ impl Client {
             clock: Arc::new(SystemClock),
             policy: UrlPolicy::new(),
             version: ApiVersion::default(),
-            retry: RetryPolicy::default(),
+            retry: Backoff::default(),
             describe_max_age: DEFAULT_DESCRIBE_MAX_AGE,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
@@ -423,7 +418,7 @@ impl Client {
 
     /// The latest `Sforce-Limit-Info` this connection received.
     pub fn limit_info(&self) -> Option<LimitInfo> {
-        self.inner.limit_info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.limit_info.lock().clone()
     }
 
     pub fn stats(&self) -> ClientStats {
@@ -478,7 +473,7 @@ impl Client {
     /// retried) become errors.
     pub(crate) async fn execute(&self, req: Req) -> Result<RawResponse, ClientError> {
         let inner = &self.inner;
-        let mut retries = 0u32;
+        let mut retries = inner.retry.start(inner.clock.clone());
         let mut renewed = false;
         loop {
             let token = inner.provider.token().await?;
@@ -496,46 +491,43 @@ impl Client {
                         renewed = true;
                         continue;
                     }
-                    if retryable_status(resp.status)
-                        && req.idempotency == Idempotency::Idempotent
-                        && retries < inner.retry.max_retries
-                    {
-                        let asked = resp
-                            .headers
-                            .get(header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| retry_after(v, inner.clock.now()));
-                        if let Some(a) = asked
-                            && a > inner.retry.max_retry_after
-                        {
+                    if resp.status < 400 {
+                        return Ok(resp);
+                    }
+                    let error = error_from(&endpoint, resp.status, &resp.headers, &resp.body);
+                    if !retryable_status(resp.status) || req.idempotency != Idempotency::Idempotent {
+                        return Err(error);
+                    }
+                    let asked = resp
+                        .headers
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retries.retry_after(v));
+                    match retries.next_delay(asked) {
+                        Ok(wait) => (wait, error),
+                        Err(GiveUp::RetryAfterTooLong { asked, max }) => {
                             return Err(ClientError::RetryAfterTooLong {
                                 endpoint,
-                                seconds: a.as_secs(),
-                                max_seconds: inner.retry.max_retry_after.as_secs(),
+                                seconds: asked.as_secs(),
+                                max_seconds: max.as_secs(),
                             });
                         }
-                        let backoff = inner.retry.backoff(retries);
-                        (
-                            asked.map_or(backoff, |a| a.max(backoff)),
-                            error_from(&endpoint, resp.status, &resp.headers, &resp.body),
-                        )
-                    } else if resp.status >= 400 {
-                        return Err(error_from(&endpoint, resp.status, &resp.headers, &resp.body));
-                    } else {
-                        return Ok(resp);
+                        Err(_) => return Err(error),
                     }
                 }
                 Attempt::Failed { error, connected } => {
                     let may_retry = !connected || req.idempotency == Idempotency::Idempotent;
-                    if !may_retry || retries >= inner.retry.max_retries {
+                    if !may_retry {
                         return Err(error);
                     }
-                    (inner.retry.backoff(retries), error)
+                    match retries.next_delay(None) {
+                        Ok(wait) => (wait, error),
+                        Err(_) => return Err(error),
+                    }
                 }
             };
-            tracing::debug!(%endpoint, retry = retries + 1, wait_ms = wait.as_millis() as u64, error = %last_error, "retrying");
+            tracing::debug!(%endpoint, retry = retries.retries(), wait_ms = wait.as_millis() as u64, error = %last_error, "retrying");
             inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-            retries += 1;
             inner.clock.sleep(wait).await;
         }
     }
@@ -594,7 +586,7 @@ impl Client {
     fn record_limits(&self, headers: &HeaderMap) {
         let Some(v) = headers.get("sforce-limit-info").and_then(|v| v.to_str().ok()) else { return };
         if let Some(info) = LimitInfo::parse(v, self.inner.clock.now()) {
-            *self.inner.limit_info.lock().unwrap_or_else(|e| e.into_inner()) = Some(info);
+            *self.inner.limit_info.lock() = Some(info);
         }
     }
 

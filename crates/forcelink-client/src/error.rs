@@ -1,15 +1,13 @@
 //! Errors as data. What Salesforce said is an [`ApiError`] (`errorCode`, `message`, `fields`,
 //! plus the HTTP status); everything around it (unusable bodies, transport, auth, bad input) is
 //! a [`ClientError`] variant, grouped by what the caller should do ([`ClientError::action`]).
-//! Nothing here ever holds a token: excerpts of bodies are shortened and redacted.
+//! Nothing here ever holds a token: excerpts of bodies are shortened and redacted
+//! ([`forcelink_auth::body`]).
 
 use std::fmt;
 
 use forcelink_auth::{Action, AuthError};
 use serde::{Deserialize, Serialize};
-
-/// Longest excerpt of an unusable body kept in an error.
-pub const EXCERPT_CHARS: usize = 300;
 
 /// One element of Salesforce's REST error envelope, `[{"message","errorCode","fields"}]`
 /// (wire reference §7), with the HTTP status it came with.
@@ -71,31 +69,7 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// What an unusable response body looked like.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BodyKind {
-    /// An HTML page (maintenance page, a wrong or dead host, a proxy).
-    Html,
-    Empty,
-    /// Not valid JSON (truncated or garbled).
-    Malformed,
-    /// Valid JSON of the wrong shape for what was asked; the text says what did not fit.
-    Shape(String),
-    TooLarge,
-}
-
-impl fmt::Display for BodyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyKind::Html => f.write_str("an HTML page instead of JSON (maintenance page, wrong URL or a proxy)"),
-            BodyKind::Empty => f.write_str("an empty body"),
-            BodyKind::Malformed => f.write_str("a malformed or truncated JSON body"),
-            BodyKind::Shape(why) => write!(f, "JSON of an unexpected shape ({why})"),
-            BodyKind::TooLarge => f.write_str("a body larger than the limit"),
-        }
-    }
-}
+pub use forcelink_auth::body::{BodyKind, EXCERPT_CHARS};
 
 /// Every error of forcelink-client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -173,93 +147,9 @@ impl ClientError {
     }
 }
 
-/// A shortened body with token-shaped values replaced, for error messages.
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let short: String = text.chars().take(EXCERPT_CHARS).collect();
-    let mut out = redact(&short);
-    if text.chars().count() > EXCERPT_CHARS {
-        out.push('…');
-    }
-    out
-}
-
-/// Keys whose values are secrets wherever they appear in a body.
-const SECRET_KEYS: [&str; 6] =
-    ["access_token", "refresh_token", "id_token", "client_secret", "password", "NewPassword"];
-
-/// Replaces Salesforce session ids (`00D…!…`), `Bearer …` values and the values of
-/// [`SECRET_KEYS`] in JSON text, also when truncation cut them off.
-pub(crate) fn redact(text: &str) -> String {
-    let mut out = redact_session_ids(text);
-    out = redact_after(&out, "Bearer ");
-    for key in SECRET_KEYS {
-        out = forcelink_auth::wire::redact_json_key(&out, key);
-    }
-    out
-}
-
-/// `00D` + 12 or 15 alphanumerics + `!` + the opaque rest: the shape of a Salesforce session
-/// id (sfdx-core's `(00D\w{12,15})![.\w]*`).
-fn redact_session_ids(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut copied = 0;
-    while i + 3 <= b.len() {
-        if &b[i..i + 3] == b"00D" {
-            let mut j = i + 3;
-            while j < b.len() && b[j].is_ascii_alphanumeric() && j - i < 18 {
-                j += 1;
-            }
-            if j < b.len() && b[j] == b'!' && (12..=15).contains(&(j - i - 3)) {
-                let mut k = j + 1;
-                while k < b.len() && (b[k].is_ascii_alphanumeric() || matches!(b[k], b'.' | b'_' | b'-')) {
-                    k += 1;
-                }
-                out.push_str(&text[copied..i]);
-                out.push_str("[redacted]");
-                copied = k;
-                i = k;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
-
-fn redact_after(text: &str, marker: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(marker) {
-        out.push_str(&rest[..pos + marker.len()]);
-        out.push_str("[redacted]");
-        let tail = &rest[pos + marker.len()..];
-        let end = tail.find(|c: char| c.is_whitespace() || c == '"' || c == ',').unwrap_or(tail.len());
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn excerpts_hide_session_ids_bearer_values_and_passwords() {
-        let body = br#"{"message":"bad 00D8d0000000001!AQ4AQ.x_y-z here","h":"Bearer abc.def","NewPassword":"s3cr3tpw","access_token":"00D!cut"#;
-        let e = excerpt(body);
-        assert!(
-            !e.contains("AQ4AQ") && !e.contains("abc.def") && !e.contains("s3cr3tpw") && !e.contains("00D!cut"),
-            "{e}"
-        );
-        assert!(e.contains("bad [redacted] here"), "{e}");
-        let long = "x".repeat(EXCERPT_CHARS + 10);
-        assert!(excerpt(long.as_bytes()).ends_with('…'));
-    }
 
     #[test]
     fn api_errors_parse_both_envelopes_and_carry_hints() {

@@ -4,23 +4,24 @@
 //! (not nillable, not defaulted), picklist values as enums, string lengths as `maxLength`,
 //! read-only fields.
 //!
-//! The server is the broker's proxy path ([`DEFAULT_PROXY_BASE`]) with the connection name as a
-//! server variable; the paths under it are Salesforce's own (`/services/data/vXX.X/…`).
+//! The server is the proxy base the caller gives ([`GeneratorOptions::new`]; the broker's is
+//! `/v1/connections/{connection}/sf`) with the connection name as a server variable; the paths
+//! under it are Salesforce's own (`/services/data/vXX.X/…`). This crate does not know the
+//! broker's URL layout.
 
 use serde_json::{Map, Value, json};
 
-use crate::sobjects::{FieldDescribe, SObjectDescribe};
+use crate::describe::{FieldDescribe, SObjectDescribe};
 use crate::version::ApiVersion;
 
-/// The broker's proxy path for a connection.
-pub const DEFAULT_PROXY_BASE: &str = "/v1/connections/{connection}/sf";
 /// The server variable's default connection name.
 pub const DEFAULT_CONNECTION: &str = "default";
 
 /// What to generate. Every default is a named constant.
 #[derive(Debug, Clone)]
 pub struct GeneratorOptions {
-    /// The server URL; must contain `{connection}`. Defaults to [`DEFAULT_PROXY_BASE`].
+    /// The server URL: the proxy a connection's requests go through, with `{connection}`
+    /// where the connection name goes.
     pub proxy_base: String,
     /// Defaults to [`DEFAULT_CONNECTION`].
     pub default_connection: String,
@@ -29,9 +30,11 @@ pub struct GeneratorOptions {
 }
 
 impl GeneratorOptions {
-    pub fn new(api_version: ApiVersion) -> Self {
+    /// Options for `api_version` with requests sent through `proxy_base` (which holds
+    /// `{connection}`); the other settings at their defaults.
+    pub fn new(api_version: ApiVersion, proxy_base: impl Into<String>) -> Self {
         Self {
-            proxy_base: DEFAULT_PROXY_BASE.to_owned(),
+            proxy_base: proxy_base.into(),
             default_connection: DEFAULT_CONNECTION.to_owned(),
             api_version,
             title: "Salesforce through forcelink".to_owned(),
@@ -262,6 +265,9 @@ pub fn generate(describes: &[SObjectDescribe], options: &GeneratorOptions) -> Va
 mod tests {
     use super::*;
 
+    /// The broker's proxy path, the base these tests generate for.
+    const PROXY_BASE: &str = "/v1/connections/{connection}/sf";
+
     fn field(name: &str, t: &str, extra: Value) -> FieldDescribe {
         let mut v = json!({"name": name, "label": name, "type": t, "createable": true, "updateable": true});
         for (k, x) in extra.as_object().unwrap() {
@@ -283,7 +289,7 @@ mod tests {
             ],
             ..serde_json::from_value(json!({"name": "Deal__c", "label": "Deal", "createable": true, "updateable": true, "deletable": true, "fields": []})).unwrap()
         };
-        let doc = generate(&[d], &GeneratorOptions::new(ApiVersion::new("64.0").unwrap()));
+        let doc = generate(&[d], &GeneratorOptions::new(ApiVersion::new("64.0").unwrap(), PROXY_BASE));
         let s = &doc["components"]["schemas"];
         assert_eq!(s["Deal__cCreate"]["required"], json!(["Name"]));
         assert_eq!(s["Deal__c"]["properties"]["Name"]["maxLength"], 80);
@@ -291,7 +297,7 @@ mod tests {
         assert!(s["Deal__cCreate"]["properties"].get("Id").is_none());
         assert_eq!(s["Deal__c"]["properties"]["Stage"]["enum"], json!(["Open", null]));
         assert_eq!(s["Deal__c"]["properties"]["Amount"]["type"], json!(["number", "null"]));
-        assert_eq!(doc["servers"][0]["url"], DEFAULT_PROXY_BASE);
+        assert_eq!(doc["servers"][0]["url"], PROXY_BASE);
         assert!(doc["paths"]["/services/data/v64.0/sobjects/Deal__c/{id}"]["delete"].is_object());
     }
 }

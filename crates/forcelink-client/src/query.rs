@@ -102,7 +102,7 @@ fn next_request(url: &str, headers: &[(HeaderName, HeaderValue)]) -> Result<Req,
             endpoint: "query".to_owned(),
             status: 200,
             kind: BodyKind::Shape("nextRecordsUrl is not a /services/data/ path".to_owned()),
-            excerpt: crate::error::redact(url),
+            excerpt: forcelink_auth::body::redact(url),
         });
     }
     let mut req = Req::new(Method::GET, Target::Path(url.to_owned()));
@@ -210,7 +210,7 @@ fn next_url(body: &[u8]) -> Option<String> {
 /// scanning, about twice serde_json's speed here; the same serde attributes apply); a body it
 /// refuses goes through the regular decoder, which types the error (HTML, truncated, shape).
 fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
-    if !crate::client::is_html(&raw.headers, &raw.body)
+    if !forcelink_auth::body::looks_like_html(crate::client::content_type(&raw.headers), &raw.body)
         && let Ok(page) = sonic_rs::from_slice::<Page<T>>(&raw.body)
     {
         return Ok(page);

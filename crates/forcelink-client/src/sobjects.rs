@@ -9,166 +9,20 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use reqwest::Method;
 use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::client::{Client, Idempotency, Req};
+use crate::describe::CachedDescribe;
+pub use crate::describe::{DescribeGlobal, FieldDescribe, GlobalSObject, PicklistValue, SObjectDescribe};
 use crate::error::{ApiError, ClientError};
 use crate::types::{FieldName, RecordId, SObjectType};
-
-/// `GET /sobjects`: the org's objects.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribeGlobal {
-    #[serde(default)]
-    pub encoding: Option<String>,
-    #[serde(default)]
-    pub max_batch_size: Option<u32>,
-    pub sobjects: Vec<GlobalSObject>,
-}
-
-/// One object of describeGlobal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GlobalSObject {
-    pub name: String,
-    #[serde(default)]
-    pub label: String,
-    #[serde(default)]
-    pub label_plural: String,
-    #[serde(default)]
-    pub key_prefix: Option<String>,
-    #[serde(default)]
-    pub custom: bool,
-    #[serde(default)]
-    pub createable: bool,
-    #[serde(default)]
-    pub updateable: bool,
-    #[serde(default)]
-    pub deletable: bool,
-    #[serde(default)]
-    pub queryable: bool,
-    #[serde(default)]
-    pub searchable: bool,
-    /// Every other key, as sent.
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-/// `GET /sobjects/{Type}/describe`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SObjectDescribe {
-    pub name: String,
-    #[serde(default)]
-    pub label: String,
-    #[serde(default)]
-    pub label_plural: String,
-    #[serde(default)]
-    pub key_prefix: Option<String>,
-    #[serde(default)]
-    pub custom: bool,
-    #[serde(default)]
-    pub createable: bool,
-    #[serde(default)]
-    pub updateable: bool,
-    #[serde(default)]
-    pub deletable: bool,
-    #[serde(default)]
-    pub queryable: bool,
-    pub fields: Vec<FieldDescribe>,
-    #[serde(default)]
-    pub child_relationships: Vec<Value>,
-    #[serde(default)]
-    pub record_type_infos: Vec<Value>,
-    #[serde(default)]
-    pub urls: BTreeMap<String, String>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-impl SObjectDescribe {
-    pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
-    }
-}
-
-/// One field of a describe.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldDescribe {
-    pub name: String,
-    #[serde(default)]
-    pub label: String,
-    /// `id`, `string`, `boolean`, `picklist`, `reference`, `datetime`, `currency`…
-    #[serde(rename = "type")]
-    pub field_type: String,
-    #[serde(default)]
-    pub soap_type: Option<String>,
-    #[serde(default)]
-    pub length: u64,
-    #[serde(default)]
-    pub byte_length: Option<u64>,
-    #[serde(default)]
-    pub precision: u64,
-    #[serde(default)]
-    pub scale: u64,
-    #[serde(default)]
-    pub digits: u64,
-    #[serde(default)]
-    pub nillable: bool,
-    #[serde(default)]
-    pub createable: bool,
-    #[serde(default)]
-    pub updateable: bool,
-    #[serde(default)]
-    pub defaulted_on_create: bool,
-    #[serde(default)]
-    pub unique: bool,
-    #[serde(default)]
-    pub external_id: bool,
-    #[serde(default)]
-    pub id_lookup: bool,
-    #[serde(default)]
-    pub calculated: bool,
-    #[serde(default)]
-    pub custom: bool,
-    #[serde(default)]
-    pub picklist_values: Vec<PicklistValue>,
-    #[serde(default)]
-    pub reference_to: Vec<String>,
-    #[serde(default)]
-    pub relationship_name: Option<String>,
-    #[serde(default)]
-    pub inline_help_text: Option<String>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-/// One picklist entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PicklistValue {
-    pub value: String,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default = "yes")]
-    pub active: bool,
-    #[serde(default)]
-    pub default_value: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// The answer to a create (and, from API 46.0, an upsert): `{"id","success","errors"}`; also
 /// each element of an sObject-collection answer (where `id` is absent on failure).
@@ -196,14 +50,6 @@ pub struct Upserted {
     /// The record's id; `None` only for an update answered `204` (API before 46.0).
     pub id: Option<String>,
     pub created: bool,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CachedDescribe {
-    describe: Arc<SObjectDescribe>,
-    fetched_at: SystemTime,
-    /// `Last-Modified` when sent, else the client's time of the fetch.
-    validator: SystemTime,
 }
 
 impl Client {
@@ -328,7 +174,7 @@ impl DescribeBuilder<'_> {
         let inner = &self.client.inner;
         let key = (self.client.version.as_str().to_owned(), self.name.as_str().to_ascii_lowercase());
         let now = inner.clock.now();
-        let cached = inner.describes.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let cached = inner.describes.lock().get(&key).cloned();
         if let Some(c) = &cached
             && !self.force
             && now.duration_since(c.fetched_at).is_ok_and(|age| age < inner.describe_max_age)
@@ -367,7 +213,7 @@ impl DescribeBuilder<'_> {
             CachedDescribe { describe: Arc::new(resp.json()?), fetched_at: now, validator }
         };
         let out = fresh.describe.clone();
-        inner.describes.lock().unwrap_or_else(|e| e.into_inner()).insert(key, fresh);
+        inner.describes.lock().insert(key, fresh);
         Ok(out)
     }
 }

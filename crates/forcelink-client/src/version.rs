@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;
 
-/// The API version a client uses unless told otherwise or asked to discover the newest:
-/// 64.0 (Summer '25). Defaults are pinned, not discovered, so an org upgrade never changes
-/// answers under a running integration.
-pub const DEFAULT_API_VERSION: &str = "64.0";
+/// The API version a client uses unless told otherwise or asked to discover the newest
+/// (defined once, in forcelink-auth, for every forcelink crate).
+pub use forcelink_auth::DEFAULT_API_VERSION;
 
 /// A REST API version as Salesforce writes it in the versions list (`"58.0"`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

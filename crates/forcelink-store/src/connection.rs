@@ -29,8 +29,8 @@ pub use secret::{SecretRef, SecretResolver};
 pub use source::SourceError;
 pub use spec::{ConnectionSpec, SECRET_FIELDS};
 
-/// The API version a connection uses unless it names one.
-pub const DEFAULT_API_VERSION: &str = "64.0";
+/// The API version a connection uses unless it names one (defined once, in forcelink-auth).
+pub use forcelink_auth::DEFAULT_API_VERSION;
 
 /// Longest connection name.
 pub const MAX_NAME_LEN: usize = 64;

@@ -11,6 +11,10 @@ use crate::failure::Failure;
 use crate::outcome::Outcome;
 use crate::settings::Settings;
 
+/// The broker's proxy path for a connection (its route `/v1/connections/{name}/sf/{path}`),
+/// the server of the generated document.
+const BROKER_PROXY_PATH: &str = "/v1/connections/{connection}/sf";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum GenerateCommand {
     /// OpenAPI 3.1 for sObjects, served through the broker's proxy (`forcelink serve`).
@@ -41,16 +45,19 @@ pub async fn run(settings: &Settings, command: GenerateCommand) -> Result<Outcom
         let d = client.sobject(s)?.describe().send().await?;
         describes.push((*d).clone());
     }
-    let mut options = GeneratorOptions::new(client.api_version().clone());
+    let proxy_base = match broker_url {
+        Some(base) => {
+            let base = url::Url::parse(&base)
+                .map_err(|e| Failure::usage(format!("--broker-url {base:?} is not a URL: {e}")))?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned();
+            format!("{base}{BROKER_PROXY_PATH}")
+        }
+        None => BROKER_PROXY_PATH.to_owned(),
+    };
+    let mut options = GeneratorOptions::new(client.api_version().clone(), proxy_base);
     options.default_connection = opened.connection.name.as_str().to_owned();
-    if let Some(base) = broker_url {
-        let base = url::Url::parse(&base)
-            .map_err(|e| Failure::usage(format!("--broker-url {base:?} is not a URL: {e}")))?
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned();
-        options.proxy_base = format!("{base}{}", openapi::DEFAULT_PROXY_BASE);
-    }
     if let Some(t) = title {
         options.title = t;
     }

@@ -18,7 +18,9 @@ mod error;
 mod subscribe;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
@@ -417,8 +419,8 @@ impl PubSubClient {
         Ok(schema)
     }
 
-    fn lock_schemas(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<EventSchema>>> {
-        self.inner.schemas.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_schemas(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Arc<EventSchema>>> {
+        self.inner.schemas.lock()
     }
 
     fn cached_schema(&self, id: &str) -> Option<Arc<EventSchema>> {
@@ -568,7 +570,7 @@ fn published(r: proto::PublishResult) -> Published {
 
 fn random_key() -> String {
     let b: [u8; 16] = rand::random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 fn change_header(schema: &EventSchema, h: &Map<String, Value>) -> Result<ChangeHeader, String> {

@@ -13,7 +13,7 @@ use forcelink_auth::{
     AppCredentials, AuthError, CacheConfig, Clock, ConnectionId, Endpoints, ManualClock, MemoryStore, SystemClock,
     Token, TokenCache, TokenProvider, TokenSource, Transport, UrlPolicy,
 };
-use forcelink_client::{Client, RetryPolicy};
+use forcelink_client::{Backoff, Client};
 pub use forcelink_test_support::{PlaygroundHandle, spawn_playground};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
@@ -226,7 +226,7 @@ pub fn replay_client(server: &Replay) -> (Client, ManualClock) {
     let client = Client::builder(FixedToken::at(&server.url))
         .url_policy(UrlPolicy::new().allow_any_loopback())
         .clock(Arc::new(clock.clone()))
-        .retry(RetryPolicy::default())
+        .retry(Backoff::default())
         .build()
         .unwrap();
     (client, clock)

@@ -48,7 +48,10 @@ async fn the_generated_document_is_valid_openapi_3_1() {
     }
     let whizbang = forcelink_test_support::fixture("rest/describe_custom_object_whizbang");
     describes.push(serde_json::from_value(whizbang["response"]["body"].clone()).unwrap());
-    let doc = generate(&describes, &GeneratorOptions::new(ApiVersion::new("64.0").unwrap()));
+    let doc = generate(
+        &describes,
+        &GeneratorOptions::new(ApiVersion::new("64.0").unwrap(), "/v1/connections/{connection}/sf"),
+    );
 
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["servers"][0]["url"], "/v1/connections/{connection}/sf");

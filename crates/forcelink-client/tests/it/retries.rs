@@ -64,8 +64,8 @@ async fn retries_give_up_after_the_limit_with_the_last_error() {
     pg.control.add_fault(json!({"path_prefix": QUERY, "count": 10, "kind": "html"})).await;
     let err = client.query("SELECT Id FROM Account").send().await.unwrap_err();
     assert!(matches!(err, ClientError::UnexpectedResponse { status: 503, kind: BodyKind::Html, .. }), "{err:?}");
-    assert_eq!(client.stats().retries, u64::from(forcelink_client::retry::DEFAULT_MAX_RETRIES));
-    assert_eq!(faults_left(&pg).await[0]["count"], 10 - 1 - forcelink_client::retry::DEFAULT_MAX_RETRIES);
+    assert_eq!(client.stats().retries, u64::from(forcelink_auth::backoff::DEFAULT_MAX_RETRIES));
+    assert_eq!(faults_left(&pg).await[0]["count"], 10 - 1 - forcelink_auth::backoff::DEFAULT_MAX_RETRIES);
 }
 
 #[tokio::test]
