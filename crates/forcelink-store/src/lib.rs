@@ -138,8 +138,16 @@ pub(crate) fn rotated_away(stored_id: &str, held: &MasterKey) -> forcelink_auth:
 /// it will usually finish within one token request).
 pub const LEASE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Tries `attempt` until it yields a lease or `wait` has passed, backing off from 5 ms to
-/// [`LEASE_POLL_MAX`]: databases offer no wake-up across processes, so waiters poll.
+/// The first pause between two lease attempts; pauses double up to [`LEASE_POLL_MAX`]. 5 ms.
+pub const LEASE_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Tries `attempt` until it yields a lease or `wait` has passed, backing off from
+/// [`LEASE_POLL_FIRST`] to [`LEASE_POLL_MAX`]: databases offer no wake-up across processes, so
+/// waiters poll.
+///
+/// The pauses run on the real clock, not the store's: the lease is held by another task or
+/// process whose work takes real time, and a test's manual clock (which jumps on every sleep)
+/// would spend the whole wait at once and move every token's expiry with it.
 pub(crate) async fn poll_lease<F, Fut>(
     wait: std::time::Duration,
     mut attempt: F,
@@ -148,14 +156,18 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<forcelink_auth::store::Lease>, forcelink_auth::error::StoreError>>,
 {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut pause = std::time::Duration::from_millis(5);
+    use forcelink_auth::backoff::{Backoff, Jitter};
+    let schedule = Backoff {
+        jitter: Jitter::None,
+        max_retries: None,
+        budget: Some(wait),
+        ..Backoff::exponential(LEASE_POLL_FIRST, LEASE_POLL_MAX)
+    };
+    let mut retries = schedule.start(std::sync::Arc::new(forcelink_auth::SystemClock));
     loop {
         let got = attempt().await?;
-        if got.is_some() || tokio::time::Instant::now() >= deadline {
+        if got.is_some() || retries.wait(None).await.is_err() {
             return Ok(got);
         }
-        tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
-        pause = (pause * 2).min(LEASE_POLL_MAX);
     }
 }
