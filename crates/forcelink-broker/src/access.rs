@@ -14,10 +14,11 @@ use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use forcelink_store::{ApiKeyRecord, Scope};
 
 use crate::error::ApiError;
+use crate::page::store_down;
 use crate::state::{BrokerState, Session};
 
 /// What a route needs from its caller.
@@ -163,7 +164,7 @@ pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, requ
     let (mut parts, body) = request.into_parts();
     match access {
         Access::Public | Access::Page => {}
-        Access::Session => match crate::web::signed_in(&state, &parts.headers).await {
+        Access::Session => match signed_in(&state, &parts.headers).await {
             Ok(user) => {
                 parts.extensions.insert(user);
             }
@@ -192,6 +193,39 @@ pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, requ
         .into_response();
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// The page's session cookie.
+pub const SESSION_COOKIE: &str = "forcelink_session";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
+/// [`guard`] for every [`Access::Session`] route.
+pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
+    let to_login = || Redirect::to("/login").into_response();
+    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
+    let Some(session) = state.session(id) else { return Err(to_login()) };
+    // The key may have been revoked since the sign-in.
+    match state.store().api_key(&session.key_id).await {
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
+            Ok(WebUser { session, session_id: id.to_owned(), key })
+        }
+        Ok(_) => {
+            state.end_session(id);
+            Err(to_login())
+        }
+        Err(e) => Err(store_down(&e)),
+    }
 }
 
 /// Whether the key holds `capability` for some connection (for endpoints not about one).

@@ -289,25 +289,6 @@ pub struct UploadDocumentInput {
     pub description: Option<String>,
 }
 
-/// The input schema of each action (by its name in the path).
-pub fn action_inputs() -> Vec<(&'static str, crate::routes::BodyType)> {
-    use crate::routes::BodyType;
-    use forcelink_client::actions::ActionName;
-    ActionName::ALL
-        .iter()
-        .map(|a| {
-            let body = match a {
-                ActionName::CreateUser => BodyType::of::<CreateUserInput>(),
-                ActionName::UpdateUser => BodyType::of::<UpdateUserInput>(),
-                ActionName::ResetPassword => BodyType::of::<ResetPasswordInput>(),
-                ActionName::UploadDocument => BodyType::of::<UploadDocumentInput>(),
-                _ => BodyType::of::<UserInput>(),
-            };
-            (a.as_str(), body)
-        })
-        .collect()
-}
-
 /// An action's result: a JSON object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(value_type = Object)]

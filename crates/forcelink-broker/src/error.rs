@@ -77,7 +77,7 @@ impl From<StoreError> for ApiError {
 
 /// A new request id for a 5xx answer and its log line.
 fn request_id() -> String {
-    crate::state::random_id(9)
+    crate::ids::random_id(9)
 }
 
 /// The generic text of a 5xx answer; the detail is logged under the same request id.

@@ -25,9 +25,11 @@ pub mod api;
 pub mod audit;
 pub mod body;
 pub mod error;
+mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+mod page;
 pub mod proxy;
 pub mod routes;
 pub mod state;
@@ -56,6 +58,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// same-origin forms; no script, no frames, no base URL tricks.
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The broker's OpenAPI document (what `GET /v1/openapi.json` answers), as JSON.
+pub fn openapi_document() -> serde_json::Value {
+    routes::document()
+}
 
 /// The broker's routes over `state`.
 pub fn router(state: BrokerState) -> Router {

@@ -3,46 +3,9 @@
 //! refused API keys.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use crate::state::BrokerState;
-
-/// Upper bounds (seconds) of the proxy latency histogram.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-/// Broker-wide counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub unauthorized: AtomicU64,
-    pub forbidden: AtomicU64,
-}
-
-/// One connection's counters.
-#[derive(Debug, Default)]
-pub struct ConnectionCounters {
-    pub tokens: AtomicU64,
-    pub proxied: AtomicU64,
-    pub proxy_errors: AtomicU64,
-    pub actions: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_micros_sum: AtomicU64,
-    latency_count: AtomicU64,
-}
-
-impl ConnectionCounters {
-    /// Records the time until a proxied answer's headers arrived.
-    pub fn observe_proxy_latency(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_micros_sum.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-    }
-}
+use crate::state::{BrokerState, LATENCY_BUCKETS};
 
 fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")

@@ -3,162 +3,18 @@
 //! the OpenAPI document are both built from it, so neither the document nor the checks can
 //! drift from what is served.
 
-use std::borrow::Cow;
-
 use axum::Router;
 use axum::middleware;
 use axum::routing::{MethodRouter, any, delete, get, post, put};
+use forcelink_client::actions::ActionName;
 use forcelink_store::Scope;
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::PartialSchema;
 
 use crate::access::{Access, Caller, Guard};
-
-use crate::body::{self, *};
+use crate::body::*;
+use crate::openapi::{Answer, BodyType, ParamSchema, RouteDoc, doc, page};
 use crate::state::BrokerState;
 use crate::{actions, api, keys, metrics, openapi, proxy, web};
-
-/// A JSON body type with its schema (see [`crate::body`]).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyType {
-    /// The schema's name in the document's components.
-    pub name: fn() -> Cow<'static, str>,
-    /// Adds the type's schema and those it refers to.
-    pub schemas: fn(&mut Vec<(String, RefOr<Schema>)>),
-}
-
-fn collect_schemas<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
-    out.push((T::name().into_owned(), T::schema()));
-    T::schemas(out);
-}
-
-impl BodyType {
-    pub fn of<T: ToSchema>() -> Self {
-        BodyType { name: T::name, schemas: collect_schemas::<T> }
-    }
-    pub fn collect(&self, out: &mut Vec<(String, RefOr<Schema>)>) {
-        (self.schemas)(out)
-    }
-}
-
-/// What a route answers with one status.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// One of these JSON bodies.
-    Json(Vec<BodyType>),
-    /// The JSON error, [`crate::body::ErrorBody`].
-    Error,
-    /// Text of this content type.
-    Text(&'static str),
-    /// Whatever Salesforce answered (the proxy).
-    Any,
-}
-
-/// A parameter's schema.
-pub type ParamSchema = fn() -> RefOr<Schema>;
-
-/// What the OpenAPI document says about a route.
-#[derive(Debug, Clone)]
-pub struct RouteDoc {
-    /// `GET`, `POST`, … or `ANY`.
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    /// Who may call it.
-    pub access: Access,
-    /// Part of the JSON API (documented), or of the web page (not documented).
-    pub api: bool,
-    /// A JSON request body is expected.
-    pub body: bool,
-    /// Its type.
-    pub request: Option<BodyType>,
-    /// Every status the route answers, with what comes with it.
-    pub answers: Vec<(u16, Answer)>,
-    /// Path parameters whose schema is not a plain string.
-    pub path_params: Vec<(&'static str, ParamSchema)>,
-    /// Optional query parameters: name, description, schema.
-    pub query: Vec<(&'static str, &'static str, ParamSchema)>,
-    /// A path parameter whose value picks the request body: the document shows one path per
-    /// value (e.g. one per action, each with its input), as a schema cannot tie a body to a
-    /// path parameter.
-    pub variants: Option<(&'static str, Vec<(&'static str, BodyType)>)>,
-}
-
-fn doc(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
-    let path_params: Vec<(&'static str, ParamSchema)> =
-        if path.contains("{name}") { vec![("name", name_schema as ParamSchema)] } else { Vec::new() };
-    RouteDoc {
-        method,
-        path,
-        summary,
-        access,
-        api: true,
-        body: false,
-        request: None,
-        answers: Vec::new(),
-        path_params,
-        query: Vec::new(),
-        variants: None,
-    }
-}
-
-fn page(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
-    RouteDoc { api: false, path_params: Vec::new(), ..doc(method, path, access, summary) }
-}
-
-fn name_schema() -> RefOr<Schema> {
-    ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).pattern(Some(body::NAME_PATTERN)).into()
-}
-
-impl RouteDoc {
-    /// Takes a JSON body of type `T`.
-    fn takes<T: ToSchema>(mut self) -> Self {
-        self.body = true;
-        self.request = Some(BodyType::of::<T>());
-        self
-    }
-    /// Answers `status` with a `T`.
-    fn ok<T: ToSchema>(mut self, status: u16) -> Self {
-        self.answers.push((status, Answer::Json(vec![BodyType::of::<T>()])));
-        self
-    }
-    fn answer(mut self, status: u16, answer: Answer) -> Self {
-        self.answers.push((status, answer));
-        self
-    }
-    /// Answers these statuses with the JSON error. Key routes add 401, 403 and 503 (the key
-    /// store, or the time limit), routes with a body 400, 413 and 415 (by themselves).
-    fn errors(mut self, statuses: &[u16]) -> Self {
-        let mut all: Vec<u16> = statuses.to_vec();
-        if self.access.scope().is_some() {
-            all.extend([401, 403, 503]);
-        }
-        if self.body {
-            all.extend([400, 413, 415]);
-        }
-        if self.path.contains('{') {
-            all.push(404);
-        }
-        all.sort_unstable();
-        all.dedup();
-        for s in all {
-            if !self.answers.iter().any(|(have, _)| *have == s) {
-                self.answers.push((s, Answer::Error));
-            }
-        }
-        self
-    }
-    fn query(mut self, name: &'static str, description: &'static str, schema: ParamSchema) -> Self {
-        self.query.push((name, description, schema));
-        self
-    }
-    fn variants(mut self, param: &'static str, bodies: Vec<(&'static str, BodyType)>) -> Self {
-        self.body = true;
-        self.variants = Some((param, bodies));
-        self
-    }
-}
 
 const PUBLIC: Access = Access::Public;
 const ADMIN: Access = Access::Key(Scope::Admin);
@@ -182,7 +38,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         (
             doc("GET", "/v1/openapi.json", PUBLIC, "This document")
                 .answer(200, Answer::Json(vec![BodyType::of::<Document>()])),
-            get(openapi::handler),
+            get(openapi_handler),
         ),
         (
             doc("GET", "/v1/connections", ADMIN, "List connections").ok::<ConnectionList>(200).errors(&[]),
@@ -247,7 +103,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         ),
         (
             doc("POST", "/v1/connections/{name}/actions/{action}", Access::Key(Scope::Actions), "Run an action")
-                .variants("action", body::action_inputs())
+                .variants("action", action_inputs())
                 .ok::<ActionOutput>(200)
                 .errors(&[409, 502]),
             post(actions::run_action),
@@ -284,6 +140,23 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
     ]
 }
 
+/// The input schema of each action (by its name in the path).
+fn action_inputs() -> Vec<(&'static str, BodyType)> {
+    ActionName::ALL
+        .iter()
+        .map(|a| {
+            let body = match a {
+                ActionName::CreateUser => BodyType::of::<CreateUserInput>(),
+                ActionName::UpdateUser => BodyType::of::<UpdateUserInput>(),
+                ActionName::ResetPassword => BodyType::of::<ResetPasswordInput>(),
+                ActionName::UploadDocument => BodyType::of::<UploadDocumentInput>(),
+                _ => BodyType::of::<UserInput>(),
+            };
+            (a.as_str(), body)
+        })
+        .collect()
+}
+
 /// Every route's documentation.
 pub fn docs() -> Vec<RouteDoc> {
     table().into_iter().map(|(d, _)| d).collect()
@@ -302,6 +175,15 @@ pub fn build(state: &BrokerState) -> Router<BrokerState> {
         let guarded = if doc.method == "ANY" { handler.layer(guard) } else { handler.route_layer(guard) };
         router.route(&path, guarded)
     })
+}
+
+/// The OpenAPI document of the route table, as JSON.
+pub fn document() -> serde_json::Value {
+    openapi::document(&docs())
+}
+
+async fn openapi_handler() -> axum::Json<serde_json::Value> {
+    axum::Json(document())
 }
 
 async fn metrics_handler(

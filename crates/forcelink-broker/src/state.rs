@@ -9,20 +9,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
 use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
 use forcelink_store::{
     ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
 };
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::audit::AuditBuffer;
 use crate::error::ApiError;
-use crate::metrics::{ConnectionCounters, Metrics};
+use crate::ids::random_id;
 
 /// How long a verified API key is trusted without asking the store again (a revocation made
 /// through another replica or the CLI takes effect within this). 5 s.
@@ -54,6 +51,42 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connections served at once; further ones wait in the listen backlog until one closes
 /// (they are not accepted, so they cost the broker nothing). 1024.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Upper bounds (seconds) of the proxy latency histogram.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Broker-wide counters (shown by [`crate::metrics`]).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub unauthorized: AtomicU64,
+    pub forbidden: AtomicU64,
+}
+
+/// One connection's counters (shown by [`crate::metrics`] and in the connection's `usage`).
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    pub tokens: AtomicU64,
+    pub proxied: AtomicU64,
+    pub proxy_errors: AtomicU64,
+    pub actions: AtomicU64,
+    pub(crate) latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    pub(crate) latency_micros_sum: AtomicU64,
+    pub(crate) latency_count: AtomicU64,
+}
+
+impl ConnectionCounters {
+    /// Records the time until a proxied answer's headers arrived.
+    pub fn observe_proxy_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_micros_sum.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
@@ -216,12 +249,6 @@ impl Entry {
     pub fn record_limit_info(&self, info: String) {
         self.health.lock().unwrap_or_else(|e| e.into_inner()).limit_info = Some(info);
     }
-}
-
-pub(crate) fn random_id(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
 }
 
 fn sha256_hex(text: &str) -> String {

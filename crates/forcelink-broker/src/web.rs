@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use forcelink_auth::ConnectionId;
 use forcelink_auth::flows::web_server::WebServerFlow;
@@ -27,12 +27,12 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::access::{WebUser, has_capability};
+use crate::access::{SESSION_COOKIE, WebUser, cookie, has_capability};
 use crate::api;
-use crate::state::{BrokerState, PendingAuthorization, random_id};
+use crate::ids::random_id;
+use crate::page::{html, message, store_down};
+use crate::state::{BrokerState, PendingAuthorization};
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "forcelink_session";
 /// The sign-in form's CSRF cookie (there is no session yet to tie it to).
 pub const LOGIN_COOKIE: &str = "forcelink_login";
 /// Scopes the web-server flow asks for when the connection names none.
@@ -119,50 +119,6 @@ struct KeysPage<'a> {
     error: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage<'a> {
-    heading: &'a str,
-    text: &'a str,
-    is_error: bool,
-    next: Option<&'a str>,
-}
-
-fn html(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, Html(body)).into_response();
-            // Pages hold CSRF tokens and connection details: not for shared caches or frames.
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => crate::error::internal(&format!("rendering a page: {e}")),
-    }
-}
-
-/// A 503 page for a store failure: the detail goes to the log with a request id, the page says
-/// only that the store does not answer.
-fn store_down(e: &dyn std::fmt::Display) -> Response {
-    let id = random_id(9);
-    tracing::warn!(request_id = %id, "the store: {e}");
-    let text = format!("The broker's store does not answer; try again later (request id {id}).");
-    message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &text, None)
-}
-
-fn message(status: StatusCode, heading: &str, text: &str, next: Option<&str>) -> Response {
-    html(status, &MessagePage { heading, text, is_error: !status.is_success(), next })
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
-}
-
 fn set_cookie(state: &BrokerState, name: &str, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.public_url().is_some_and(|u| u.scheme() == "https") { "; Secure" } else { "" };
     let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
@@ -171,25 +127,6 @@ fn set_cookie(state: &BrokerState, name: &str, value: &str, max_age: u64) -> Hea
 
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
-/// [`crate::access::guard`] for every [`crate::access::Access::Session`] route.
-pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
-    let to_login = || Redirect::to("/login").into_response();
-    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
-    let Some(session) = state.session(id) else { return Err(to_login()) };
-    // The key may have been revoked since the sign-in.
-    match state.store().api_key(&session.key_id).await {
-        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
-            Ok(WebUser { session, session_id: id.to_owned(), key })
-        }
-        Ok(_) => {
-            state.end_session(id);
-            Err(to_login())
-        }
-        Err(e) => Err(store_down(&e)),
-    }
 }
 
 /// The form's CSRF token matches the session's.

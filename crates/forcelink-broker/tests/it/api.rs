@@ -181,7 +181,7 @@ async fn health_metrics_and_openapi() {
     let (s, doc) = call(r, "GET", "/v1/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc, forcelink_broker::openapi::document(), "the served document is the generated one");
+    assert_eq!(doc, forcelink_broker::openapi_document(), "the served document is the generated one");
     assert!(doc["paths"]["/v1/connections/{name}/token"]["get"]["security"].is_array());
     assert!(doc["paths"]["/v1/connections/{name}/sf/{path}"]["patch"].is_object());
     assert!(doc["paths"].get("/login").is_none());
@@ -206,7 +206,7 @@ async fn health_metrics_and_openapi() {
 /// connection schemas say what the server sends and accepts.
 #[tokio::test]
 async fn the_document_lists_every_route_status_and_field() {
-    let doc = forcelink_broker::openapi::document();
+    let doc = forcelink_broker::openapi_document();
     for d in forcelink_broker::routes::docs().iter().filter(|d| d.api) {
         let methods: Vec<String> = if d.method == "ANY" {
             ["get", "post", "put", "patch", "delete"].map(String::from).to_vec()
