@@ -8,8 +8,6 @@
 //! the connection. A missing or unknown key is 401, a key without the right scope or connection
 //! 403; both as JSON, and both counted for the audit log ([`crate::audit`]).
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -97,7 +95,7 @@ fn refuse_forbidden<T>(
     scope: Scope,
     connection: Option<&str>,
 ) -> Result<T, ApiError> {
-    state.metrics().forbidden.fetch_add(1, Ordering::Relaxed);
+    state.metrics().forbidden.inc();
     let reason = match connection {
         Some(c) => format!("forbidden: {scope} on {c:?}"),
         None => format!("forbidden: {scope}"),
@@ -117,12 +115,12 @@ pub async fn authenticate(
         return Err(ApiError::unauthorized());
     };
     let Some(presented) = bearer(headers) else {
-        state.metrics().unauthorized.fetch_add(1, Ordering::Relaxed);
+        state.metrics().unauthorized.inc();
         state.audit_refusal("anonymous", "unauthorized: no key");
         return Err(ApiError::unauthorized());
     };
     let Some(key) = state.verify_key(presented).await? else {
-        state.metrics().unauthorized.fetch_add(1, Ordering::Relaxed);
+        state.metrics().unauthorized.inc();
         // The id of a well-formed key names it in the log (never the secret); anything else is
         // one "unknown" group, so a flood of junk cannot grow the log.
         let actor = match forcelink_store::apikey::parse(presented) {

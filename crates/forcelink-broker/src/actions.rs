@@ -3,7 +3,6 @@
 //! document) with JSON in and out, on the connection's token cache.
 
 use forcelink_store::AuditAction;
-use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::Json;
@@ -49,7 +48,7 @@ pub async fn run_action(
             entry.connection.api_version
         )));
     };
-    entry.counters.actions.fetch_add(1, Ordering::Relaxed);
+    entry.counters.actions.inc();
     let result = forcelink_client::actions::run(client, action, input).await;
     let ok = result.is_ok();
     state

@@ -3,7 +3,6 @@
 
 use forcelink_store::AuditAction;
 use forcelink_store::Scope;
-use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::Json;
@@ -128,9 +127,9 @@ pub async fn view(state: &BrokerState, stored: &StoredConnection) -> ConnectionV
     let entry = state.live_entry(name);
     let health = entry.as_ref().map(|e| e.health()).unwrap_or_default();
     let usage = entry.as_ref().map(|e| Usage {
-        tokens_handed_out: e.counters.tokens.load(Ordering::Relaxed),
-        proxied_requests: e.counters.proxied.load(Ordering::Relaxed),
-        actions: e.counters.actions.load(Ordering::Relaxed),
+        tokens_handed_out: e.counters.tokens.get(),
+        proxied_requests: e.counters.proxied.get(),
+        actions: e.counters.actions.get(),
         salesforce_limit_info: health.limit_info.clone(),
     });
     // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored;
@@ -385,7 +384,7 @@ pub async fn get_token(
         state.report_rejected(&entry, &caller.actor(), rejected)?;
     }
     let issued = state.token(&entry).await?;
-    entry.counters.tokens.fetch_add(1, Ordering::Relaxed);
+    entry.counters.tokens.inc();
     state.audit_handout(&caller.actor(), &name, &issued.fingerprint);
     let body = TokenAnswer {
         access_token: issued.token.access_token.secret().to_owned(),

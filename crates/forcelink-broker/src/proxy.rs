@@ -10,8 +10,6 @@
 //! sees, and a caller must not speak for it. Every proxied request is counted for the audit log
 //! (method, path with query values removed, final status, key id; never bodies).
 
-use std::sync::atomic::Ordering;
-
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
@@ -232,7 +230,7 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                entry.counters.proxy_errors.fetch_add(1, Ordering::Relaxed);
+                entry.counters.proxy_errors.inc();
                 entry.record_error(state.now(), format!("proxy: {e}"));
                 return Err(ApiError::upstream(format!("could not reach Salesforce: {e}")));
             }
@@ -244,7 +242,7 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
         }
         break resp;
     };
-    entry.counters.proxied.fetch_add(1, Ordering::Relaxed);
+    entry.counters.proxied.inc();
     entry.counters.observe_proxy_latency(started.elapsed());
     if let Some(info) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()) {
         entry.record_limit_info(info.to_owned());

@@ -32,7 +32,9 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             get(api::readyz),
         ),
         (
-            doc("GET", "/metrics", KEYS, "Prometheus metrics").answer(200, Answer::Text("text/plain")).errors(&[]),
+            doc("GET", "/metrics", KEYS, "Prometheus metrics")
+                .answer(200, Answer::Text("application/openmetrics-text"))
+                .errors(&[]),
             get(metrics_handler),
         ),
         (
@@ -190,5 +192,5 @@ async fn metrics_handler(
     axum::extract::State(state): axum::extract::State<BrokerState>,
     _caller: axum::Extension<Caller>,
 ) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render(&state))
+    ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&state))
 }

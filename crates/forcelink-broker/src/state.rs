@@ -14,6 +14,8 @@ use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenS
 use forcelink_store::{
     ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -58,33 +60,43 @@ pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 /// Broker-wide counters (shown by [`crate::metrics`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub unauthorized: AtomicU64,
-    pub forbidden: AtomicU64,
+    /// Requests refused for a missing, unknown or revoked API key (401).
+    pub unauthorized: Counter,
+    /// Requests refused for a key without the scope or the connection (403).
+    pub forbidden: Counter,
 }
 
 /// One connection's counters (shown by [`crate::metrics`] and in the connection's `usage`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectionCounters {
-    pub tokens: AtomicU64,
-    pub proxied: AtomicU64,
-    pub proxy_errors: AtomicU64,
-    pub actions: AtomicU64,
-    pub(crate) latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    pub(crate) latency_micros_sum: AtomicU64,
-    pub(crate) latency_count: AtomicU64,
+    /// Tokens handed out by `GET …/token`.
+    pub tokens: Counter,
+    /// Requests proxied to Salesforce (that got an answer).
+    pub proxied: Counter,
+    /// Proxied requests that got no answer.
+    pub proxy_errors: Counter,
+    /// Actions run.
+    pub actions: Counter,
+    /// Seconds until a proxied answer's headers arrived ([`LATENCY_BUCKETS`]).
+    pub proxy_latency: Histogram,
+}
+
+impl Default for ConnectionCounters {
+    fn default() -> Self {
+        Self {
+            tokens: Counter::default(),
+            proxied: Counter::default(),
+            proxy_errors: Counter::default(),
+            actions: Counter::default(),
+            proxy_latency: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl ConnectionCounters {
     /// Records the time until a proxied answer's headers arrived.
     pub fn observe_proxy_latency(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_micros_sum.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.proxy_latency.observe(d.as_secs_f64());
     }
 }
 
