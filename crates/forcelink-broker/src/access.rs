@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
 use forcelink_store::{ApiKeyRecord, Scope};
 
 use crate::error::ApiError;
@@ -196,22 +197,12 @@ pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, requ
 /// The page's session cookie.
 pub const SESSION_COOKIE: &str = "forcelink_session";
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
-}
-
 /// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
 /// [`guard`] for every [`Access::Session`] route.
 pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
     let to_login = || Redirect::to("/login").into_response();
-    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
+    let jar = CookieJar::from_headers(headers);
+    let Some(id) = jar.get(SESSION_COOKIE).map(Cookie::value) else { return Err(to_login()) };
     let Some(session) = state.session(id) else { return Err(to_login()) };
     // The key may have been revoked since the sign-in.
     match state.store().api_key(&session.key_id).await {

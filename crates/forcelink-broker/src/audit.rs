@@ -13,11 +13,11 @@
 //! one overflow group per action, so memory and the log stay bounded whatever arrives.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use forcelink_auth::ConnectionId;
 use forcelink_store::{AuditAction, AuditEntry};
+use parking_lot::Mutex;
 
 /// Most groups waiting for a flush; further distinct events share one overflow group. 10 000.
 pub const MAX_GROUPS: usize = 10_000;
@@ -59,7 +59,7 @@ impl AuditBuffer {
     }
 
     fn add_n(&self, mut group: Group, n: u64) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock();
         if let Some(c) = counts.get_mut(&group) {
             *c += n;
             return;
@@ -87,7 +87,7 @@ impl AuditBuffer {
 
     /// Takes every count as audit entries stamped `at`.
     pub fn drain(&self, at: SystemTime) -> Vec<Drained> {
-        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
+        let counts = std::mem::take(&mut *self.counts.lock());
         let mut out: Vec<Drained> = counts
             .into_iter()
             .map(|(group, n)| {

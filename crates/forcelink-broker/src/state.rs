@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
@@ -14,6 +14,7 @@ use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenS
 use forcelink_store::{
     ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
 };
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use sha2::{Digest, Sha256};
@@ -250,16 +251,16 @@ pub struct Entry {
 
 impl Entry {
     pub fn health(&self) -> Health {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.health.lock().clone()
     }
     pub fn record_ok(&self, at: SystemTime) {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_ok = Some(at);
+        self.health.lock().last_ok = Some(at);
     }
     pub fn record_error(&self, at: SystemTime, message: String) {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some((at, message));
+        self.health.lock().last_error = Some((at, message));
     }
     pub fn record_limit_info(&self, info: String) {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).limit_info = Some(info);
+        self.health.lock().limit_info = Some(info);
     }
 }
 
@@ -322,13 +323,13 @@ impl BrokerState {
     pub async fn verify_key(&self, presented: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
         let now = self.now();
         let digest = sha256_hex(presented);
-        if let Some((record, at)) = self.inner.keys.read().unwrap_or_else(|e| e.into_inner()).get(&digest)
+        if let Some((record, at)) = self.inner.keys.read().get(&digest)
             && now.duration_since(*at).is_ok_and(|age| age < KEY_CACHE_TTL)
         {
             return Ok(Some(record.clone()));
         }
         let found = forcelink_store::apikey::verify(&**self.store(), presented, now).await?;
-        let mut keys = self.inner.keys.write().unwrap_or_else(|e| e.into_inner());
+        let mut keys = self.inner.keys.write();
         match &found {
             Some(record) => {
                 // Bounded: forget everything when a flood of distinct keys arrives.
@@ -346,14 +347,14 @@ impl BrokerState {
 
     /// Forgets verified keys with this id (after a revocation through this broker).
     pub fn forget_key(&self, id: &str) {
-        self.inner.keys.write().unwrap_or_else(|e| e.into_inner()).retain(|_, (r, _)| r.id != id);
+        self.inner.keys.write().retain(|_, (r, _)| r.id != id);
     }
 
     /// The live entry of connection `name`, built from the store on first use and rebuilt when
     /// the stored settings changed.
     pub async fn entry(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
         let now = self.now();
-        let existing = self.inner.entries.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+        let existing = self.inner.entries.read().get(name).cloned();
         if let Some(entry) = existing {
             let checked = entry.checked_at.load(Ordering::Relaxed);
             let due = crate::time::epoch(now) >= checked + CONNECTION_RECHECK.as_secs();
@@ -411,7 +412,7 @@ impl BrokerState {
             reports: Mutex::new(HashMap::new()),
             counters: ConnectionCounters::default(),
         });
-        let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.inner.entries.write();
         // Another task may have built the same version meanwhile: keep one cache per connection.
         if let Some(current) = entries.get(&name)
             && current.updated_at == entry.updated_at
@@ -424,12 +425,12 @@ impl BrokerState {
 
     /// Drops the live entry (after the connection changed or was removed through this broker).
     pub fn evict(&self, name: &str) {
-        self.inner.entries.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.inner.entries.write().remove(name);
     }
 
     /// The live entries, for metrics and the page.
     pub fn entries(&self) -> Vec<(String, Arc<Entry>)> {
-        let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = self.inner.entries.read();
         let mut list: Vec<_> = entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         list
@@ -437,7 +438,7 @@ impl BrokerState {
 
     /// The entry if it is live, without touching the store.
     pub fn live_entry(&self, name: &str) -> Option<Arc<Entry>> {
-        self.inner.entries.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.inner.entries.read().get(name).cloned()
     }
 
     /// A valid token for the connection and when it was issued; recorded in the entry's health.
@@ -451,7 +452,7 @@ impl BrokerState {
                 return Err(err);
             }
         };
-        if let Some(issued) = entry.issued.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+        if let Some(issued) = entry.issued.read().as_ref()
             && issued.token.access_token == token.access_token
         {
             return Ok(issued.clone());
@@ -462,7 +463,7 @@ impl BrokerState {
             _ => self.now(),
         };
         let issued = Issued { fingerprint: token.access_token.fingerprint(), token, issued_at };
-        *entry.issued.write().unwrap_or_else(|e| e.into_inner()) = Some(issued.clone());
+        *entry.issued.write() = Some(issued.clone());
         entry.record_ok(self.now());
         Ok(issued)
     }
@@ -476,7 +477,7 @@ impl BrokerState {
     pub fn report_rejected(&self, entry: &Entry, actor: &str, rejected: &str) -> Result<(), ApiError> {
         let now = self.now();
         let name = entry.connection.name.as_str();
-        let mut reports = entry.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reports = entry.reports.lock();
         let current = entry.cache.peek();
         let names_current = current.as_ref().is_some_and(|t| {
             rejected == t.access_token.fingerprint()
@@ -589,7 +590,7 @@ impl BrokerState {
         let now = self.now();
         let id = random_id(32);
         let session = Session { key_id: key_id.to_owned(), csrf: random_id(24), expires_at: now + SESSION_TTL };
-        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = self.inner.sessions.lock();
         sessions.retain(|_, s| s.expires_at > now);
         sessions.insert(id.clone(), session.clone());
         (id, session)
@@ -597,17 +598,17 @@ impl BrokerState {
 
     pub fn session(&self, id: &str) -> Option<Session> {
         let now = self.now();
-        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let sessions = self.inner.sessions.lock();
         sessions.get(id).filter(|s| s.expires_at > now).cloned()
     }
 
     pub fn end_session(&self, id: &str) {
-        self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.inner.sessions.lock().remove(id);
     }
 
     pub fn add_pending(&self, pending: PendingAuthorization) {
         let now = self.now();
-        let mut map = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.inner.pending.lock();
         map.retain(|_, p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL));
         map.insert(pending.request.state.clone(), pending);
     }
@@ -615,7 +616,7 @@ impl BrokerState {
     /// Takes the pending authorization for `state` (each can be used once).
     pub fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
         let now = self.now();
-        let mut map = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.inner.pending.lock();
         map.remove(state).filter(|p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL))
     }
 }

@@ -14,12 +14,14 @@
 use forcelink_store::AuditAction;
 use forcelink_store::Scope;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use forcelink_auth::ConnectionId;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_store::{ApiKeyRecord, Method};
@@ -27,7 +29,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::access::{SESSION_COOKIE, WebUser, cookie, has_capability};
+use crate::access::{SESSION_COOKIE, WebUser, has_capability};
 use crate::api;
 use crate::ids::random_id;
 use crate::page::{html, message, store_down};
@@ -35,6 +37,8 @@ use crate::state::{BrokerState, PendingAuthorization};
 
 /// The sign-in form's CSRF cookie (there is no session yet to tie it to).
 pub const LOGIN_COOKIE: &str = "forcelink_login";
+/// How long a sign-in form stays usable. 1 hour.
+pub const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
 /// Scopes the web-server flow asks for when the connection names none.
 pub const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
 
@@ -119,10 +123,17 @@ struct KeysPage<'a> {
     error: Option<String>,
 }
 
-fn set_cookie(state: &BrokerState, name: &str, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.public_url().is_some_and(|u| u.scheme() == "https") { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+/// A page cookie: HttpOnly, SameSite=Strict, Path=/, for `max_age` (zero removes it); Secure
+/// when browsers reach the broker over https.
+fn page_cookie(state: &BrokerState, name: &'static str, value: String, max_age: Duration) -> Cookie<'static> {
+    let secure = state.public_url().is_some_and(|u| u.scheme() == "https");
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
+        .secure(secure)
+        .build()
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -153,25 +164,23 @@ fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
 /// `GET /login`.
 pub async fn login_page(State(state): State<BrokerState>) -> Response {
     let token = random_id(24);
-    let mut r = html(StatusCode::OK, &LoginPage { csrf: &token, error: None });
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &token, 3600));
-    r
+    let page = html(StatusCode::OK, &LoginPage { csrf: &token, error: None });
+    (CookieJar::new().add(page_cookie(&state, LOGIN_COOKIE, token, LOGIN_FORM_TTL)), page).into_response()
 }
 
 /// `POST /login`.
 pub async fn login(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    jar: CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let fresh = random_id(24);
     let fail = |status: StatusCode, text: &str| {
-        let mut r = html(status, &LoginPage { csrf: &fresh, error: Some(text) });
-        r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &fresh, 3600));
-        r
+        let page = html(status, &LoginPage { csrf: &fresh, error: Some(text) });
+        (CookieJar::new().add(page_cookie(&state, LOGIN_COOKIE, fresh.clone(), LOGIN_FORM_TTL)), page).into_response()
     };
-    let csrf_ok = match (cookie(&headers, LOGIN_COOKIE), form.get("csrf")) {
-        (Some(c), Some(f)) => same(c, f),
+    let csrf_ok = match (jar.get(LOGIN_COOKIE), form.get("csrf")) {
+        (Some(c), Some(f)) => same(c.value(), f),
         _ => false,
     };
     if !csrf_ok {
@@ -200,11 +209,11 @@ pub async fn login(
     };
     let (id, _) = state.create_session(&key.id);
     state.audit(&format!("web:api-key:{}", key.id), crate::audit::NO_CONNECTION, AuditAction::WebSignIn, None).await;
-    let mut r = Redirect::to("/").into_response();
+    let cookies = CookieJar::new()
+        .add(page_cookie(&state, SESSION_COOKIE, id, crate::state::SESSION_TTL))
+        .add(page_cookie(&state, LOGIN_COOKIE, String::new(), Duration::ZERO));
+    let mut r = (cookies, Redirect::to("/")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &id, crate::state::SESSION_TTL.as_secs()));
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", 0));
     r
 }
 
@@ -219,9 +228,9 @@ pub async fn logout(
     }
     state.end_session(&user.session_id);
     state.audit(&user.actor(), crate::audit::NO_CONNECTION, AuditAction::WebSignOut, None).await;
-    let mut r = Redirect::to("/login").into_response();
+    let cookies = CookieJar::new().add(page_cookie(&state, SESSION_COOKIE, String::new(), Duration::ZERO));
+    let mut r = (cookies, Redirect::to("/login")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
     r
 }
 

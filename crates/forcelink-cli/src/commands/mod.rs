@@ -316,8 +316,13 @@ pub async fn audit(
     }
 }
 
-// Times in JSON and for people: the broker's RFC 3339 (UTC, seconds) formatter.
-pub use forcelink_broker::time::rfc3339;
+/// Times in JSON and for people: RFC 3339 in UTC, whole seconds (`2026-01-31T12:00:00Z`);
+/// times before 1970 show as the epoch.
+pub fn rfc3339(t: SystemTime) -> String {
+    let seconds = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let ts = jiff::Timestamp::from_second(i64::try_from(seconds).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::MAX);
+    ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
 
 /// What is known about a stored token set, safe to print.
 pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Value {
