@@ -14,27 +14,27 @@
 //! - [`openapi`]: `/v1/openapi.json`, built with utoipa from the route table in [`routes`].
 //! - [`body`]: the JSON bodies the API takes and answers, as types (the document's schemas).
 //! - [`audit`]: token hand-outs counted in memory and written to the audit log in batches.
-//! - [`error`]: [`ApiError`], the JSON error every endpoint answers with.
+//! - [`error`]: [`ErrorResponse`], the JSON error every endpoint answers with.
 //!
 //! [`router`] builds the axum router for a state; [`serve`] runs it on a listener until the
 //! shutdown future resolves, then writes the pending audit entries.
 
-pub mod access;
-pub mod actions;
-pub mod api;
-pub mod audit;
-pub mod body;
-pub mod error;
+mod access;
+mod actions;
+mod api;
+mod audit;
+mod body;
+mod error;
 mod ids;
-pub mod keys;
-pub mod metrics;
-pub mod openapi;
+mod keys;
+mod metrics;
+mod openapi;
 mod page;
-pub mod proxy;
-pub mod routes;
-pub mod state;
-pub mod time;
-pub mod web;
+mod proxy;
+mod routes;
+mod state;
+mod time;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,8 +46,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-pub use error::ApiError;
-pub use state::{BrokerConfig, BrokerState, Limits};
+pub use error::ErrorResponse;
+pub use state::{
+    BrokerConfig, BrokerState, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES,
+    DEFAULT_REPLAY_BUFFER_BYTES, Limits, REJECTED_REPORT_INTERVAL,
+};
 
 /// Largest JSON or form body the API and the page accept. 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -76,8 +79,8 @@ pub fn router(state: BrokerState) -> Router {
 }
 
 /// Unknown paths: the JSON error.
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no such endpoint: {}; see /v1/openapi.json", uri.path()))
+async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::not_found(format!("no such endpoint: {}; see /v1/openapi.json", uri.path()))
 }
 
 /// Whether `path` belongs to the JSON API (its errors are JSON whoever produced them). Proxied
@@ -113,7 +116,7 @@ async fn answers(request: Request, next: Next) -> Response {
             s if s.is_server_error() => ("internal", "internal error".to_owned()),
             _ => ("bad_request", "the request is not valid; see /v1/openapi.json".to_owned()),
         };
-        response = ApiError::new(status, code, message).into_response();
+        response = ErrorResponse::new(status, code, message).into_response();
         if let Some(allow) = allow {
             response.headers_mut().insert(header::ALLOW, allow);
         }
@@ -131,7 +134,7 @@ async fn timeout(State(state): State<BrokerState>, request: Request, next: Next)
     let limit = state.limits().request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::timeout(limit).into_response(),
+        Err(_) => ErrorResponse::timeout(limit).into_response(),
     }
 }
 

@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use crate::state::BrokerState;
 
 /// The `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A label value with `\`, `"` and newlines escaped, as the text format requires (the encoder
 /// writes values as they are).
@@ -129,7 +129,7 @@ impl Collector for Counters {
 }
 
 /// The whole exposition text, ending with `# EOF`.
-pub fn render(state: &BrokerState) -> String {
+pub(crate) fn render(state: &BrokerState) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Counters(state.clone())));
     let mut out = String::new();

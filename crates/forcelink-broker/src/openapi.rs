@@ -22,7 +22,7 @@ use crate::body::{ErrorBody, NAME_PATTERN};
 
 /// A JSON body type with its schema (see [`crate::body`]).
 #[derive(Debug, Clone, Copy)]
-pub struct BodyType {
+pub(crate) struct BodyType {
     /// The schema's name in the document's components.
     pub name: fn() -> Cow<'static, str>,
     /// Adds the type's schema and those it refers to.
@@ -35,17 +35,17 @@ fn collect_schemas<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
 }
 
 impl BodyType {
-    pub fn of<T: ToSchema>() -> Self {
+    pub(crate) fn of<T: ToSchema>() -> Self {
         BodyType { name: T::name, schemas: collect_schemas::<T> }
     }
-    pub fn collect(&self, out: &mut Vec<(String, RefOr<Schema>)>) {
+    pub(crate) fn collect(&self, out: &mut Vec<(String, RefOr<Schema>)>) {
         (self.schemas)(out)
     }
 }
 
 /// What a route answers with one status.
 #[derive(Debug, Clone)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// One of these JSON bodies.
     Json(Vec<BodyType>),
     /// The JSON error, [`crate::body::ErrorBody`].
@@ -57,11 +57,11 @@ pub enum Answer {
 }
 
 /// A parameter's schema.
-pub type ParamSchema = fn() -> RefOr<Schema>;
+pub(crate) type ParamSchema = fn() -> RefOr<Schema>;
 
 /// What the OpenAPI document says about a route.
 #[derive(Debug, Clone)]
-pub struct RouteDoc {
+pub(crate) struct RouteDoc {
     /// `GET`, `POST`, … or `ANY`.
     pub method: &'static str,
     pub path: &'static str,
@@ -277,7 +277,7 @@ fn operation(
 }
 
 /// The document of `routes`, as utoipa's model.
-pub fn openapi(routes: &[RouteDoc]) -> OpenApi {
+pub(crate) fn openapi(routes: &[RouteDoc]) -> OpenApi {
     let mut items: BTreeMap<String, Vec<(HttpMethod, utoipa::openapi::path::Operation)>> = BTreeMap::new();
     let mut schemas = Vec::new();
     BodyType::of::<ErrorBody>().collect(&mut schemas);
@@ -355,6 +355,6 @@ pub fn openapi(routes: &[RouteDoc]) -> OpenApi {
 }
 
 /// The document of `routes` as JSON.
-pub fn document(routes: &[RouteDoc]) -> serde_json::Value {
+pub(crate) fn document(routes: &[RouteDoc]) -> serde_json::Value {
     serde_json::to_value(openapi(routes)).unwrap_or_default()
 }

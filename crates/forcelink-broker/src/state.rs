@@ -21,31 +21,31 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::audit::AuditBuffer;
-use crate::error::ApiError;
+use crate::error::ErrorResponse;
 use crate::ids::random_id;
 
 /// How long a verified API key is trusted without asking the store again (a revocation made
 /// through another replica or the CLI takes effect within this). 5 s.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 /// How often a connection's settings are re-read from the store (changes made by another
 /// replica or the CLI take effect within this). 30 s.
-pub const CONNECTION_RECHECK: Duration = Duration::from_secs(30);
+pub(crate) const CONNECTION_RECHECK: Duration = Duration::from_secs(30);
 /// How long a web-page session lasts. 8 hours.
-pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// How long an Authorize click may take to come back to `/oauth/callback`. 10 minutes.
-pub const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
+pub(crate) const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
 /// A proxied request body up to this size is buffered, so it can be sent again after a
 /// renewal; larger ones stream and a 401 is returned as is. 64 KiB.
 pub const DEFAULT_REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 /// Largest proxied request body. 100 MiB.
 pub const DEFAULT_MAX_PROXY_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// Longest wait for Salesforce to connect and start answering a proxied request. 30 s connect.
-pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A key may make a reported token be renewed at most once per connection in this interval
 /// (`GET …/token?rejected=`); a report naming a token already replaced costs nothing. 5 s.
 pub const REJECTED_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often token hand-outs are written to the audit log. 1 s.
-pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest a client may take to send a request's head (line and headers), counted from when
 /// the broker starts waiting for it, idle keep-alive time included; then the connection is
@@ -56,11 +56,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Upper bounds (seconds) of the proxy latency histogram.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+pub(crate) const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// Broker-wide counters (shown by [`crate::metrics`]).
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Requests refused for a missing, unknown or revoked API key (401).
     pub unauthorized: Counter,
     /// Requests refused for a key without the scope or the connection (403).
@@ -69,7 +69,7 @@ pub struct Metrics {
 
 /// One connection's counters (shown by [`crate::metrics`] and in the connection's `usage`).
 #[derive(Debug)]
-pub struct ConnectionCounters {
+pub(crate) struct ConnectionCounters {
     /// Tokens handed out by `GET …/token`.
     pub tokens: Counter,
     /// Requests proxied to Salesforce (that got an answer).
@@ -96,7 +96,7 @@ impl Default for ConnectionCounters {
 
 impl ConnectionCounters {
     /// Records the time until a proxied answer's headers arrived.
-    pub fn observe_proxy_latency(&self, d: Duration) {
+    pub(crate) fn observe_proxy_latency(&self, d: Duration) {
         self.proxy_latency.observe(d.as_secs_f64());
     }
 }
@@ -185,7 +185,7 @@ struct Inner {
 
 /// A signed-in web page user.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub key_id: String,
     pub csrf: String,
     pub expires_at: SystemTime,
@@ -193,7 +193,7 @@ pub struct Session {
 
 /// An Authorize click waiting for Salesforce to redirect back.
 #[derive(Debug)]
-pub struct PendingAuthorization {
+pub(crate) struct PendingAuthorization {
     pub connection: String,
     pub flow: WebServerFlow,
     pub request: AuthorizationRequest,
@@ -203,7 +203,7 @@ pub struct PendingAuthorization {
 
 /// What the last token hand-out was, to report `issued_at` without reading the store per call.
 #[derive(Debug, Clone)]
-pub struct Issued {
+pub(crate) struct Issued {
     pub token: Token,
     pub issued_at: SystemTime,
     pub fingerprint: String,
@@ -211,7 +211,7 @@ pub struct Issued {
 
 /// The latest health observations of a connection on this broker.
 #[derive(Debug, Clone, Default)]
-pub struct Health {
+pub(crate) struct Health {
     pub last_ok: Option<SystemTime>,
     pub last_error: Option<(SystemTime, String)>,
     /// The last `Sforce-Limit-Info` seen on a proxied answer (`api-usage=18/15000`).
@@ -220,7 +220,7 @@ pub struct Health {
 
 impl Health {
     /// Green when the last observation was a success.
-    pub fn ok(&self) -> Option<bool> {
+    pub(crate) fn ok(&self) -> Option<bool> {
         match (&self.last_ok, &self.last_error) {
             (None, None) => None,
             (Some(_), None) => Some(true),
@@ -232,7 +232,7 @@ impl Health {
 
 /// One connection's live parts.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub connection: Connection,
     pub cache: TokenCache,
     pub client: Option<forcelink_client::Client>,
@@ -250,16 +250,16 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         self.health.lock().clone()
     }
-    pub fn record_ok(&self, at: SystemTime) {
+    pub(crate) fn record_ok(&self, at: SystemTime) {
         self.health.lock().last_ok = Some(at);
     }
-    pub fn record_error(&self, at: SystemTime, message: String) {
+    pub(crate) fn record_error(&self, at: SystemTime, message: String) {
         self.health.lock().last_error = Some((at, message));
     }
-    pub fn record_limit_info(&self, info: String) {
+    pub(crate) fn record_limit_info(&self, info: String) {
         self.health.lock().limit_info = Some(info);
     }
 }
@@ -269,14 +269,14 @@ fn sha256_hex(text: &str) -> String {
 }
 
 impl BrokerState {
-    pub fn new(config: BrokerConfig) -> Result<Self, ApiError> {
+    pub fn new(config: BrokerConfig) -> Result<Self, ErrorResponse> {
         // The proxy passes bodies through untouched: no decompression, no redirects.
         let proxy_http = reqwest::Client::builder()
             .no_gzip()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(PROXY_CONNECT_TIMEOUT)
             .build()
-            .map_err(|e| ApiError::upstream(format!("building the proxy's HTTP client: {e}")))?;
+            .map_err(|e| ErrorResponse::upstream(format!("building the proxy's HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -291,36 +291,36 @@ impl BrokerState {
         })
     }
 
-    pub fn store(&self) -> &Arc<dyn ConnectionStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn ConnectionStore> {
         &self.inner.config.store
     }
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         self.inner.config.transport.clock()
     }
-    pub fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> SystemTime {
         self.clock().now()
     }
-    pub fn secrets(&self) -> &SecretResolver {
+    pub(crate) fn secrets(&self) -> &SecretResolver {
         &self.inner.config.secrets
     }
-    pub fn transport(&self) -> &Transport {
+    pub(crate) fn transport(&self) -> &Transport {
         &self.inner.config.transport
     }
-    pub fn limits(&self) -> &Limits {
+    pub(crate) fn limits(&self) -> &Limits {
         &self.inner.config.limits
     }
-    pub fn public_url(&self) -> Option<&Url> {
+    pub(crate) fn public_url(&self) -> Option<&Url> {
         self.inner.config.public_url.as_ref()
     }
-    pub fn proxy_http(&self) -> &reqwest::Client {
+    pub(crate) fn proxy_http(&self) -> &reqwest::Client {
         &self.inner.proxy_http
     }
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
     /// The record of a presented API key, from memory when verified within [`KEY_CACHE_TTL`].
-    pub async fn verify_key(&self, presented: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
+    pub(crate) async fn verify_key(&self, presented: &str) -> Result<Option<ApiKeyRecord>, ErrorResponse> {
         let now = self.now();
         let digest = sha256_hex(presented);
         if let Some((record, at)) = self.inner.keys.read().get(&digest)
@@ -346,13 +346,13 @@ impl BrokerState {
     }
 
     /// Forgets verified keys with this id (after a revocation through this broker).
-    pub fn forget_key(&self, id: &str) {
+    pub(crate) fn forget_key(&self, id: &str) {
         self.inner.keys.write().retain(|_, (r, _)| r.id != id);
     }
 
     /// The live entry of connection `name`, built from the store on first use and rebuilt when
     /// the stored settings changed.
-    pub async fn entry(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
+    pub(crate) async fn entry(&self, name: &str) -> Result<Arc<Entry>, ErrorResponse> {
         let now = self.now();
         let existing = self.inner.entries.read().get(name).cloned();
         if let Some(entry) = existing {
@@ -372,27 +372,27 @@ impl BrokerState {
                 Some(stored) => return self.install(stored),
                 None => {
                     self.evict(name);
-                    return Err(ApiError::not_found(format!("no connection named {name:?}")));
+                    return Err(ErrorResponse::not_found(format!("no connection named {name:?}")));
                 }
             }
         }
         let Some(stored) = self.store().connection(&ConnectionId::new(name)).await? else {
-            return Err(ApiError::not_found(format!("no connection named {name:?}")));
+            return Err(ErrorResponse::not_found(format!("no connection named {name:?}")));
         };
         self.install(stored)
     }
 
-    fn install(&self, stored: StoredConnection) -> Result<Arc<Entry>, ApiError> {
+    fn install(&self, stored: StoredConnection) -> Result<Arc<Entry>, ErrorResponse> {
         let name = stored.name.as_str().to_owned();
         let connection = stored
             .spec
             .resolve(&name)
-            .map_err(|e| ApiError::conflict(format!("connection {name:?} is incomplete: {}", e.0)))?;
+            .map_err(|e| ErrorResponse::conflict(format!("connection {name:?} is incomplete: {}", e.0)))?;
         let transport = self.transport().clone();
         let store: Arc<dyn TokenStore> = self.store().clone();
         let cache = connection
             .token_cache(&transport, &self.inner.config.secrets, store, self.inner.config.cache.clone())
-            .map_err(|e| ApiError::conflict(format!("connection {name:?}: {e}")))?;
+            .map_err(|e| ErrorResponse::conflict(format!("connection {name:?}: {e}")))?;
         let client = forcelink_client::ApiVersion::new(&connection.api_version).ok().and_then(|version| {
             forcelink_client::Client::builder(Arc::new(cache.clone()))
                 .url_policy(transport.policy().clone())
@@ -424,12 +424,12 @@ impl BrokerState {
     }
 
     /// Drops the live entry (after the connection changed or was removed through this broker).
-    pub fn evict(&self, name: &str) {
+    pub(crate) fn evict(&self, name: &str) {
         self.inner.entries.write().remove(name);
     }
 
     /// The live entries, for metrics and the page.
-    pub fn entries(&self) -> Vec<(String, Arc<Entry>)> {
+    pub(crate) fn entries(&self) -> Vec<(String, Arc<Entry>)> {
         let entries = self.inner.entries.read();
         let mut list: Vec<_> = entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
@@ -437,17 +437,17 @@ impl BrokerState {
     }
 
     /// The entry if it is live, without touching the store.
-    pub fn live_entry(&self, name: &str) -> Option<Arc<Entry>> {
+    pub(crate) fn live_entry(&self, name: &str) -> Option<Arc<Entry>> {
         self.inner.entries.read().get(name).cloned()
     }
 
     /// A valid token for the connection and when it was issued; recorded in the entry's health.
-    pub async fn token(&self, entry: &Entry) -> Result<Issued, ApiError> {
+    pub(crate) async fn token(&self, entry: &Entry) -> Result<Issued, ErrorResponse> {
         let name = entry.connection.name.as_str();
         let token = match entry.cache.get_token().await {
             Ok(t) => t,
             Err(e) => {
-                let err = ApiError::auth(name, &e);
+                let err = ErrorResponse::auth(name, &e);
                 entry.record_error(self.now(), err.message.clone());
                 return Err(err);
             }
@@ -474,7 +474,7 @@ impl BrokerState {
     /// when it names an older token, nothing happens (a late report never evicts a fresh
     /// token). A key makes a renewal happen at most once per connection per
     /// [`REJECTED_REPORT_INTERVAL`]. Reports are audited in batches.
-    pub fn report_rejected(&self, entry: &Entry, actor: &str, rejected: &str) -> Result<(), ApiError> {
+    pub(crate) fn report_rejected(&self, entry: &Entry, actor: &str, rejected: &str) -> Result<(), ErrorResponse> {
         let now = self.now();
         let name = entry.connection.name.as_str();
         let mut reports = entry.reports.lock();
@@ -489,7 +489,7 @@ impl BrokerState {
                     && now.duration_since(*last).is_ok_and(|d| d < REJECTED_REPORT_INTERVAL)
                 {
                     self.audit_report(actor, name, "refused: renewed moments ago");
-                    return Err(ApiError::new(
+                    return Err(ErrorResponse::new(
                         axum::http::StatusCode::TOO_MANY_REQUESTS,
                         "too_many_requests",
                         format!(
@@ -524,12 +524,12 @@ impl BrokerState {
     }
 
     /// Counts a token hand-out for the audit log (written in batches by the flusher).
-    pub fn audit_handout(&self, actor: &str, connection: &str, fingerprint: &str) {
+    pub(crate) fn audit_handout(&self, actor: &str, connection: &str, fingerprint: &str) {
         self.inner.audit.record(actor, connection, fingerprint);
     }
 
     /// Writes one audit entry now (changes are rarer than token hand-outs).
-    pub async fn audit(&self, actor: &str, connection: &str, action: AuditAction, detail: Option<String>) {
+    pub(crate) async fn audit(&self, actor: &str, connection: &str, action: AuditAction, detail: Option<String>) {
         let entry = AuditEntry {
             at: self.now(),
             connection: ConnectionId::new(connection),
@@ -543,7 +543,7 @@ impl BrokerState {
     }
 
     /// Counts a refused API key (401/403) for the audit log, grouped by `actor` and `reason`.
-    pub fn audit_refusal(&self, actor: &str, reason: &str) {
+    pub(crate) fn audit_refusal(&self, actor: &str, reason: &str) {
         self.inner.audit.add(crate::audit::Group {
             actor: actor.to_owned(),
             connection: crate::audit::NO_CONNECTION.to_owned(),
@@ -553,13 +553,20 @@ impl BrokerState {
     }
 
     /// Counts a proxied request for the audit log; `detail` holds no query value or body.
-    pub fn audit_proxied(&self, actor: &str, connection: &str, detail: String) {
+    pub(crate) fn audit_proxied(&self, actor: &str, connection: &str, detail: String) {
         self.inner.audit.add(crate::audit::Group {
             actor: actor.to_owned(),
             connection: connection.to_owned(),
             action: AuditAction::ProxyRequest,
             detail,
         });
+    }
+
+    /// Makes connection `name` ready now: builds its live entry and fetches a token, so the
+    /// first hand-out comes from memory.
+    pub async fn prepare(&self, name: &str) -> Result<(), ErrorResponse> {
+        let entry = self.entry(name).await?;
+        self.token(&entry).await.map(|_| ())
     }
 
     /// Writes the counted events to the audit log.
@@ -574,7 +581,7 @@ impl BrokerState {
     }
 
     /// Flushes the audit buffer every [`AUDIT_FLUSH_INTERVAL`] until aborted.
-    pub fn spawn_audit_flusher(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_audit_flusher(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
             loop {
@@ -586,7 +593,7 @@ impl BrokerState {
     }
 
     /// Starts a web session for an admin key; returns the session id.
-    pub fn create_session(&self, key_id: &str) -> (String, Session) {
+    pub(crate) fn create_session(&self, key_id: &str) -> (String, Session) {
         let now = self.now();
         let id = random_id(32);
         let session = Session { key_id: key_id.to_owned(), csrf: random_id(24), expires_at: now + SESSION_TTL };
@@ -596,17 +603,17 @@ impl BrokerState {
         (id, session)
     }
 
-    pub fn session(&self, id: &str) -> Option<Session> {
+    pub(crate) fn session(&self, id: &str) -> Option<Session> {
         let now = self.now();
         let sessions = self.inner.sessions.lock();
         sessions.get(id).filter(|s| s.expires_at > now).cloned()
     }
 
-    pub fn end_session(&self, id: &str) {
+    pub(crate) fn end_session(&self, id: &str) {
         self.inner.sessions.lock().remove(id);
     }
 
-    pub fn add_pending(&self, pending: PendingAuthorization) {
+    pub(crate) fn add_pending(&self, pending: PendingAuthorization) {
         let now = self.now();
         let mut map = self.inner.pending.lock();
         map.retain(|_, p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL));
@@ -614,7 +621,7 @@ impl BrokerState {
     }
 
     /// Takes the pending authorization for `state` (each can be used once).
-    pub fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
+    pub(crate) fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
         let now = self.now();
         let mut map = self.inner.pending.lock();
         map.remove(state).filter(|p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL))

@@ -5,13 +5,13 @@ use std::time::SystemTime;
 use jiff::Timestamp;
 
 /// Seconds since the Unix epoch (0 for earlier times).
-pub fn epoch(t: SystemTime) -> u64 {
+pub(crate) fn epoch(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `2026-01-31T12:00:00Z`; times before 1970 show as the epoch, times past jiff's range (year
 /// 9999) as its last second.
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let seconds = i64::try_from(epoch(t)).unwrap_or(i64::MAX);
     let ts = Timestamp::from_second(seconds).unwrap_or(Timestamp::MAX);
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -31,16 +31,17 @@ use url::Url;
 
 use crate::access::{SESSION_COOKIE, WebUser, has_capability};
 use crate::api;
+use crate::body::{ConnectionView, Revoked};
 use crate::ids::random_id;
 use crate::page::{html, message, store_down};
 use crate::state::{BrokerState, PendingAuthorization};
 
 /// The sign-in form's CSRF cookie (there is no session yet to tie it to).
-pub const LOGIN_COOKIE: &str = "forcelink_login";
+pub(crate) const LOGIN_COOKIE: &str = "forcelink_login";
 /// How long a sign-in form stays usable. 1 hour.
-pub const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
 /// Scopes the web-server flow asks for when the connection names none.
-pub const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
+pub(crate) const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -162,14 +163,14 @@ fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
 }
 
 /// `GET /login`.
-pub async fn login_page(State(state): State<BrokerState>) -> Response {
+pub(crate) async fn login_page(State(state): State<BrokerState>) -> Response {
     let token = random_id(24);
     let page = html(StatusCode::OK, &LoginPage { csrf: &token, error: None });
     (CookieJar::new().add(page_cookie(&state, LOGIN_COOKIE, token, LOGIN_FORM_TTL)), page).into_response()
 }
 
 /// `POST /login`.
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<BrokerState>,
     jar: CookieJar,
     Form(form): Form<HashMap<String, String>>,
@@ -218,7 +219,7 @@ pub async fn login(
 }
 
 /// `POST /logout`.
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
@@ -242,28 +243,29 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn problem(d: &Value) -> String {
-    if let Some(m) = d["health"]["last_error"]["message"].as_str() {
-        return m.to_owned();
-    }
-    if d["token"]["signed_in"] == Value::Bool(true) { "Token expired".to_owned() } else { "No token yet".to_owned() }
+/// An optional value as the page shows it (a dash when absent).
+fn shown(v: Option<&str>) -> String {
+    v.unwrap_or("—").to_owned()
 }
 
-fn usage(d: &Value) -> String {
-    let u = &d["usage"];
-    if u.is_null() {
-        return "—".to_owned();
+fn problem(d: &ConnectionView) -> String {
+    if let Some(e) = &d.health.last_error {
+        return e.message.clone();
     }
-    let mut s =
-        format!("{} tokens, {} proxied, {} actions", u["tokens_handed_out"], u["proxied_requests"], u["actions"]);
-    if let Some(info) = u["salesforce_limit_info"].as_str() {
+    if d.token.signed_in { "Token expired".to_owned() } else { "No token yet".to_owned() }
+}
+
+fn usage(d: &ConnectionView) -> String {
+    let Some(u) = &d.usage else { return "—".to_owned() };
+    let mut s = format!("{} tokens, {} proxied, {} actions", u.tokens_handed_out, u.proxied_requests, u.actions);
+    if let Some(info) = &u.salesforce_limit_info {
         s.push_str(&format!(" ({info})"));
     }
     s
 }
 
 /// `GET /`: the connections.
-pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+pub(crate) async fn index(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
     let WebUser { session, key, .. } = user;
     let list = match state.store().connections().await {
         Ok(l) => l,
@@ -271,14 +273,14 @@ pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<
     };
     let mut rows = Vec::new();
     for c in list.iter().filter(|c| key.allows(c.name.as_str(), Scope::Admin)) {
-        let d = api::describe(&state, c).await;
+        let d = api::view(&state, c).await;
         rows.push(Row {
             name: c.name.as_str().to_owned(),
-            method: text(&d["method"]),
-            ok: d["health"]["ok"] == Value::Bool(true),
-            unused: d["health"]["ok"].is_null(),
+            method: shown(d.method.as_deref()),
+            ok: d.health.ok == Some(true),
+            unused: d.health.ok.is_none(),
             problem: problem(&d),
-            last_renewal: text(&d["token"]["issued_at"]),
+            last_renewal: shown(d.token.issued_at.as_deref()),
             usage: usage(&d),
         });
     }
@@ -335,12 +337,15 @@ fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> 
 }
 
 /// `GET /connections/new[?method=…]`.
-pub async fn new_page(Extension(user): Extension<WebUser>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn new_page(
+    Extension(user): Extension<WebUser>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     new_form(&user.session.csrf, &q, None)
 }
 
 /// `POST /connections`: saves, then (web-server flow) starts the authorization.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
@@ -393,16 +398,16 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
         Ok(None) => return message(StatusCode::NOT_FOUND, "Not found", &format!("No connection named {name}."), None),
         Err(e) => return store_down(&e),
     };
-    let d = api::describe(state, &stored).await;
+    let d = api::view(state, &stored).await;
     let mut settings = Vec::new();
-    if let Some(obj) = d["settings"].as_object() {
+    if let Some(obj) = d.settings.as_object() {
         for (k, v) in obj {
             settings.push((k.replace('_', " "), text(v)));
         }
     }
-    settings.push(("signed in".into(), text(&d["token"]["signed_in"])));
-    settings.push(("last renewal".into(), text(&d["token"]["issued_at"])));
-    settings.push(("token expires".into(), text(&d["token"]["expires_at"])));
+    settings.push(("signed in".into(), d.token.signed_in.to_string()));
+    settings.push(("last renewal".into(), shown(d.token.issued_at.as_deref())));
+    settings.push(("token expires".into(), shown(d.token.expires_at.as_deref())));
     settings.push(("API usage".into(), usage(&d)));
     let (notice, notice_ok) = match notice {
         Some((n, ok)) => (Some(n), ok),
@@ -413,8 +418,8 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
         &DetailPage {
             csrf,
             name,
-            ok: d["health"]["ok"] == Value::Bool(true),
-            unused: d["health"]["ok"].is_null(),
+            ok: d.health.ok == Some(true),
+            unused: d.health.ok.is_none(),
             problem: problem(&d),
             settings,
             web: stored.spec.method == Some(Method::Web),
@@ -425,7 +430,7 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
 }
 
 /// `GET /connections/{name}`.
-pub async fn detail(
+pub(crate) async fn detail(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
@@ -437,7 +442,7 @@ pub async fn detail(
 }
 
 /// `POST /connections/{name}/test`.
-pub async fn test(
+pub(crate) async fn test(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
@@ -451,8 +456,8 @@ pub async fn test(
         return r;
     }
     let notice = match api::test(&state, &name).await {
-        Ok(v) if v["ok"] == Value::Bool(true) => (format!("Test passed: {}", text(&v["detail"])), true),
-        Ok(v) => (format!("Test failed: {}", text(&v["detail"])), false),
+        Ok(t) if t.ok => (format!("Test passed: {}", t.detail), true),
+        Ok(t) => (format!("Test failed: {}", t.detail), false),
         Err(e) => (format!("Test failed: {}", e.message), false),
     };
     state.audit(&format!("web:api-key:{}", key.id), &name, AuditAction::ConnectionTested, Some(notice.0.clone())).await;
@@ -460,7 +465,7 @@ pub async fn test(
 }
 
 /// `POST /connections/{name}/delete`: revokes the tokens, then deletes.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
@@ -474,11 +479,12 @@ pub async fn delete(
         return r;
     }
     match api::delete(&state, &format!("web:api-key:{}", key.id), &name, true).await {
-        Ok(v) => {
-            let revoked = match &v["revoked"] {
-                Value::Bool(true) => "its tokens were revoked".to_owned(),
-                Value::Null => "it held no tokens".to_owned(),
-                other => format!("revoking its tokens failed: {}", text(&other["error"])),
+        Ok(deleted) => {
+            let revoked = match deleted.revoked {
+                Some(Revoked::Done(true)) => "its tokens were revoked".to_owned(),
+                None => "it held no tokens".to_owned(),
+                Some(Revoked::Done(false)) => "revoking its tokens failed: —".to_owned(),
+                Some(Revoked::Failed { error }) => format!("revoking its tokens failed: {error}"),
             };
             message(StatusCode::OK, "Deleted", &format!("Connection {name} was deleted; {revoked}."), None)
         }
@@ -487,7 +493,7 @@ pub async fn delete(
 }
 
 /// `POST /connections/{name}/authorize` (CSRF token in the form).
-pub async fn authorize(
+pub(crate) async fn authorize(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
@@ -556,7 +562,7 @@ async fn start_authorization(state: &BrokerState, name: &str, actor: &str) -> Re
 }
 
 /// `GET /oauth/callback?code=…&state=…`.
-pub async fn callback(
+pub(crate) async fn callback(
     State(state): State<BrokerState>,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
@@ -630,7 +636,7 @@ async fn render_keys(
 }
 
 /// `GET /keys`.
-pub async fn keys_page(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+pub(crate) async fn keys_page(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
     if let Err(r) = may_manage_keys(&user.key) {
         return r;
     }
@@ -644,7 +650,7 @@ fn list_field(form: &HashMap<String, String>, name: &str) -> Vec<String> {
 }
 
 /// `POST /keys`: creates a key and shows it once.
-pub async fn keys_create(
+pub(crate) async fn keys_create(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
@@ -664,7 +670,7 @@ pub async fn keys_create(
 }
 
 /// `POST /keys/{id}/revoke`.
-pub async fn keys_revoke(
+pub(crate) async fn keys_revoke(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(id): Path<String>,
