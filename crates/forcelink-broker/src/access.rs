@@ -105,6 +105,15 @@ fn refuse_forbidden<T>(
     Err(ErrorResponse::forbidden(scope.as_str(), connection))
 }
 
+/// Who presented a key that was refused, for the audit log: the id of a well-formed key names it
+/// (never the secret); anything else is one "unknown" group, so a flood of junk cannot grow the log.
+pub(crate) fn refused_actor(presented: &str) -> String {
+    match forcelink_store::apikey::parse(presented) {
+        Some((id, _)) => format!("api-key:{id}"),
+        None => "unknown".to_owned(),
+    }
+}
+
 /// The caller of `access`, from the request head. `connection` is the path's `{name}`.
 pub(crate) async fn authenticate(
     state: &BrokerState,
@@ -122,13 +131,7 @@ pub(crate) async fn authenticate(
     };
     let Some(key) = state.verify_key(presented).await? else {
         state.metrics().unauthorized.inc();
-        // The id of a well-formed key names it in the log (never the secret); anything else is
-        // one "unknown" group, so a flood of junk cannot grow the log.
-        let actor = match forcelink_store::apikey::parse(presented) {
-            Some((id, _)) => format!("api-key:{id}"),
-            None => "unknown".to_owned(),
-        };
-        state.audit_refusal(&actor, "unauthorized: unknown, malformed or revoked key");
+        state.audit_refusal(&refused_actor(presented), "unauthorized: unknown, malformed or revoked key");
         return Err(ErrorResponse::unauthorized());
     };
     let allowed = match access {

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::access::{SESSION_COOKIE, WebUser, has_capability};
+use crate::access::{SESSION_COOKIE, WebUser, has_capability, refused_actor};
 use crate::api;
 use crate::body::{ConnectionView, Revoked};
 use crate::ids::random_id;
@@ -154,6 +154,11 @@ fn checked(user: &WebUser, form_csrf: Option<&String>) -> Result<(), Response> {
     Ok(())
 }
 
+/// A form posted about connection `name`: its CSRF token matches and the key administers it.
+fn posted_for(user: &WebUser, form: &HashMap<String, String>, name: &str) -> Result<(), Response> {
+    checked(user, form.get("csrf")).and_then(|()| may(&user.key, name))
+}
+
 fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
     if key.allows(name, Scope::Admin) {
         Ok(())
@@ -195,11 +200,7 @@ pub(crate) async fn login(
             return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope.");
         }
         Ok(None) => {
-            let actor = match forcelink_store::apikey::parse(presented) {
-                Some((id, _)) => format!("api-key:{id}"),
-                None => "unknown".to_owned(),
-            };
-            state.audit_refusal(&actor, "web sign-in: unknown, malformed or revoked key");
+            state.audit_refusal(&refused_actor(presented), "web sign-in: unknown, malformed or revoked key");
             return fail(StatusCode::UNAUTHORIZED, "That key is not valid.");
         }
         Err(e) => {
@@ -213,9 +214,7 @@ pub(crate) async fn login(
     let cookies = CookieJar::new()
         .add(page_cookie(&state, SESSION_COOKIE, id, crate::state::SESSION_TTL))
         .add(page_cookie(&state, LOGIN_COOKIE, String::new(), Duration::ZERO));
-    let mut r = (cookies, Redirect::to("/")).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
+    (cookies, Redirect::to("/")).into_response()
 }
 
 /// `POST /logout`.
@@ -230,9 +229,7 @@ pub(crate) async fn logout(
     state.end_session(&user.session_id);
     state.audit(&user.actor(), crate::audit::NO_CONNECTION, AuditAction::WebSignOut, None).await;
     let cookies = CookieJar::new().add(page_cookie(&state, SESSION_COOKIE, String::new(), Duration::ZERO));
-    let mut r = (cookies, Redirect::to("/login")).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
+    (cookies, Redirect::to("/login")).into_response()
 }
 
 fn text(v: &Value) -> String {
@@ -353,7 +350,6 @@ pub(crate) async fn create(
     if let Err(r) = checked(&user, form.get("csrf")) {
         return r;
     }
-    let WebUser { session, key, .. } = user;
     let method = form.get("method").and_then(|m| Method::parse(m)).unwrap_or(Method::Web);
     let mut obj = Map::new();
     obj.insert("method".into(), Value::String(method.as_str().to_owned()));
@@ -375,21 +371,19 @@ pub(crate) async fn create(
     }
     let (name, spec) = match api::spec_from_json(Value::Object(obj), None) {
         Ok(x) => x,
-        Err(e) => return new_form(&session.csrf, &form, Some(&e.message)),
+        Err(e) => return new_form(&user.session.csrf, &form, Some(&e.message)),
     };
-    if let Err(r) = may(&key, &name) {
+    if let Err(r) = may(&user.key, &name) {
         return r;
     }
-    let actor = format!("web:api-key:{}", key.id);
+    let actor = user.actor();
     if let Err(e) = api::create(&state, &actor, &name, &spec).await {
-        return new_form(&session.csrf, &form, Some(&e.message));
+        return new_form(&user.session.csrf, &form, Some(&e.message));
     }
     if method == Method::Web {
         return start_authorization(&state, &name, &actor).await;
     }
-    let mut r = Redirect::to(&format!("/connections/{name}")).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
+    Redirect::to(&format!("/connections/{name}")).into_response()
 }
 
 async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Option<(String, bool)>) -> Response {
@@ -448,11 +442,7 @@ pub(crate) async fn test(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")) {
-        return r;
-    }
-    let WebUser { session, key, .. } = user;
-    if let Err(r) = may(&key, &name) {
+    if let Err(r) = posted_for(&user, &form, &name) {
         return r;
     }
     let notice = match api::test(&state, &name).await {
@@ -460,8 +450,8 @@ pub(crate) async fn test(
         Ok(t) => (format!("Test failed: {}", t.detail), false),
         Err(e) => (format!("Test failed: {}", e.message), false),
     };
-    state.audit(&format!("web:api-key:{}", key.id), &name, AuditAction::ConnectionTested, Some(notice.0.clone())).await;
-    render_detail(&state, &session.csrf, &name, Some(notice)).await
+    state.audit(&user.actor(), &name, AuditAction::ConnectionTested, Some(notice.0.clone())).await;
+    render_detail(&state, &user.session.csrf, &name, Some(notice)).await
 }
 
 /// `POST /connections/{name}/delete`: revokes the tokens, then deletes.
@@ -471,14 +461,10 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")) {
+    if let Err(r) = posted_for(&user, &form, &name) {
         return r;
     }
-    let key = user.key;
-    if let Err(r) = may(&key, &name) {
-        return r;
-    }
-    match api::delete(&state, &format!("web:api-key:{}", key.id), &name, true).await {
+    match api::delete(&state, &user.actor(), &name, true).await {
         Ok(deleted) => {
             let revoked = match deleted.revoked {
                 Some(Revoked::Done(true)) => "its tokens were revoked".to_owned(),
@@ -499,14 +485,10 @@ pub(crate) async fn authorize(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")) {
+    if let Err(r) = posted_for(&user, &form, &name) {
         return r;
     }
-    let key = user.key;
-    if let Err(r) = may(&key, &name) {
-        return r;
-    }
-    start_authorization(&state, &name, &format!("web:api-key:{}", key.id)).await
+    start_authorization(&state, &name, &user.actor()).await
 }
 
 /// Where the org sends the browser back: the configured public URL, never the request's `Host`
@@ -596,6 +578,11 @@ pub(crate) async fn callback(
     message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
 }
 
+/// A form posted about API keys: its CSRF token matches and the key may manage keys.
+fn posted_for_keys(user: &WebUser, form: &HashMap<String, String>) -> Result<(), Response> {
+    checked(user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key))
+}
+
 /// Only a key on every connection with `admin` manages keys.
 fn may_manage_keys(key: &ApiKeyRecord) -> Result<(), Response> {
     if key.all_connections() && key.capabilities.contains(Scope::Admin) {
@@ -655,7 +642,7 @@ pub(crate) async fn keys_create(
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+    if let Err(r) = posted_for_keys(&user, &form) {
         return r;
     }
     let new = crate::keys::NewKey {
@@ -676,15 +663,11 @@ pub(crate) async fn keys_revoke(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+    if let Err(r) = posted_for_keys(&user, &form) {
         return r;
     }
     match crate::keys::revoke(&state, &user.actor(), &id).await {
-        Ok(true) => {
-            let mut r = Redirect::to("/keys").into_response();
-            *r.status_mut() = StatusCode::SEE_OTHER;
-            r
-        }
+        Ok(true) => Redirect::to("/keys").into_response(),
         Ok(false) => message(StatusCode::NOT_FOUND, "Not found", &format!("No API key with id {id}."), None),
         Err(e) => message(e.status, "Not revoked", &e.message, None),
     }
