@@ -13,9 +13,11 @@ use forcelink_auth::error::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {code}: {message}")]
 pub struct ErrorResponse {
+    /// The HTTP status: 4xx when the caller must change something, 5xx when retrying may help.
     pub status: StatusCode,
     /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `bad_request`, …
     pub code: &'static str,
+    /// What went wrong and what to do, for people (5xx answers show a generic text instead).
     pub message: String,
 }
 

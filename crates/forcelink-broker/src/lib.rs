@@ -2,22 +2,58 @@
 //! Workflow engines and services ask the broker for a connection's token by name, or send
 //! their Salesforce requests through it, instead of each holding secrets and renewing tokens.
 //!
-//! - [`state`]: [`BrokerState`] (cheap-clone handle): the store, one [`forcelink_auth::TokenCache`]
-//!   per connection in memory over the shared store, API-key and session caches, counters.
-//! - [`access`]: API keys (`Authorization: Bearer flk_…`) checked against scope and connection.
-//! - [`api`]: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
-//! - [`proxy`]: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
-//! - [`actions`]: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
-//! - [`keys`]: API keys over the API and the page: create (shown once), list, revoke.
-//! - [`web`]: the server-rendered page (askama): sign-in, connections, Authorize (web-server flow).
-//! - [`metrics`]: `/metrics` in the Prometheus text format.
-//! - [`openapi`]: `/v1/openapi.json`, built with utoipa from the route table in [`routes`].
-//! - [`body`]: the JSON bodies the API takes and answers, as types (the document's schemas).
-//! - [`audit`]: token hand-outs counted in memory and written to the audit log in batches.
-//! - [`error`]: [`ErrorResponse`], the JSON error every endpoint answers with.
+//! [`router`] builds the axum router for a [`BrokerState`] (embed it in your own server, or
+//! drive it in tests with `tower::ServiceExt::oneshot`); [`serve`] runs it on a listener until
+//! the shutdown future resolves, then writes the pending audit entries:
 //!
-//! [`router`] builds the axum router for a state; [`serve`] runs it on a listener until the
-//! shutdown future resolves, then writes the pending audit entries.
+//! ```
+//! use std::sync::Arc;
+//!
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use forcelink_auth::{SystemClock, Transport, UrlPolicy};
+//! use forcelink_broker::{BrokerConfig, BrokerState};
+//! use forcelink_store::{MemoryConnectionStore, SecretResolver};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = Arc::new(SystemClock);
+//! let store = Arc::new(MemoryConnectionStore::new(clock.clone()));
+//! let transport = Transport::new(forcelink_auth::wire::default_http_client()?, clock, UrlPolicy::new());
+//! let state = BrokerState::new(BrokerConfig::new(store, transport, SecretResolver::without_env()))?;
+//!
+//! let app: axum::Router = forcelink_broker::router(state);
+//! let answer = app.oneshot(Request::get("/healthz").body(Body::empty())?).await?;
+//! assert_eq!(answer.status(), StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Parts (private modules; the public surface is re-exported here):
+//!
+//! - `state`: [`BrokerState`] (cheap-clone handle): the store, one [`forcelink_auth::TokenCache`]
+//!   per connection in memory over the shared store, API-key and session caches, the counters;
+//!   [`BrokerConfig`], [`Limits`] and their defaults.
+//! - `routes`: the route table — method, path, access rule, documentation and handler of every
+//!   route; the router and the OpenAPI document are both built from it.
+//! - `access`: who may call what — API keys (`Authorization: Bearer flk_…`) checked against scope
+//!   and connection, page sessions (cookie) — run before any body is read.
+//! - `api`: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
+//! - `proxy`: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
+//! - `actions`: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
+//! - `keys`: API keys over the API and the page: create (shown once), list, revoke.
+//! - `web`: the server-rendered page (askama): sign-in, connections, Authorize (web-server
+//!   flow); `page`: rendering and the message page it shares with `access`.
+//! - `metrics`: `/metrics` in the OpenMetrics text format (prometheus-client).
+//! - `openapi`: `/v1/openapi.json` built with utoipa from the routes' documentation it is given
+//!   ([`openapi_document`]).
+//! - `body`: the JSON bodies the API takes and answers, as types (the document's schemas).
+//! - `audit`: token hand-outs counted in memory and written to the audit log in batches.
+//! - `error`: [`ErrorResponse`], the JSON error every endpoint answers with.
+//! - `time` (RFC 3339 through jiff), `ids` (random session ids, CSRF tokens, request ids).
+
+#![warn(missing_docs)]
 
 mod access;
 mod actions;

@@ -104,9 +104,13 @@ impl ConnectionCounters {
 /// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Largest JSON or form body. See [`crate::DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
+    /// Longest wait for a response to start. See [`crate::DEFAULT_REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
+    /// Largest proxied body buffered for a retry after a renewal. See [`DEFAULT_REPLAY_BUFFER_BYTES`].
     pub replay_buffer_bytes: usize,
+    /// Largest proxied request body. See [`DEFAULT_MAX_PROXY_BODY_BYTES`].
     pub max_proxy_body_bytes: u64,
     /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
@@ -129,6 +133,7 @@ impl Default for Limits {
 
 /// What a broker is built from.
 pub struct BrokerConfig {
+    /// Connections, token sets, leases, API keys and the audit log (shared by replicas).
     pub store: Arc<dyn ConnectionStore>,
     /// HTTP client, clock and URL policy for token requests (the clock is the broker's clock).
     pub transport: Transport,
@@ -137,7 +142,9 @@ pub struct BrokerConfig {
     /// The broker's address as browsers reach it (for the OAuth redirect URI); when `None`,
     /// taken from the `Host` header of the Authorize request.
     pub public_url: Option<Url>,
+    /// Size and time limits. Defaults to [`Limits::default`].
     pub limits: Limits,
+    /// How each connection's token cache renews. Defaults to [`CacheConfig::default`].
     pub cache: CacheConfig,
 }
 
@@ -151,6 +158,7 @@ impl fmt::Debug for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// A configuration with no public URL, default limits and default cache settings.
     pub fn new(store: Arc<dyn ConnectionStore>, transport: Transport, secrets: SecretResolver) -> Self {
         Self { store, transport, secrets, public_url: None, limits: Limits::default(), cache: CacheConfig::default() }
     }
@@ -265,10 +273,12 @@ impl Entry {
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 impl BrokerState {
+    /// A broker over `config`. Fails only when the proxy's HTTP client cannot be built (no TLS
+    /// roots, for example).
     pub fn new(config: BrokerConfig) -> Result<Self, ErrorResponse> {
         // The proxy passes bodies through untouched: no decompression, no redirects.
         let proxy_http = reqwest::Client::builder()
