@@ -8,21 +8,21 @@
 //! the connection. A missing or unknown key is 401, a key without the right scope or connection
 //! 403; both as JSON, and both counted for the audit log ([`crate::audit`]).
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
 use forcelink_store::{ApiKeyRecord, Scope};
 
-use crate::error::ApiError;
+use crate::error::ErrorResponse;
+use crate::page::store_down;
 use crate::state::{BrokerState, Session};
 
 /// What a route needs from its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Anyone (health, the OpenAPI document).
     Public,
     /// An API key with this scope: on the `{name}` connection when the path has one, else
@@ -38,7 +38,7 @@ pub enum Access {
 
 impl Access {
     /// The scope an API key needs, if any.
-    pub fn scope(self) -> Option<Scope> {
+    pub(crate) fn scope(self) -> Option<Scope> {
         match self {
             Access::Key(s) | Access::KeyAllConnections(s) => Some(s),
             _ => None,
@@ -48,18 +48,18 @@ impl Access {
 
 /// An authenticated API-key caller.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub key: ApiKeyRecord,
 }
 
 impl Caller {
     /// `api-key:<id>`, for the audit log.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         format!("api-key:{}", self.key.id)
     }
 
     /// Checks `scope` on a connection named in a request body (the path named none).
-    pub fn require(&self, state: &BrokerState, scope: Scope, connection: &str) -> Result<(), ApiError> {
+    pub(crate) fn require(&self, state: &BrokerState, scope: Scope, connection: &str) -> Result<(), ErrorResponse> {
         if self.key.allows(connection, scope) {
             return Ok(());
         }
@@ -69,7 +69,7 @@ impl Caller {
 
 /// A signed-in page user.
 #[derive(Debug, Clone)]
-pub struct WebUser {
+pub(crate) struct WebUser {
     pub session: Session,
     /// The session cookie's value (to end it on sign-out).
     pub session_id: String,
@@ -78,7 +78,7 @@ pub struct WebUser {
 
 impl WebUser {
     /// `web:api-key:<id>`, for the audit log.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         format!("web:api-key:{}", self.key.id)
     }
 }
@@ -95,41 +95,44 @@ fn refuse_forbidden<T>(
     key_id: &str,
     scope: Scope,
     connection: Option<&str>,
-) -> Result<T, ApiError> {
-    state.metrics().forbidden.fetch_add(1, Ordering::Relaxed);
+) -> Result<T, ErrorResponse> {
+    state.metrics().forbidden.inc();
     let reason = match connection {
         Some(c) => format!("forbidden: {scope} on {c:?}"),
         None => format!("forbidden: {scope}"),
     };
     state.audit_refusal(&format!("api-key:{key_id}"), &reason);
-    Err(ApiError::forbidden(scope.as_str(), connection))
+    Err(ErrorResponse::forbidden(scope.as_str(), connection))
+}
+
+/// Who presented a key that was refused, for the audit log: the id of a well-formed key names it
+/// (never the secret); anything else is one "unknown" group, so a flood of junk cannot grow the log.
+pub(crate) fn refused_actor(presented: &str) -> String {
+    match forcelink_store::apikey::parse(presented) {
+        Some((id, _)) => format!("api-key:{id}"),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// The caller of `access`, from the request head. `connection` is the path's `{name}`.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     state: &BrokerState,
     headers: &HeaderMap,
     access: Access,
     connection: Option<&str>,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, ErrorResponse> {
     let Some(scope) = access.scope() else {
-        return Err(ApiError::unauthorized());
+        return Err(ErrorResponse::unauthorized());
     };
     let Some(presented) = bearer(headers) else {
-        state.metrics().unauthorized.fetch_add(1, Ordering::Relaxed);
+        state.metrics().unauthorized.inc();
         state.audit_refusal("anonymous", "unauthorized: no key");
-        return Err(ApiError::unauthorized());
+        return Err(ErrorResponse::unauthorized());
     };
     let Some(key) = state.verify_key(presented).await? else {
-        state.metrics().unauthorized.fetch_add(1, Ordering::Relaxed);
-        // The id of a well-formed key names it in the log (never the secret); anything else is
-        // one "unknown" group, so a flood of junk cannot grow the log.
-        let actor = match forcelink_store::apikey::parse(presented) {
-            Some((id, _)) => format!("api-key:{id}"),
-            None => "unknown".to_owned(),
-        };
-        state.audit_refusal(&actor, "unauthorized: unknown, malformed or revoked key");
-        return Err(ApiError::unauthorized());
+        state.metrics().unauthorized.inc();
+        state.audit_refusal(&refused_actor(presented), "unauthorized: unknown, malformed or revoked key");
+        return Err(ErrorResponse::unauthorized());
     };
     let allowed = match access {
         Access::KeyAllConnections(_) => key.all_connections() && key.capabilities.contains(scope),
@@ -150,7 +153,7 @@ pub async fn authenticate(
 
 /// What [`guard`] checks for one route.
 #[derive(Debug, Clone)]
-pub struct Guard {
+pub(crate) struct Guard {
     pub state: BrokerState,
     pub access: Access,
     /// The route takes a JSON body: another declared content type is refused with 415.
@@ -159,11 +162,15 @@ pub struct Guard {
 
 /// The middleware every route runs: checks `access` from the request head and stores the
 /// [`Caller`] or [`WebUser`] in the request's extensions; refuses otherwise. Never reads the body.
-pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard(
+    State(Guard { state, access, json_body }): State<Guard>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     match access {
         Access::Public | Access::Page => {}
-        Access::Session => match crate::web::signed_in(&state, &parts.headers).await {
+        Access::Session => match signed_in(&state, &parts.headers).await {
             Ok(user) => {
                 parts.extensions.insert(user);
             }
@@ -184,7 +191,7 @@ pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, requ
         && let Some(kind) = parts.headers.get(axum::http::header::CONTENT_TYPE)
         && !kind.to_str().is_ok_and(|k| k.trim_start().to_ascii_lowercase().starts_with("application/json"))
     {
-        return ApiError::new(
+        return ErrorResponse::new(
             axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the body as Content-Type: application/json",
@@ -194,8 +201,31 @@ pub async fn guard(State(Guard { state, access, json_body }): State<Guard>, requ
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The page's session cookie.
+pub(crate) const SESSION_COOKIE: &str = "forcelink_session";
+
+/// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
+/// [`guard`] for every [`Access::Session`] route.
+pub(crate) async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
+    let to_login = || Redirect::to("/login").into_response();
+    let jar = CookieJar::from_headers(headers);
+    let Some(id) = jar.get(SESSION_COOKIE).map(Cookie::value) else { return Err(to_login()) };
+    let Some(session) = state.session(id) else { return Err(to_login()) };
+    // The key may have been revoked since the sign-in.
+    match state.store().api_key(&session.key_id).await {
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
+            Ok(WebUser { session, session_id: id.to_owned(), key })
+        }
+        Ok(_) => {
+            state.end_session(id);
+            Err(to_login())
+        }
+        Err(e) => Err(store_down(&e)),
+    }
+}
+
 /// Whether the key holds `capability` for some connection (for endpoints not about one).
-pub fn has_capability(key: &ApiKeyRecord, capability: Scope) -> bool {
+pub(crate) fn has_capability(key: &ApiKeyRecord, capability: Scope) -> bool {
     key.capabilities.contains(capability)
 }
 

@@ -3,7 +3,6 @@
 //! document) with JSON in and out, on the connection's token cache.
 
 use forcelink_store::AuditAction;
-use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::Json;
@@ -16,40 +15,44 @@ use forcelink_client::actions::ActionName;
 use crate::access::Caller;
 use crate::api::parse_json;
 use crate::body::ActionOutput;
-use crate::error::ApiError;
+use crate::error::ErrorResponse;
 use crate::state::BrokerState;
 
-fn client_error(connection: &str, e: ClientError) -> ApiError {
+fn client_error(connection: &str, e: ClientError) -> ErrorResponse {
     match e {
-        ClientError::InvalidInput(m) => ApiError::bad_request(m),
-        ClientError::Auth(a) => ApiError::auth(connection, &a),
-        ClientError::Api { error, .. } if (400..500).contains(&error.status) && error.status != 401 => ApiError::new(
-            StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
-            "salesforce",
-            format!("{}: {}", error.error_code, error.message),
-        ),
-        ClientError::InsufficientRights { .. } => ApiError::new(StatusCode::FORBIDDEN, "salesforce", e.to_string()),
-        other => ApiError::upstream(other.to_string()),
+        ClientError::InvalidInput(m) => ErrorResponse::bad_request(m),
+        ClientError::Auth(a) => ErrorResponse::auth(connection, &a),
+        ClientError::Api { error, .. } if (400..500).contains(&error.status) && error.status != 401 => {
+            ErrorResponse::new(
+                StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
+                "salesforce",
+                format!("{}: {}", error.error_code, error.message),
+            )
+        }
+        ClientError::InsufficientRights { .. } => {
+            ErrorResponse::new(StatusCode::FORBIDDEN, "salesforce", e.to_string())
+        }
+        other => ErrorResponse::upstream(other.to_string()),
     }
 }
 
 /// The actions handler.
-pub async fn run_action(
+pub(crate) async fn run_action(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path((name, action)): Path<(String, String)>,
     body: Bytes,
-) -> Result<Json<ActionOutput>, ApiError> {
-    let action: ActionName = action.parse().map_err(|e: ClientError| ApiError::not_found(e.to_string()))?;
+) -> Result<Json<ActionOutput>, ErrorResponse> {
+    let action: ActionName = action.parse().map_err(|e: ClientError| ErrorResponse::not_found(e.to_string()))?;
     let input = parse_json(&body)?;
     let entry = state.entry(&name).await?;
     let Some(client) = &entry.client else {
-        return Err(ApiError::conflict(format!(
+        return Err(ErrorResponse::conflict(format!(
             "connection {name:?} has an API version the client cannot use: {}",
             entry.connection.api_version
         )));
     };
-    entry.counters.actions.fetch_add(1, Ordering::Relaxed);
+    entry.counters.actions.inc();
     let result = forcelink_client::actions::run(client, action, input).await;
     let ok = result.is_ok();
     state

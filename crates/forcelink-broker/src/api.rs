@@ -3,7 +3,6 @@
 
 use forcelink_store::AuditAction;
 use forcelink_store::Scope;
-use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::Json;
@@ -21,17 +20,17 @@ use crate::body::{
     ConnectionList, ConnectionView, Deleted, HealthView, LastError, Revoked, Status, TestAnswer, TokenAnswer,
     TokenState, Usage,
 };
-use crate::error::ApiError;
+use crate::error::ErrorResponse;
 use crate::state::BrokerState;
 use crate::time::rfc3339;
 
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> Json<Status> {
+pub(crate) async fn healthz() -> Json<Status> {
     Json(Status { status: "ok".into(), message: None })
 }
 
 /// `GET /readyz`: the store answers too.
-pub async fn readyz(State(state): State<BrokerState>) -> Response {
+pub(crate) async fn readyz(State(state): State<BrokerState>) -> Response {
     match state.store().api_key("readiness-probe").await {
         Ok(_) => Json(Status { status: "ready".into(), message: None }).into_response(),
         Err(e) => {
@@ -47,63 +46,62 @@ pub async fn readyz(State(state): State<BrokerState>) -> Response {
 }
 
 /// Parses a JSON body, or says what is wrong with it.
-pub fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(body: &Bytes) -> Result<Value, ErrorResponse> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("the request needs a JSON body"));
+        return Err(ErrorResponse::bad_request("the request needs a JSON body"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ErrorResponse::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 /// A connection definition from the API or the page: `name` plus forcelink's field names.
 /// Secret fields take values only: `env:` and `file:` references would let a caller read the
 /// broker's environment and files into a request to a server of its choosing.
-pub fn spec_from_json(mut value: Value, name_in_path: Option<&str>) -> Result<(String, ConnectionSpec), ApiError> {
+pub(crate) fn spec_from_json(
+    mut value: Value,
+    name_in_path: Option<&str>,
+) -> Result<(String, ConnectionSpec), ErrorResponse> {
     let Some(obj) = value.as_object_mut() else {
-        return Err(ApiError::bad_request("the connection must be a JSON object"));
+        return Err(ErrorResponse::bad_request("the connection must be a JSON object"));
     };
     let body_name = match obj.remove("name") {
         Some(Value::String(s)) => Some(s),
-        Some(_) => return Err(ApiError::bad_request("`name` must be a string")),
+        Some(_) => return Err(ErrorResponse::bad_request("`name` must be a string")),
         None => None,
     };
     let name = match (name_in_path, body_name) {
         (Some(p), Some(b)) if p != b => {
-            return Err(ApiError::bad_request(format!("the body names {b:?} but the path names {p:?}")));
+            return Err(ErrorResponse::bad_request(format!("the body names {b:?} but the path names {p:?}")));
         }
         (Some(p), _) => p.to_owned(),
         (None, Some(b)) => b,
-        (None, None) => return Err(ApiError::bad_request("the connection needs a `name`")),
+        (None, None) => return Err(ErrorResponse::bad_request("the connection needs a `name`")),
     };
-    validate_name(&name).map_err(|e| ApiError::bad_request(e.0))?;
+    validate_name(&name).map_err(|e| ErrorResponse::bad_request(e.0))?;
     // Empty strings (unfilled form fields) mean "not set".
     obj.retain(|_, v| !matches!(v, Value::String(s) if s.trim().is_empty()) && !v.is_null());
     for field in SECRET_FIELDS {
         if let Some(Value::String(s)) = obj.get(field)
             && !SecretRef::parse(s).is_value()
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(ErrorResponse::bad_request(format!(
                 "{field}: the broker takes secret values only, not env:/file: references"
             )));
         }
     }
     let spec: ConnectionSpec = serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request(format!("not a connection definition: {e}")))?;
+        .map_err(|e| ErrorResponse::bad_request(format!("not a connection definition: {e}")))?;
     Ok((name, spec))
 }
 
 /// Checks that the settings make a usable connection whose every URL obeys the host rule
 /// (https Salesforce hosts, or the origins the operator allowed with `--allow-origin`).
-pub fn validate(state: &BrokerState, name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
-    spec.validate(name, state.transport().policy()).map(|_| ()).map_err(|e| ApiError::bad_request(e.0))
-}
-
-/// What the API shows of a connection (no secret), as JSON (for the page).
-pub async fn describe(state: &BrokerState, stored: &StoredConnection) -> Value {
-    serde_json::to_value(view(state, stored).await).unwrap_or_default()
+pub(crate) fn validate(state: &BrokerState, name: &str, spec: &ConnectionSpec) -> Result<(), ErrorResponse> {
+    spec.validate(name, state.transport().policy()).map(|_| ()).map_err(|e| ErrorResponse::bad_request(e.0))
 }
 
 /// What the API shows of a connection (no secret).
-pub async fn view(state: &BrokerState, stored: &StoredConnection) -> ConnectionView {
+pub(crate) async fn view(state: &BrokerState, stored: &StoredConnection) -> ConnectionView {
     let name = stored.name.as_str();
     let tokens = state.store().load(&stored.name).await.ok().flatten();
     let now = state.now();
@@ -128,9 +126,9 @@ pub async fn view(state: &BrokerState, stored: &StoredConnection) -> ConnectionV
     let entry = state.live_entry(name);
     let health = entry.as_ref().map(|e| e.health()).unwrap_or_default();
     let usage = entry.as_ref().map(|e| Usage {
-        tokens_handed_out: e.counters.tokens.load(Ordering::Relaxed),
-        proxied_requests: e.counters.proxied.load(Ordering::Relaxed),
-        actions: e.counters.actions.load(Ordering::Relaxed),
+        tokens_handed_out: e.counters.tokens.get(),
+        proxied_requests: e.counters.proxied.get(),
+        actions: e.counters.actions.get(),
         salesforce_limit_info: health.limit_info.clone(),
     });
     // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored;
@@ -153,19 +151,19 @@ pub async fn view(state: &BrokerState, stored: &StoredConnection) -> ConnectionV
     }
 }
 
-async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, ApiError> {
+async fn stored(state: &BrokerState, name: &str) -> Result<StoredConnection, ErrorResponse> {
     state
         .store()
         .connection(&ConnectionId::new(name))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no connection named {name:?}")))
+        .ok_or_else(|| ErrorResponse::not_found(format!("no connection named {name:?}")))
 }
 
 /// `GET /v1/connections`: the connections the key administers.
-pub async fn list_connections(
+pub(crate) async fn list_connections(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<ConnectionList>, ApiError> {
+) -> Result<Json<ConnectionList>, ErrorResponse> {
     let mut connections = Vec::new();
     for c in state.store().connections().await? {
         if caller.key.allows(c.name.as_str(), Scope::Admin) {
@@ -176,11 +174,16 @@ pub async fn list_connections(
 }
 
 /// Creates a connection (the page and the API share this).
-pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &ConnectionSpec) -> Result<(), ApiError> {
+pub(crate) async fn create(
+    state: &BrokerState,
+    actor: &str,
+    name: &str,
+    spec: &ConnectionSpec,
+) -> Result<(), ErrorResponse> {
     validate(state, name, spec)?;
     match state.store().put_connection(&ConnectionId::new(name), spec, PutMode::Create).await? {
         PutOutcome::AlreadyExists => {
-            Err(ApiError::conflict(format!("a connection named {name:?} exists; replace it with PUT")))
+            Err(ErrorResponse::conflict(format!("a connection named {name:?} exists; replace it with PUT")))
         }
         _ => {
             state.evict(name);
@@ -191,11 +194,11 @@ pub async fn create(state: &BrokerState, actor: &str, name: &str, spec: &Connect
 }
 
 /// `POST /v1/connections`.
-pub async fn create_connection(
+pub(crate) async fn create_connection(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ErrorResponse> {
     let (name, spec) = spec_from_json(parse_json(&body)?, None)?;
     caller.require(&state, Scope::Admin, &name)?;
     create(&state, &caller.actor(), &name, &spec).await?;
@@ -204,31 +207,35 @@ pub async fn create_connection(
 }
 
 /// `GET /v1/connections/{name}`.
-pub async fn get_connection(
+pub(crate) async fn get_connection(
     State(state): State<BrokerState>,
     Extension(_caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<ConnectionView>, ApiError> {
+) -> Result<Json<ConnectionView>, ErrorResponse> {
     let c = stored(&state, &name).await?;
     Ok(Json(view(&state, &c).await))
 }
 
 /// `PUT /v1/connections/{name}`: replaces the settings; secret fields left out keep their
 /// stored values (they cannot be read back to be sent again).
-pub async fn replace_connection(
+pub(crate) async fn replace_connection(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<ConnectionView>, ApiError> {
+) -> Result<Json<ConnectionView>, ErrorResponse> {
     let (name, submitted) = spec_from_json(parse_json(&body)?, Some(&name))?;
-    submitted.check_urls(&name, state.transport().policy()).map_err(|e| ApiError::bad_request(e.0))?;
+    submitted.check_urls(&name, state.transport().policy()).map_err(|e| ErrorResponse::bad_request(e.0))?;
     let old = state.store().connection(&ConnectionId::new(&name)).await?;
     // Secrets left out keep their stored values, unless the edit moves the connection to
     // another endpoint: then every secret must come again (they never follow a new host).
     let (spec, changed) = match &old {
         Some(old) => old.spec.apply_edit(submitted).map_err(|e| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "secrets_required", format!("connection {name:?}: {e}"))
+            ErrorResponse::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "secrets_required",
+                format!("connection {name:?}: {e}"),
+            )
         })?,
         None => (submitted, Vec::new()),
     };
@@ -253,22 +260,17 @@ pub async fn replace_connection(
     Ok(Json(view(&state, &c).await))
 }
 
-pub use crate::body::DeleteQuery;
-pub use crate::body::TokenQuery;
+pub(crate) use crate::body::DeleteQuery;
+pub(crate) use crate::body::TokenQuery;
 
 /// Revokes a connection's tokens at Salesforce (the refresh token when there is one, which
 /// ends its access tokens too) then deletes it. Returns whether the revocation succeeded.
-pub async fn delete(state: &BrokerState, actor: &str, name: &str, revoke: bool) -> Result<Value, ApiError> {
-    Ok(serde_json::to_value(delete_connection_named(state, actor, name, revoke).await?).unwrap_or_default())
-}
-
-/// [`delete`], typed.
-pub async fn delete_connection_named(
+pub(crate) async fn delete(
     state: &BrokerState,
     actor: &str,
     name: &str,
     revoke: bool,
-) -> Result<Deleted, ApiError> {
+) -> Result<Deleted, ErrorResponse> {
     let c = stored(state, name).await?;
     let mut revoked = None;
     if revoke && let Some(tokens) = state.store().load(&c.name).await? {
@@ -295,7 +297,7 @@ async fn revoke_tokens(
 }
 
 /// Revokes (best effort) and forgets the stored token set of `old`, after its settings changed.
-async fn drop_tokens(state: &BrokerState, old: &StoredConnection) -> Result<(), ApiError> {
+async fn drop_tokens(state: &BrokerState, old: &StoredConnection) -> Result<(), ErrorResponse> {
     if let Some(tokens) = state.store().load(&old.name).await? {
         if let Err(message) = revoke_tokens(state, old, &tokens.set).await {
             tracing::warn!(connection = %old.name, "the old tokens could not be revoked: {message}");
@@ -306,22 +308,17 @@ async fn drop_tokens(state: &BrokerState, old: &StoredConnection) -> Result<(), 
 }
 
 /// `DELETE /v1/connections/{name}[?revoke=false]`.
-pub async fn delete_connection(
+pub(crate) async fn delete_connection(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<DeleteQuery>,
-) -> Result<Json<Deleted>, ApiError> {
-    Ok(Json(delete_connection_named(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
+) -> Result<Json<Deleted>, ErrorResponse> {
+    Ok(Json(delete(&state, &caller.actor(), &name, q.revoke.unwrap_or(true)).await?))
 }
 
 /// Gets a token and calls the REST API's resource list with it.
-pub async fn test(state: &BrokerState, name: &str) -> Result<Value, ApiError> {
-    Ok(serde_json::to_value(test_named(state, name).await?).unwrap_or_default())
-}
-
-/// [`test`], typed.
-pub async fn test_named(state: &BrokerState, name: &str) -> Result<TestAnswer, ApiError> {
+pub(crate) async fn test(state: &BrokerState, name: &str) -> Result<TestAnswer, ErrorResponse> {
     let entry = state.entry(name).await?;
     let issued = state.token(&entry).await?;
     let base = issued.token.instance_url.as_str().trim_end_matches('/');
@@ -361,12 +358,12 @@ pub async fn test_named(state: &BrokerState, name: &str) -> Result<TestAnswer, A
 }
 
 /// `POST /v1/connections/{name}/test`.
-pub async fn test_connection(
+pub(crate) async fn test_connection(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let result = test_named(&state, &name).await?;
+) -> Result<Response, ErrorResponse> {
+    let result = test(&state, &name).await?;
     state.audit(&caller.actor(), &name, AuditAction::ConnectionTested, Some(format!("ok: {}", result.ok))).await;
     let status = if result.ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
     Ok((status, Json(result)).into_response())
@@ -374,18 +371,18 @@ pub async fn test_connection(
 
 /// `GET /v1/connections/{name}/token`: `{access_token, instance_url, token_type, issued_at,
 /// expires_at, fingerprint}` ([`TokenAnswer`]); every hand-out is audited.
-pub async fn get_token(
+pub(crate) async fn get_token(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<TokenQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ErrorResponse> {
     let entry = state.entry(&name).await?;
     if let Some(rejected) = q.rejected.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
         state.report_rejected(&entry, &caller.actor(), rejected)?;
     }
     let issued = state.token(&entry).await?;
-    entry.counters.tokens.fetch_add(1, Ordering::Relaxed);
+    entry.counters.tokens.inc();
     state.audit_handout(&caller.actor(), &name, &issued.fingerprint);
     let body = TokenAnswer {
         access_token: issued.token.access_token.secret().to_owned(),

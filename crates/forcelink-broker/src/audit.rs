@@ -13,20 +13,20 @@
 //! one overflow group per action, so memory and the log stay bounded whatever arrives.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use forcelink_auth::ConnectionId;
 use forcelink_store::{AuditAction, AuditEntry};
+use parking_lot::Mutex;
 
 /// Most groups waiting for a flush; further distinct events share one overflow group. 10 000.
-pub const MAX_GROUPS: usize = 10_000;
+pub(crate) const MAX_GROUPS: usize = 10_000;
 /// The connection column of entries about no connection (API keys, sign-ins, refusals).
-pub const NO_CONNECTION: &str = "*";
+pub(crate) const NO_CONNECTION: &str = "*";
 
 /// What events are grouped by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Group {
+pub(crate) struct Group {
     pub actor: String,
     pub connection: String,
     pub action: AuditAction,
@@ -36,7 +36,7 @@ pub struct Group {
 
 /// A drained group: the entry to write and what to put back if the write fails.
 #[derive(Debug, Clone)]
-pub struct Drained {
+pub(crate) struct Drained {
     pub entry: AuditEntry,
     pub group: Group,
     pub count: u64,
@@ -44,7 +44,7 @@ pub struct Drained {
 
 /// Counts waiting to be written.
 #[derive(Debug, Default)]
-pub struct AuditBuffer {
+pub(crate) struct AuditBuffer {
     counts: Mutex<HashMap<Group, u64>>,
 }
 
@@ -54,12 +54,12 @@ fn times(n: u64) -> String {
 
 impl AuditBuffer {
     /// Counts one event of `group`.
-    pub fn add(&self, group: Group) {
+    pub(crate) fn add(&self, group: Group) {
         self.add_n(group, 1);
     }
 
     fn add_n(&self, mut group: Group, n: u64) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock();
         if let Some(c) = counts.get_mut(&group) {
             *c += n;
             return;
@@ -76,7 +76,7 @@ impl AuditBuffer {
     }
 
     /// Counts a token hand-out.
-    pub fn record(&self, actor: &str, connection: &str, fingerprint: &str) {
+    pub(crate) fn record(&self, actor: &str, connection: &str, fingerprint: &str) {
         self.add(Group {
             actor: actor.to_owned(),
             connection: connection.to_owned(),
@@ -86,8 +86,8 @@ impl AuditBuffer {
     }
 
     /// Takes every count as audit entries stamped `at`.
-    pub fn drain(&self, at: SystemTime) -> Vec<Drained> {
-        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
+    pub(crate) fn drain(&self, at: SystemTime) -> Vec<Drained> {
+        let counts = std::mem::take(&mut *self.counts.lock());
         let mut out: Vec<Drained> = counts
             .into_iter()
             .map(|(group, n)| {
@@ -117,7 +117,7 @@ impl AuditBuffer {
     }
 
     /// Puts a drained group's count back (its write failed).
-    pub fn restore(&self, drained: &Drained) {
+    pub(crate) fn restore(&self, drained: &Drained) {
         self.add_n(drained.group.clone(), drained.count);
     }
 }

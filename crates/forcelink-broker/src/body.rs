@@ -20,25 +20,25 @@ use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder,
 use utoipa::{PartialSchema, ToSchema};
 
 /// A connection name: what [`forcelink_store::connection::validate_name`] accepts.
-pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
 
 /// The URLs the document promises the server takes: https My Domain hosts, which the host rule
 /// always allows. (The server takes more — the login and test hosts, origins allowed with
 /// `--allow-origin` — but a fuzzer needs only values that are certainly accepted.)
-pub const URL_PATTERN: &str = r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$";
+pub(crate) const URL_PATTERN: &str = r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$";
 
 /// A secret value: not an `env:`/`file:` reference, and not blank (blank means "not set").
-pub const SECRET_PATTERN: &str = r"^(?!env:|file:)[\s\S]*\S[\s\S]*$";
+pub(crate) const SECRET_PATTERN: &str = r"^(?!env:|file:)[\s\S]*\S[\s\S]*$";
 
 /// A plain setting (client id, username, scope): not blank.
-pub const TEXT_PATTERN: &str = r"^[\s\S]*\S[\s\S]*$";
+pub(crate) const TEXT_PATTERN: &str = r"^[\s\S]*\S[\s\S]*$";
 
 /// An API version like `64.0`.
-pub const API_VERSION_PATTERN: &str = r"^[0-9]{1,3}\.[0-9]$";
+pub(crate) const API_VERSION_PATTERN: &str = r"^[0-9]{1,3}\.[0-9]$";
 
 /// `GET /healthz` and `GET /readyz`: `ok`, `ready`, or (503) `unavailable` with a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Status {
+pub(crate) struct Status {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -46,13 +46,13 @@ pub struct Status {
 
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// What went wrong: a stable code and a message saying what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// `unauthorized`, `forbidden`, `not_found`, `bad_request`, `conflict`, …
     pub code: String,
     pub message: String,
@@ -60,7 +60,7 @@ pub struct ErrorDetail {
 
 /// `GET /v1/connections/{name}/token`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     pub access_token: String,
     /// The org's origin, without a trailing slash.
     pub instance_url: String,
@@ -76,7 +76,7 @@ pub struct TokenAnswer {
 
 /// The token route's query.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-pub struct TokenQuery {
+pub(crate) struct TokenQuery {
     /// An access token Salesforce refused, or its fingerprint: the broker renews instead of
     /// handing it out again.
     pub rejected: Option<String>,
@@ -84,14 +84,14 @@ pub struct TokenQuery {
 
 /// The delete route's query.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-pub struct DeleteQuery {
+pub(crate) struct DeleteQuery {
     /// Revoke the tokens at Salesforce first (default true).
     pub revoke: Option<bool>,
 }
 
 /// A connection as the API shows it (secrets as `[stored]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ConnectionView {
+pub(crate) struct ConnectionView {
     pub name: String,
     pub method: Option<String>,
     pub environment: Option<String>,
@@ -108,7 +108,7 @@ pub struct ConnectionView {
 
 /// The stored token set, without the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct TokenState {
+pub(crate) struct TokenState {
     pub signed_in: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<String>,
@@ -124,7 +124,7 @@ pub struct TokenState {
 
 /// What this broker saw of the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct HealthView {
+pub(crate) struct HealthView {
     /// The last observation succeeded (or a valid token is stored); null when never used.
     pub ok: Option<bool>,
     pub last_ok: Option<String>,
@@ -133,14 +133,14 @@ pub struct HealthView {
 
 /// The last failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct LastError {
+pub(crate) struct LastError {
     pub at: String,
     pub message: String,
 }
 
 /// This broker's counters for a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub tokens_handed_out: u64,
     pub proxied_requests: u64,
     pub actions: u64,
@@ -150,13 +150,13 @@ pub struct Usage {
 
 /// `GET /v1/connections`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ConnectionList {
+pub(crate) struct ConnectionList {
     pub connections: Vec<ConnectionView>,
 }
 
 /// `DELETE /v1/connections/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Deleted {
+pub(crate) struct Deleted {
     pub deleted: String,
     /// Whether the tokens were revoked at Salesforce; null when none were held or revocation
     /// was not asked for.
@@ -166,7 +166,7 @@ pub struct Deleted {
 /// The outcome of revoking a connection's tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
-pub enum Revoked {
+pub(crate) enum Revoked {
     /// Salesforce answered; `false` when it had nothing to revoke.
     Done(bool),
     /// Revoking failed (the connection is deleted anyway).
@@ -175,7 +175,7 @@ pub enum Revoked {
 
 /// `POST /v1/connections/{name}/test`: 200 when `ok`, 502 otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct TestAnswer {
+pub(crate) struct TestAnswer {
     pub ok: bool,
     pub detail: String,
     pub instance_url: String,
@@ -185,7 +185,7 @@ pub struct TestAnswer {
 
 /// An API key as the API shows it (no secret, no hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ApiKeyView {
+pub(crate) struct ApiKeyView {
     pub id: String,
     pub name: String,
     pub connections: Vec<String>,
@@ -196,7 +196,7 @@ pub struct ApiKeyView {
 
 /// `POST /v1/api-keys`: the key and its text, shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CreatedApiKey {
+pub(crate) struct CreatedApiKey {
     #[serde(flatten)]
     pub view: ApiKeyView,
     /// `flk_<id>_<secret>`.
@@ -205,23 +205,23 @@ pub struct CreatedApiKey {
 
 /// `GET /v1/api-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ApiKeyList {
+pub(crate) struct ApiKeyList {
     pub api_keys: Vec<ApiKeyView>,
 }
 
 /// `DELETE /v1/api-keys/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RevokedKey {
+pub(crate) struct RevokedKey {
     pub revoked: String,
 }
 
-/// A user by id (`005…`, 15 or 18 characters) or by username (email-shaped).
-pub const USER_PATTERN: &str = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$";
+// The `user` fields below take a user by id (`005…`, 15 or 18 characters) or by username
+// (email-shaped); utoipa's `pattern` takes a literal only, so the pattern is written out each time.
 
 /// `create-user` input (forcelink-client's `CreateUser`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateUserInput {
+pub(crate) struct CreateUserInput {
     /// Email-shaped and unique across every Salesforce org.
     #[schema(pattern = r"^[^@\s]+@[^@\s]+$")]
     pub username: String,
@@ -246,7 +246,7 @@ pub struct CreateUserInput {
 /// `update-user` input.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateUserInput {
+pub(crate) struct UpdateUserInput {
     #[schema(pattern = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$")]
     pub user: String,
     /// User fields by API name.
@@ -258,7 +258,7 @@ pub struct UpdateUserInput {
 /// username.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UserInput {
+pub(crate) struct UserInput {
     #[schema(pattern = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$")]
     pub user: String,
 }
@@ -266,7 +266,7 @@ pub struct UserInput {
 /// `reset-password` input: sets `new_password`, or without it has Salesforce generate one.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ResetPasswordInput {
+pub(crate) struct ResetPasswordInput {
     #[schema(pattern = r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?|[^@\s]+@[^@\s]+)$")]
     pub user: String,
     pub new_password: Option<String>,
@@ -275,7 +275,7 @@ pub struct ResetPasswordInput {
 /// `upload-document` input: a new file, optionally linked to a record.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UploadDocumentInput {
+pub(crate) struct UploadDocumentInput {
     pub title: String,
     /// The file name, with its extension.
     pub file_name: String,
@@ -289,35 +289,16 @@ pub struct UploadDocumentInput {
     pub description: Option<String>,
 }
 
-/// The input schema of each action (by its name in the path).
-pub fn action_inputs() -> Vec<(&'static str, crate::routes::BodyType)> {
-    use crate::routes::BodyType;
-    use forcelink_client::actions::ActionName;
-    ActionName::ALL
-        .iter()
-        .map(|a| {
-            let body = match a {
-                ActionName::CreateUser => BodyType::of::<CreateUserInput>(),
-                ActionName::UpdateUser => BodyType::of::<UpdateUserInput>(),
-                ActionName::ResetPassword => BodyType::of::<ResetPasswordInput>(),
-                ActionName::UploadDocument => BodyType::of::<UploadDocumentInput>(),
-                _ => BodyType::of::<UserInput>(),
-            };
-            (a.as_str(), body)
-        })
-        .collect()
-}
-
 /// An action's result: a JSON object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(value_type = Object)]
-pub struct ActionOutput(pub Value);
+pub(crate) struct ActionOutput(pub Value);
 
 /// `POST /v1/connections` and `PUT /v1/connections/{name}`: a connection definition in
 /// forcelink's field names. Parsed by [`crate::api::spec_from_json`]; this type carries its
 /// schema, one variant per `method` from [`Method::fields`] (the list the CLI and the page read).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnectionBody;
+pub(crate) struct ConnectionBody;
 
 /// The settings every method shares (besides its own [`Method::fields`]).
 const SHARED: [(&str, &str); 5] = [
@@ -421,7 +402,7 @@ impl ToSchema for ConnectionBody {
 
 /// `PUT /v1/connections/{name}`: as [`ConnectionBody`], `name` optional (the path names it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnectionEdit;
+pub(crate) struct ConnectionEdit;
 
 impl PartialSchema for ConnectionEdit {
     fn schema() -> RefOr<Schema> {
@@ -438,4 +419,4 @@ impl ToSchema for ConnectionEdit {
 /// `GET /v1/openapi.json`: this document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(value_type = Object)]
-pub struct Document(pub Value);
+pub(crate) struct Document(pub Value);

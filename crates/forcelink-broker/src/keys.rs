@@ -20,17 +20,17 @@ use serde::Deserialize;
 use crate::access::Caller;
 use crate::audit::NO_CONNECTION;
 use crate::body::{ApiKeyList, ApiKeyView, CreatedApiKey, RevokedKey};
-use crate::error::ApiError;
+use crate::error::ErrorResponse;
 use crate::state::BrokerState;
 use crate::time::rfc3339;
 
 /// Longest key name. 200 characters.
-pub const MAX_KEY_NAME_CHARS: usize = 200;
+pub(crate) const MAX_KEY_NAME_CHARS: usize = 200;
 
 /// `POST /v1/api-keys`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewKey {
+pub(crate) struct NewKey {
     /// 1 to 200 printable characters (surrounding spaces are dropped).
     #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$", max_length = 200)]
     pub name: String,
@@ -62,7 +62,7 @@ enum ScopeName {
 }
 
 /// What a key shows of itself (no secret, no hash).
-pub fn view(key: &ApiKeyRecord) -> ApiKeyView {
+pub(crate) fn view(key: &ApiKeyRecord) -> ApiKeyView {
     ApiKeyView {
         id: key.id.clone(),
         name: key.label.clone(),
@@ -83,33 +83,35 @@ fn within(wanted: &Scopes, held: &Scopes) -> bool {
 }
 
 /// Checks a new key's definition against its creator; the key text and its record.
-pub async fn create(
+pub(crate) async fn create(
     state: &BrokerState,
     creator: &ApiKeyRecord,
     actor: &str,
     new: NewKey,
-) -> Result<(String, ApiKeyRecord), ApiError> {
+) -> Result<(String, ApiKeyRecord), ErrorResponse> {
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!("`name` must be 1 to {MAX_KEY_NAME_CHARS} printable characters")));
+        return Err(ErrorResponse::bad_request(format!(
+            "`name` must be 1 to {MAX_KEY_NAME_CHARS} printable characters"
+        )));
     }
     if new.connections.is_empty() {
-        return Err(ApiError::bad_request("`connections` must name at least one connection, or \"*\""));
+        return Err(ErrorResponse::bad_request("`connections` must name at least one connection, or \"*\""));
     }
     let mut connections = BTreeSet::new();
     for c in &new.connections {
         let c = c.trim();
         if c != forcelink_store::apikey::ANY {
-            validate_name(c).map_err(|e| ApiError::bad_request(format!("connections: {}", e.0)))?;
+            validate_name(c).map_err(|e| ErrorResponse::bad_request(format!("connections: {}", e.0)))?;
         }
         connections.insert(c.to_owned());
     }
     if new.scopes.is_empty() {
-        return Err(ApiError::bad_request("`scopes` must name at least one scope, or \"*\""));
+        return Err(ErrorResponse::bad_request("`scopes` must name at least one scope, or \"*\""));
     }
-    let scopes = Scopes::parse(&new.scopes).map_err(ApiError::bad_request)?;
+    let scopes = Scopes::parse(&new.scopes).map_err(ErrorResponse::bad_request)?;
     if !within(&scopes, &creator.capabilities) {
-        return Err(ApiError::new(
+        return Err(ErrorResponse::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
@@ -121,7 +123,7 @@ pub async fn create(
     }
     // The creator is on every connection (the route requires it), so any connection list fits.
     if !creator.all_connections() && !connections.iter().all(|c| creator.allows_connection(c)) {
-        return Err(ApiError::forbidden("admin", Some("*")));
+        return Err(ErrorResponse::forbidden("admin", Some("*")));
     }
     let connections: Vec<String> = connections.into_iter().collect();
     let (secret, record) = forcelink_store::apikey::generate(name, connections, scopes, state.now());
@@ -138,7 +140,7 @@ pub async fn create(
 }
 
 /// Revokes key `id`; `false` when there is no such key.
-pub async fn revoke(state: &BrokerState, actor: &str, id: &str) -> Result<bool, ApiError> {
+pub(crate) async fn revoke(state: &BrokerState, actor: &str, id: &str) -> Result<bool, ErrorResponse> {
     let found = state.store().revoke_api_key(id, state.now()).await?;
     // This broker stops trusting it now, not after the cache's lifetime.
     state.forget_key(id);
@@ -149,14 +151,14 @@ pub async fn revoke(state: &BrokerState, actor: &str, id: &str) -> Result<bool, 
 }
 
 /// `POST /v1/api-keys {"name", "connections", "scopes"}` → 201 with `key`, shown once.
-pub async fn create_key(
+pub(crate) async fn create_key(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ErrorResponse> {
     let value = crate::api::parse_json(&body)?;
     let new: NewKey = serde_json::from_value(value).map_err(|e| {
-        ApiError::bad_request(format!("not a key definition {{\"name\", \"connections\", \"scopes\"}}: {e}"))
+        ErrorResponse::bad_request(format!("not a key definition {{\"name\", \"connections\", \"scopes\"}}: {e}"))
     })?;
     let (text, record) = create(&state, &caller.key, &caller.actor(), new).await?;
     let body = CreatedApiKey { view: view(&record), key: text };
@@ -164,24 +166,24 @@ pub async fn create_key(
 }
 
 /// `GET /v1/api-keys`.
-pub async fn list_keys(
+pub(crate) async fn list_keys(
     State(state): State<BrokerState>,
     Extension(_caller): Extension<Caller>,
-) -> Result<Json<ApiKeyList>, ApiError> {
+) -> Result<Json<ApiKeyList>, ErrorResponse> {
     let keys = state.store().api_keys().await?;
     Ok(Json(ApiKeyList { api_keys: keys.iter().map(view).collect() }))
 }
 
 /// `DELETE /v1/api-keys/{id}`.
-pub async fn revoke_key(
+pub(crate) async fn revoke_key(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<RevokedKey>, ApiError> {
+) -> Result<Json<RevokedKey>, ErrorResponse> {
     if revoke(&state, &caller.actor(), &id).await? {
         Ok(Json(RevokedKey { revoked: id }))
     } else {
-        Err(ApiError::not_found(format!("no API key with id {id:?}")))
+        Err(ErrorResponse::not_found(format!("no API key with id {id:?}")))
     }
 }
 

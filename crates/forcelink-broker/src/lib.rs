@@ -2,37 +2,75 @@
 //! Workflow engines and services ask the broker for a connection's token by name, or send
 //! their Salesforce requests through it, instead of each holding secrets and renewing tokens.
 //!
-//! - [`state`]: [`BrokerState`] (cheap-clone handle): the store, one [`forcelink_auth::TokenCache`]
-//!   per connection in memory over the shared store, API-key and session caches, counters.
-//! - [`access`]: API keys (`Authorization: Bearer flk_…`) checked against scope and connection.
-//! - [`api`]: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
-//! - [`proxy`]: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
-//! - [`actions`]: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
-//! - [`keys`]: API keys over the API and the page: create (shown once), list, revoke.
-//! - [`web`]: the server-rendered page (askama): sign-in, connections, Authorize (web-server flow).
-//! - [`metrics`]: `/metrics` in the Prometheus text format.
-//! - [`openapi`]: `/v1/openapi.json`, built with utoipa from the route table in [`routes`].
-//! - [`body`]: the JSON bodies the API takes and answers, as types (the document's schemas).
-//! - [`audit`]: token hand-outs counted in memory and written to the audit log in batches.
-//! - [`error`]: [`ApiError`], the JSON error every endpoint answers with.
+//! [`router`] builds the axum router for a [`BrokerState`] (embed it in your own server, or
+//! drive it in tests with `tower::ServiceExt::oneshot`); [`serve`] runs it on a listener until
+//! the shutdown future resolves, then writes the pending audit entries:
 //!
-//! [`router`] builds the axum router for a state; [`serve`] runs it on a listener until the
-//! shutdown future resolves, then writes the pending audit entries.
+//! ```
+//! use std::sync::Arc;
+//!
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use forcelink_auth::{SystemClock, Transport, UrlPolicy};
+//! use forcelink_broker::{BrokerConfig, BrokerState};
+//! use forcelink_store::{MemoryConnectionStore, SecretResolver};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = Arc::new(SystemClock);
+//! let store = Arc::new(MemoryConnectionStore::new(clock.clone()));
+//! let transport = Transport::new(forcelink_auth::wire::default_http_client()?, clock, UrlPolicy::new());
+//! let state = BrokerState::new(BrokerConfig::new(store, transport, SecretResolver::without_env()))?;
+//!
+//! let app: axum::Router = forcelink_broker::router(state);
+//! let answer = app.oneshot(Request::get("/healthz").body(Body::empty())?).await?;
+//! assert_eq!(answer.status(), StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Parts (private modules; the public surface is re-exported here):
+//!
+//! - `state`: [`BrokerState`] (cheap-clone handle): the store, one [`forcelink_auth::TokenCache`]
+//!   per connection in memory over the shared store, API-key and session caches, the counters;
+//!   [`BrokerConfig`], [`Limits`] and their defaults.
+//! - `routes`: the route table — method, path, access rule, documentation and handler of every
+//!   route; the router and the OpenAPI document are both built from it.
+//! - `access`: who may call what — API keys (`Authorization: Bearer flk_…`) checked against scope
+//!   and connection, page sessions (cookie) — run before any body is read.
+//! - `api`: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
+//! - `proxy`: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
+//! - `actions`: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
+//! - `keys`: API keys over the API and the page: create (shown once), list, revoke.
+//! - `web`: the server-rendered page (askama): sign-in, connections, Authorize (web-server
+//!   flow); `page`: rendering and the message page it shares with `access`.
+//! - `metrics`: `/metrics` in the OpenMetrics text format (prometheus-client).
+//! - `openapi`: `/v1/openapi.json` built with utoipa from the routes' documentation it is given
+//!   ([`openapi_document`]).
+//! - `body`: the JSON bodies the API takes and answers, as types (the document's schemas).
+//! - `audit`: token hand-outs counted in memory and written to the audit log in batches.
+//! - `error`: [`ErrorResponse`], the JSON error every endpoint answers with.
+//! - `time` (RFC 3339 through jiff), `ids` (random session ids, CSRF tokens, request ids).
 
-pub mod access;
-pub mod actions;
-pub mod api;
-pub mod audit;
-pub mod body;
-pub mod error;
-pub mod keys;
-pub mod metrics;
-pub mod openapi;
-pub mod proxy;
-pub mod routes;
-pub mod state;
-pub mod time;
-pub mod web;
+#![warn(missing_docs)]
+
+mod access;
+mod actions;
+mod api;
+mod audit;
+mod body;
+mod error;
+mod ids;
+mod keys;
+mod metrics;
+mod openapi;
+mod page;
+mod proxy;
+mod routes;
+mod state;
+mod time;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,8 +82,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-pub use error::ApiError;
-pub use state::{BrokerConfig, BrokerState, Limits};
+pub use error::ErrorResponse;
+pub use state::{
+    BrokerConfig, BrokerState, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES,
+    DEFAULT_REPLAY_BUFFER_BYTES, Limits, REJECTED_REPORT_INTERVAL,
+};
 
 /// Largest JSON or form body the API and the page accept. 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -56,6 +97,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// same-origin forms; no script, no frames, no base URL tricks.
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The broker's OpenAPI document (what `GET /v1/openapi.json` answers), as JSON.
+pub fn openapi_document() -> serde_json::Value {
+    routes::document()
+}
 
 /// The broker's routes over `state`.
 pub fn router(state: BrokerState) -> Router {
@@ -69,8 +115,8 @@ pub fn router(state: BrokerState) -> Router {
 }
 
 /// Unknown paths: the JSON error.
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no such endpoint: {}; see /v1/openapi.json", uri.path()))
+async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse::not_found(format!("no such endpoint: {}; see /v1/openapi.json", uri.path()))
 }
 
 /// Whether `path` belongs to the JSON API (its errors are JSON whoever produced them). Proxied
@@ -106,7 +152,7 @@ async fn answers(request: Request, next: Next) -> Response {
             s if s.is_server_error() => ("internal", "internal error".to_owned()),
             _ => ("bad_request", "the request is not valid; see /v1/openapi.json".to_owned()),
         };
-        response = ApiError::new(status, code, message).into_response();
+        response = ErrorResponse::new(status, code, message).into_response();
         if let Some(allow) = allow {
             response.headers_mut().insert(header::ALLOW, allow);
         }
@@ -124,7 +170,7 @@ async fn timeout(State(state): State<BrokerState>, request: Request, next: Next)
     let limit = state.limits().request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::timeout(limit).into_response(),
+        Err(_) => ErrorResponse::timeout(limit).into_response(),
     }
 }
 

@@ -1,141 +1,139 @@
-//! `/metrics` in the Prometheus text format: token renewals, failures and cache hits (from each
-//! connection's cache), token hand-outs, proxied requests with their latency, actions, and
-//! refused API keys.
+//! `/metrics` in the OpenMetrics text format (prometheus-client): token renewals, failures and
+//! cache hits (from each connection's cache), token hand-outs, proxied requests with their
+//! latency, actions, and refused API keys. Every family carries a `connection` label except the
+//! refusals (`status`: 401 or 403).
+//!
+//! The values live where they are counted — the connection's [`crate::state::Entry`] (its
+//! cache's stats and [`crate::state::ConnectionCounters`]) and [`crate::state::Metrics`] — so a
+//! scrape reads them through a [`Collector`] instead of keeping a second copy in a registry.
+//! Counters are named without `_total`: the encoder appends it, so the samples keep their names
+//! (`forcelink_token_renewals_total{connection="prod"} 3`).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::fmt::{self, Write};
+
+use forcelink_auth::CacheStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::registry::Registry;
 
 use crate::state::BrokerState;
 
-/// Upper bounds (seconds) of the proxy latency histogram.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+/// The `Content-Type` of the exposition.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Broker-wide counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub unauthorized: AtomicU64,
-    pub forbidden: AtomicU64,
-}
+/// A label value with `\`, `"` and newlines escaped, as the text format requires (the encoder
+/// writes values as they are).
+#[derive(Debug)]
+struct Escaped<'a>(&'a str);
 
-/// One connection's counters.
-#[derive(Debug, Default)]
-pub struct ConnectionCounters {
-    pub tokens: AtomicU64,
-    pub proxied: AtomicU64,
-    pub proxy_errors: AtomicU64,
-    pub actions: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_micros_sum: AtomicU64,
-    latency_count: AtomicU64,
-}
-
-impl ConnectionCounters {
-    /// Records the time until a proxied answer's headers arrived.
-    pub fn observe_proxy_latency(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_micros_sum.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+        encoder.write_str(&self.0.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
     }
 }
 
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// Reads the broker's counters at scrape time.
+#[derive(Debug)]
+struct Counters(BrokerState);
+
+/// One counter family: `name` with a value per connection.
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (String, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (connection, value) in values {
+        let labels = [("connection", Escaped(&connection))];
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
-/// The whole exposition text.
-pub fn render(state: &BrokerState) -> String {
+impl Collector for Counters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let entries = self.0.entries();
+        let stats: Vec<(String, CacheStats)> = entries.iter().map(|(n, e)| (n.clone(), e.cache.stats())).collect();
+        let from_cache = |f: fn(&CacheStats) -> u64| stats.iter().map(move |(n, s)| (n.clone(), f(s)));
+        let from_counters = |f: fn(&crate::state::ConnectionCounters) -> u64| {
+            entries.iter().map(move |(n, e)| (n.clone(), f(&e.counters)))
+        };
+        counter_family(
+            &mut encoder,
+            "forcelink_token_renewals",
+            "Token requests to Salesforce that succeeded.",
+            from_cache(|s| s.renewals),
+        )?;
+        counter_family(
+            &mut encoder,
+            "forcelink_token_renewal_failures",
+            "Token requests to Salesforce that failed.",
+            from_cache(|s| s.failures),
+        )?;
+        counter_family(
+            &mut encoder,
+            "forcelink_token_cache_hits",
+            "Tokens answered from memory.",
+            from_cache(|s| s.hits),
+        )?;
+        counter_family(
+            &mut encoder,
+            "forcelink_token_adopted",
+            "Renewals avoided because another process or replica had already renewed.",
+            from_cache(|s| s.adopted),
+        )?;
+        counter_family(
+            &mut encoder,
+            "forcelink_tokens_handed_out",
+            "Tokens handed out by GET /v1/connections/{name}/token.",
+            from_counters(|c| c.tokens.get()),
+        )?;
+        counter_family(
+            &mut encoder,
+            "forcelink_proxy_requests",
+            "Requests proxied to Salesforce.",
+            from_counters(|c| c.proxied.get()),
+        )?;
+        counter_family(
+            &mut encoder,
+            "forcelink_proxy_errors",
+            "Proxied requests that got no answer from Salesforce.",
+            from_counters(|c| c.proxy_errors.get()),
+        )?;
+        counter_family(&mut encoder, "forcelink_actions", "Actions run.", from_counters(|c| c.actions.get()))?;
+        let mut latency = encoder.encode_descriptor(
+            "forcelink_proxy_latency_seconds",
+            "Time until Salesforce's answer headers arrived.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (connection, entry) in &entries {
+            let labels = [("connection", Escaped(connection))];
+            entry.counters.proxy_latency.encode(latency.encode_family(&labels)?)?;
+        }
+        let metrics = self.0.metrics();
+        let mut refusals = encoder.encode_descriptor(
+            "forcelink_api_key_refusals",
+            "Requests refused for a missing or wrong API key (401) or scope (403).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (status, counter) in [("401", &metrics.unauthorized), ("403", &metrics.forbidden)] {
+            counter.encode(refusals.encode_family(&[("status", status)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole exposition text, ending with `# EOF`.
+pub(crate) fn render(state: &BrokerState) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Counters(state.clone())));
     let mut out = String::new();
-    let entries = state.entries();
-    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let per = |f: &dyn Fn(&crate::state::Entry) -> u64| -> Vec<(String, String)> {
-        entries.iter().map(|(n, e)| (format!("{{connection=\"{}\"}}", label(n)), f(e).to_string())).collect()
-    };
-    family(
-        "forcelink_token_renewals_total",
-        "counter",
-        "Token requests to Salesforce that succeeded.",
-        per(&|e| e.cache.stats().renewals),
-    );
-    family(
-        "forcelink_token_renewal_failures_total",
-        "counter",
-        "Token requests to Salesforce that failed.",
-        per(&|e| e.cache.stats().failures),
-    );
-    family(
-        "forcelink_token_cache_hits_total",
-        "counter",
-        "Tokens answered from memory.",
-        per(&|e| e.cache.stats().hits),
-    );
-    family(
-        "forcelink_token_adopted_total",
-        "counter",
-        "Renewals avoided because another process or replica had already renewed.",
-        per(&|e| e.cache.stats().adopted),
-    );
-    family(
-        "forcelink_tokens_handed_out_total",
-        "counter",
-        "Tokens handed out by GET /v1/connections/{name}/token.",
-        per(&|e| e.counters.tokens.load(Ordering::Relaxed)),
-    );
-    family(
-        "forcelink_proxy_requests_total",
-        "counter",
-        "Requests proxied to Salesforce.",
-        per(&|e| e.counters.proxied.load(Ordering::Relaxed)),
-    );
-    family(
-        "forcelink_proxy_errors_total",
-        "counter",
-        "Proxied requests that got no answer from Salesforce.",
-        per(&|e| e.counters.proxy_errors.load(Ordering::Relaxed)),
-    );
-    family("forcelink_actions_total", "counter", "Actions run.", per(&|e| e.counters.actions.load(Ordering::Relaxed)));
-    let mut hist = Vec::new();
-    for (n, e) in &entries {
-        let c = &e.counters;
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            hist.push((
-                format!("_bucket{{connection=\"{}\",le=\"{bound}\"}}", label(n)),
-                c.latency_buckets[i].load(Ordering::Relaxed).to_string(),
-            ));
-        }
-        let count = c.latency_count.load(Ordering::Relaxed).to_string();
-        hist.push((format!("_bucket{{connection=\"{}\",le=\"+Inf\"}}", label(n)), count.clone()));
-        let sum = c.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
-        hist.push((format!("_sum{{connection=\"{}\"}}", label(n)), format!("{sum}")));
-        hist.push((format!("_count{{connection=\"{}\"}}", label(n)), count));
-    }
-    let _ = writeln!(
-        out,
-        "# HELP forcelink_proxy_latency_seconds Time until Salesforce's answer headers arrived.\n\
-         # TYPE forcelink_proxy_latency_seconds histogram"
-    );
-    for (suffix, value) in hist {
-        let _ = writeln!(out, "forcelink_proxy_latency_seconds{suffix} {value}");
-    }
-    let m = state.metrics();
-    let _ = writeln!(
-        out,
-        "# HELP forcelink_api_key_refusals_total Requests refused for a missing or wrong API key (401) or scope (403).\n\
-         # TYPE forcelink_api_key_refusals_total counter\n\
-         forcelink_api_key_refusals_total{{status=\"401\"}} {}\n\
-         forcelink_api_key_refusals_total{{status=\"403\"}} {}",
-        m.unauthorized.load(Ordering::Relaxed),
-        m.forbidden.load(Ordering::Relaxed)
-    );
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
     out
 }

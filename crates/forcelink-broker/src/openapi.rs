@@ -1,11 +1,13 @@
-//! `/v1/openapi.json`: an OpenAPI 3.1 document built with utoipa from the route table
-//! ([`crate::routes::docs`]) — every documented route with its parameters, scope, request body
-//! and every answer it gives — and the schemas of the body types in [`crate::body`], which the
-//! handlers return, so the document says what is sent.
+//! `/v1/openapi.json`: an OpenAPI 3.1 document built with utoipa from the route documentation
+//! it is given ([`RouteDoc`]s: the route table in [`crate::routes`] passes its own) — every
+//! documented route with its parameters, scope, request body and every answer it gives — and
+//! the schemas of the body types in [`crate::body`], which the handlers return, so the document
+//! says what is sent. [`RouteDoc`] and its builder methods are what the table declares with.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use axum::Json;
+use utoipa::ToSchema;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
@@ -15,8 +17,149 @@ use utoipa::openapi::{
     ResponseBuilder,
 };
 
-use crate::body::ErrorBody;
-use crate::routes::{Answer, BodyType, RouteDoc, docs};
+use crate::access::Access;
+use crate::body::{ErrorBody, NAME_PATTERN};
+
+/// A JSON body type with its schema (see [`crate::body`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyType {
+    /// The schema's name in the document's components.
+    pub name: fn() -> Cow<'static, str>,
+    /// Adds the type's schema and those it refers to.
+    pub schemas: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+fn collect_schemas<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+    out.push((T::name().into_owned(), T::schema()));
+    T::schemas(out);
+}
+
+impl BodyType {
+    pub(crate) fn of<T: ToSchema>() -> Self {
+        BodyType { name: T::name, schemas: collect_schemas::<T> }
+    }
+    pub(crate) fn collect(&self, out: &mut Vec<(String, RefOr<Schema>)>) {
+        (self.schemas)(out)
+    }
+}
+
+/// What a route answers with one status.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    /// One of these JSON bodies.
+    Json(Vec<BodyType>),
+    /// The JSON error, [`crate::body::ErrorBody`].
+    Error,
+    /// Text of this content type.
+    Text(&'static str),
+    /// Whatever Salesforce answered (the proxy).
+    Any,
+}
+
+/// A parameter's schema.
+pub(crate) type ParamSchema = fn() -> RefOr<Schema>;
+
+/// What the OpenAPI document says about a route.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteDoc {
+    /// `GET`, `POST`, … or `ANY`.
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Part of the JSON API (documented), or of the web page (not documented).
+    pub api: bool,
+    /// A JSON request body is expected.
+    pub body: bool,
+    /// Its type.
+    pub request: Option<BodyType>,
+    /// Every status the route answers, with what comes with it.
+    pub answers: Vec<(u16, Answer)>,
+    /// Path parameters whose schema is not a plain string.
+    pub path_params: Vec<(&'static str, ParamSchema)>,
+    /// Optional query parameters: name, description, schema.
+    pub query: Vec<(&'static str, &'static str, ParamSchema)>,
+    /// A path parameter whose value picks the request body: the document shows one path per
+    /// value (e.g. one per action, each with its input), as a schema cannot tie a body to a
+    /// path parameter.
+    pub variants: Option<(&'static str, Vec<(&'static str, BodyType)>)>,
+}
+
+pub(crate) fn doc(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
+    let path_params: Vec<(&'static str, ParamSchema)> =
+        if path.contains("{name}") { vec![("name", name_schema as ParamSchema)] } else { Vec::new() };
+    RouteDoc {
+        method,
+        path,
+        summary,
+        access,
+        api: true,
+        body: false,
+        request: None,
+        answers: Vec::new(),
+        path_params,
+        query: Vec::new(),
+        variants: None,
+    }
+}
+
+pub(crate) fn page(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
+    RouteDoc { api: false, path_params: Vec::new(), ..doc(method, path, access, summary) }
+}
+
+fn name_schema() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).pattern(Some(NAME_PATTERN)).into()
+}
+
+impl RouteDoc {
+    /// Takes a JSON body of type `T`.
+    pub(crate) fn takes<T: ToSchema>(mut self) -> Self {
+        self.body = true;
+        self.request = Some(BodyType::of::<T>());
+        self
+    }
+    /// Answers `status` with a `T`.
+    pub(crate) fn ok<T: ToSchema>(mut self, status: u16) -> Self {
+        self.answers.push((status, Answer::Json(vec![BodyType::of::<T>()])));
+        self
+    }
+    pub(crate) fn answer(mut self, status: u16, answer: Answer) -> Self {
+        self.answers.push((status, answer));
+        self
+    }
+    /// Answers these statuses with the JSON error. Key routes add 401, 403 and 503 (the key
+    /// store, or the time limit), routes with a body 400, 413 and 415 (by themselves).
+    pub(crate) fn errors(mut self, statuses: &[u16]) -> Self {
+        let mut all: Vec<u16> = statuses.to_vec();
+        if self.access.scope().is_some() {
+            all.extend([401, 403, 503]);
+        }
+        if self.body {
+            all.extend([400, 413, 415]);
+        }
+        if self.path.contains('{') {
+            all.push(404);
+        }
+        all.sort_unstable();
+        all.dedup();
+        for s in all {
+            if !self.answers.iter().any(|(have, _)| *have == s) {
+                self.answers.push((s, Answer::Error));
+            }
+        }
+        self
+    }
+    pub(crate) fn query(mut self, name: &'static str, description: &'static str, schema: ParamSchema) -> Self {
+        self.query.push((name, description, schema));
+        self
+    }
+    pub(crate) fn variants(mut self, param: &'static str, bodies: Vec<(&'static str, BodyType)>) -> Self {
+        self.body = true;
+        self.variants = Some((param, bodies));
+        self
+    }
+}
 
 /// Methods an `ANY` route is documented with.
 const ANY_METHODS: [HttpMethod; 5] =
@@ -133,12 +276,11 @@ fn operation(
     op.build()
 }
 
-/// The document, as utoipa's model.
-pub fn openapi() -> OpenApi {
+/// The document of `routes`, as utoipa's model.
+pub(crate) fn openapi(routes: &[RouteDoc]) -> OpenApi {
     let mut items: BTreeMap<String, Vec<(HttpMethod, utoipa::openapi::path::Operation)>> = BTreeMap::new();
     let mut schemas = Vec::new();
     BodyType::of::<ErrorBody>().collect(&mut schemas);
-    let routes = docs();
     for d in routes.iter().filter(|d| d.api) {
         let methods: Vec<HttpMethod> = if d.method == "ANY" {
             ANY_METHODS.to_vec()
@@ -212,11 +354,7 @@ pub fn openapi() -> OpenApi {
         .build()
 }
 
-/// The document as JSON.
-pub fn document() -> serde_json::Value {
-    serde_json::to_value(openapi()).unwrap_or_default()
-}
-
-pub async fn handler() -> Json<serde_json::Value> {
-    Json(document())
+/// The document of `routes` as JSON.
+pub(crate) fn document(routes: &[RouteDoc]) -> serde_json::Value {
+    serde_json::to_value(openapi(routes)).unwrap_or_default()
 }

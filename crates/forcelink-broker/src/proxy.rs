@@ -10,8 +10,6 @@
 //! sees, and a caller must not speak for it. Every proxied request is counted for the audit log
 //! (method, path with query values removed, final status, key id; never bodies).
 
-use std::sync::atomic::Ordering;
-
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
@@ -21,7 +19,7 @@ use futures_util::TryStreamExt;
 use tokio::time::Instant;
 
 use crate::access::Caller;
-use crate::error::ApiError;
+use crate::error::ErrorResponse;
 use crate::state::BrokerState;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus the ones the broker
@@ -40,7 +38,7 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Why a proxied path is refused, or `None` when it is fine. `path` is the raw (still
 /// percent-encoded) text after `/sf/`.
-pub fn check_path(path: &str) -> Option<&'static str> {
+pub(crate) fn check_path(path: &str) -> Option<&'static str> {
     let lower = path.to_ascii_lowercase();
     if !path.starts_with("services/") {
         return Some("only services/… paths can be proxied");
@@ -58,7 +56,7 @@ pub fn check_path(path: &str) -> Option<&'static str> {
 }
 
 /// Methods the proxy forwards; the REST, Bulk and Apex REST APIs need no others.
-pub const FORWARDED_METHODS: [Method; 6] =
+pub(crate) const FORWARDED_METHODS: [Method; 6] =
     [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
 
 fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
@@ -72,7 +70,7 @@ fn is_forwarding(name: &HeaderName) -> bool {
 }
 
 /// `path?name=…&other=…`: the query's names kept, its values (record ids, SOQL, …) removed.
-pub fn audit_path(path: &str, query: Option<&str>) -> String {
+pub(crate) fn audit_path(path: &str, query: Option<&str>) -> String {
     let Some(query) = query.filter(|q| !q.is_empty()) else { return path.to_owned() };
     let names: Vec<String> = query
         .split('&')
@@ -129,14 +127,14 @@ enum Outgoing {
 }
 
 /// The proxy handler: forwards, then counts the request with its final status for the audit log.
-pub async fn proxy(
+pub(crate) async fn proxy(
     State(state): State<BrokerState>,
     Path((name, _path)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     // The guard checked the key before the body was touched.
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
-        return ApiError::unauthorized().into_response();
+        return ErrorResponse::unauthorized().into_response();
     };
     let method = request.method().clone();
     let raw = request.uri().path();
@@ -147,11 +145,11 @@ pub async fn proxy(
     response
 }
 
-async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Response, ApiError> {
+async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Response, ErrorResponse> {
     let state = state.clone();
     let (parts, body) = request.into_parts();
     if !FORWARDED_METHODS.contains(&parts.method) {
-        return Err(ApiError::new(
+        return Err(ErrorResponse::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("the proxy forwards only GET, HEAD, POST, PUT, PATCH and DELETE, not {}", parts.method),
@@ -161,16 +159,16 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
     let raw = parts.uri.path();
     let prefix = format!("/v1/connections/{name}/sf/");
     let Some(rest) = raw.strip_prefix(&prefix) else {
-        return Err(ApiError::bad_request("the proxied path must follow /v1/connections/{name}/sf/"));
+        return Err(ErrorResponse::bad_request("the proxied path must follow /v1/connections/{name}/sf/"));
     };
     if let Some(reason) = check_path(rest) {
-        return Err(ApiError::bad_request(format!("refused path {rest:?}: {reason}")));
+        return Err(ErrorResponse::bad_request(format!("refused path {rest:?}: {reason}")));
     }
     let entry = state.entry(name).await?;
     let limits = state.limits().clone();
     let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if length.is_some_and(|l| l > limits.max_proxy_body_bytes) {
-        return Err(ApiError::new(
+        return Err(ErrorResponse::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("proxied bodies are limited to {} bytes", limits.max_proxy_body_bytes),
@@ -185,7 +183,7 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
         Outgoing::Buffered(
             axum::body::to_bytes(body, limits.replay_buffer_bytes)
                 .await
-                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?,
+                .map_err(|e| ErrorResponse::bad_request(format!("reading the request body: {e}")))?,
         )
     } else {
         Outgoing::Streamed(body)
@@ -232,9 +230,9 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                entry.counters.proxy_errors.fetch_add(1, Ordering::Relaxed);
+                entry.counters.proxy_errors.inc();
                 entry.record_error(state.now(), format!("proxy: {e}"));
-                return Err(ApiError::upstream(format!("could not reach Salesforce: {e}")));
+                return Err(ErrorResponse::upstream(format!("could not reach Salesforce: {e}")));
             }
         };
         if resp.status() == StatusCode::UNAUTHORIZED && attempt == 1 && replay.is_some() {
@@ -244,7 +242,7 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
         }
         break resp;
     };
-    entry.counters.proxied.fetch_add(1, Ordering::Relaxed);
+    entry.counters.proxied.inc();
     entry.counters.observe_proxy_latency(started.elapsed());
     if let Some(info) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()) {
         entry.record_limit_info(info.to_owned());

@@ -3,162 +3,18 @@
 //! the OpenAPI document are both built from it, so neither the document nor the checks can
 //! drift from what is served.
 
-use std::borrow::Cow;
-
 use axum::Router;
 use axum::middleware;
 use axum::routing::{MethodRouter, any, delete, get, post, put};
+use forcelink_client::actions::ActionName;
 use forcelink_store::Scope;
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::PartialSchema;
 
 use crate::access::{Access, Caller, Guard};
-
-use crate::body::{self, *};
+use crate::body::*;
+use crate::openapi::{Answer, BodyType, ParamSchema, RouteDoc, doc, page};
 use crate::state::BrokerState;
 use crate::{actions, api, keys, metrics, openapi, proxy, web};
-
-/// A JSON body type with its schema (see [`crate::body`]).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyType {
-    /// The schema's name in the document's components.
-    pub name: fn() -> Cow<'static, str>,
-    /// Adds the type's schema and those it refers to.
-    pub schemas: fn(&mut Vec<(String, RefOr<Schema>)>),
-}
-
-fn collect_schemas<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
-    out.push((T::name().into_owned(), T::schema()));
-    T::schemas(out);
-}
-
-impl BodyType {
-    pub fn of<T: ToSchema>() -> Self {
-        BodyType { name: T::name, schemas: collect_schemas::<T> }
-    }
-    pub fn collect(&self, out: &mut Vec<(String, RefOr<Schema>)>) {
-        (self.schemas)(out)
-    }
-}
-
-/// What a route answers with one status.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// One of these JSON bodies.
-    Json(Vec<BodyType>),
-    /// The JSON error, [`crate::body::ErrorBody`].
-    Error,
-    /// Text of this content type.
-    Text(&'static str),
-    /// Whatever Salesforce answered (the proxy).
-    Any,
-}
-
-/// A parameter's schema.
-pub type ParamSchema = fn() -> RefOr<Schema>;
-
-/// What the OpenAPI document says about a route.
-#[derive(Debug, Clone)]
-pub struct RouteDoc {
-    /// `GET`, `POST`, … or `ANY`.
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    /// Who may call it.
-    pub access: Access,
-    /// Part of the JSON API (documented), or of the web page (not documented).
-    pub api: bool,
-    /// A JSON request body is expected.
-    pub body: bool,
-    /// Its type.
-    pub request: Option<BodyType>,
-    /// Every status the route answers, with what comes with it.
-    pub answers: Vec<(u16, Answer)>,
-    /// Path parameters whose schema is not a plain string.
-    pub path_params: Vec<(&'static str, ParamSchema)>,
-    /// Optional query parameters: name, description, schema.
-    pub query: Vec<(&'static str, &'static str, ParamSchema)>,
-    /// A path parameter whose value picks the request body: the document shows one path per
-    /// value (e.g. one per action, each with its input), as a schema cannot tie a body to a
-    /// path parameter.
-    pub variants: Option<(&'static str, Vec<(&'static str, BodyType)>)>,
-}
-
-fn doc(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
-    let path_params: Vec<(&'static str, ParamSchema)> =
-        if path.contains("{name}") { vec![("name", name_schema as ParamSchema)] } else { Vec::new() };
-    RouteDoc {
-        method,
-        path,
-        summary,
-        access,
-        api: true,
-        body: false,
-        request: None,
-        answers: Vec::new(),
-        path_params,
-        query: Vec::new(),
-        variants: None,
-    }
-}
-
-fn page(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
-    RouteDoc { api: false, path_params: Vec::new(), ..doc(method, path, access, summary) }
-}
-
-fn name_schema() -> RefOr<Schema> {
-    ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).pattern(Some(body::NAME_PATTERN)).into()
-}
-
-impl RouteDoc {
-    /// Takes a JSON body of type `T`.
-    fn takes<T: ToSchema>(mut self) -> Self {
-        self.body = true;
-        self.request = Some(BodyType::of::<T>());
-        self
-    }
-    /// Answers `status` with a `T`.
-    fn ok<T: ToSchema>(mut self, status: u16) -> Self {
-        self.answers.push((status, Answer::Json(vec![BodyType::of::<T>()])));
-        self
-    }
-    fn answer(mut self, status: u16, answer: Answer) -> Self {
-        self.answers.push((status, answer));
-        self
-    }
-    /// Answers these statuses with the JSON error. Key routes add 401, 403 and 503 (the key
-    /// store, or the time limit), routes with a body 400, 413 and 415 (by themselves).
-    fn errors(mut self, statuses: &[u16]) -> Self {
-        let mut all: Vec<u16> = statuses.to_vec();
-        if self.access.scope().is_some() {
-            all.extend([401, 403, 503]);
-        }
-        if self.body {
-            all.extend([400, 413, 415]);
-        }
-        if self.path.contains('{') {
-            all.push(404);
-        }
-        all.sort_unstable();
-        all.dedup();
-        for s in all {
-            if !self.answers.iter().any(|(have, _)| *have == s) {
-                self.answers.push((s, Answer::Error));
-            }
-        }
-        self
-    }
-    fn query(mut self, name: &'static str, description: &'static str, schema: ParamSchema) -> Self {
-        self.query.push((name, description, schema));
-        self
-    }
-    fn variants(mut self, param: &'static str, bodies: Vec<(&'static str, BodyType)>) -> Self {
-        self.body = true;
-        self.variants = Some((param, bodies));
-        self
-    }
-}
 
 const PUBLIC: Access = Access::Public;
 const ADMIN: Access = Access::Key(Scope::Admin);
@@ -176,13 +32,15 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             get(api::readyz),
         ),
         (
-            doc("GET", "/metrics", KEYS, "Prometheus metrics").answer(200, Answer::Text("text/plain")).errors(&[]),
+            doc("GET", "/metrics", KEYS, "Prometheus metrics")
+                .answer(200, Answer::Text("application/openmetrics-text"))
+                .errors(&[]),
             get(metrics_handler),
         ),
         (
             doc("GET", "/v1/openapi.json", PUBLIC, "This document")
                 .answer(200, Answer::Json(vec![BodyType::of::<Document>()])),
-            get(openapi::handler),
+            get(openapi_handler),
         ),
         (
             doc("GET", "/v1/connections", ADMIN, "List connections").ok::<ConnectionList>(200).errors(&[]),
@@ -247,7 +105,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         ),
         (
             doc("POST", "/v1/connections/{name}/actions/{action}", Access::Key(Scope::Actions), "Run an action")
-                .variants("action", body::action_inputs())
+                .variants("action", action_inputs())
                 .ok::<ActionOutput>(200)
                 .errors(&[409, 502]),
             post(actions::run_action),
@@ -284,15 +142,32 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
     ]
 }
 
+/// The input schema of each action (by its name in the path).
+fn action_inputs() -> Vec<(&'static str, BodyType)> {
+    ActionName::ALL
+        .iter()
+        .map(|a| {
+            let body = match a {
+                ActionName::CreateUser => BodyType::of::<CreateUserInput>(),
+                ActionName::UpdateUser => BodyType::of::<UpdateUserInput>(),
+                ActionName::ResetPassword => BodyType::of::<ResetPasswordInput>(),
+                ActionName::UploadDocument => BodyType::of::<UploadDocumentInput>(),
+                _ => BodyType::of::<UserInput>(),
+            };
+            (a.as_str(), body)
+        })
+        .collect()
+}
+
 /// Every route's documentation.
-pub fn docs() -> Vec<RouteDoc> {
+pub(crate) fn docs() -> Vec<RouteDoc> {
     table().into_iter().map(|(d, _)| d).collect()
 }
 
 /// The router (without state, limits and middleware: see [`crate::router`]).
 /// Each route runs [`crate::access::guard`] for its access rule before its handler (and before
 /// its body is read).
-pub fn build(state: &BrokerState) -> Router<BrokerState> {
+pub(crate) fn build(state: &BrokerState) -> Router<BrokerState> {
     table().into_iter().fold(Router::new(), |router, (doc, handler)| {
         // axum writes a catch-all segment as `{*path}`; the document shows `{path}`.
         let path = doc.path.replace("{path}", "{*path}");
@@ -304,9 +179,122 @@ pub fn build(state: &BrokerState) -> Router<BrokerState> {
     })
 }
 
+/// The OpenAPI document of the route table, as JSON.
+pub(crate) fn document() -> serde_json::Value {
+    openapi::document(&docs())
+}
+
+async fn openapi_handler() -> axum::Json<serde_json::Value> {
+    axum::Json(document())
+}
+
 async fn metrics_handler(
     axum::extract::State(state): axum::extract::State<BrokerState>,
     _caller: axum::Extension<Caller>,
 ) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render(&state))
+    ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every route of the table is in the document with every status it answers; the token and
+    /// connection schemas say what the server sends and accepts.
+    #[tokio::test]
+    async fn the_document_lists_every_route_status_and_field() {
+        let doc = document();
+        for d in docs().iter().filter(|d| d.api) {
+            let methods: Vec<String> = if d.method == "ANY" {
+                ["get", "post", "put", "patch", "delete"].map(String::from).to_vec()
+            } else {
+                vec![d.method.to_ascii_lowercase()]
+            };
+            assert!(!d.answers.is_empty(), "{} {} documents no answer", d.method, d.path);
+            // A route whose path parameter picks the body is shown as one path per value.
+            let paths: Vec<String> = match &d.variants {
+                Some((param, bodies)) => {
+                    bodies.iter().map(|(v, _)| d.path.replace(&format!("{{{param}}}"), v)).collect()
+                }
+                None => vec![d.path.to_owned()],
+            };
+            for path in &paths {
+                for m in &methods {
+                    let op = &doc["paths"][path][m];
+                    assert!(op.is_object(), "{m} {path} missing");
+                    for (status, _) in &d.answers {
+                        assert!(op["responses"][status.to_string()].is_object(), "{m} {path} lacks {status}");
+                    }
+                    assert_eq!(op["responses"].as_object().unwrap().len(), d.answers.len(), "{m} {path}");
+                    assert_eq!(op["requestBody"].is_object(), d.body, "{m} {path}");
+                    if d.access.scope().is_some() {
+                        for status in ["401", "403", "503"] {
+                            assert!(op["responses"][status].is_object(), "{m} {path} lacks {status}");
+                        }
+                    }
+                }
+            }
+        }
+        // Each action has its own input schema.
+        let upload = &doc["paths"]["/v1/connections/{name}/actions/upload-document"]["post"];
+        assert_eq!(
+            upload["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/UploadDocumentInput"
+        );
+        assert!(doc["paths"].get("/v1/connections/{name}/actions/{action}").is_none());
+        let routes =
+            |p: &str, m: &str| doc["paths"][p][m]["responses"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(routes("/v1/connections/{name}/token", "get"), ["200", "401", "403", "404", "409", "502", "503"]);
+        assert_eq!(routes("/v1/api-keys", "post"), ["201", "400", "401", "403", "413", "415", "503"]);
+        assert_eq!(
+            routes("/v1/connections/{name}", "put"),
+            ["200", "400", "401", "403", "404", "413", "415", "422", "503"]
+        );
+        assert!(doc["paths"]["/v1/connections/{name}/sf/{path}"]["get"]["responses"]["405"].is_object());
+
+        let schemas = &doc["components"]["schemas"];
+        let token = &schemas["TokenAnswer"];
+        for field in ["access_token", "instance_url", "token_type", "issued_at", "expires_at", "fingerprint"] {
+            assert!(token["properties"][field].is_object(), "{field} in {token}");
+        }
+        assert_eq!(token["properties"]["expires_at"]["type"], json!(["string", "null"]), "{token}");
+        assert_eq!(token["properties"]["fingerprint"]["type"], "string");
+        let params = &doc["paths"]["/v1/connections/{name}/token"]["get"]["parameters"];
+        let rejected = params.as_array().unwrap().iter().find(|p| p["name"] == "rejected").expect("?rejected=");
+        assert_eq!((rejected["in"].clone(), rejected["schema"]["type"].clone()), (json!("query"), json!("string")));
+
+        // The connection body: one variant per method, each with that method's required fields,
+        // nothing else allowed, the name and URL patterns of what the server takes.
+        let body = &schemas["ConnectionBody"];
+        let variants = body["oneOf"].as_array().unwrap();
+        assert_eq!(variants.len(), forcelink_store::Method::ALL.len());
+        for method in forcelink_store::Method::ALL {
+            let v = variants.iter().find(|v| v["properties"]["method"]["enum"] == json!([method.as_str()])).unwrap();
+            assert_eq!(v["additionalProperties"], false, "{v}");
+            let required: Vec<&str> = v["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            assert!(required.contains(&"name") && required.contains(&"method"), "{v}");
+            for f in method.fields() {
+                assert!(v["properties"][f.name].is_object(), "{method}: {}", f.name);
+                assert_eq!(required.contains(&f.name), f.required, "{method}: {}", f.name);
+            }
+            assert_eq!(v["properties"]["name"]["pattern"], "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
+            // Optional settings may be null or blank ("not set"); a value must be a My Domain URL.
+            assert_eq!(
+                v["properties"]["login_url"]["pattern"],
+                r"^(?:\s*|https://[a-z0-9-]{1,40}\.my\.salesforce\.com)$"
+            );
+            assert_eq!(v["properties"]["login_url"]["type"], json!(["string", "null"]));
+            if method == forcelink_store::Method::AccessToken {
+                assert_eq!(
+                    v["properties"]["instance_url"]["pattern"],
+                    r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$"
+                );
+            }
+        }
+        // PUT takes the name from the path only.
+        for v in schemas["ConnectionEdit"]["oneOf"].as_array().unwrap() {
+            assert!(v["properties"].get("name").is_none(), "{v}");
+        }
+    }
 }

@@ -5,47 +5,47 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
 use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
 use forcelink_store::{
     ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
 };
-use rand::RngCore;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::audit::AuditBuffer;
-use crate::error::ApiError;
-use crate::metrics::{ConnectionCounters, Metrics};
+use crate::error::ErrorResponse;
+use crate::ids::random_id;
 
 /// How long a verified API key is trusted without asking the store again (a revocation made
 /// through another replica or the CLI takes effect within this). 5 s.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 /// How often a connection's settings are re-read from the store (changes made by another
 /// replica or the CLI take effect within this). 30 s.
-pub const CONNECTION_RECHECK: Duration = Duration::from_secs(30);
+pub(crate) const CONNECTION_RECHECK: Duration = Duration::from_secs(30);
 /// How long a web-page session lasts. 8 hours.
-pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// How long an Authorize click may take to come back to `/oauth/callback`. 10 minutes.
-pub const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
+pub(crate) const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
 /// A proxied request body up to this size is buffered, so it can be sent again after a
 /// renewal; larger ones stream and a 401 is returned as is. 64 KiB.
 pub const DEFAULT_REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 /// Largest proxied request body. 100 MiB.
 pub const DEFAULT_MAX_PROXY_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// Longest wait for Salesforce to connect and start answering a proxied request. 30 s connect.
-pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A key may make a reported token be renewed at most once per connection in this interval
 /// (`GET …/token?rejected=`); a report naming a token already replaced costs nothing. 5 s.
 pub const REJECTED_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often token hand-outs are written to the audit log. 1 s.
-pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest a client may take to send a request's head (line and headers), counted from when
 /// the broker starts waiting for it, idle keep-alive time included; then the connection is
@@ -55,12 +55,62 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// (they are not accepted, so they cost the broker nothing). 1024.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// Upper bounds (seconds) of the proxy latency histogram.
+pub(crate) const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Broker-wide counters (shown by [`crate::metrics`]).
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    /// Requests refused for a missing, unknown or revoked API key (401).
+    pub unauthorized: Counter,
+    /// Requests refused for a key without the scope or the connection (403).
+    pub forbidden: Counter,
+}
+
+/// One connection's counters (shown by [`crate::metrics`] and in the connection's `usage`).
+#[derive(Debug)]
+pub(crate) struct ConnectionCounters {
+    /// Tokens handed out by `GET …/token`.
+    pub tokens: Counter,
+    /// Requests proxied to Salesforce (that got an answer).
+    pub proxied: Counter,
+    /// Proxied requests that got no answer.
+    pub proxy_errors: Counter,
+    /// Actions run.
+    pub actions: Counter,
+    /// Seconds until a proxied answer's headers arrived ([`LATENCY_BUCKETS`]).
+    pub proxy_latency: Histogram,
+}
+
+impl Default for ConnectionCounters {
+    fn default() -> Self {
+        Self {
+            tokens: Counter::default(),
+            proxied: Counter::default(),
+            proxy_errors: Counter::default(),
+            actions: Counter::default(),
+            proxy_latency: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
+}
+
+impl ConnectionCounters {
+    /// Records the time until a proxied answer's headers arrived.
+    pub(crate) fn observe_proxy_latency(&self, d: Duration) {
+        self.proxy_latency.observe(d.as_secs_f64());
+    }
+}
+
 /// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Largest JSON or form body. See [`crate::DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
+    /// Longest wait for a response to start. See [`crate::DEFAULT_REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
+    /// Largest proxied body buffered for a retry after a renewal. See [`DEFAULT_REPLAY_BUFFER_BYTES`].
     pub replay_buffer_bytes: usize,
+    /// Largest proxied request body. See [`DEFAULT_MAX_PROXY_BODY_BYTES`].
     pub max_proxy_body_bytes: u64,
     /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
@@ -83,6 +133,7 @@ impl Default for Limits {
 
 /// What a broker is built from.
 pub struct BrokerConfig {
+    /// Connections, token sets, leases, API keys and the audit log (shared by replicas).
     pub store: Arc<dyn ConnectionStore>,
     /// HTTP client, clock and URL policy for token requests (the clock is the broker's clock).
     pub transport: Transport,
@@ -91,7 +142,9 @@ pub struct BrokerConfig {
     /// The broker's address as browsers reach it (for the OAuth redirect URI); when `None`,
     /// taken from the `Host` header of the Authorize request.
     pub public_url: Option<Url>,
+    /// Size and time limits. Defaults to [`Limits::default`].
     pub limits: Limits,
+    /// How each connection's token cache renews. Defaults to [`CacheConfig::default`].
     pub cache: CacheConfig,
 }
 
@@ -105,6 +158,7 @@ impl fmt::Debug for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// A configuration with no public URL, default limits and default cache settings.
     pub fn new(store: Arc<dyn ConnectionStore>, transport: Transport, secrets: SecretResolver) -> Self {
         Self { store, transport, secrets, public_url: None, limits: Limits::default(), cache: CacheConfig::default() }
     }
@@ -139,7 +193,7 @@ struct Inner {
 
 /// A signed-in web page user.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub key_id: String,
     pub csrf: String,
     pub expires_at: SystemTime,
@@ -147,7 +201,7 @@ pub struct Session {
 
 /// An Authorize click waiting for Salesforce to redirect back.
 #[derive(Debug)]
-pub struct PendingAuthorization {
+pub(crate) struct PendingAuthorization {
     pub connection: String,
     pub flow: WebServerFlow,
     pub request: AuthorizationRequest,
@@ -157,7 +211,7 @@ pub struct PendingAuthorization {
 
 /// What the last token hand-out was, to report `issued_at` without reading the store per call.
 #[derive(Debug, Clone)]
-pub struct Issued {
+pub(crate) struct Issued {
     pub token: Token,
     pub issued_at: SystemTime,
     pub fingerprint: String,
@@ -165,7 +219,7 @@ pub struct Issued {
 
 /// The latest health observations of a connection on this broker.
 #[derive(Debug, Clone, Default)]
-pub struct Health {
+pub(crate) struct Health {
     pub last_ok: Option<SystemTime>,
     pub last_error: Option<(SystemTime, String)>,
     /// The last `Sforce-Limit-Info` seen on a proxied answer (`api-usage=18/15000`).
@@ -174,7 +228,7 @@ pub struct Health {
 
 impl Health {
     /// Green when the last observation was a success.
-    pub fn ok(&self) -> Option<bool> {
+    pub(crate) fn ok(&self) -> Option<bool> {
         match (&self.last_ok, &self.last_error) {
             (None, None) => None,
             (Some(_), None) => Some(true),
@@ -186,7 +240,7 @@ impl Health {
 
 /// One connection's live parts.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub connection: Connection,
     pub cache: TokenCache,
     pub client: Option<forcelink_client::Client>,
@@ -204,39 +258,35 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn health(&self) -> Health {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub(crate) fn health(&self) -> Health {
+        self.health.lock().clone()
     }
-    pub fn record_ok(&self, at: SystemTime) {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_ok = Some(at);
+    pub(crate) fn record_ok(&self, at: SystemTime) {
+        self.health.lock().last_ok = Some(at);
     }
-    pub fn record_error(&self, at: SystemTime, message: String) {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some((at, message));
+    pub(crate) fn record_error(&self, at: SystemTime, message: String) {
+        self.health.lock().last_error = Some((at, message));
     }
-    pub fn record_limit_info(&self, info: String) {
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).limit_info = Some(info);
+    pub(crate) fn record_limit_info(&self, info: String) {
+        self.health.lock().limit_info = Some(info);
     }
-}
-
-pub(crate) fn random_id(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 impl BrokerState {
-    pub fn new(config: BrokerConfig) -> Result<Self, ApiError> {
+    /// A broker over `config`. Fails only when the proxy's HTTP client cannot be built (no TLS
+    /// roots, for example).
+    pub fn new(config: BrokerConfig) -> Result<Self, ErrorResponse> {
         // The proxy passes bodies through untouched: no decompression, no redirects.
         let proxy_http = reqwest::Client::builder()
             .no_gzip()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(PROXY_CONNECT_TIMEOUT)
             .build()
-            .map_err(|e| ApiError::upstream(format!("building the proxy's HTTP client: {e}")))?;
+            .map_err(|e| ErrorResponse::upstream(format!("building the proxy's HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -251,45 +301,45 @@ impl BrokerState {
         })
     }
 
-    pub fn store(&self) -> &Arc<dyn ConnectionStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn ConnectionStore> {
         &self.inner.config.store
     }
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         self.inner.config.transport.clock()
     }
-    pub fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> SystemTime {
         self.clock().now()
     }
-    pub fn secrets(&self) -> &SecretResolver {
+    pub(crate) fn secrets(&self) -> &SecretResolver {
         &self.inner.config.secrets
     }
-    pub fn transport(&self) -> &Transport {
+    pub(crate) fn transport(&self) -> &Transport {
         &self.inner.config.transport
     }
-    pub fn limits(&self) -> &Limits {
+    pub(crate) fn limits(&self) -> &Limits {
         &self.inner.config.limits
     }
-    pub fn public_url(&self) -> Option<&Url> {
+    pub(crate) fn public_url(&self) -> Option<&Url> {
         self.inner.config.public_url.as_ref()
     }
-    pub fn proxy_http(&self) -> &reqwest::Client {
+    pub(crate) fn proxy_http(&self) -> &reqwest::Client {
         &self.inner.proxy_http
     }
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
     /// The record of a presented API key, from memory when verified within [`KEY_CACHE_TTL`].
-    pub async fn verify_key(&self, presented: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
+    pub(crate) async fn verify_key(&self, presented: &str) -> Result<Option<ApiKeyRecord>, ErrorResponse> {
         let now = self.now();
         let digest = sha256_hex(presented);
-        if let Some((record, at)) = self.inner.keys.read().unwrap_or_else(|e| e.into_inner()).get(&digest)
+        if let Some((record, at)) = self.inner.keys.read().get(&digest)
             && now.duration_since(*at).is_ok_and(|age| age < KEY_CACHE_TTL)
         {
             return Ok(Some(record.clone()));
         }
         let found = forcelink_store::apikey::verify(&**self.store(), presented, now).await?;
-        let mut keys = self.inner.keys.write().unwrap_or_else(|e| e.into_inner());
+        let mut keys = self.inner.keys.write();
         match &found {
             Some(record) => {
                 // Bounded: forget everything when a flood of distinct keys arrives.
@@ -306,15 +356,15 @@ impl BrokerState {
     }
 
     /// Forgets verified keys with this id (after a revocation through this broker).
-    pub fn forget_key(&self, id: &str) {
-        self.inner.keys.write().unwrap_or_else(|e| e.into_inner()).retain(|_, (r, _)| r.id != id);
+    pub(crate) fn forget_key(&self, id: &str) {
+        self.inner.keys.write().retain(|_, (r, _)| r.id != id);
     }
 
     /// The live entry of connection `name`, built from the store on first use and rebuilt when
     /// the stored settings changed.
-    pub async fn entry(&self, name: &str) -> Result<Arc<Entry>, ApiError> {
+    pub(crate) async fn entry(&self, name: &str) -> Result<Arc<Entry>, ErrorResponse> {
         let now = self.now();
-        let existing = self.inner.entries.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+        let existing = self.inner.entries.read().get(name).cloned();
         if let Some(entry) = existing {
             let checked = entry.checked_at.load(Ordering::Relaxed);
             let due = crate::time::epoch(now) >= checked + CONNECTION_RECHECK.as_secs();
@@ -332,27 +382,27 @@ impl BrokerState {
                 Some(stored) => return self.install(stored),
                 None => {
                     self.evict(name);
-                    return Err(ApiError::not_found(format!("no connection named {name:?}")));
+                    return Err(ErrorResponse::not_found(format!("no connection named {name:?}")));
                 }
             }
         }
         let Some(stored) = self.store().connection(&ConnectionId::new(name)).await? else {
-            return Err(ApiError::not_found(format!("no connection named {name:?}")));
+            return Err(ErrorResponse::not_found(format!("no connection named {name:?}")));
         };
         self.install(stored)
     }
 
-    fn install(&self, stored: StoredConnection) -> Result<Arc<Entry>, ApiError> {
+    fn install(&self, stored: StoredConnection) -> Result<Arc<Entry>, ErrorResponse> {
         let name = stored.name.as_str().to_owned();
         let connection = stored
             .spec
             .resolve(&name)
-            .map_err(|e| ApiError::conflict(format!("connection {name:?} is incomplete: {}", e.0)))?;
+            .map_err(|e| ErrorResponse::conflict(format!("connection {name:?} is incomplete: {}", e.0)))?;
         let transport = self.transport().clone();
         let store: Arc<dyn TokenStore> = self.store().clone();
         let cache = connection
             .token_cache(&transport, &self.inner.config.secrets, store, self.inner.config.cache.clone())
-            .map_err(|e| ApiError::conflict(format!("connection {name:?}: {e}")))?;
+            .map_err(|e| ErrorResponse::conflict(format!("connection {name:?}: {e}")))?;
         let client = forcelink_client::ApiVersion::new(&connection.api_version).ok().and_then(|version| {
             forcelink_client::Client::builder(Arc::new(cache.clone()))
                 .url_policy(transport.policy().clone())
@@ -372,7 +422,7 @@ impl BrokerState {
             reports: Mutex::new(HashMap::new()),
             counters: ConnectionCounters::default(),
         });
-        let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.inner.entries.write();
         // Another task may have built the same version meanwhile: keep one cache per connection.
         if let Some(current) = entries.get(&name)
             && current.updated_at == entry.updated_at
@@ -384,35 +434,35 @@ impl BrokerState {
     }
 
     /// Drops the live entry (after the connection changed or was removed through this broker).
-    pub fn evict(&self, name: &str) {
-        self.inner.entries.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+    pub(crate) fn evict(&self, name: &str) {
+        self.inner.entries.write().remove(name);
     }
 
     /// The live entries, for metrics and the page.
-    pub fn entries(&self) -> Vec<(String, Arc<Entry>)> {
-        let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn entries(&self) -> Vec<(String, Arc<Entry>)> {
+        let entries = self.inner.entries.read();
         let mut list: Vec<_> = entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         list
     }
 
     /// The entry if it is live, without touching the store.
-    pub fn live_entry(&self, name: &str) -> Option<Arc<Entry>> {
-        self.inner.entries.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    pub(crate) fn live_entry(&self, name: &str) -> Option<Arc<Entry>> {
+        self.inner.entries.read().get(name).cloned()
     }
 
     /// A valid token for the connection and when it was issued; recorded in the entry's health.
-    pub async fn token(&self, entry: &Entry) -> Result<Issued, ApiError> {
+    pub(crate) async fn token(&self, entry: &Entry) -> Result<Issued, ErrorResponse> {
         let name = entry.connection.name.as_str();
         let token = match entry.cache.get_token().await {
             Ok(t) => t,
             Err(e) => {
-                let err = ApiError::auth(name, &e);
+                let err = ErrorResponse::auth(name, &e);
                 entry.record_error(self.now(), err.message.clone());
                 return Err(err);
             }
         };
-        if let Some(issued) = entry.issued.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+        if let Some(issued) = entry.issued.read().as_ref()
             && issued.token.access_token == token.access_token
         {
             return Ok(issued.clone());
@@ -423,7 +473,7 @@ impl BrokerState {
             _ => self.now(),
         };
         let issued = Issued { fingerprint: token.access_token.fingerprint(), token, issued_at };
-        *entry.issued.write().unwrap_or_else(|e| e.into_inner()) = Some(issued.clone());
+        *entry.issued.write() = Some(issued.clone());
         entry.record_ok(self.now());
         Ok(issued)
     }
@@ -434,10 +484,10 @@ impl BrokerState {
     /// when it names an older token, nothing happens (a late report never evicts a fresh
     /// token). A key makes a renewal happen at most once per connection per
     /// [`REJECTED_REPORT_INTERVAL`]. Reports are audited in batches.
-    pub fn report_rejected(&self, entry: &Entry, actor: &str, rejected: &str) -> Result<(), ApiError> {
+    pub(crate) fn report_rejected(&self, entry: &Entry, actor: &str, rejected: &str) -> Result<(), ErrorResponse> {
         let now = self.now();
         let name = entry.connection.name.as_str();
-        let mut reports = entry.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reports = entry.reports.lock();
         let current = entry.cache.peek();
         let names_current = current.as_ref().is_some_and(|t| {
             rejected == t.access_token.fingerprint()
@@ -449,7 +499,7 @@ impl BrokerState {
                     && now.duration_since(*last).is_ok_and(|d| d < REJECTED_REPORT_INTERVAL)
                 {
                     self.audit_report(actor, name, "refused: renewed moments ago");
-                    return Err(ApiError::new(
+                    return Err(ErrorResponse::new(
                         axum::http::StatusCode::TOO_MANY_REQUESTS,
                         "too_many_requests",
                         format!(
@@ -484,12 +534,12 @@ impl BrokerState {
     }
 
     /// Counts a token hand-out for the audit log (written in batches by the flusher).
-    pub fn audit_handout(&self, actor: &str, connection: &str, fingerprint: &str) {
+    pub(crate) fn audit_handout(&self, actor: &str, connection: &str, fingerprint: &str) {
         self.inner.audit.record(actor, connection, fingerprint);
     }
 
     /// Writes one audit entry now (changes are rarer than token hand-outs).
-    pub async fn audit(&self, actor: &str, connection: &str, action: AuditAction, detail: Option<String>) {
+    pub(crate) async fn audit(&self, actor: &str, connection: &str, action: AuditAction, detail: Option<String>) {
         let entry = AuditEntry {
             at: self.now(),
             connection: ConnectionId::new(connection),
@@ -503,7 +553,7 @@ impl BrokerState {
     }
 
     /// Counts a refused API key (401/403) for the audit log, grouped by `actor` and `reason`.
-    pub fn audit_refusal(&self, actor: &str, reason: &str) {
+    pub(crate) fn audit_refusal(&self, actor: &str, reason: &str) {
         self.inner.audit.add(crate::audit::Group {
             actor: actor.to_owned(),
             connection: crate::audit::NO_CONNECTION.to_owned(),
@@ -513,13 +563,20 @@ impl BrokerState {
     }
 
     /// Counts a proxied request for the audit log; `detail` holds no query value or body.
-    pub fn audit_proxied(&self, actor: &str, connection: &str, detail: String) {
+    pub(crate) fn audit_proxied(&self, actor: &str, connection: &str, detail: String) {
         self.inner.audit.add(crate::audit::Group {
             actor: actor.to_owned(),
             connection: connection.to_owned(),
             action: AuditAction::ProxyRequest,
             detail,
         });
+    }
+
+    /// Makes connection `name` ready now: builds its live entry and fetches a token, so the
+    /// first hand-out comes from memory.
+    pub async fn prepare(&self, name: &str) -> Result<(), ErrorResponse> {
+        let entry = self.entry(name).await?;
+        self.token(&entry).await.map(|_| ())
     }
 
     /// Writes the counted events to the audit log.
@@ -534,7 +591,7 @@ impl BrokerState {
     }
 
     /// Flushes the audit buffer every [`AUDIT_FLUSH_INTERVAL`] until aborted.
-    pub fn spawn_audit_flusher(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_audit_flusher(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
             loop {
@@ -546,37 +603,37 @@ impl BrokerState {
     }
 
     /// Starts a web session for an admin key; returns the session id.
-    pub fn create_session(&self, key_id: &str) -> (String, Session) {
+    pub(crate) fn create_session(&self, key_id: &str) -> (String, Session) {
         let now = self.now();
         let id = random_id(32);
         let session = Session { key_id: key_id.to_owned(), csrf: random_id(24), expires_at: now + SESSION_TTL };
-        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = self.inner.sessions.lock();
         sessions.retain(|_, s| s.expires_at > now);
         sessions.insert(id.clone(), session.clone());
         (id, session)
     }
 
-    pub fn session(&self, id: &str) -> Option<Session> {
+    pub(crate) fn session(&self, id: &str) -> Option<Session> {
         let now = self.now();
-        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let sessions = self.inner.sessions.lock();
         sessions.get(id).filter(|s| s.expires_at > now).cloned()
     }
 
-    pub fn end_session(&self, id: &str) {
-        self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    pub(crate) fn end_session(&self, id: &str) {
+        self.inner.sessions.lock().remove(id);
     }
 
-    pub fn add_pending(&self, pending: PendingAuthorization) {
+    pub(crate) fn add_pending(&self, pending: PendingAuthorization) {
         let now = self.now();
-        let mut map = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.inner.pending.lock();
         map.retain(|_, p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL));
         map.insert(pending.request.state.clone(), pending);
     }
 
     /// Takes the pending authorization for `state` (each can be used once).
-    pub fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
+    pub(crate) fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
         let now = self.now();
-        let mut map = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.inner.pending.lock();
         map.remove(state).filter(|p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL))
     }
 }

@@ -14,12 +14,14 @@
 use forcelink_store::AuditAction;
 use forcelink_store::Scope;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use forcelink_auth::ConnectionId;
 use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_store::{ApiKeyRecord, Method};
@@ -27,16 +29,19 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::access::{WebUser, has_capability};
+use crate::access::{SESSION_COOKIE, WebUser, has_capability, refused_actor};
 use crate::api;
-use crate::state::{BrokerState, PendingAuthorization, random_id};
+use crate::body::{ConnectionView, Revoked};
+use crate::ids::random_id;
+use crate::page::{html, message, store_down};
+use crate::state::{BrokerState, PendingAuthorization};
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "forcelink_session";
 /// The sign-in form's CSRF cookie (there is no session yet to tie it to).
-pub const LOGIN_COOKIE: &str = "forcelink_login";
+pub(crate) const LOGIN_COOKIE: &str = "forcelink_login";
+/// How long a sign-in form stays usable. 1 hour.
+pub(crate) const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
 /// Scopes the web-server flow asks for when the connection names none.
-pub const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
+pub(crate) const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -119,77 +124,21 @@ struct KeysPage<'a> {
     error: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage<'a> {
-    heading: &'a str,
-    text: &'a str,
-    is_error: bool,
-    next: Option<&'a str>,
-}
-
-fn html(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, Html(body)).into_response();
-            // Pages hold CSRF tokens and connection details: not for shared caches or frames.
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => crate::error::internal(&format!("rendering a page: {e}")),
-    }
-}
-
-/// A 503 page for a store failure: the detail goes to the log with a request id, the page says
-/// only that the store does not answer.
-fn store_down(e: &dyn std::fmt::Display) -> Response {
-    let id = random_id(9);
-    tracing::warn!(request_id = %id, "the store: {e}");
-    let text = format!("The broker's store does not answer; try again later (request id {id}).");
-    message(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &text, None)
-}
-
-fn message(status: StatusCode, heading: &str, text: &str, next: Option<&str>) -> Response {
-    html(status, &MessagePage { heading, text, is_error: !status.is_success(), next })
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
-}
-
-fn set_cookie(state: &BrokerState, name: &str, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.public_url().is_some_and(|u| u.scheme() == "https") { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+/// A page cookie: HttpOnly, SameSite=Strict, Path=/, for `max_age` (zero removes it); Secure
+/// when browsers reach the broker over https.
+fn page_cookie(state: &BrokerState, name: &'static str, value: String, max_age: Duration) -> Cookie<'static> {
+    let secure = state.public_url().is_some_and(|u| u.scheme() == "https");
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
+        .secure(secure)
+        .build()
 }
 
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// The signed-in session and its key, or the answer to send instead (the sign-in page). Run by
-/// [`crate::access::guard`] for every [`crate::access::Access::Session`] route.
-pub async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Result<WebUser, Response> {
-    let to_login = || Redirect::to("/login").into_response();
-    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_login()) };
-    let Some(session) = state.session(id) else { return Err(to_login()) };
-    // The key may have been revoked since the sign-in.
-    match state.store().api_key(&session.key_id).await {
-        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
-            Ok(WebUser { session, session_id: id.to_owned(), key })
-        }
-        Ok(_) => {
-            state.end_session(id);
-            Err(to_login())
-        }
-        Err(e) => Err(store_down(&e)),
-    }
 }
 
 /// The form's CSRF token matches the session's.
@@ -205,6 +154,11 @@ fn checked(user: &WebUser, form_csrf: Option<&String>) -> Result<(), Response> {
     Ok(())
 }
 
+/// A form posted about connection `name`: its CSRF token matches and the key administers it.
+fn posted_for(user: &WebUser, form: &HashMap<String, String>, name: &str) -> Result<(), Response> {
+    checked(user, form.get("csrf")).and_then(|()| may(&user.key, name))
+}
+
 fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
     if key.allows(name, Scope::Admin) {
         Ok(())
@@ -214,27 +168,25 @@ fn may(key: &ApiKeyRecord, name: &str) -> Result<(), Response> {
 }
 
 /// `GET /login`.
-pub async fn login_page(State(state): State<BrokerState>) -> Response {
+pub(crate) async fn login_page(State(state): State<BrokerState>) -> Response {
     let token = random_id(24);
-    let mut r = html(StatusCode::OK, &LoginPage { csrf: &token, error: None });
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &token, 3600));
-    r
+    let page = html(StatusCode::OK, &LoginPage { csrf: &token, error: None });
+    (CookieJar::new().add(page_cookie(&state, LOGIN_COOKIE, token, LOGIN_FORM_TTL)), page).into_response()
 }
 
 /// `POST /login`.
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<BrokerState>,
-    headers: HeaderMap,
+    jar: CookieJar,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let fresh = random_id(24);
     let fail = |status: StatusCode, text: &str| {
-        let mut r = html(status, &LoginPage { csrf: &fresh, error: Some(text) });
-        r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &fresh, 3600));
-        r
+        let page = html(status, &LoginPage { csrf: &fresh, error: Some(text) });
+        (CookieJar::new().add(page_cookie(&state, LOGIN_COOKIE, fresh.clone(), LOGIN_FORM_TTL)), page).into_response()
     };
-    let csrf_ok = match (cookie(&headers, LOGIN_COOKIE), form.get("csrf")) {
-        (Some(c), Some(f)) => same(c, f),
+    let csrf_ok = match (jar.get(LOGIN_COOKIE), form.get("csrf")) {
+        (Some(c), Some(f)) => same(c.value(), f),
         _ => false,
     };
     if !csrf_ok {
@@ -248,11 +200,7 @@ pub async fn login(
             return fail(StatusCode::FORBIDDEN, "That key lacks the admin scope.");
         }
         Ok(None) => {
-            let actor = match forcelink_store::apikey::parse(presented) {
-                Some((id, _)) => format!("api-key:{id}"),
-                None => "unknown".to_owned(),
-            };
-            state.audit_refusal(&actor, "web sign-in: unknown, malformed or revoked key");
+            state.audit_refusal(&refused_actor(presented), "web sign-in: unknown, malformed or revoked key");
             return fail(StatusCode::UNAUTHORIZED, "That key is not valid.");
         }
         Err(e) => {
@@ -263,16 +211,14 @@ pub async fn login(
     };
     let (id, _) = state.create_session(&key.id);
     state.audit(&format!("web:api-key:{}", key.id), crate::audit::NO_CONNECTION, AuditAction::WebSignIn, None).await;
-    let mut r = Redirect::to("/").into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &id, crate::state::SESSION_TTL.as_secs()));
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", 0));
-    r
+    let cookies = CookieJar::new()
+        .add(page_cookie(&state, SESSION_COOKIE, id, crate::state::SESSION_TTL))
+        .add(page_cookie(&state, LOGIN_COOKIE, String::new(), Duration::ZERO));
+    (cookies, Redirect::to("/")).into_response()
 }
 
 /// `POST /logout`.
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
@@ -282,10 +228,8 @@ pub async fn logout(
     }
     state.end_session(&user.session_id);
     state.audit(&user.actor(), crate::audit::NO_CONNECTION, AuditAction::WebSignOut, None).await;
-    let mut r = Redirect::to("/login").into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
-    r
+    let cookies = CookieJar::new().add(page_cookie(&state, SESSION_COOKIE, String::new(), Duration::ZERO));
+    (cookies, Redirect::to("/login")).into_response()
 }
 
 fn text(v: &Value) -> String {
@@ -296,28 +240,29 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn problem(d: &Value) -> String {
-    if let Some(m) = d["health"]["last_error"]["message"].as_str() {
-        return m.to_owned();
-    }
-    if d["token"]["signed_in"] == Value::Bool(true) { "Token expired".to_owned() } else { "No token yet".to_owned() }
+/// An optional value as the page shows it (a dash when absent).
+fn shown(v: Option<&str>) -> String {
+    v.unwrap_or("—").to_owned()
 }
 
-fn usage(d: &Value) -> String {
-    let u = &d["usage"];
-    if u.is_null() {
-        return "—".to_owned();
+fn problem(d: &ConnectionView) -> String {
+    if let Some(e) = &d.health.last_error {
+        return e.message.clone();
     }
-    let mut s =
-        format!("{} tokens, {} proxied, {} actions", u["tokens_handed_out"], u["proxied_requests"], u["actions"]);
-    if let Some(info) = u["salesforce_limit_info"].as_str() {
+    if d.token.signed_in { "Token expired".to_owned() } else { "No token yet".to_owned() }
+}
+
+fn usage(d: &ConnectionView) -> String {
+    let Some(u) = &d.usage else { return "—".to_owned() };
+    let mut s = format!("{} tokens, {} proxied, {} actions", u.tokens_handed_out, u.proxied_requests, u.actions);
+    if let Some(info) = &u.salesforce_limit_info {
         s.push_str(&format!(" ({info})"));
     }
     s
 }
 
 /// `GET /`: the connections.
-pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+pub(crate) async fn index(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
     let WebUser { session, key, .. } = user;
     let list = match state.store().connections().await {
         Ok(l) => l,
@@ -325,14 +270,14 @@ pub async fn index(State(state): State<BrokerState>, Extension(user): Extension<
     };
     let mut rows = Vec::new();
     for c in list.iter().filter(|c| key.allows(c.name.as_str(), Scope::Admin)) {
-        let d = api::describe(&state, c).await;
+        let d = api::view(&state, c).await;
         rows.push(Row {
             name: c.name.as_str().to_owned(),
-            method: text(&d["method"]),
-            ok: d["health"]["ok"] == Value::Bool(true),
-            unused: d["health"]["ok"].is_null(),
+            method: shown(d.method.as_deref()),
+            ok: d.health.ok == Some(true),
+            unused: d.health.ok.is_none(),
             problem: problem(&d),
-            last_renewal: text(&d["token"]["issued_at"]),
+            last_renewal: shown(d.token.issued_at.as_deref()),
             usage: usage(&d),
         });
     }
@@ -389,12 +334,15 @@ fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> 
 }
 
 /// `GET /connections/new[?method=…]`.
-pub async fn new_page(Extension(user): Extension<WebUser>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn new_page(
+    Extension(user): Extension<WebUser>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     new_form(&user.session.csrf, &q, None)
 }
 
 /// `POST /connections`: saves, then (web-server flow) starts the authorization.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
@@ -402,7 +350,6 @@ pub async fn create(
     if let Err(r) = checked(&user, form.get("csrf")) {
         return r;
     }
-    let WebUser { session, key, .. } = user;
     let method = form.get("method").and_then(|m| Method::parse(m)).unwrap_or(Method::Web);
     let mut obj = Map::new();
     obj.insert("method".into(), Value::String(method.as_str().to_owned()));
@@ -424,21 +371,19 @@ pub async fn create(
     }
     let (name, spec) = match api::spec_from_json(Value::Object(obj), None) {
         Ok(x) => x,
-        Err(e) => return new_form(&session.csrf, &form, Some(&e.message)),
+        Err(e) => return new_form(&user.session.csrf, &form, Some(&e.message)),
     };
-    if let Err(r) = may(&key, &name) {
+    if let Err(r) = may(&user.key, &name) {
         return r;
     }
-    let actor = format!("web:api-key:{}", key.id);
+    let actor = user.actor();
     if let Err(e) = api::create(&state, &actor, &name, &spec).await {
-        return new_form(&session.csrf, &form, Some(&e.message));
+        return new_form(&user.session.csrf, &form, Some(&e.message));
     }
     if method == Method::Web {
         return start_authorization(&state, &name, &actor).await;
     }
-    let mut r = Redirect::to(&format!("/connections/{name}")).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
+    Redirect::to(&format!("/connections/{name}")).into_response()
 }
 
 async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Option<(String, bool)>) -> Response {
@@ -447,16 +392,16 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
         Ok(None) => return message(StatusCode::NOT_FOUND, "Not found", &format!("No connection named {name}."), None),
         Err(e) => return store_down(&e),
     };
-    let d = api::describe(state, &stored).await;
+    let d = api::view(state, &stored).await;
     let mut settings = Vec::new();
-    if let Some(obj) = d["settings"].as_object() {
+    if let Some(obj) = d.settings.as_object() {
         for (k, v) in obj {
             settings.push((k.replace('_', " "), text(v)));
         }
     }
-    settings.push(("signed in".into(), text(&d["token"]["signed_in"])));
-    settings.push(("last renewal".into(), text(&d["token"]["issued_at"])));
-    settings.push(("token expires".into(), text(&d["token"]["expires_at"])));
+    settings.push(("signed in".into(), d.token.signed_in.to_string()));
+    settings.push(("last renewal".into(), shown(d.token.issued_at.as_deref())));
+    settings.push(("token expires".into(), shown(d.token.expires_at.as_deref())));
     settings.push(("API usage".into(), usage(&d)));
     let (notice, notice_ok) = match notice {
         Some((n, ok)) => (Some(n), ok),
@@ -467,8 +412,8 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
         &DetailPage {
             csrf,
             name,
-            ok: d["health"]["ok"] == Value::Bool(true),
-            unused: d["health"]["ok"].is_null(),
+            ok: d.health.ok == Some(true),
+            unused: d.health.ok.is_none(),
             problem: problem(&d),
             settings,
             web: stored.spec.method == Some(Method::Web),
@@ -479,7 +424,7 @@ async fn render_detail(state: &BrokerState, csrf: &str, name: &str, notice: Opti
 }
 
 /// `GET /connections/{name}`.
-pub async fn detail(
+pub(crate) async fn detail(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
@@ -491,48 +436,41 @@ pub async fn detail(
 }
 
 /// `POST /connections/{name}/test`.
-pub async fn test(
+pub(crate) async fn test(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")) {
-        return r;
-    }
-    let WebUser { session, key, .. } = user;
-    if let Err(r) = may(&key, &name) {
+    if let Err(r) = posted_for(&user, &form, &name) {
         return r;
     }
     let notice = match api::test(&state, &name).await {
-        Ok(v) if v["ok"] == Value::Bool(true) => (format!("Test passed: {}", text(&v["detail"])), true),
-        Ok(v) => (format!("Test failed: {}", text(&v["detail"])), false),
+        Ok(t) if t.ok => (format!("Test passed: {}", t.detail), true),
+        Ok(t) => (format!("Test failed: {}", t.detail), false),
         Err(e) => (format!("Test failed: {}", e.message), false),
     };
-    state.audit(&format!("web:api-key:{}", key.id), &name, AuditAction::ConnectionTested, Some(notice.0.clone())).await;
-    render_detail(&state, &session.csrf, &name, Some(notice)).await
+    state.audit(&user.actor(), &name, AuditAction::ConnectionTested, Some(notice.0.clone())).await;
+    render_detail(&state, &user.session.csrf, &name, Some(notice)).await
 }
 
 /// `POST /connections/{name}/delete`: revokes the tokens, then deletes.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")) {
+    if let Err(r) = posted_for(&user, &form, &name) {
         return r;
     }
-    let key = user.key;
-    if let Err(r) = may(&key, &name) {
-        return r;
-    }
-    match api::delete(&state, &format!("web:api-key:{}", key.id), &name, true).await {
-        Ok(v) => {
-            let revoked = match &v["revoked"] {
-                Value::Bool(true) => "its tokens were revoked".to_owned(),
-                Value::Null => "it held no tokens".to_owned(),
-                other => format!("revoking its tokens failed: {}", text(&other["error"])),
+    match api::delete(&state, &user.actor(), &name, true).await {
+        Ok(deleted) => {
+            let revoked = match deleted.revoked {
+                Some(Revoked::Done(true)) => "its tokens were revoked".to_owned(),
+                None => "it held no tokens".to_owned(),
+                Some(Revoked::Done(false)) => "revoking its tokens failed: —".to_owned(),
+                Some(Revoked::Failed { error }) => format!("revoking its tokens failed: {error}"),
             };
             message(StatusCode::OK, "Deleted", &format!("Connection {name} was deleted; {revoked}."), None)
         }
@@ -541,20 +479,16 @@ pub async fn delete(
 }
 
 /// `POST /connections/{name}/authorize` (CSRF token in the form).
-pub async fn authorize(
+pub(crate) async fn authorize(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")) {
+    if let Err(r) = posted_for(&user, &form, &name) {
         return r;
     }
-    let key = user.key;
-    if let Err(r) = may(&key, &name) {
-        return r;
-    }
-    start_authorization(&state, &name, &format!("web:api-key:{}", key.id)).await
+    start_authorization(&state, &name, &user.actor()).await
 }
 
 /// Where the org sends the browser back: the configured public URL, never the request's `Host`
@@ -610,7 +544,7 @@ async fn start_authorization(state: &BrokerState, name: &str, actor: &str) -> Re
 }
 
 /// `GET /oauth/callback?code=…&state=…`.
-pub async fn callback(
+pub(crate) async fn callback(
     State(state): State<BrokerState>,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
@@ -642,6 +576,11 @@ pub async fn callback(
     state.audit(&pending.actor, name, AuditAction::Login, Some("web-server flow".to_owned())).await;
     let next = format!("/connections/{name}");
     message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
+}
+
+/// A form posted about API keys: its CSRF token matches and the key may manage keys.
+fn posted_for_keys(user: &WebUser, form: &HashMap<String, String>) -> Result<(), Response> {
+    checked(user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key))
 }
 
 /// Only a key on every connection with `admin` manages keys.
@@ -684,7 +623,7 @@ async fn render_keys(
 }
 
 /// `GET /keys`.
-pub async fn keys_page(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
+pub(crate) async fn keys_page(State(state): State<BrokerState>, Extension(user): Extension<WebUser>) -> Response {
     if let Err(r) = may_manage_keys(&user.key) {
         return r;
     }
@@ -698,12 +637,12 @@ fn list_field(form: &HashMap<String, String>, name: &str) -> Vec<String> {
 }
 
 /// `POST /keys`: creates a key and shows it once.
-pub async fn keys_create(
+pub(crate) async fn keys_create(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+    if let Err(r) = posted_for_keys(&user, &form) {
         return r;
     }
     let new = crate::keys::NewKey {
@@ -718,21 +657,17 @@ pub async fn keys_create(
 }
 
 /// `POST /keys/{id}/revoke`.
-pub async fn keys_revoke(
+pub(crate) async fn keys_revoke(
     State(state): State<BrokerState>,
     Extension(user): Extension<WebUser>,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = checked(&user, form.get("csrf")).and_then(|()| may_manage_keys(&user.key)) {
+    if let Err(r) = posted_for_keys(&user, &form) {
         return r;
     }
     match crate::keys::revoke(&state, &user.actor(), &id).await {
-        Ok(true) => {
-            let mut r = Redirect::to("/keys").into_response();
-            *r.status_mut() = StatusCode::SEE_OTHER;
-            r
-        }
+        Ok(true) => Redirect::to("/keys").into_response(),
         Ok(false) => message(StatusCode::NOT_FOUND, "Not found", &format!("No API key with id {id}."), None),
         Err(e) => message(e.status, "Not revoked", &e.message, None),
     }

@@ -181,7 +181,7 @@ async fn a_rejected_token_reported_by_a_thousand_callers_on_three_replicas_is_re
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_requests");
     assert_eq!(pg.control.token_requests("client_credentials").await, 2, "no renewal inside the window");
-    clock.advance(forcelink_broker::state::REJECTED_REPORT_INTERVAL + Duration::from_secs(1));
+    clock.advance(forcelink_broker::REJECTED_REPORT_INTERVAL + Duration::from_secs(1));
     let (s, body) = call(&routers[0], "GET", &uri, Some(&api_key), None).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_ne!(body["access_token"], fresh.as_str());

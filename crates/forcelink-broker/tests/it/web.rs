@@ -3,7 +3,7 @@
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 
-use crate::{call, harness, serve, serve_public};
+use crate::{Harness, call, harness, serve, serve_public};
 
 fn hidden_input(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
@@ -50,6 +50,34 @@ async fn sign_in(base: &str, key: &str) -> Result<String, (StatusCode, String)> 
             Err((status, resp.text().await.unwrap()))
         }
     }
+}
+
+/// Fills in and posts the page's new-connection form for a web-server-flow connection `name`
+/// on the harness's playground, with `more` fields; `host` is sent as the `Host` header.
+async fn new_web_connection(
+    h: &Harness,
+    base: &str,
+    session: &str,
+    name: &str,
+    host: Option<&str>,
+    more: &[(&str, &str)],
+) -> reqwest::Response {
+    let form = http().get(format!("{base}/connections/new?method=web")).header("cookie", session).send().await;
+    let csrf = hidden_input(&form.unwrap().text().await.unwrap(), "csrf").unwrap();
+    let mut post = http().post(format!("{base}/connections")).header("cookie", session);
+    if let Some(host) = host {
+        post = post.header("host", host);
+    }
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("method", "web"),
+        ("name", name),
+        ("environment", "custom"),
+        ("login_url", h.pg.login_url()),
+        ("client_id", h.pg.info.client.client_id.as_str()),
+    ];
+    fields.extend_from_slice(more);
+    post.form(&fields).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -111,24 +139,8 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     let h = harness().await;
     let (base, _state, _server) = serve_public(&h).await;
     let session = sign_in(&base, &h.admin).await.unwrap();
-    let form = http().get(format!("{base}/connections/new?method=web")).header("cookie", &session).send().await;
-    let csrf = hidden_input(&form.unwrap().text().await.unwrap(), "csrf").unwrap();
-    let resp = http()
-        .post(format!("{base}/connections"))
-        .header("cookie", &session)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("method", "web"),
-            ("name", "web1"),
-            ("environment", "custom"),
-            ("login_url", h.pg.login_url()),
-            ("client_id", &h.pg.info.client.client_id),
-            ("client_secret", &h.pg.info.client.client_secret),
-            ("scope", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let secret = [("client_secret", h.pg.info.client.client_secret.as_str()), ("scope", "")];
+    let resp = new_web_connection(&h, &base, &session, "web1", None, &secret).await;
     // A page that moves on to the org (a redirect would break the page's form-action policy).
     assert_eq!(resp.status(), StatusCode::OK);
     let page = resp.text().await.unwrap();
@@ -255,23 +267,7 @@ async fn the_redirect_uri_comes_from_the_public_url_never_the_host_header() {
     let h = harness().await;
     let (base, _state, _server) = serve_public(&h).await;
     let session = sign_in(&base, &h.admin).await.unwrap();
-    let form = http().get(format!("{base}/connections/new?method=web")).header("cookie", &session).send().await;
-    let csrf = hidden_input(&form.unwrap().text().await.unwrap(), "csrf").unwrap();
-    let resp = http()
-        .post(format!("{base}/connections"))
-        .header("cookie", &session)
-        .header("host", "evil.example:1234")
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("method", "web"),
-            ("name", "web2"),
-            ("environment", "custom"),
-            ("login_url", h.pg.login_url()),
-            ("client_id", &h.pg.info.client.client_id),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = new_web_connection(&h, &base, &session, "web2", Some("evil.example:1234"), &[]).await;
     let authorize = refresh_target(&resp.text().await.unwrap()).unwrap();
     let url = url::Url::parse(&authorize).unwrap();
     let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();

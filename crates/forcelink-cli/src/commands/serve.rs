@@ -44,7 +44,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<Url>,
     /// Most connections served at once; more wait in the listen backlog.
-    #[arg(long, value_name = "N", default_value_t = forcelink_broker::state::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = forcelink_broker::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// With --playground: write {"broker_url", "admin_key", "playground": {…}} to FILE (mode 0600).
     #[arg(long, value_name = "FILE", requires = "playground")]
@@ -209,8 +209,7 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
     if tour.is_some() {
         // The tour's connection is ready when the summary says so: its first token is fetched now.
-        let entry = state.entry(PLAYGROUND_CONNECTION).await.map_err(|e| Failure::failed(e.message))?;
-        state.token(&entry).await.map_err(|e| Failure::failed(e.message))?;
+        state.prepare(PLAYGROUND_CONNECTION).await.map_err(|e| Failure::failed(e.message))?;
     }
     let base = public_url.as_str().trim_end_matches('/').to_owned();
     if let (Some(path), Some(t)) = (&args.info_file, &tour) {
