@@ -73,7 +73,7 @@ pub async fn spawn_playground_with(configure: impl FnOnce(&mut PlaygroundConfig)
     let playground = Playground::start(config).await.expect("start the playground");
     let info = playground.info().clone();
     let control = ControlClient::new(&info);
-    let mut started = STARTED_ORIGINS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut started = STARTED_ORIGINS.lock();
     let pubsub = format!("http://{}", info.pubsub_endpoint);
     for url in [&info.login_url, &info.instance_url, &pubsub] {
         if let Ok(u) = url::Url::parse(url) {
@@ -84,13 +84,13 @@ pub async fn spawn_playground_with(configure: impl FnOnce(&mut PlaygroundConfig)
 }
 
 // The login and instance origins of every playground this test process started.
-static STARTED_ORIGINS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static STARTED_ORIGINS: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
 
 /// The origins (login and instance URL, Pub/Sub endpoint) of the playgrounds this test process started: what a
 /// test allows explicitly (`--allow-origin`, `FORCELINK_ALLOW_ORIGINS`) so forcelink sends
 /// credentials to them — and to nothing else on loopback.
 pub fn started_origins() -> Vec<String> {
-    STARTED_ORIGINS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    STARTED_ORIGINS.lock().clone()
 }
 
 /// A client for `/__playground/`. Panics on transport errors and non-2xx answers: tests that

@@ -18,7 +18,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -145,7 +147,7 @@ pub async fn spawn_oidc_provider(opts: OidcProviderOptions) -> OidcProviderHandl
             if let Some(task) = stderr_task {
                 let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
             }
-            panic!("the OIDC test provider did not start: {why} ({status}); stderr:\n{}", lock(&stderr));
+            panic!("the OIDC test provider did not start: {why} ({status}); stderr:\n{}", stderr.lock());
         }
     };
     let endpoints: OidcEndpoints = serde_json::from_str(&line)
@@ -159,7 +161,7 @@ pub async fn spawn_oidc_provider(opts: OidcProviderOptions) -> OidcProviderHandl
 async fn drain_into(stream: impl AsyncRead + Unpin, sink: Arc<Mutex<String>>) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let mut buf = lock(&sink);
+        let mut buf = sink.lock();
         buf.push_str(&line);
         buf.push('\n');
         if buf.len() > STDERR_KEEP {
@@ -170,10 +172,6 @@ async fn drain_into(stream: impl AsyncRead + Unpin, sink: Arc<Mutex<String>>) {
             buf.drain(..cut);
         }
     }
-}
-
-fn lock(m: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl OidcProviderHandle {
@@ -211,7 +209,7 @@ impl OidcProviderHandle {
     /// What the server wrote on stderr so far (its warnings and any `server_error`), the last
     /// 64 KiB at most.
     pub fn stderr_output(&self) -> String {
-        lock(&self.stderr).clone()
+        self.stderr.lock().clone()
     }
     /// Plays the user in a browser for `authorize_url` (an authorization request to this
     /// provider, built by the client under test): follows the provider's redirects, signs in on

@@ -1,16 +1,10 @@
 //! The page over real sockets, as a browser without script would use it: cookies by hand.
 
-use reqwest::redirect::Policy;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 
 use crate::{Harness, call, harness, serve, serve_public};
 
-fn hidden_input(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&"))
-}
+use forcelink_test_support::browser::{hidden_input, no_redirect_client as http};
 
 /// `name=value` of a `Set-Cookie` header for `name`, and the whole header.
 fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> {
@@ -25,10 +19,6 @@ fn refresh_target(html: &str) -> Option<String> {
     let start = html.find("content=\"0;url=")? + "content=\"0;url=".len();
     let end = html[start..].find('"')? + start;
     Some(html[start..end].replace("&#38;", "&").replace("&amp;", "&"))
-}
-
-fn http() -> Client {
-    Client::builder().redirect(Policy::none()).build().unwrap()
 }
 
 /// Signs in with `key`; the session cookie (`forcelink_session=…`).
