@@ -123,7 +123,7 @@ pub struct Identity {
     /// Whether the user is active.
     #[serde(default)]
     pub active: Option<bool>,
-    /// The user's license kind, e.g. `STANDARD`.
+    /// The user's type, e.g. `STANDARD`.
     #[serde(default)]
     pub user_type: Option<String>,
     /// URL templates of the org's APIs (`rest`, `sobjects`, `query`…), keyed by name.
