@@ -15,17 +15,25 @@ pub const MAX_APPROVALS_PER_USER_AND_APP: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalOutlook {
     /// Room left: `used` of five are taken.
-    Fits { used: usize },
+    Fits {
+        /// Approvals of this user and app held by other connections.
+        used: usize,
+    },
     /// Five are taken: approving again revokes `oldest`.
-    WouldEvict { oldest: Approval },
+    WouldEvict {
+        /// The approval Salesforce will revoke: the oldest one of another connection.
+        oldest: Approval,
+    },
 }
 
+/// Counts approvals per (user, client id) in a [`TokenStore`] and warns before one is evicted.
 #[derive(Debug, Clone)]
 pub struct ApprovalBudget {
     store: Arc<dyn TokenStore>,
 }
 
 impl ApprovalBudget {
+    /// A budget kept in `store`'s approval ledger.
     pub fn new(store: Arc<dyn TokenStore>) -> Self {
         Self { store }
     }

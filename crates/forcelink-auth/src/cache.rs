@@ -69,12 +69,21 @@ pub const FAILURE_STORE_RECHECK: Duration = Duration::from_secs(5);
 /// Settings of a [`TokenCache`]; every default is a named constant above.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
+    /// Renew this long before expiry (at most half the token's lifetime). Defaults to
+    /// [`DEFAULT_RENEW_BUFFER`], 5 minutes.
     pub renew_buffer: Duration,
+    /// Up to this much extra buffer, random per token. Defaults to [`DEFAULT_RENEW_JITTER`], 60 seconds.
     pub renew_jitter: Duration,
+    /// Longest a token request may take. Defaults to [`DEFAULT_LOAD_TIMEOUT`], 30 seconds.
     pub load_timeout: Duration,
+    /// Life of a renewal lease whose holder dies. Defaults to [`DEFAULT_LEASE_TTL`], 60 seconds.
     pub lease_ttl: Duration,
+    /// How long to wait for another holder's lease. Defaults to [`DEFAULT_LEASE_WAIT`], 45 seconds.
     pub lease_wait: Duration,
+    /// Retries after Salesforce's "token request is already being processed". Defaults to
+    /// [`DEFAULT_BUSY_RETRIES`], 4.
     pub busy_retries: u32,
+    /// First wait before such a retry, doubled each time. Defaults to [`DEFAULT_BUSY_BACKOFF`], 500 ms.
     pub busy_backoff: Duration,
     /// The org's or app's session timeout, when known.
     pub session_timeout: Option<Duration>,
@@ -176,6 +185,7 @@ impl fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
+    /// A cache for `connection` that renews through `source` and keeps tokens in `store`.
     pub fn new(
         connection: ConnectionId,
         source: Arc<dyn TokenSource>,
@@ -226,6 +236,7 @@ impl TokenCache {
         }
     }
 
+    /// The connection this cache serves.
     pub fn connection(&self) -> &ConnectionId {
         &self.inner.connection
     }
@@ -307,6 +318,7 @@ impl TokenCache {
         Ok(self.inner.store.load(&self.inner.connection).await?)
     }
 
+    /// A snapshot of this cache's counters (shared by all clones).
     pub fn stats(&self) -> CacheStats {
         let c = &self.inner.counters;
         CacheStats {

@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 
 /// Wall-clock time plus a way to wait.
 pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current wall-clock time.
     fn now(&self) -> SystemTime;
     /// Waits `duration` of this clock's time.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
@@ -39,6 +40,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// Starts at `start`.
     pub fn new(start: SystemTime) -> Self {
         Self { now: Arc::new(Mutex::new(start)) }
     }
@@ -46,10 +48,12 @@ impl ManualClock {
     pub fn starting_now() -> Self {
         Self::new(SystemClock.now())
     }
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock();
         *now += by;
     }
+    /// Moves the clock to `to` (backwards too).
     pub fn set(&self, to: SystemTime) {
         *self.now.lock() = to;
     }

@@ -81,6 +81,7 @@ impl UrlPolicy {
         Ok(url)
     }
 
+    /// Checks `url` may receive credentials: [`AuthError::InsecureUrl`] naming `what` when not.
     pub fn check(&self, what: &str, url: &Url) -> Result<(), AuthError> {
         let refuse =
             |reason: String| AuthError::InsecureUrl { what: what.to_owned(), url: display_origin(url), reason };
@@ -154,10 +155,15 @@ pub fn is_generic_login_host(url: &Url) -> bool {
 /// The endpoints of one authorization server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
+    /// Where users approve the app (`/services/oauth2/authorize` on Salesforce).
     pub authorize: Url,
+    /// Where tokens are requested (`/services/oauth2/token`).
     pub token: Url,
+    /// Where tokens are revoked (`/services/oauth2/revoke`, RFC 7009).
     pub revoke: Url,
+    /// Where tokens are introspected (`/services/oauth2/introspect`, RFC 7662).
     pub introspect: Url,
+    /// The OpenID Connect userinfo endpoint (`/services/oauth2/userinfo`).
     pub userinfo: Url,
 }
 

@@ -22,7 +22,9 @@ pub enum Action {
 /// The `{"error", "error_description"}` body of an OAuth failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
+    /// The `error` code, e.g. `invalid_grant`.
     pub error: String,
+    /// The `error_description`, e.g. `expired access/refresh token`, when sent.
     pub description: Option<String>,
     /// HTTP status of the answer (0 when it came in a redirect).
     pub status: u16,
@@ -33,37 +35,63 @@ pub struct OAuthError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OAuthErrorKind {
+    /// `invalid_grant` "no client credentials user enabled": the app has no Run As user.
     NoClientCredentialsUser,
+    /// `invalid_grant` "user hasn't approved this consumer": the user never approved the app.
     UserNotApproved,
+    /// `invalid_app_access`: the app admits admin-approved users only, and this one is not.
     NotAdminApproved,
+    /// `invalid_grant` about the audience, or `app_not_found`: the JWT `aud` is wrong.
     InvalidAudience,
+    /// `invalid_grant` "invalid assertion" / "expired assertion": the JWT was rejected.
     InvalidAssertion,
+    /// `invalid_grant` "authentication failure" (also IP restricted, inactive user): bad credentials.
     AuthenticationFailure,
+    /// `invalid_grant` "expired access/refresh token" (or a bare `invalid_grant`): the grant is gone.
     ExpiredToken,
+    /// `invalid_grant` about the authorization code: already used or too old.
     ExpiredAuthorizationCode,
+    /// `invalid_grant` "token request is already being processed": another renewal is running.
     TokenRequestInProgress,
+    /// `invalid_client_id`: the consumer key is unknown to this org.
     InvalidClientId,
+    /// `invalid_client`: the consumer secret does not match the key.
     InvalidClientCredentials,
+    /// `inactive_user`: the user is inactive or frozen.
     InactiveUser,
+    /// `inactive_org`: the org is expired or locked.
     InactiveOrg,
+    /// `invalid_grant` "not supported on this domain": send it to the My Domain URL.
     WrongDomain,
+    /// `unsupported_grant_type` or `unauthorized_client`: the flow is not enabled on the app.
     UnsupportedGrantType,
+    /// `redirect_uri_mismatch`: the redirect URI is not in the app's Callback URL list.
     RedirectUriMismatch,
+    /// `invalid_request`: a malformed request, e.g. a PKCE verifier that does not match.
     InvalidRequest,
+    /// `invalid_scope`: a scope the app does not allow.
     InvalidScope,
+    /// `authorization_pending`: the device flow's user has not approved yet.
     AuthorizationPending,
+    /// `slow_down`: the device flow polls too fast.
     SlowDown,
+    /// `access_denied`: the user denied the app.
     AccessDenied,
+    /// `expired_token` in the device flow: the device code expired.
     ExpiredDeviceCode,
+    /// `rate_limit_exceeded`: too many logins for the user (3,600 an hour).
     RateLimited,
+    /// Any other error code.
     Other,
 }
 
 impl OAuthError {
+    /// An error from its `error` code, `error_description` and HTTP status (0 for a redirect).
     pub fn new(error: impl Into<String>, description: Option<String>, status: u16) -> Self {
         Self { error: error.into(), description, status }
     }
 
+    /// Which known failure this is, from the code and the description's wording.
     pub fn kind(&self) -> OAuthErrorKind {
         use OAuthErrorKind as K;
         let d = self.description.as_deref().unwrap_or("").to_ascii_lowercase();
@@ -107,12 +135,14 @@ impl OAuthError {
         self.kind().remediation()
     }
 
+    /// What the caller should do about it.
     pub fn action(&self) -> Action {
         self.kind().action()
     }
 }
 
 impl OAuthErrorKind {
+    /// What to change so it works next time, in a sentence or two for a person.
     pub fn remediation(self) -> &'static str {
         use OAuthErrorKind as K;
         match self {
@@ -189,6 +219,7 @@ impl OAuthErrorKind {
         }
     }
 
+    /// What the caller should do about it.
     pub fn action(self) -> Action {
         use OAuthErrorKind as K;
         match self {
@@ -217,8 +248,10 @@ pub use crate::body::BodyKind;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The store cannot be reached or did not answer; worth retrying.
     #[error("token store unavailable: {0}")]
     Unavailable(String),
+    /// The store holds data it cannot read back.
     #[error("token store data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -227,34 +260,77 @@ pub enum StoreError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
+    /// The authorization server answered with an OAuth error.
     #[error("{endpoint} refused: {error}. Fix: {fix}", fix = error.remediation())]
-    OAuth { endpoint: String, error: OAuthError },
+    OAuth {
+        /// The endpoint as `scheme://host[:port]/path`, or the step (e.g. "authorization callback").
+        endpoint: String,
+        /// What the server said.
+        error: OAuthError,
+    },
+    /// An answer that is not the expected JSON (an HTML page, empty, too large…).
     #[error("{endpoint} answered HTTP {status} with {kind}: {excerpt}")]
-    UnexpectedResponse { endpoint: String, status: u16, kind: BodyKind, excerpt: String },
+    UnexpectedResponse {
+        /// The endpoint as `scheme://host[:port]/path`.
+        endpoint: String,
+        /// HTTP status of the answer.
+        status: u16,
+        /// What was wrong with the body.
+        kind: BodyKind,
+        /// The start of the body, with session ids and secrets redacted.
+        excerpt: String,
+    },
+    /// The request did not get an answer (DNS, TLS, connection, timeout).
     #[error("could not reach {endpoint}: {message}")]
-    Transport { endpoint: String, message: String, timeout: bool },
+    Transport {
+        /// The endpoint as `scheme://host[:port]/path`.
+        endpoint: String,
+        /// The error and its sources, without any URL's query string.
+        message: String,
+        /// Whether the request timed out.
+        timeout: bool,
+    },
+    /// A URL the [`UrlPolicy`](crate::UrlPolicy) refuses to send credentials to.
     #[error("refusing to send credentials to {what} {url}: {reason}")]
-    InsecureUrl { what: String, url: String, reason: String },
+    InsecureUrl {
+        /// The setting or endpoint the URL came from, e.g. "login URL".
+        what: String,
+        /// The refused URL's origin only (a path or query may carry tokens).
+        url: String,
+        /// Why it was refused, with the rule to follow.
+        reason: String,
+    },
+    /// A setting is missing or invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// The token response's `signature` (HMAC-SHA256 of `id` and `issued_at`) does not verify.
     #[error("the token response signature does not match (wrong client secret, or the response was altered)")]
     SignatureMismatch,
+    /// The `state` of an authorization redirect is not the one sent.
     #[error("the state in the redirect does not match the request (possible forged callback); start again")]
     StateMismatch,
+    /// A refresh was needed but no refresh token is stored.
     #[error("no refresh token is stored for this connection; authorize it again")]
     NoRefreshToken,
+    /// A static access token was refused, and nothing can renew it.
     #[error("the access token was refused and a static token cannot be renewed; provide a new access token")]
     StaticTokenRejected,
+    /// The device flow's code expired before the user approved it.
     #[error("the device code expired before the user approved it; start the device flow again")]
     DeviceCodeExpired,
+    /// A token request took longer than the cache's load timeout (given).
     #[error("getting a token took longer than {0:?}")]
     LoadTimeout(Duration),
+    /// Another process held the renewal lease longer than the cache's lease wait (given).
     #[error("another process holds the renewal lease and did not finish within {0:?}")]
     LeaseTimeout(Duration),
+    /// Generating, reading or signing with a key failed.
     #[error("key: {0}")]
     Key(String),
+    /// The token store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bug or an impossible state; report it.
     #[error("internal error: {0}")]
     Internal(String),
     /// A renewal failed in a way only a person can fix; it is not tried again until the
@@ -262,10 +338,16 @@ pub enum AuthError {
     #[error(
         "{last} (remembered: the next attempt is in {retry_in_secs} s; fixing the connection or signing in again ends the wait)"
     )]
-    BackingOff { last: Box<AuthError>, retry_in_secs: u64 },
+    BackingOff {
+        /// The failure being remembered.
+        last: Box<AuthError>,
+        /// Seconds until the next attempt.
+        retry_in_secs: u64,
+    },
 }
 
 impl AuthError {
+    /// What the caller should do about it.
     pub fn action(&self) -> Action {
         match self {
             AuthError::OAuth { error, .. } => error.action(),
@@ -301,6 +383,7 @@ impl AuthError {
         }
     }
 
+    /// The kind of the OAuth error, when the server sent one.
     pub fn oauth_kind(&self) -> Option<OAuthErrorKind> {
         self.oauth().map(OAuthError::kind)
     }

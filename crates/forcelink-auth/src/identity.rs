@@ -15,7 +15,9 @@ use crate::wire::Transport;
 /// A token to revoke or inspect.
 #[derive(Debug, Clone, Copy)]
 pub enum AnyToken<'a> {
+    /// An access token (`token_type_hint=access_token`).
     Access(&'a AccessToken),
+    /// A refresh token (`token_type_hint=refresh_token`).
     Refresh(&'a RefreshToken),
 }
 
@@ -38,26 +40,36 @@ impl AnyToken<'_> {
 /// `sub` the identity URL).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Introspection {
+    /// Whether the token is valid now; when false, the other fields are usually absent.
     pub active: bool,
+    /// The granted scopes, space-separated.
     #[serde(default)]
     pub scope: Option<String>,
+    /// The consumer key of the app the token was issued to.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The user's Salesforce username.
     #[serde(default)]
     pub username: Option<String>,
+    /// The user's identity URL on Salesforce.
     #[serde(default)]
     pub sub: Option<String>,
+    /// The token's kind, e.g. `access_token` or `refresh_token`.
     #[serde(default)]
     pub token_type: Option<String>,
+    /// Expiry, in seconds since the Unix epoch (see [`Introspection::expires_at`]).
     #[serde(default)]
     pub exp: Option<u64>,
+    /// Issue time, in seconds since the Unix epoch.
     #[serde(default)]
     pub iat: Option<u64>,
+    /// Not valid before, in seconds since the Unix epoch.
     #[serde(default)]
     pub nbf: Option<u64>,
 }
 
 impl Introspection {
+    /// `exp` as a time, when sent.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.exp.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
     }
@@ -66,19 +78,27 @@ impl Introspection {
 /// OpenID Connect userinfo, with the Salesforce claims clients use. Other claims are in `extra`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserInfo {
+    /// The subject: the user's identity URL on Salesforce.
     pub sub: String,
+    /// The user's record id (`005…`).
     #[serde(default)]
     pub user_id: Option<String>,
+    /// The org's id (`00D…`).
     #[serde(default)]
     pub organization_id: Option<String>,
+    /// The user's Salesforce username.
     #[serde(default)]
     pub preferred_username: Option<String>,
+    /// The user's full name.
     #[serde(default)]
     pub name: Option<String>,
+    /// The user's email address.
     #[serde(default)]
     pub email: Option<String>,
+    /// URL templates of the org's APIs (`rest`, `sobjects`, `query`…), keyed by name.
     #[serde(default)]
     pub urls: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Every other claim, as sent.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -86,20 +106,30 @@ pub struct UserInfo {
 /// The identity URL's answer. Other fields are in `extra`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Identity {
+    /// The identity URL itself.
     pub id: String,
+    /// The user's record id (`005…`).
     pub user_id: String,
+    /// The org's id (`00D…`).
     pub organization_id: String,
+    /// The user's Salesforce username.
     pub username: String,
+    /// The user's display name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The user's email address.
     #[serde(default)]
     pub email: Option<String>,
+    /// Whether the user is active.
     #[serde(default)]
     pub active: Option<bool>,
+    /// The user's type, e.g. `STANDARD`.
     #[serde(default)]
     pub user_type: Option<String>,
+    /// URL templates of the org's APIs (`rest`, `sobjects`, `query`…), keyed by name.
     #[serde(default)]
     pub urls: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Every other field, as sent.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -113,6 +143,8 @@ pub struct IdentityClient {
 }
 
 impl IdentityClient {
+    /// A client for `endpoints`, acting as `app`. Fails when an endpoint breaks the transport's
+    /// URL policy.
     pub fn new(transport: Transport, endpoints: Endpoints, app: AppCredentials) -> Result<Self, AuthError> {
         endpoints.check(&transport.policy)?;
         Ok(Self { transport, endpoints, app })
@@ -139,6 +171,7 @@ impl IdentityClient {
         raw.parse("active")
     }
 
+    /// Reads the OpenID Connect userinfo of `token`'s user.
     pub async fn userinfo(&self, token: &Token) -> Result<UserInfo, AuthError> {
         let raw = self.transport.get_bearer(&self.endpoints.userinfo, &token.access_token).await?;
         raw.parse("sub")

@@ -14,7 +14,9 @@ pub const DEFAULT_VALIDITY_DAYS: u32 = 730;
 /// A private key and its certificate.
 #[derive(Debug, Clone)]
 pub struct JwtKeyPair {
+    /// The RSA private key (PKCS#8 PEM) the JWT bearer flow signs assertions with.
     pub private_key_pem: PrivateKeyPem,
+    /// The self-signed X.509 certificate (PEM) to upload to the connected app.
     pub certificate_pem: String,
 }
 

@@ -48,6 +48,8 @@
 //! - [`keys`]: RSA key and self-signed certificate for the JWT flow.
 //! - [`secret`], [`clock`], [`token`]: secret newtypes, injected time, token sets.
 
+#![warn(missing_docs)]
+
 pub mod approvals;
 pub mod backoff;
 pub mod body;

@@ -9,6 +9,7 @@ macro_rules! secret_type {
         pub struct $name(String);
 
         impl $name {
+            /// Wraps a secret value.
             pub fn new(value: impl Into<String>) -> Self {
                 Self(value.into())
             }

@@ -14,18 +14,28 @@ use crate::token::{Token, TokenSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthMethod {
+    /// An access token given by the user, never renewed.
     StaticToken,
+    /// `grant_type=client_credentials`: the app acts as its Run As user.
     ClientCredentials,
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`: a signed assertion for a user.
     JwtBearer,
+    /// Authorization code with PKCE, through the browser.
     WebServer,
+    /// `grant_type=refresh_token`, with a token from an earlier sign-in.
     RefreshToken,
+    /// Salesforce's device flow: a code the user enters on another device.
     Device,
+    /// `grant_type=password`: username, password and security token.
     UsernamePassword,
+    /// The implicit flow: the token comes back in the redirect's fragment.
     UserAgent,
+    /// Token exchange of an access token for an asset token (a JWT).
     AssetToken,
 }
 
 impl AuthMethod {
+    /// Its name for people, e.g. "JWT bearer".
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::StaticToken => "static token",
@@ -45,11 +55,13 @@ impl AuthMethod {
 pub trait TokenSource: Send + Sync + fmt::Debug {
     /// `current` is the last known set (the refresh source reads its refresh token from it).
     fn fetch<'a>(&'a self, current: Option<&'a TokenSet>) -> BoxFuture<'a, Result<TokenSet, AuthError>>;
+    /// The auth method this source speaks.
     fn method(&self) -> AuthMethod;
 }
 
 /// Hands out valid tokens; what the REST client holds.
 pub trait TokenProvider: Send + Sync + fmt::Debug {
+    /// A token that is valid now, renewed first when needed.
     fn token(&self) -> BoxFuture<'_, Result<Token, AuthError>>;
     /// Reports that `stale` was refused (HTTP 401). Only that exact token is dropped.
     fn invalidate(&self, stale: &AccessToken);
@@ -69,15 +81,20 @@ pub enum ClientAuth {
 /// A connected app's credentials as the client presents them.
 #[derive(Debug, Clone)]
 pub struct AppCredentials {
+    /// The consumer key (`client_id`).
     pub client_id: String,
+    /// The consumer secret (`client_secret`), for flows and endpoints that need it.
     pub client_secret: Option<ClientSecret>,
+    /// How the secret is sent. Defaults to [`ClientAuth::Body`].
     pub client_auth: ClientAuth,
 }
 
 impl AppCredentials {
+    /// Credentials sent as form fields ([`ClientAuth::Body`]).
     pub fn new(client_id: impl Into<String>, client_secret: Option<ClientSecret>) -> Self {
         Self { client_id: client_id.into(), client_secret, client_auth: ClientAuth::Body }
     }
+    /// Sends the secret as `auth` says instead.
     pub fn with_client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = auth;
         self

@@ -21,9 +21,11 @@ use crate::token::TokenSet;
 pub struct ConnectionId(String);
 
 impl ConnectionId {
+    /// The connection named `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self(name.into())
     }
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -38,18 +40,23 @@ impl fmt::Display for ConnectionId {
 /// A stored token set and its version (bumped by every successful write).
 #[derive(Debug, Clone)]
 pub struct StoredTokens {
+    /// The token set.
     pub set: TokenSet,
+    /// The version to pass as `expected` to [`TokenStore::compare_and_swap`].
     pub version: u64,
 }
 
 /// Result of [`TokenStore::compare_and_swap`].
 #[derive(Debug, Clone)]
 pub enum CasOutcome {
+    /// Written.
     Swapped {
+        /// The new version.
         version: u64,
     },
     /// Someone wrote first; this is what the store holds now.
     Conflict {
+        /// The stored set and its version (`None`: nothing stored).
         current: Option<Box<StoredTokens>>,
     },
 }
@@ -61,10 +68,13 @@ pub struct LeaseHolder(pub String);
 /// A held renewal lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The connection whose renewal it guards.
     pub connection: ConnectionId,
+    /// Who holds it.
     pub holder: LeaseHolder,
     /// Increases with every grant: a fencing number adapters may check on write.
     pub fence: u64,
+    /// When it lapses if not released (its holder may have died).
     pub expires_at: SystemTime,
 }
 
@@ -73,12 +83,18 @@ pub struct Lease {
 pub struct Approval {
     /// The user (username when known, else the 18-character user id).
     pub user: String,
+    /// The connected app's consumer key.
     pub client_id: String,
+    /// The connection that holds the refresh token.
     pub connection: ConnectionId,
+    /// When the user approved.
     pub approved_at: SystemTime,
 }
 
+/// Where token sets, renewal leases and approvals live between processes. Adapters: this
+/// crate's [`MemoryStore`]; SQLite and PostgreSQL in forcelink-store.
 pub trait TokenStore: Send + Sync + fmt::Debug {
+    /// The stored token set of `connection` and its version; `None` when nothing is stored.
     fn load<'a>(&'a self, connection: &'a ConnectionId) -> BoxFuture<'a, Result<Option<StoredTokens>, StoreError>>;
 
     /// Writes `set` only if the stored version is still `expected` (`None`: nothing stored).
@@ -89,6 +105,7 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         set: &'a TokenSet,
     ) -> BoxFuture<'a, Result<CasOutcome, StoreError>>;
 
+    /// Deletes the stored token set of `connection` (nothing stored is fine).
     fn remove<'a>(&'a self, connection: &'a ConnectionId) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Takes the renewal lease for `ttl`, waiting up to `wait` while another holder has it.
@@ -101,11 +118,13 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         wait: Duration,
     ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>>;
 
+    /// Gives `lease` back early, so a waiting holder can take it at once.
     fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Records an approval; returns every approval of that (user, client id), oldest first.
     fn record_approval<'a>(&'a self, approval: &'a Approval) -> BoxFuture<'a, Result<Vec<Approval>, StoreError>>;
 
+    /// Every approval of (user, client id), oldest first.
     fn approvals<'a>(&'a self, user: &'a str, client_id: &'a str) -> BoxFuture<'a, Result<Vec<Approval>, StoreError>>;
 
     /// Forgets the approval held by `connection` for (user, client id).
@@ -136,6 +155,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store; leases expire by `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self { state: Arc::default(), released: Arc::new(Notify::new()), clock }
     }

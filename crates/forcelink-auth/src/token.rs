@@ -28,20 +28,27 @@ pub enum LifetimeSource {
 /// A token response, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct TokenSet {
+    /// The session id (`access_token`), sent as `Authorization: Bearer`.
     pub access_token: AccessToken,
     /// Base URL for API calls (checked against the URL policy).
     pub instance_url: Url,
     /// The identity URL `…/id/{org}/{user}` (`id` in the response).
     pub identity_url: Option<Url>,
+    /// When the server issued it (`issued_at`, milliseconds on Salesforce), else when received.
     pub issued_at: SystemTime,
     /// When the access token stops working, as far as is known.
     pub expires_at: Option<SystemTime>,
+    /// Where `expires_at` came from.
     pub lifetime_source: LifetimeSource,
+    /// The refresh token (`refresh_token`), from the flows that grant one.
     pub refresh_token: Option<RefreshToken>,
     /// Granted scopes, space-separated as sent.
     pub scope: Option<String>,
+    /// `token_type` as sent; `Bearer` when absent.
     pub token_type: String,
+    /// The OpenID Connect ID token (`id_token`), when `openid` was requested.
     pub id_token: Option<IdToken>,
+    /// `api_instance_url` of the response, when sent (newer Salesforce responses).
     pub api_instance_url: Option<String>,
     /// The origin of the authorization server that issued this set. Revocation goes only
     /// there, whatever the connection's settings say later; `None` for sets stored by older
@@ -78,8 +85,11 @@ fn identity_parts(url: &Url) -> Option<(&str, &str)> {
 /// An access token and where to use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
+    /// The session id, sent as `Authorization: Bearer`.
     pub access_token: AccessToken,
+    /// Base URL for API calls.
     pub instance_url: Url,
+    /// When the token stops working, as far as is known.
     pub expires_at: Option<SystemTime>,
 }
 

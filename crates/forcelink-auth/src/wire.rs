@@ -36,6 +36,8 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
+    /// A transport over `http` (build it without redirects, like [`default_http_client`]),
+    /// reading time from `clock` and sending credentials only where `policy` allows.
     pub fn new(http: reqwest::Client, clock: Arc<dyn Clock>, policy: UrlPolicy) -> Self {
         Self { http, clock, policy }
     }
@@ -47,9 +49,11 @@ impl Transport {
         Ok(Self::new(default_http_client()?, Arc::new(SystemClock), UrlPolicy::new()))
     }
 
+    /// The clock token lifetimes and polling are measured with.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
+    /// The policy every URL is checked against before credentials are sent.
     pub fn policy(&self) -> &UrlPolicy {
         &self.policy
     }

@@ -17,14 +17,18 @@ use crate::source::{AppCredentials, AuthMethod, TokenProvider, TokenSource};
 use crate::token::TokenSet;
 use crate::wire::Transport;
 
-pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-pub const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// `grant_type` of the exchange (RFC 8693).
+pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// `subject_token_type`: the subject is an access token.
+pub(crate) const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// `actor_token_type`: the actor token is a JWT.
+pub(crate) const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The device's description. Claim names are the app's business (Salesforce's are
 /// UNCONFIRMED: e.g. `did`, `Name`, `Asset`); signing with the device key is optional proof of
 /// possession.
 pub struct ActorToken {
+    /// The JWT's claims, as the app defines them.
     pub claims: serde_json::Map<String, serde_json::Value>,
     key: Option<EncodingKey>,
 }
@@ -36,9 +40,11 @@ impl std::fmt::Debug for ActorToken {
 }
 
 impl ActorToken {
+    /// An actor token sent unsigned (`alg: none`).
     pub fn unsigned(claims: serde_json::Map<String, serde_json::Value>) -> Self {
         Self { claims, key: None }
     }
+    /// An actor token signed RS256 with the device's private key.
     pub fn signed(claims: serde_json::Map<String, serde_json::Value>, key: &PrivateKeyPem) -> Result<Self, AuthError> {
         let key = EncodingKey::from_rsa_pem(key.secret().as_bytes())
             .map_err(|e| AuthError::Key(format!("the device key is not an RSA private key in PEM ({e})")))?;
@@ -59,6 +65,8 @@ impl ActorToken {
     }
 }
 
+/// A [`TokenSource`] of asset tokens: exchanges `subject`'s current access token (and the
+/// actor token, when given) for an asset token.
 #[derive(Debug)]
 pub struct AssetTokenExchange {
     transport: Transport,
@@ -69,6 +77,8 @@ pub struct AssetTokenExchange {
 }
 
 impl AssetTokenExchange {
+    /// An exchange at `endpoints`' token endpoint as `app`. Fails when an endpoint breaks the
+    /// transport's URL policy.
     pub fn new(
         transport: Transport,
         endpoints: Endpoints,

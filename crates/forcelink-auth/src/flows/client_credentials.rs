@@ -10,6 +10,8 @@ use crate::source::{AppCredentials, AuthMethod, TokenSource};
 use crate::token::TokenSet;
 use crate::wire::Transport;
 
+/// A [`TokenSource`] for the client credentials flow: the consumer key and secret are the
+/// whole sign-in, and each renewal is a new request (no refresh token).
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
     transport: Transport,

@@ -27,16 +27,23 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// What the user must see to approve the device.
 #[derive(Debug, Clone)]
 pub struct DeviceAuthorization {
+    /// The code the user types at `verification_uri` (`user_code`).
     pub user_code: String,
+    /// Where the user goes to approve (`verification_uri`).
     pub verification_uri: String,
+    /// The same page with the code filled in (`verification_uri_complete`), when sent.
     pub verification_uri_complete: Option<String>,
+    /// Time between polls (`interval`). Defaults to [`DEFAULT_POLL_INTERVAL`], 5 seconds.
     pub interval: Duration,
+    /// When the device code expires: from `expires_in`, else [`DEFAULT_DEVICE_CODE_LIFETIME`].
     pub expires_at: SystemTime,
+    /// The code the flow polls with (`device_code`); never shown to the user.
     pub device_code: DeviceCode,
 }
 
 /// Shows the code to the user (a CLI prints it; a web page renders it).
 pub trait DeviceCodeDisplay: Send + Sync {
+    /// Shows `authorization`'s user code and verification URI; called once, before polling.
     fn show(&self, authorization: &DeviceAuthorization);
 }
 
@@ -53,6 +60,8 @@ struct StartResponse {
     expires_in: Option<u64>,
 }
 
+/// Salesforce's device flow for one app: [`DeviceFlow::authorize`] does it all, or call
+/// [`DeviceFlow::start`] and [`DeviceFlow::poll`] separately.
 #[derive(Debug, Clone)]
 pub struct DeviceFlow {
     transport: Transport,
@@ -62,10 +71,13 @@ pub struct DeviceFlow {
 }
 
 impl DeviceFlow {
+    /// A device flow at `endpoints` as `app` (no secret needed). Fails when an endpoint breaks
+    /// the transport's URL policy.
     pub fn new(transport: Transport, endpoints: Endpoints, app: AppCredentials) -> Result<Self, AuthError> {
         endpoints.check(&transport.policy)?;
         Ok(Self { transport, endpoints, app, scope: None })
     }
+    /// Requests specific scopes (space-separated); without, the app's configured scopes.
     pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
         self
@@ -113,6 +125,8 @@ impl DeviceFlow {
         self.poll(&authorization).await
     }
 
+    /// Polls at `authorization`'s interval (longer after `slow_down`) until the user approves,
+    /// denies, or the code expires ([`AuthError::DeviceCodeExpired`]).
     pub async fn poll(&self, authorization: &DeviceAuthorization) -> Result<TokenSet, AuthError> {
         let clock = &self.transport.clock;
         let mut interval = authorization.interval;

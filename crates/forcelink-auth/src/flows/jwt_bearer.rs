@@ -23,7 +23,8 @@ use crate::wire::Transport;
 
 /// Salesforce wants `exp` "within 3 minutes"; assertions never live longer.
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(180);
-pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `grant_type` of the JWT bearer flow (RFC 7523).
+pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -33,6 +34,8 @@ struct Claims<'a> {
     exp: u64,
 }
 
+/// A [`TokenSource`] for the JWT bearer flow: signs an assertion for `username` as the app
+/// (`iss` = consumer key) and trades it for an access token.
 pub struct JwtBearer {
     transport: Transport,
     endpoints: Endpoints,

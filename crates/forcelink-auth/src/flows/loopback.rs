@@ -14,6 +14,7 @@ use crate::secret::AuthorizationCode;
 /// Largest request head read from the browser.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
+/// A bound loopback listener waiting for one authorization redirect.
 #[derive(Debug)]
 pub struct LoopbackRedirect {
     listener: TcpListener,
@@ -37,6 +38,7 @@ impl LoopbackRedirect {
         Ok(Self { listener, redirect_uri })
     }
 
+    /// The `http://127.0.0.1:PORT/path` URI to send as `redirect_uri` (with the bound port).
     pub fn redirect_uri(&self) -> &Url {
         &self.redirect_uri
     }

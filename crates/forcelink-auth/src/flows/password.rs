@@ -13,6 +13,7 @@ use crate::source::{AppCredentials, AuthMethod, TokenSource};
 use crate::token::TokenSet;
 use crate::wire::Transport;
 
+/// A [`TokenSource`] for the username-password flow (legacy; warns once per instance).
 #[derive(Debug)]
 pub struct UsernamePassword {
     transport: Transport,
@@ -25,6 +26,8 @@ pub struct UsernamePassword {
 }
 
 impl UsernamePassword {
+    /// A source signing in as `username` through `app`; `security_token` is appended to the
+    /// password when given. Fails when an endpoint breaks the transport's URL policy.
     pub fn new(
         transport: Transport,
         endpoints: Endpoints,

@@ -12,6 +12,7 @@ use crate::source::{AppCredentials, AuthMethod, TokenSource};
 use crate::token::TokenSet;
 use crate::wire::Transport;
 
+/// A [`TokenSource`] that renews with the refresh token of the current token set.
 #[derive(Debug, Clone)]
 pub struct RefreshTokenSource {
     transport: Transport,
@@ -20,6 +21,7 @@ pub struct RefreshTokenSource {
 }
 
 impl RefreshTokenSource {
+    /// A source at `endpoints` as `app`. Fails when an endpoint breaks the transport's URL policy.
     pub fn new(transport: Transport, endpoints: Endpoints, app: AppCredentials) -> Result<Self, AuthError> {
         endpoints.check(&transport.policy)?;
         Ok(Self { transport, endpoints, app })

@@ -11,6 +11,7 @@ use crate::secret::AccessToken;
 use crate::source::{AuthMethod, TokenProvider, TokenSource};
 use crate::token::{LifetimeSource, Token, TokenSet};
 
+/// Both a [`TokenSource`] and a [`TokenProvider`] of one given token, until it is refused.
 #[derive(Debug)]
 pub struct StaticToken {
     set: TokenSet,

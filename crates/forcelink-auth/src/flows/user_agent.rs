@@ -12,6 +12,7 @@ use crate::secret::secrets_equal;
 use crate::token::TokenSet;
 use crate::wire::{Decode, TokenResponse, Transport};
 
+/// The user-agent flow of one app: build the authorization URL, then parse the redirect.
 #[derive(Debug)]
 pub struct UserAgentFlow {
     transport: Transport,
@@ -23,6 +24,8 @@ pub struct UserAgentFlow {
 }
 
 impl UserAgentFlow {
+    /// A flow for the app `client_id` that redirects to `redirect_uri` (on the app's Callback
+    /// URL list). Fails when an endpoint breaks the transport's URL policy.
     pub fn new(
         transport: Transport,
         endpoints: Endpoints,
@@ -39,6 +42,7 @@ impl UserAgentFlow {
             warned: AtomicBool::new(false),
         })
     }
+    /// Requests specific scopes (space-separated); without, the app's configured scopes.
     pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
         self

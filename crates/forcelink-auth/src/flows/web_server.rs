@@ -18,11 +18,16 @@ use crate::wire::Transport;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Prompt {
+    /// `login`: ask for credentials even when a session exists.
     Login,
+    /// `consent`: ask for approval even when the app is approved.
     Consent,
+    /// `select_account`: let the user pick among signed-in accounts.
     SelectAccount,
 }
 
+/// The web server flow of one app and redirect URI: [`WebServerFlow::authorization_request`],
+/// then [`WebServerFlow::exchange`] with the code from the callback.
 #[derive(Debug, Clone)]
 pub struct WebServerFlow {
     transport: Transport,
@@ -37,8 +42,11 @@ pub struct WebServerFlow {
 /// One pending authorization: send the user to `url`, keep the rest for the callback.
 #[derive(Debug, Clone)]
 pub struct AuthorizationRequest {
+    /// The authorize URL to open in the user's browser.
     pub url: Url,
+    /// The random `state` the callback must carry back.
     pub state: String,
+    /// The `redirect_uri` sent, which the code exchange must repeat.
     pub redirect_uri: Url,
     verifier: PkceCodeVerifier,
 }
@@ -50,6 +58,7 @@ impl AuthorizationRequest {
         code_from_pairs(&self.state, callback.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())))
     }
 
+    /// The PKCE code verifier the exchange sends (`code_verifier`).
     pub fn verifier(&self) -> &PkceCodeVerifier {
         &self.verifier
     }
@@ -84,6 +93,8 @@ pub(crate) fn code_from_pairs(
 }
 
 impl WebServerFlow {
+    /// A flow for `app` that redirects to `redirect_uri` (on the app's Callback URL list).
+    /// Fails when an endpoint breaks the transport's URL policy.
     pub fn new(
         transport: Transport,
         endpoints: Endpoints,
@@ -99,14 +110,17 @@ impl WebServerFlow {
         self.scope = Some(scope.into());
         self
     }
+    /// Sends `prompt` with the authorization request.
     pub fn with_prompt(mut self, prompt: Prompt) -> Self {
         self.prompt = Some(prompt);
         self
     }
+    /// Fills in the username on Salesforce's login page (`login_hint`).
     pub fn with_login_hint(mut self, username: impl Into<String>) -> Self {
         self.login_hint = Some(username.into());
         self
     }
+    /// The redirect URI this flow sends.
     pub fn redirect_uri(&self) -> &Url {
         &self.redirect_uri
     }
