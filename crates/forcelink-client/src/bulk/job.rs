@@ -145,12 +145,12 @@ impl fmt::Display for JobState {
 pub struct JobInfo {
     /// `id`: the job id (`750…`).
     pub id: String,
-    /// `operation`.
+    /// `operation`: what the job does.
     pub operation: Operation,
     /// `object`: the sObject type the job works on.
     #[serde(default)]
     pub object: Option<String>,
-    /// `state`.
+    /// `state`: where the job is (see [`JobState::is_terminal`]).
     pub state: JobState,
     /// `externalIdFieldName` of an upsert job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
