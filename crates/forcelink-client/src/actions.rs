@@ -33,10 +33,14 @@ pub const ADMIN_RIGHTS: &str =
 /// Files up to this size are sent as base64 in JSON; larger ones as multipart/form-data.
 /// Defaults to 10 MiB (Salesforce accepts about 37.5 MB of base64 in JSON, 2 GB multipart).
 pub const DEFAULT_MULTIPART_THRESHOLD: usize = 10 * 1024 * 1024;
-/// Defaults a new user gets when the input names none (Salesforce requires them).
+/// `TimeZoneSidKey` a new user gets when the input names none (Salesforce requires the
+/// four locale settings on every user).
 pub const DEFAULT_TIME_ZONE: &str = "America/Los_Angeles";
+/// `LocaleSidKey` a new user gets when the input names none.
 pub const DEFAULT_LOCALE: &str = "en_US";
+/// `EmailEncodingKey` a new user gets when the input names none.
 pub const DEFAULT_EMAIL_ENCODING: &str = "UTF-8";
+/// `LanguageLocaleKey` a new user gets when the input names none.
 pub const DEFAULT_LANGUAGE: &str = "en_US";
 
 fn rights(action: &'static str) -> impl Fn(ClientError) -> ClientError {
@@ -82,9 +86,12 @@ async fn user_id(client: &Client, user: &str) -> Result<RecordId, ClientError> {
 pub struct CreateUser {
     /// Email-shaped and unique across every Salesforce org.
     pub username: String,
+    /// `LastName` (required).
     pub last_name: String,
+    /// `FirstName`.
     #[serde(default)]
     pub first_name: Option<String>,
+    /// `Email` (required).
     pub email: String,
     /// At most 8 characters; derived from the names when absent.
     #[serde(default)]
@@ -92,14 +99,19 @@ pub struct CreateUser {
     /// The profile by id, or by name with `profile_name` (one is required).
     #[serde(default)]
     pub profile_id: Option<String>,
+    /// The profile by `Profile.Name` (e.g. `Standard User`), used when `profile_id` is absent.
     #[serde(default)]
     pub profile_name: Option<String>,
+    /// `TimeZoneSidKey`. Defaults to [`DEFAULT_TIME_ZONE`].
     #[serde(default)]
     pub time_zone_sid_key: Option<String>,
+    /// `LocaleSidKey`. Defaults to [`DEFAULT_LOCALE`].
     #[serde(default)]
     pub locale_sid_key: Option<String>,
+    /// `EmailEncodingKey`. Defaults to [`DEFAULT_EMAIL_ENCODING`].
     #[serde(default)]
     pub email_encoding_key: Option<String>,
+    /// `LanguageLocaleKey`. Defaults to [`DEFAULT_LANGUAGE`].
     #[serde(default)]
     pub language_locale_key: Option<String>,
     /// Further User fields, by API name.
@@ -110,6 +122,7 @@ pub struct CreateUser {
 /// What `create-user` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCreated {
+    /// The user's id (`005…`), new or existing.
     pub user_id: String,
     /// False when a user with this username already existed (nothing was changed).
     pub created: bool,
@@ -128,7 +141,9 @@ pub struct UpdateUser {
 /// What `update-user` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserUpdated {
+    /// The updated user's id (`005…`).
     pub user_id: String,
+    /// The API names of the fields that were set.
     pub fields: Vec<String>,
 }
 
@@ -143,7 +158,9 @@ pub struct UserRef {
 /// What activate / deactivate did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveState {
+    /// The user's id (`005…`).
     pub user_id: String,
+    /// `User.IsActive` after the action.
     pub is_active: bool,
     /// False when the user already was in that state.
     pub changed: bool,
@@ -152,27 +169,39 @@ pub struct ActiveState {
 /// What freeze / unfreeze did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrozenState {
+    /// The user's id (`005…`).
     pub user_id: String,
+    /// The id of the user's `UserLogin` record, which holds the frozen flag.
     pub user_login_id: String,
+    /// `UserLogin.IsFrozen` after the action.
     pub is_frozen: bool,
+    /// False when the login already was in that state.
     pub changed: bool,
 }
 
 /// One entitlement that could not be removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovalFailure {
+    /// The entitlement's sObject type (e.g. `PermissionSetAssignment`).
     pub object: String,
+    /// The record id that could not be deleted.
     pub id: String,
+    /// Salesforce's errors for that record.
     pub errors: Vec<ApiError>,
 }
 
 /// What remove-entitlements removed (record ids by kind) and what it could not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntitlementsRemoved {
+    /// The user's id (`005…`).
     pub user_id: String,
+    /// Deleted `PermissionSetAssignment` record ids.
     pub permission_set_assignments: Vec<String>,
+    /// Deleted `PermissionSetLicenseAssign` record ids.
     pub permission_set_licenses: Vec<String>,
+    /// Deleted `UserPackageLicense` record ids.
     pub package_licenses: Vec<String>,
+    /// The records Salesforce refused to delete.
     pub failures: Vec<RemovalFailure>,
 }
 
@@ -187,7 +216,9 @@ fn secret_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Password>, D::Err
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
+    /// Id or username.
     pub user: String,
+    /// The new password; `None` has Salesforce generate one.
     #[serde(default, serialize_with = "secret_out", deserialize_with = "secret_in")]
     pub new_password: Option<Password>,
 }
@@ -202,7 +233,9 @@ impl fmt::Debug for ResetPassword {
 /// the action) but never in `Debug`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PasswordReset {
+    /// The user's id (`005…`).
     pub user_id: String,
+    /// The password Salesforce generated; `None` when the input set one.
     #[serde(default, serialize_with = "secret_out", deserialize_with = "secret_in")]
     pub generated_password: Option<Password>,
 }
@@ -228,6 +261,7 @@ fn b64_out<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadDocument {
+    /// The file's `Title`.
     pub title: String,
     /// The file name, with its extension (`PathOnClient`).
     pub file_name: String,
@@ -240,6 +274,7 @@ pub struct UploadDocument {
     /// `V` (viewer, the default), `C` (collaborator) or `I` (inferred).
     #[serde(default)]
     pub share_type: Option<String>,
+    /// The file's `Description`.
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -256,6 +291,7 @@ impl fmt::Debug for UploadDocument {
 }
 
 impl UploadDocument {
+    /// A document with no link, share type or description (set those fields when needed).
     pub fn new(title: impl Into<String>, file_name: impl Into<String>, content: impl Into<Bytes>) -> Self {
         Self {
             title: title.into(),
@@ -271,8 +307,11 @@ impl UploadDocument {
 /// What upload-document created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentUploaded {
+    /// The new ContentVersion's id (`068…`).
     pub content_version_id: String,
+    /// Its ContentDocument's id (`069…`).
     pub content_document_id: String,
+    /// The ContentDocumentLink's id when `link_to` was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_document_link_id: Option<String>,
     /// How the file went: `json` (base64) or `multipart`.
@@ -283,18 +322,28 @@ pub struct DocumentUploaded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ActionName {
+    /// `create-user`: [`Actions::create_user`].
     CreateUser,
+    /// `update-user`: [`Actions::update_user`].
     UpdateUser,
+    /// `activate-user`: [`Actions::set_active`] with `true`.
     ActivateUser,
+    /// `deactivate-user`: [`Actions::set_active`] with `false`.
     DeactivateUser,
+    /// `freeze-user`: [`Actions::set_frozen`] with `true`.
     FreezeUser,
+    /// `unfreeze-user`: [`Actions::set_frozen`] with `false`.
     UnfreezeUser,
+    /// `remove-user-entitlements`: [`Actions::remove_entitlements`].
     RemoveEntitlements,
+    /// `reset-password`: [`Actions::reset_password`].
     ResetPassword,
+    /// `upload-document`: [`Actions::upload_document`].
     UploadDocument,
 }
 
 impl ActionName {
+    /// Every action, in declaration order.
     pub const ALL: [ActionName; 9] = [
         ActionName::CreateUser,
         ActionName::UpdateUser,
@@ -306,6 +355,7 @@ impl ActionName {
         ActionName::ResetPassword,
         ActionName::UploadDocument,
     ];
+    /// The name [`run`], the broker and the CLI know the action by (`create-user`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             ActionName::CreateUser => "create-user",
@@ -420,6 +470,7 @@ impl Actions<'_> {
         Ok(UserCreated { user_id: created.id.to_string(), created: true })
     }
 
+    /// Sets the given User fields (at least one) on a user named by id or username.
     pub async fn update_user(&self, input: UpdateUser) -> Result<UserUpdated, ClientError> {
         let why = rights("update user");
         let id = user_id(self.client, &input.user).await.map_err(&why)?;

@@ -102,6 +102,7 @@ impl ClientBuilder {
         self
     }
 
+    /// The client; fails only when the default HTTP client cannot be built.
     pub fn build(self) -> Result<Client, ClientError> {
         let http = match self.http {
             Some(h) => h,
@@ -264,8 +265,11 @@ impl Req {
 /// An answer with a status below 400 (or 300 / 304, which callers interpret).
 #[derive(Debug, Clone)]
 pub struct RawResponse {
+    /// The HTTP status (below 400).
     pub status: u16,
+    /// The response headers.
     pub headers: HeaderMap,
+    /// The body, read in full (up to the client's `max_response_bytes`).
     pub body: Bytes,
     /// `METHOD scheme://host/path` of the request (no query string), for messages.
     pub endpoint: String,
@@ -421,6 +425,7 @@ impl Client {
         self.inner.limit_info.lock().clone()
     }
 
+    /// What this connection's requests did so far (counters shared by every clone).
     pub fn stats(&self) -> ClientStats {
         let c = &self.inner.counters;
         ClientStats {
@@ -608,10 +613,12 @@ pub struct RequestBuilder<'c> {
 }
 
 impl RequestBuilder<'_> {
+    /// Adds a query-string parameter (encoded when sent).
     pub fn query(mut self, key: &str, value: impl Into<String>) -> Self {
         self.query.push((key.to_owned(), value.into()));
         self
     }
+    /// Sets a JSON body; a body that does not serialize fails the request when sent.
     pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
         match serde_json::to_vec(body) {
             Ok(b) => self.body = Some(Bytes::from(b)),

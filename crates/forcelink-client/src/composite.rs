@@ -25,11 +25,16 @@ pub const RETRIEVE_CHUNK: usize = 2000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompositeSubrequest {
+    /// `method`: `GET`, `POST`, `PATCH`, `PUT` or `DELETE`.
     pub method: String,
+    /// `url`: the resource, `/services/data/vXX.X/…` (see [`Client::data_url`]).
     pub url: String,
+    /// `referenceId`: names the subrequest so later ones can use its answer (`@{ref.id}`).
     pub reference_id: String,
+    /// `body`: the subrequest's JSON body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// `httpHeaders`: extra headers for the subrequest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_headers: Option<BTreeMap<String, String>>,
 }
@@ -38,6 +43,7 @@ pub struct CompositeSubrequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompositeResponse {
+    /// `compositeResponse`: one subresponse per subrequest, in request order.
     pub composite_response: Vec<CompositeSubresponse>,
 }
 
@@ -45,11 +51,15 @@ pub struct CompositeResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompositeSubresponse {
+    /// `body`: the subrequest's answer (an error array on failure).
     #[serde(default)]
     pub body: Value,
+    /// `httpHeaders` of the subresponse.
     #[serde(default)]
     pub http_headers: BTreeMap<String, String>,
+    /// `httpStatusCode` of the subresponse.
     pub http_status_code: u16,
+    /// `referenceId` of the subrequest it answers.
     pub reference_id: String,
 }
 
@@ -90,6 +100,7 @@ impl CompositeBuilder<'_> {
         self.collate = Some(yes);
         self
     }
+    /// Adds a subrequest (at most [`MAX_COMPOSITE_SUBREQUESTS`]).
     pub fn request(mut self, sub: CompositeSubrequest) -> Self {
         self.requests.push(sub);
         self
@@ -275,10 +286,12 @@ pub struct RetrieveManyBuilder<'c> {
 }
 
 impl RetrieveManyBuilder<'_> {
+    /// Sends, in chunks of [`RETRIEVE_CHUNK`] ids; `None` where a record was not found.
     pub async fn send(self) -> Result<Vec<Option<Value>>, ClientError> {
         self.send_as().await
     }
 
+    /// [`RetrieveManyBuilder::send`], each record decoded as `T`.
     pub async fn send_as<T: DeserializeOwned>(self) -> Result<Vec<Option<T>>, ClientError> {
         let (t, ids, fields) = self.parsed?;
         let mut out = Vec::with_capacity(ids.len());

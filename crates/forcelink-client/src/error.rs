@@ -19,7 +19,9 @@ pub struct ApiError {
     /// `errorCode` in REST answers, `statusCode` in per-record results.
     #[serde(rename = "errorCode", alias = "statusCode")]
     pub error_code: String,
+    /// `message`: Salesforce's explanation, for people.
     pub message: String,
+    /// `fields`: the API names of the fields the error is about (often empty).
     #[serde(default)]
     pub fields: Vec<String>,
 }
@@ -78,19 +80,54 @@ pub enum ClientError {
     /// Salesforce refused the request with its JSON error envelope. `others` holds further
     /// errors of the same answer (rare).
     #[error("{endpoint}: {error}")]
-    Api { endpoint: String, error: ApiError, others: Vec<ApiError> },
+    Api {
+        /// `METHOD scheme://host/path` of the request (no query string).
+        endpoint: String,
+        /// The first error of the answer.
+        error: ApiError,
+        /// Any further errors of the same answer.
+        others: Vec<ApiError>,
+    },
     /// The running user lacks rights an action needs (System Administrator / Manage Users).
     #[error("{action}: the running user lacks the rights this needs: {needs}. Salesforce said: {error}")]
-    InsufficientRights { action: &'static str, needs: &'static str, error: ApiError },
+    InsufficientRights {
+        /// What was attempted (`create user`, `freeze user`…).
+        action: &'static str,
+        /// The rights it needs, in words.
+        needs: &'static str,
+        /// What Salesforce said (`INSUFFICIENT_ACCESS…`).
+        error: ApiError,
+    },
     /// An upsert's external id value matched several records (HTTP 300).
     #[error("{endpoint}: the external id matches {} records: {}", urls.len(), urls.join(", "))]
-    MultipleMatches { endpoint: String, urls: Vec<String> },
+    MultipleMatches {
+        /// `METHOD scheme://host/path` of the request.
+        endpoint: String,
+        /// The URLs of the matching records, as Salesforce listed them.
+        urls: Vec<String>,
+    },
     /// The answer was not what Salesforce answers (HTML, empty, truncated, wrong shape).
     #[error("{endpoint} answered HTTP {status} with {kind}: {excerpt}")]
-    UnexpectedResponse { endpoint: String, status: u16, kind: BodyKind, excerpt: String },
+    UnexpectedResponse {
+        /// `METHOD scheme://host/path` of the request.
+        endpoint: String,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What the body looked like.
+        kind: BodyKind,
+        /// The start of the body, shortened and with session ids redacted.
+        excerpt: String,
+    },
     /// No answer (connection refused or reset, timeout).
     #[error("could not reach {endpoint}: {message}")]
-    Transport { endpoint: String, message: String, timeout: bool },
+    Transport {
+        /// `METHOD scheme://host/path` of the request.
+        endpoint: String,
+        /// What the HTTP stack reported.
+        message: String,
+        /// Whether a timeout (rather than a refused or broken connection) ended it.
+        timeout: bool,
+    },
     /// Getting a token failed, or a URL may not receive one.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -99,7 +136,14 @@ pub enum ClientError {
     InvalidInput(String),
     /// A server asked to wait longer than the retry policy allows.
     #[error("{endpoint} asked to retry after {seconds} s, more than the allowed {max_seconds} s")]
-    RetryAfterTooLong { endpoint: String, seconds: u64, max_seconds: u64 },
+    RetryAfterTooLong {
+        /// `METHOD scheme://host/path` of the request.
+        endpoint: String,
+        /// The wait the server asked for (`Retry-After`), in seconds.
+        seconds: u64,
+        /// The longest wait the retry policy allows, in seconds.
+        max_seconds: u64,
+    },
 }
 
 impl ClientError {

@@ -62,6 +62,8 @@
 //! - [`error`], [`limits`], [`types`], [`version`]: errors as data, limit info, checked names and
 //!   ids, API versions. Retries follow [`Backoff`] (from forcelink-auth).
 
+#![warn(missing_docs)]
+
 pub mod actions;
 pub mod broker;
 pub mod bulk;

@@ -10,11 +10,14 @@ use serde::Serialize;
 /// `used/max` of one counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Usage {
+    /// Used so far in the current window.
     pub used: u64,
+    /// The limit of the window.
     pub max: u64,
 }
 
 impl Usage {
+    /// What is left of `max` (0 when over it).
     pub fn remaining(&self) -> u64 {
         self.max.saturating_sub(self.used)
     }
@@ -33,6 +36,7 @@ pub struct LimitInfo {
     pub api_bursts: Option<Usage>,
     /// `per-app-api-usage` entries: (connected app name, usage).
     pub per_app: Vec<(String, Usage)>,
+    /// When the answer carrying the header arrived, on the client's clock.
     #[serde(skip)]
     pub observed_at: SystemTime,
 }

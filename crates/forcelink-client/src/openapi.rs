@@ -16,6 +16,8 @@ use crate::version::ApiVersion;
 
 /// The server variable's default connection name.
 pub const DEFAULT_CONNECTION: &str = "default";
+/// The document's `info.title`. Defaults to this.
+pub const DEFAULT_TITLE: &str = "Salesforce through forcelink";
 
 /// What to generate. Every default is a named constant.
 #[derive(Debug, Clone)]
@@ -25,7 +27,9 @@ pub struct GeneratorOptions {
     pub proxy_base: String,
     /// Defaults to [`DEFAULT_CONNECTION`].
     pub default_connection: String,
+    /// The API version the paths are written for (`/services/data/vXX.X/…`).
     pub api_version: ApiVersion,
+    /// `info.title` of the document. Defaults to [`DEFAULT_TITLE`].
     pub title: String,
 }
 
@@ -37,7 +41,7 @@ impl GeneratorOptions {
             proxy_base: proxy_base.into(),
             default_connection: DEFAULT_CONNECTION.to_owned(),
             api_version,
-            title: "Salesforce through forcelink".to_owned(),
+            title: DEFAULT_TITLE.to_owned(),
         }
     }
 }

@@ -38,10 +38,14 @@ pub const MAX_BATCH_SIZE: u32 = 2000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
+    /// `totalSize`: the records the whole query matches.
     pub total_size: u64,
+    /// `done`: no page follows this one.
     pub done: bool,
+    /// `nextRecordsUrl`: where the next page is, until `done`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_records_url: Option<String>,
+    /// `records` of this page.
     pub records: Vec<T>,
 }
 

@@ -15,10 +15,13 @@ use crate::version::VersionInfo;
 /// entries for some limits (e.g. `PermissionSets.CreateCustom`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limit {
+    /// `Max`: the limit.
     #[serde(rename = "Max")]
     pub max: i64,
+    /// `Remaining`: what is left of it.
     #[serde(rename = "Remaining")]
     pub remaining: i64,
+    /// Per-feature entries nested under the limit, by name.
     #[serde(flatten)]
     pub breakdown: BTreeMap<String, Limit>,
 }
@@ -55,6 +58,7 @@ pub struct VersionsBuilder<'c> {
 }
 
 impl VersionsBuilder<'_> {
+    /// Sends; every version the org speaks, as Salesforce lists them.
     pub async fn send(self) -> Result<Vec<VersionInfo>, ClientError> {
         self.client.json(Req::new(Method::GET, Target::Versions)).await
     }
@@ -67,6 +71,7 @@ pub struct ResourcesBuilder<'c> {
 }
 
 impl ResourcesBuilder<'_> {
+    /// Sends; resource name → URL.
     pub async fn send(self) -> Result<BTreeMap<String, String>, ClientError> {
         self.client.json(Req::new(Method::GET, Target::Data(Vec::new()))).await
     }
@@ -79,6 +84,7 @@ pub struct LimitsBuilder<'c> {
 }
 
 impl LimitsBuilder<'_> {
+    /// Sends; every limit by name.
     pub async fn send(self) -> Result<Limits, ClientError> {
         self.client.json(Req::data(Method::GET, ["limits"])).await
     }
@@ -109,6 +115,7 @@ impl SearchBuilder<'_> {
         self.send_as().await
     }
 
+    /// [`SearchBuilder::send`], each record decoded as `T`.
     pub async fn send_as<T: DeserializeOwned>(self) -> Result<Vec<T>, ClientError> {
         if self.sosl.trim().is_empty() {
             return Err(ClientError::InvalidInput("the SOSL search is empty".to_owned()));

@@ -28,9 +28,12 @@ use crate::types::{FieldName, RecordId, SObjectType};
 /// each element of an sObject-collection answer (where `id` is absent on failure).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaveResult {
+    /// `id` of the record; absent when the save failed.
     #[serde(default)]
     pub id: Option<String>,
+    /// `success`: whether the record was saved.
     pub success: bool,
+    /// `errors`: why the save failed (empty on success).
     #[serde(default)]
     pub errors: Vec<ApiError>,
     /// Upserts from API 46.0: whether a record was inserted.
@@ -41,6 +44,7 @@ pub struct SaveResult {
 /// A successful create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
+    /// The new record's id.
     pub id: RecordId,
 }
 
@@ -49,6 +53,7 @@ pub struct Created {
 pub struct Upserted {
     /// The record's id; `None` only for an update answered `204` (API before 46.0).
     pub id: Option<String>,
+    /// True when the upsert inserted a record, false when it updated one.
     pub created: bool,
 }
 
@@ -71,6 +76,7 @@ pub struct DescribeGlobalBuilder<'c> {
 }
 
 impl DescribeGlobalBuilder<'_> {
+    /// Sends; the org's objects.
     pub async fn send(self) -> Result<DescribeGlobal, ClientError> {
         self.client.json(Req::data(Method::GET, ["sobjects"])).await
     }
@@ -84,6 +90,7 @@ pub struct SObjectHandler<'c> {
 }
 
 impl<'c> SObjectHandler<'c> {
+    /// The object's API name.
     pub fn name(&self) -> &SObjectType {
         &self.name
     }
@@ -170,6 +177,7 @@ impl DescribeBuilder<'_> {
         self
     }
 
+    /// Sends; the describe, shared with the cache.
     pub async fn send(self) -> Result<Arc<SObjectDescribe>, ClientError> {
         let inner = &self.client.inner;
         let key = (self.client.version.as_str().to_owned(), self.name.as_str().to_ascii_lowercase());
@@ -227,6 +235,7 @@ pub struct CreateBuilder<'c> {
 }
 
 impl CreateBuilder<'_> {
+    /// Sends; a failed create (an error in a 2xx answer included) is [`ClientError::Api`].
     pub async fn send(self) -> Result<Created, ClientError> {
         let req = Req::data(Method::POST, ["sobjects", self.name.as_str()]).json(&self.body?)?;
         let resp = self.client.execute(req).await?;
@@ -295,6 +304,7 @@ pub struct UpdateBuilder<'c> {
 }
 
 impl UpdateBuilder<'_> {
+    /// Sends `PATCH /sobjects/{Type}/{id}`; Salesforce answers `204` with no body.
     pub async fn send(self) -> Result<(), ClientError> {
         let req = Req::data(Method::PATCH, ["sobjects", self.name.as_str(), self.id.as_str()]).json(&self.body)?;
         self.client.execute(req).await.map(|_| ())
@@ -319,6 +329,7 @@ impl UpsertBuilder<'_> {
         self
     }
 
+    /// Sends `PATCH /sobjects/{Type}/{field}/{value}`; several matches are [`ClientError::MultipleMatches`].
     pub async fn send(self) -> Result<Upserted, ClientError> {
         let mut req = Req::data(Method::PATCH, ["sobjects", self.name.as_str(), self.field.as_str(), &self.value])
             .json(&self.body)?
@@ -350,6 +361,7 @@ pub struct DeleteBuilder<'c> {
 }
 
 impl DeleteBuilder<'_> {
+    /// Sends `DELETE /sobjects/{Type}/{id}`.
     pub async fn send(self) -> Result<(), ClientError> {
         let req = Req::data(Method::DELETE, ["sobjects", self.name.as_str(), self.id.as_str()]);
         self.client.execute(req).await.map(|_| ())

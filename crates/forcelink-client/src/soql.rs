@@ -74,8 +74,11 @@ pub fn escape_like(value: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Literal {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer.
     Int(i64),
     /// Must be finite.
     Decimal(f64),
@@ -220,11 +223,17 @@ pub fn check_field(path: &str) -> Result<(), ClientError> {
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `=`.
     Eq,
+    /// `!=`.
     Ne,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
 }
 
@@ -254,11 +263,40 @@ enum Anchor {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Condition {
-    Compare { field: String, op: Op, value: Literal },
-    Like { field: String, value: String, anchor_start: bool, anchor_end: bool },
-    In { field: String, values: Vec<Literal>, negated: bool },
+    /// `field op value`.
+    Compare {
+        /// A field name or relationship path.
+        field: String,
+        /// The comparison.
+        op: Op,
+        /// The value, quoted when built.
+        value: Literal,
+    },
+    /// `field LIKE '…'`, `value` matched literally.
+    Like {
+        /// A field name or relationship path.
+        field: String,
+        /// The text to match; its `%` and `_` are escaped when built.
+        value: String,
+        /// The text starts the value (no `%` before it).
+        anchor_start: bool,
+        /// The text ends the value (no `%` after it).
+        anchor_end: bool,
+    },
+    /// `field [NOT] IN (…)`.
+    In {
+        /// A field name or relationship path.
+        field: String,
+        /// The values; at least one when built.
+        values: Vec<Literal>,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// `(a AND b …)`; empty is refused when built.
     And(Vec<Condition>),
+    /// `(a OR b …)`; empty is refused when built.
     Or(Vec<Condition>),
+    /// `(NOT c)`.
     Not(Box<Condition>),
 }
 
@@ -266,21 +304,27 @@ impl Condition {
     fn compare(field: &str, op: Op, value: impl Into<Literal>) -> Self {
         Condition::Compare { field: field.to_owned(), op, value: value.into() }
     }
+    /// `field = value` (`field = null` for [`Literal::Null`]).
     pub fn eq(field: &str, value: impl Into<Literal>) -> Self {
         Self::compare(field, Op::Eq, value)
     }
+    /// `field != value` (`field != null` for [`Literal::Null`]).
     pub fn ne(field: &str, value: impl Into<Literal>) -> Self {
         Self::compare(field, Op::Ne, value)
     }
+    /// `field < value`.
     pub fn lt(field: &str, value: impl Into<Literal>) -> Self {
         Self::compare(field, Op::Lt, value)
     }
+    /// `field <= value`.
     pub fn le(field: &str, value: impl Into<Literal>) -> Self {
         Self::compare(field, Op::Le, value)
     }
+    /// `field > value`.
     pub fn gt(field: &str, value: impl Into<Literal>) -> Self {
         Self::compare(field, Op::Gt, value)
     }
+    /// `field >= value`.
     pub fn ge(field: &str, value: impl Into<Literal>) -> Self {
         Self::compare(field, Op::Ge, value)
     }
@@ -296,9 +340,11 @@ impl Condition {
     pub fn like_contains(field: &str, value: &str) -> Self {
         Self::like(field, value, Anchor::Contains)
     }
+    /// `field LIKE 'value%'`, `value` matched literally.
     pub fn like_starts_with(field: &str, value: &str) -> Self {
         Self::like(field, value, Anchor::StartsWith)
     }
+    /// `field LIKE '%value'`, `value` matched literally.
     pub fn like_ends_with(field: &str, value: &str) -> Self {
         Self::like(field, value, Anchor::EndsWith)
     }
@@ -314,6 +360,7 @@ impl Condition {
     {
         Condition::In { field: field.to_owned(), values: values.into_iter().map(Into::into).collect(), negated: false }
     }
+    /// `field NOT IN (…)`; an empty list is refused when built.
     pub fn not_in<I, V>(field: &str, values: I) -> Self
     where
         I: IntoIterator<Item = V>,
@@ -321,6 +368,7 @@ impl Condition {
     {
         Condition::In { field: field.to_owned(), values: values.into_iter().map(Into::into).collect(), negated: true }
     }
+    /// `self AND other` (flattened into an existing AND).
     pub fn and(self, other: Condition) -> Self {
         match self {
             Condition::And(mut v) => {
@@ -330,6 +378,7 @@ impl Condition {
             c => Condition::And(vec![c, other]),
         }
     }
+    /// `self OR other` (flattened into an existing OR).
     pub fn or(self, other: Condition) -> Self {
         match self {
             Condition::Or(mut v) => {
@@ -339,6 +388,7 @@ impl Condition {
             c => Condition::Or(vec![c, other]),
         }
     }
+    /// `NOT self`.
     pub fn negate(self) -> Self {
         Condition::Not(Box::new(self))
     }
@@ -404,7 +454,9 @@ impl Condition {
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
+    /// `ASC`.
     Asc,
+    /// `DESC`.
     Desc,
 }
 
@@ -442,6 +494,7 @@ impl Select {
     pub fn count(object: &str) -> Self {
         Self { projection: Projection::Count, ..Self::from(object) }
     }
+    /// Adds fields to select (API names or relationship paths such as `Account.Name`).
     pub fn fields<I, S>(mut self, fields: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -460,14 +513,17 @@ impl Select {
         });
         self
     }
+    /// Adds `ORDER BY field ASC|DESC` (after any earlier ones).
     pub fn order_by(mut self, field: &str, order: Order) -> Self {
         self.order.push((field.to_owned(), order));
         self
     }
+    /// `LIMIT n`.
     pub fn limit(mut self, n: u64) -> Self {
         self.limit = Some(n);
         self
     }
+    /// `OFFSET n` (Salesforce allows at most 2,000).
     pub fn offset(mut self, n: u64) -> Self {
         self.offset = Some(n);
         self

@@ -40,6 +40,7 @@ macro_rules! api_name {
                     )))
                 }
             }
+            /// The name as given.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -91,6 +92,7 @@ api_name!(
 pub struct RecordId(String);
 
 impl RecordId {
+    /// Checks the form only (15 or 18 ASCII letters and digits), not that the record exists.
     pub fn new(id: impl Into<String>) -> Result<Self, ClientError> {
         let id = id.into();
         if matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -101,6 +103,7 @@ impl RecordId {
             )))
         }
     }
+    /// The id as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }

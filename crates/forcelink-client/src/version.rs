@@ -28,6 +28,7 @@ impl ApiVersion {
         }
         Ok(Self(t.to_owned()))
     }
+    /// The version without the `v` (`58.0`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -84,8 +85,11 @@ impl fmt::Display for ApiVersion {
 /// One entry of `GET /services/data/`: `{"label":"Winter '11","url":"/services/data/v20.0","version":"20.0"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
+    /// `version`: the number (`62.0`).
     pub version: String,
+    /// `label`: the release name (`Winter '25`).
     pub label: String,
+    /// `url`: the version's resource path (`/services/data/v62.0`).
     pub url: String,
 }
 

@@ -23,8 +23,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// What was uploaded to a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct UploadSummary {
+    /// Data rows sent (header rows not counted).
     pub records: u64,
+    /// Bytes sent, the header row of every upload included.
     pub bytes: u64,
+    /// Uploads (`PUT jobs/ingest/{id}/batches`) sent.
     pub uploads: u64,
 }
 

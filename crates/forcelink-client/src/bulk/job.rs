@@ -11,7 +11,9 @@ use crate::error::ClientError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
+    /// `jobs/ingest`: insert, update, upsert, delete, hardDelete.
     Ingest,
+    /// `jobs/query`: query and queryAll.
     Query,
 }
 
@@ -34,16 +36,24 @@ impl fmt::Display for JobKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Operation {
+    /// `insert`: creates records.
     Insert,
+    /// `update`: changes records named by `Id`.
     Update,
+    /// `upsert`: creates or changes records matched by the external id field.
     Upsert,
+    /// `delete`: moves records to the Recycle Bin.
     Delete,
+    /// `hardDelete`: deletes records for good (needs the "Bulk API Hard Delete" permission).
     HardDelete,
+    /// `query`: a query job.
     Query,
+    /// `queryAll`: a query job that also returns deleted and archived records.
     QueryAll,
 }
 
 impl Operation {
+    /// The operation as Salesforce spells it (`hardDelete`, `queryAll`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Insert => "insert",
@@ -86,12 +96,19 @@ impl std::str::FromStr for Operation {
 /// A job's state. States Salesforce may add later read as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobState {
+    /// `Open`: an ingest job that accepts uploads.
     Open,
+    /// `UploadComplete`: uploads closed; waiting to be processed.
     UploadComplete,
+    /// `InProgress`: being processed.
     InProgress,
+    /// `JobComplete`: processed; results can be read.
     JobComplete,
+    /// `Failed`: the job failed as a whole (see [`JobInfo::error_message`]).
     Failed,
+    /// `Aborted`: aborted by a caller.
     Aborted,
+    /// A state this client does not know, as Salesforce spelled it.
     #[serde(untagged)]
     Other(String),
 }
@@ -101,6 +118,7 @@ impl JobState {
     pub fn is_terminal(&self) -> bool {
         matches!(self, JobState::JobComplete | JobState::Failed | JobState::Aborted)
     }
+    /// The state as Salesforce spells it (`JobComplete`, …).
     pub fn as_str(&self) -> &str {
         match self {
             JobState::Open => "Open",
@@ -125,35 +143,52 @@ impl fmt::Display for JobState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobInfo {
+    /// `id`: the job id (`750…`).
     pub id: String,
+    /// `operation`: what the job does.
     pub operation: Operation,
+    /// `object`: the sObject type the job works on.
     #[serde(default)]
     pub object: Option<String>,
+    /// `state`: where the job is (see [`JobState::is_terminal`]).
     pub state: JobState,
+    /// `externalIdFieldName` of an upsert job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id_field_name: Option<String>,
+    /// `contentUrl`: where uploads to an `Open` ingest job go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_url: Option<String>,
+    /// `jobType`: `V2Ingest` or `V2Query`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_type: Option<String>,
+    /// `apiVersion` the job was created with (e.g. `62.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<f64>,
+    /// `columnDelimiter` of the CSV (`COMMA`, `TAB`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column_delimiter: Option<String>,
+    /// `lineEnding` of the CSV (`LF` or `CRLF`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_ending: Option<String>,
+    /// `createdById`: the user who created the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_id: Option<String>,
+    /// `createdDate`, as Salesforce wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_date: Option<String>,
+    /// `numberRecordsProcessed`: records processed so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number_records_processed: Option<u64>,
+    /// `numberRecordsFailed`: records that failed so far (ingest jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number_records_failed: Option<u64>,
+    /// `retries`: how often Salesforce retried processing the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
+    /// `totalProcessingTime`, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_processing_time: Option<u64>,
+    /// `errorMessage`: why a `Failed` job failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
 }
@@ -172,10 +207,14 @@ impl JobInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngestJob {
+    /// `object`: the sObject type to load, by API name.
     pub object: String,
+    /// `operation`: an ingest operation (not `query` or `queryAll`).
     pub operation: Operation,
+    /// `externalIdFieldName`: required by an upsert, refused by the other operations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id_field_name: Option<String>,
+    /// `contentType`: always `CSV`.
     pub content_type: &'static str,
     /// `COMMA` (default), `TAB`, `PIPE`, `SEMICOLON`, `CARET`, `BACKQUOTE`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +225,7 @@ pub struct IngestJob {
 }
 
 impl IngestJob {
+    /// A CSV job on `object`; an upsert also needs `external_id_field_name` (see [`IngestJob::upsert`]).
     pub fn new(object: impl Into<String>, operation: Operation) -> Self {
         Self {
             object: object.into(),
@@ -196,18 +236,22 @@ impl IngestJob {
             line_ending: None,
         }
     }
+    /// An `insert` job on `object`.
     pub fn insert(object: impl Into<String>) -> Self {
         Self::new(object, Operation::Insert)
     }
+    /// An `upsert` job on `object` that matches rows by the `external_id` field (its API name).
     pub fn upsert(object: impl Into<String>, external_id: impl Into<String>) -> Self {
         let mut job = Self::new(object, Operation::Upsert);
         job.external_id_field_name = Some(external_id.into());
         job
     }
+    /// Sets `columnDelimiter` (`COMMA`, `TAB`, `PIPE`, `SEMICOLON`, `CARET`, `BACKQUOTE`). Defaults to `COMMA`.
     pub fn column_delimiter(mut self, d: impl Into<String>) -> Self {
         self.column_delimiter = Some(d.into());
         self
     }
+    /// Sets `lineEnding` (`LF` or `CRLF`). Defaults to `LF`.
     pub fn line_ending(mut self, l: impl Into<String>) -> Self {
         self.line_ending = Some(l.into());
         self
@@ -242,6 +286,7 @@ pub enum ResultSet {
 }
 
 impl ResultSet {
+    /// The three result sets, successful first.
     pub const ALL: [ResultSet; 3] = [ResultSet::Successful, ResultSet::Failed, ResultSet::Unprocessed];
     pub(crate) fn segment(self) -> &'static str {
         match self {

@@ -67,6 +67,7 @@ pub struct BulkOptions {
     /// Largest upload (header row included). Defaults to [`DEFAULT_MAX_UPLOAD_BYTES`]; at most
     /// [`SALESFORCE_MAX_UPLOAD_BYTES`].
     pub max_upload_bytes: usize,
+    /// How [`Bulk::wait`] polls. Defaults to [`PollPolicy::default`].
     pub poll: PollPolicy,
     /// `maxRecords` of query result pages; `None` lets Salesforce choose.
     pub page_records: Option<u64>,
@@ -81,16 +82,20 @@ impl Default for BulkOptions {
 /// Where a job is, for progress displays.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Progress {
+    /// The job's id.
     pub job_id: String,
+    /// The job's state at the last poll (`Open` while uploading).
     pub state: JobState,
     /// Records sent so far (uploads).
     pub uploaded_records: u64,
+    /// Bytes sent so far, the header row of every upload included.
     pub uploaded_bytes: u64,
     /// Uploads sent so far.
     pub uploads: u64,
     /// Records processed by Salesforce (from the job info; while a query's results are
     /// written, the records written).
     pub processed: u64,
+    /// Records Salesforce reported failed (from the job info).
     pub failed: u64,
 }
 
@@ -113,6 +118,7 @@ impl Progress {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BulkError {
+    /// A request failed; once a job exists it comes wrapped in [`BulkError::InJob`].
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The job did not reach a final state in time; it goes on at Salesforce.
@@ -121,23 +127,52 @@ pub enum BulkError {
          resume waiting with its id",
         waited.as_secs()
     )]
-    Timeout { kind: JobKind, job_id: String, state: JobState, waited: Duration },
+    Timeout {
+        /// Ingest or query.
+        kind: JobKind,
+        /// The job's id, to resume waiting with.
+        job_id: String,
+        /// The state at the last poll.
+        state: JobState,
+        /// How long [`Bulk::wait`] polled.
+        waited: Duration,
+    },
     /// Salesforce failed the whole job (a bad header row, a field that does not exist…).
     #[error("bulk {kind} job {job_id} failed: {message}")]
-    JobFailed { kind: JobKind, job_id: String, message: String },
+    JobFailed {
+        /// Ingest or query.
+        kind: JobKind,
+        /// The job's id.
+        job_id: String,
+        /// Salesforce's `errorMessage`, or "no reason given".
+        message: String,
+    },
+    /// The job was aborted while it was waited for.
     #[error("bulk {kind} job {job_id} was aborted")]
-    JobAborted { kind: JobKind, job_id: String },
+    JobAborted {
+        /// Ingest or query.
+        kind: JobKind,
+        /// The job's id.
+        job_id: String,
+    },
     /// The CSV input cannot be sent (no header row, a row over the upload size…); nothing of it
     /// was processed.
     #[error("invalid CSV input: {0}")]
     Input(String),
+    /// Reading the CSV input failed (the reader's I/O error).
     #[error("reading the input: {0}")]
     Read(String),
+    /// Writing results to the caller's writer failed.
     #[error("writing the results: {0}")]
     Write(String),
     /// A step failed after the job was created.
     #[error("bulk job {job_id}: {source}")]
-    InJob { job_id: String, source: Box<BulkError> },
+    InJob {
+        /// The job's id, to resume, abort or inspect it with.
+        job_id: String,
+        /// What failed.
+        source: Box<BulkError>,
+    },
 }
 
 impl BulkError {
@@ -218,22 +253,28 @@ impl Bulk {
         self.clock = clock;
         self
     }
+    /// Sets every bulk setting at once.
     pub fn options(mut self, options: BulkOptions) -> Self {
         self.options = options;
         self
     }
+    /// Largest upload, header row included. Defaults to [`DEFAULT_MAX_UPLOAD_BYTES`]; at most
+    /// [`SALESFORCE_MAX_UPLOAD_BYTES`].
     pub fn max_upload_bytes(mut self, bytes: usize) -> Self {
         self.options.max_upload_bytes = bytes;
         self
     }
+    /// How [`Bulk::wait`] polls. Defaults to [`PollPolicy::default`].
     pub fn poll(mut self, poll: PollPolicy) -> Self {
         self.options.poll = poll;
         self
     }
+    /// `maxRecords` per query result page; `None` (the default) lets Salesforce choose.
     pub fn page_records(mut self, n: Option<u64>) -> Self {
         self.options.page_records = n;
         self
     }
+    /// The client JSON requests and uploads go through.
     pub fn client(&self) -> &Client {
         &self.client
     }

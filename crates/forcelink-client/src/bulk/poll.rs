@@ -12,8 +12,11 @@ use super::{
 /// How [`Bulk::wait`] polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollPolicy {
+    /// First wait between two polls. Defaults to [`DEFAULT_POLL_INITIAL`].
     pub initial: Duration,
+    /// Longest wait between two polls (the wait doubles up to it). Defaults to [`DEFAULT_POLL_MAX`].
     pub max: Duration,
+    /// How long to poll before [`BulkError::Timeout`]. Defaults to [`DEFAULT_POLL_TIMEOUT`].
     pub timeout: Duration,
 }
 

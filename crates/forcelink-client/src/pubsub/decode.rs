@@ -16,6 +16,7 @@ use serde_json::{Map, Number, Value};
 /// A schema fetched with GetSchema, ready to decode with.
 #[derive(Debug)]
 pub struct EventSchema {
+    /// The schema id, as events name it (`schemaId`).
     pub id: String,
     avro: Avro,
     /// Top-level field names in order.
@@ -33,7 +34,8 @@ fn record_fields(schema: &Avro) -> Option<Vec<(String, &Avro)>> {
 }
 
 impl EventSchema {
-    pub fn parse(id: &str, json: &str) -> Result<Self, String> {
+    /// Reads the Avro schema `json` (GetSchema's `schema_json`) of schema `id`.
+    pub(crate) fn parse(id: &str, json: &str) -> Result<Self, String> {
         let avro = Avro::parse_str(json).map_err(|e| format!("schema {id} is not valid Avro: {e}"))?;
         let top = record_fields(&avro).ok_or_else(|| format!("schema {id} is not a record"))?;
         let fields = top.iter().map(|(n, _)| n.clone()).collect();

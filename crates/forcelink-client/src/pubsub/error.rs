@@ -12,29 +12,73 @@ pub enum PubSubError {
     /// (`…fetch.replayid.corrupted`). Never handled silently: the caller decides whether to
     /// start again from EARLIEST, LATEST or a replay id it trusts.
     #[error("the replay id {replay_id} was refused as corrupted ({error_code}): {message}")]
-    CorruptedReplayId { replay_id: ReplayId, error_code: String, message: String },
+    CorruptedReplayId {
+        /// The replay id that was refused.
+        replay_id: ReplayId,
+        /// Salesforce's `error-code` in the status metadata.
+        error_code: String,
+        /// The gRPC status message.
+        message: String,
+    },
     /// The replay id is outside the retention window or not from this topic
     /// (`…fetch.replayid.validation.failed`); events after it may be lost. The caller decides.
     #[error("the replay id {replay_id} is no longer valid ({error_code}): {message}")]
-    ReplayIdInvalid { replay_id: ReplayId, error_code: String, message: String },
+    ReplayIdInvalid {
+        /// The replay id that was refused.
+        replay_id: ReplayId,
+        /// Salesforce's `error-code` in the status metadata.
+        error_code: String,
+        /// The gRPC status message.
+        message: String,
+    },
     /// The token was refused again right after a renewal: sign in again.
     #[error("the Pub/Sub API refused the token even after a renewal ({error_code}): {message}")]
-    Unauthorized { error_code: String, message: String },
+    Unauthorized {
+        /// Salesforce's `error-code` in the status metadata.
+        error_code: String,
+        /// The gRPC status message.
+        message: String,
+    },
     /// Salesforce ended the call with a gRPC status that retrying will not fix.
     #[error("the Pub/Sub API answered {code} ({}): {message}", error_code.as_deref().unwrap_or("no error-code"))]
-    Status { code: String, error_code: Option<String>, message: String },
+    Status {
+        /// The gRPC status code (`PermissionDenied`, `InvalidArgument`…).
+        code: String,
+        /// Salesforce's `error-code` in the status metadata. when sent.
+        error_code: Option<String>,
+        /// The gRPC status message.
+        message: String,
+    },
     /// The stream kept failing: `attempts` resubscriptions in a row, the last failing with `last`.
     #[error("gave up after {attempts} failed resubscriptions in a row; last: {last}")]
-    ResubscribeLimit { attempts: u32, last: Box<PubSubError> },
+    ResubscribeLimit {
+        /// Failed resubscriptions in a row.
+        attempts: u32,
+        /// The last failure.
+        last: Box<PubSubError>,
+    },
     /// No answer (connection refused, reset, TLS), or a retryable status.
     #[error("could not reach the Pub/Sub API at {endpoint}: {message}")]
-    Transport { endpoint: String, message: String },
+    Transport {
+        /// The Pub/Sub API endpoint (`host:port`).
+        endpoint: String,
+        /// What the transport or status reported.
+        message: String,
+    },
     /// No event and no keep-alive for longer than the watchdog allows.
     #[error("the subscription was silent for more than {seconds} s (no event, no keep-alive)")]
-    Silent { seconds: u64 },
+    Silent {
+        /// The watchdog's limit, in seconds.
+        seconds: u64,
+    },
     /// An event or schema could not be decoded; `schema_id` names the schema.
     #[error("cannot decode an event of schema {schema_id}: {message}")]
-    Decode { schema_id: String, message: String },
+    Decode {
+        /// The schema of the event.
+        schema_id: String,
+        /// What could not be decoded.
+        message: String,
+    },
     /// Getting a token failed, or the endpoint may not receive one.
     #[error(transparent)]
     Auth(#[from] AuthError),

@@ -63,9 +63,11 @@ pub const MAX_RESUBSCRIBE_BACKOFF: Duration = Duration::from_secs(30);
 pub struct ReplayId(Vec<u8>);
 
 impl ReplayId {
+    /// A replay id from the bytes Salesforce sent.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self(bytes)
     }
+    /// The bytes, as Salesforce sent them.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -76,6 +78,7 @@ impl ReplayId {
             .map(Self)
             .map_err(|e| PubSubError::InvalidInput(format!("replay id {s:?} is not base64: {e}")))
     }
+    /// The base64 form the CLI prints and checkpoints store.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(&self.0)
     }
@@ -108,24 +111,38 @@ pub enum ReplayFrom {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeHeader {
+    /// `entityName`: the sObject type of the changed records (`Account`).
     pub entity_name: String,
+    /// `recordIds`: the changed records (several when one transaction changed them alike).
     pub record_ids: Vec<String>,
+    /// `changeType`: `CREATE`, `UPDATE`, `DELETE`, `UNDELETE`, or a `GAP_…` type when details were lost.
     pub change_type: String,
+    /// `changeOrigin`: the client that made the change, when known.
     pub change_origin: String,
+    /// `transactionKey`: the same for every change of one transaction.
     pub transaction_key: String,
+    /// `sequenceNumber`: the change's position within its transaction.
     pub sequence_number: i64,
+    /// `commitTimestamp`: when the transaction committed, in milliseconds since the Unix epoch.
     pub commit_timestamp: i64,
+    /// `commitNumber`: the transaction's system change number.
     pub commit_number: i64,
+    /// `commitUser`: the id of the user who made the change.
     pub commit_user: String,
+    /// `changedFields`, expanded: the fields the change set (parts of compound fields as `BillingAddress.City`).
     pub changed_fields: Vec<String>,
+    /// `nulledFields`, expanded: the fields the change set to null.
     pub nulled_fields: Vec<String>,
+    /// `diffFields`, expanded: the long text fields sent as a diff rather than a value.
     pub diff_fields: Vec<String>,
 }
 
 /// One decoded event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// Where the event sits in the stream; subscribe [`ReplayFrom::After`] it to resume.
     pub replay_id: ReplayId,
+    /// The id of the schema the payload was encoded with.
     pub schema_id: String,
     /// The event id (platform events; empty for change events).
     pub event_id: String,
@@ -138,10 +155,15 @@ pub struct Event {
 /// A topic as GetTopic describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// `topic_name`, e.g. `/data/AccountChangeEvent` or `/event/Order_Placed__e`.
     pub topic_name: String,
+    /// `tenant_guid`: the org the topic belongs to.
     pub tenant_guid: String,
+    /// `can_publish`: the user may publish to it.
     pub can_publish: bool,
+    /// `can_subscribe`: the user may subscribe to it.
     pub can_subscribe: bool,
+    /// `schema_id` of the topic's current schema.
     pub schema_id: String,
 }
 
@@ -149,13 +171,16 @@ pub struct TopicInfo {
 /// result, a random one when `None`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishEvent {
+    /// The event id to send; a random one when `None`.
     pub correlation_key: Option<String>,
+    /// The event's fields by API name.
     pub data: Map<String, Value>,
 }
 
 /// The outcome of one published event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
+    /// The event id the result is for.
     pub correlation_key: String,
     /// The replay id of the stored event, or the error Salesforce gave for it.
     pub result: Result<ReplayId, String>,
@@ -223,6 +248,7 @@ impl PubSubClientBuilder {
         self
     }
 
+    /// The client; fails when the batch size or the endpoint is not valid. Connects on first use.
     pub fn build(self) -> Result<PubSubClient, PubSubError> {
         if !(1..=100).contains(&self.batch_size) {
             return Err(PubSubError::InvalidInput(format!("batch size {} is not within 1 to 100", self.batch_size)));
@@ -283,6 +309,7 @@ pub(crate) struct Call {
 }
 
 impl PubSubClient {
+    /// A builder for a client that takes its tokens from `provider`.
     pub fn builder(provider: Arc<dyn TokenProvider>) -> PubSubClientBuilder {
         PubSubClientBuilder {
             provider,
