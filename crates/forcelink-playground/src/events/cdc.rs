@@ -2,7 +2,8 @@
 //! when the request is done, [`emit`] turns them into events: identical changes to several
 //! records of one object in one call become one event with several `recordIds`, as Salesforce
 //! merges them, and all events of one call share a `transactionKey` with increasing
-//! `sequenceNumber`s.
+//! `sequenceNumber`s. Several changes of one record in one call are one event, of its first
+//! change type, with the values as they end up.
 //!
 //! Two kinds of events carry the header only (no field values, empty field lists), as the CDC
 //! developer guide describes them:
@@ -12,6 +13,8 @@
 //! - **overflow events** (`GAP_OVERFLOW`): the first `overflow_threshold` changes of one
 //!   transaction (Salesforce: 100,000) give change events, the changes beyond it one overflow
 //!   event per object, with the empty record id `000000000000000AAA`.
+
+use std::collections::HashMap;
 
 use apache_avro::types::Value as AvroValue;
 use rusqlite::types::Value as Sql;
@@ -101,6 +104,31 @@ fn weight(bus: &EventBus, c: &Change) -> u64 {
     }
 }
 
+/// Salesforce publishes one event per record and transaction, of the record's first change
+/// type, with the values as committed at the end (CDC guide, "General Considerations"): a later
+/// update of a record folds into its earlier create, update or undelete.
+fn fold(changes: Vec<Change>) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::with_capacity(changes.len());
+    let mut first: HashMap<(usize, String), usize> = HashMap::new();
+    for c in changes {
+        if c.kind == ChangeKind::Update
+            && let Some(&i) = first.get(&(c.object, c.id.clone()))
+            && out[i].kind != ChangeKind::Delete
+        {
+            for (f, v) in c.values {
+                match out[i].values.iter_mut().find(|(g, _)| *g == f) {
+                    Some(slot) => slot.1 = v,
+                    None => out[i].values.push((f, v)),
+                }
+            }
+            continue;
+        }
+        first.entry((c.object, c.id.clone())).or_insert(out.len());
+        out.push(c);
+    }
+    out
+}
+
 /// Publishes the change events of one transaction. `origin` is the `changeOrigin`
 /// ([`api_origin`] for API calls, empty for what an administrator does in Setup); `caller` is
 /// the user id for `commitUser`.
@@ -114,7 +142,7 @@ pub(crate) fn emit(bus: &EventBus, now_ms: i64, origin: &str, caller: &str, chan
     let mut overflowed: Vec<usize> = Vec::new();
     // Merge identical changes (same object, kind and values) into one event.
     let mut groups: Vec<(Change, Vec<String>)> = Vec::new();
-    for mut c in changes {
+    for mut c in fold(changes) {
         counted = counted.saturating_add(weight(bus, &c));
         if counted > threshold {
             if !overflowed.contains(&c.object) {

@@ -446,3 +446,56 @@ async fn changes_beyond_the_overflow_threshold_become_one_overflow_event_per_obj
     assert_eq!(settings["overflow_threshold"], 100_000);
     pg.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_record_changed_twice_in_one_call_is_one_event_of_its_first_change_type() {
+    let pg = spawn_playground().await;
+    let api = admin_api(&pg).await;
+    let account = create_account(&api, "Twice").await;
+    let mut changes = Changes::from_now(&pg).await;
+
+    // A file: its document is created, then pointed at the version, in the same call.
+    let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"hello");
+    let version = api
+        .create(
+            "ContentVersion",
+            json!({"Title": "Hi", "PathOnClient": "hi.txt", "VersionData": data, "FirstPublishLocationId": account}),
+        )
+        .await;
+    let events = changes.next(4).await;
+    let got: Vec<(&str, &str)> = events.iter().map(|e| (e.entity(), e.change_type())).collect();
+    assert_eq!(
+        got,
+        [
+            ("ContentDocument", "CREATE"),
+            ("ContentDocumentLink", "CREATE"),
+            ("ContentDocumentLink", "CREATE"),
+            ("ContentVersion", "CREATE")
+        ]
+    );
+    assert_eq!(events[0].value("LatestPublishedVersionId"), &Avro::String(version.clone()));
+    assert_eq!(events[3].record_ids(), vec![version]);
+    assert!(events.iter().all(|e| e.transaction() == events[0].transaction()));
+
+    // Two updates of one record in one composite call: one UPDATE with both values.
+    let (status, body) = api
+        .post(
+            "composite",
+            &json!({"allOrNone": true, "compositeRequest": [
+                {"method": "PATCH", "url": format!("/services/data/v66.0/sobjects/Account/{account}"), "referenceId": "a", "body": {"Phone": "1"}},
+                {"method": "PATCH", "url": format!("/services/data/v66.0/sobjects/Account/{account}"), "referenceId": "b", "body": {"Website": "w.example"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A marker write in a later call: had the composite given two events, the second would be here.
+    let marker = create_account(&api, "Marker").await;
+    let events = changes.next(2).await;
+    assert_eq!((events[0].entity(), events[0].change_type()), ("Account", "UPDATE"));
+    let changed = events[0].changed();
+    assert!(changed.contains(&"Phone".to_owned()) && changed.contains(&"Website".to_owned()), "{changed:?}");
+    assert_eq!(events[0].value("Phone"), &Avro::String("1".into()));
+    assert_eq!(events[0].value("Website"), &Avro::String("w.example".into()));
+    assert_eq!((events[1].change_type(), events[1].record_ids()), ("CREATE", vec![marker]));
+    pg.shutdown().await;
+}
