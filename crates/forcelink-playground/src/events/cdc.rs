@@ -171,7 +171,9 @@ pub(crate) fn emit(bus: &EventBus, now_ms: i64, origin: &str, caller: &str, chan
     };
     let mut planned: Vec<(usize, EventType, Vec<String>, Option<Change>)> = Vec::new();
     for (change, ids) in groups {
-        // An armed `gap` fault turns this event into its gap counterpart.
+        // An armed `gap` fault turns this event into its gap counterpart. UNCONFIRMED: a gap
+        // event keeps its transaction's origin, key and sequence (Salesforce's example, a gap for
+        // a change made in the database, has an empty origin and sequence 1).
         let kind = if bus.take_fault(FaultKind::Gap).is_some() {
             EventType::Gap(change.kind)
         } else {
