@@ -7,7 +7,8 @@
 //! | `GET /stats` | token requests by grant, tokens issued by grant/app/user, errors, approvals |
 //! | `POST /sessions/expire` | every access token expires now |
 //! | `POST /users/{username}/revoke-tokens` | revokes the user's tokens and approvals |
-//! | `PATCH /users/{username}` | `{"active": bool, "frozen": bool}` |
+//! | `PATCH /users/{username}` | `{"active": bool, "frozen": bool}`, as an administrator in Setup (change events) |
+//! | `POST /records/undelete` | `{"ids": [...]}`: restores records from the recycle bin (`records`) |
 //! | `GET /clock`, `POST /clock` | read, or shift with `{"advance_seconds": n}` / `{"advance_ms": n}` |
 //! | `GET/POST/DELETE /faults` | list, arm (`{"path_prefix","count","kind",…}`), clear faults |
 //! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests` |
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 mod pubsub;
+mod records;
 
 use crate::faults::Fault;
 use crate::oauth::secrets_equal;
@@ -39,6 +41,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/settings", get(settings).patch(update_settings))
         .nest("/pubsub", pubsub::router())
+        .nest("/records", records::router())
 }
 
 pub(crate) fn problem(status: StatusCode, message: &str) -> Response {
@@ -153,21 +156,28 @@ async fn update_user(
         Ok(p) => p,
         Err(r) => return r,
     };
+    let id = {
+        let rt = pg.rt();
+        let Some(user) = rt.user_by_name(&username) else {
+            return problem(StatusCode::NOT_FOUND, &format!("no user {username:?}"));
+        };
+        rt.users[user].id.clone()
+    };
+    // The records first (an UPDATE change event for each that changes), then the logins.
+    if let Err(e) = crate::data::admin::set_user_flags(&pg, &id, patch.active, patch.frozen) {
+        return problem(StatusCode::BAD_REQUEST, &e.message);
+    }
     let mut rt = pg.rt();
-    let Some(user) = rt.user_by_name(&username) else {
+    let Some(u) = rt.users.iter_mut().find(|u| u.id == id) else {
         return problem(StatusCode::NOT_FOUND, &format!("no user {username:?}"));
     };
-    let u = &mut rt.users[user];
     if let Some(a) = patch.active {
         u.active = a;
     }
     if let Some(f) = patch.frozen {
         u.frozen = f;
     }
-    let body = json!({"username": u.username, "id": u.id, "active": u.active, "frozen": u.frozen});
-    drop(rt);
-    pg.push_users_to_db();
-    Json(body).into_response()
+    Json(json!({"username": u.username, "id": u.id, "active": u.active, "frozen": u.frozen})).into_response()
 }
 
 async fn clock(State(pg): State<Shared>, headers: HeaderMap) -> Response {

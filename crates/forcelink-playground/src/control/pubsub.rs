@@ -3,13 +3,14 @@
 //! | method & path | what it does |
 //! |---|---|
 //! | `GET /stats` | subscribe calls, open streams, most events outstanding on a stream, published/delivered |
-//! | `GET /settings`, `PATCH /settings` | `{"keepalive_ms": n}`: the keep-alive interval (default 270 s) |
+//! | `GET /settings`, `PATCH /settings` | `{"keepalive_ms": n, "overflow_threshold": n}`: the keep-alive interval (default 270 s), the changes one transaction may make before overflow events (default 100,000) |
 //! | `GET /faults`, `POST /faults`, `DELETE /faults` | list, arm (`{"kind", "count", "delay_ms"}`), clear |
 //!
 //! Fault kinds: `corrupted_replay_id` (the next Subscribe is refused with
 //! `…fetch.replayid.corrupted`), `auth_error` (an open stream ends with `…service.auth.error`
 //! and its token is revoked), `drop_stream` (an open stream ends with `UNAVAILABLE`), `delay`
-//! (the next responses wait `delay_ms`).
+//! (the next responses wait `delay_ms`), `gap` (the next `count` change events are published as
+//! gap events: `GAP_CREATE`…, header only).
 
 use std::time::Duration;
 
@@ -49,7 +50,8 @@ async fn stats(State(pg): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 fn settings_body(pg: &Shared) -> serde_json::Value {
-    json!({"keepalive_ms": pg.events.state().keepalive.as_millis() as u64})
+    let st = pg.events.state();
+    json!({"keepalive_ms": st.keepalive.as_millis() as u64, "overflow_threshold": st.overflow_threshold})
 }
 
 async fn settings(State(pg): State<Shared>, headers: HeaderMap) -> Response {
@@ -63,6 +65,7 @@ async fn settings(State(pg): State<Shared>, headers: HeaderMap) -> Response {
 #[serde(deny_unknown_fields)]
 struct SettingsPatch {
     keepalive_ms: Option<u64>,
+    overflow_threshold: Option<u64>,
 }
 
 async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -73,10 +76,16 @@ async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: Byt
         Ok(p) => p,
         Err(r) => return r,
     };
+    if patch.keepalive_ms.is_some_and(|ms| ms < MIN_KEEPALIVE_MS) {
+        return problem(StatusCode::BAD_REQUEST, &format!("keepalive_ms must be at least {MIN_KEEPALIVE_MS}"));
+    }
+    if patch.overflow_threshold == Some(0) {
+        return problem(StatusCode::BAD_REQUEST, "overflow_threshold must be at least 1");
+    }
+    if let Some(n) = patch.overflow_threshold {
+        pg.events.state().overflow_threshold = n;
+    }
     if let Some(ms) = patch.keepalive_ms {
-        if ms < MIN_KEEPALIVE_MS {
-            return problem(StatusCode::BAD_REQUEST, &format!("keepalive_ms must be at least {MIN_KEEPALIVE_MS}"));
-        }
         pg.events.state().keepalive = Duration::from_millis(ms);
         // Streams re-read the interval when they wake.
         pg.events.wake_all();

@@ -103,7 +103,8 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
             pg2.sync_users_from_db(ctx.db);
         }
         let changes = std::mem::take(&mut ctx.changes);
-        crate::events::emit(&pg2.events, ctx.now, "rest", &ctx.version.text, &ctx.caller.id, changes);
+        let origin = crate::events::api_origin("rest", &ctx.version.text);
+        crate::events::emit(&pg2.events, ctx.now, &origin, &ctx.caller.id, changes);
         reply
     })
     .await

@@ -466,7 +466,8 @@ fn process(pg: &Shared, id: &str) {
             }
             // Each chunk is one transaction on Salesforce too.
             let changes = std::mem::take(&mut ctx.changes);
-            crate::events::emit(&pg.events, ctx.now, "bulkapi2", &ctx.version.text, &ctx.caller.id, changes);
+            let origin = crate::events::api_origin("bulkapi2", &ctx.version.text);
+            crate::events::emit(&pg.events, ctx.now, &origin, &ctx.caller.id, changes);
         }
         let mut j = jobs(pg);
         if let Some(job) = j.jobs.get_mut(id) {

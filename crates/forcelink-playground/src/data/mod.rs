@@ -11,6 +11,7 @@
 //! - `composite`: composite, batch, tree, sObject collections.
 //! - `bulk`: Bulk API 2.0 ingest and query jobs; `useradmin`: the password resource.
 //! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
+//! - `admin`: what the control API does as an administrator in Setup (undelete, user flags).
 
 use axum::Extension;
 use axum::extract::State;
@@ -22,6 +23,7 @@ use crate::call::{LATEST_API_VERSION, OLDEST_API_VERSION};
 use crate::host::{Host, HostKind, bearer_token};
 use crate::state::Shared;
 
+pub(crate) mod admin;
 mod api;
 mod bulk;
 mod composite;

@@ -2,33 +2,81 @@
 //! when the request is done, [`emit`] turns them into events: identical changes to several
 //! records of one object in one call become one event with several `recordIds`, as Salesforce
 //! merges them, and all events of one call share a `transactionKey` with increasing
-//! `sequenceNumber`s.
+//! `sequenceNumber`s. Several changes of one record in one call are one event, of its first
+//! change type, with the values as they end up.
+//!
+//! Two kinds of events carry the header only (no field values, empty field lists), as the CDC
+//! developer guide describes them:
+//! - **gap events** (`GAP_CREATE`, `GAP_UPDATE`, `GAP_DELETE`, `GAP_UNDELETE`): Salesforce sends
+//!   them when it cannot deliver a change's values (an event over 1 MB, changes made directly in
+//!   the database); here the control API's `gap` fault turns the next events into them;
+//! - **overflow events** (`GAP_OVERFLOW`): the first `overflow_threshold` changes of one
+//!   transaction (Salesforce: 100,000) give change events, the changes beyond it one overflow
+//!   event per object, with the empty record id `000000000000000AAA`.
+
+use std::collections::HashMap;
 
 use apache_avro::types::Value as AvroValue;
 use rusqlite::types::Value as Sql;
 
 use super::schemas::{CHANGE_TYPES, EventSchema, Slot, bitmap};
-use super::{EventBus, NewEvent, uuid};
+use super::{EventBus, FaultKind, NewEvent, uuid};
+
+/// The record id an overflow event names: Salesforce's "empty" id (CDC guide, "Overflow Events").
+pub(crate) const EMPTY_RECORD_ID: &str = "000000000000000AAA";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChangeKind {
     Create,
     Update,
     Delete,
+    /// Restored from the recycle bin.
+    Undelete,
 }
 
 impl ChangeKind {
-    fn symbol(self) -> (u32, &'static str) {
-        let s = match self {
+    fn name(self) -> &'static str {
+        match self {
             ChangeKind::Create => "CREATE",
             ChangeKind::Update => "UPDATE",
             ChangeKind::Delete => "DELETE",
+            ChangeKind::Undelete => "UNDELETE",
+        }
+    }
+    fn gap_name(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "GAP_CREATE",
+            ChangeKind::Update => "GAP_UPDATE",
+            ChangeKind::Delete => "GAP_DELETE",
+            ChangeKind::Undelete => "GAP_UNDELETE",
+        }
+    }
+}
+
+/// What an event says about its change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventType {
+    /// A change event with the values written.
+    Full(ChangeKind),
+    /// A gap event: header only.
+    Gap(ChangeKind),
+    /// An overflow event: header only, the empty record id.
+    Overflow,
+}
+
+impl EventType {
+    fn symbol(self) -> (u32, &'static str) {
+        let s = match self {
+            EventType::Full(k) => k.name(),
+            EventType::Gap(k) => k.gap_name(),
+            EventType::Overflow => "GAP_OVERFLOW",
         };
         (CHANGE_TYPES.iter().position(|c| *c == s).unwrap_or(0) as u32, s)
     }
 }
 
-/// One record change: the values written (all of a new record's; an update's changed ones).
+/// One record change: the values written (all of a new or restored record's; an update's
+/// changed ones; none for a delete).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Change {
     pub(crate) object: usize,
@@ -37,15 +85,71 @@ pub(crate) struct Change {
     pub(crate) values: Vec<(usize, Sql)>,
 }
 
-/// Publishes the change events of one API call. `api` names the API in `changeOrigin`
-/// (`rest`, `bulkapi2`); `caller` is the user id for `commitUser`.
-pub(crate) fn emit(bus: &EventBus, now_ms: i64, api: &str, version: &str, caller: &str, changes: Vec<Change>) {
+/// `changeOrigin` of a change made through an API: `com/salesforce/api/rest/66.0`.
+pub(crate) fn api_origin(api: &str, version: &str) -> String {
+    format!("com/salesforce/api/{api}/{version}")
+}
+
+/// How much a change counts toward the overflow threshold: creating, deleting or restoring a
+/// record counts one, an update one per field changed (CDC guide, "Overflow Events").
+/// UNCONFIRMED: whether the audit fields an update sets (`LastModifiedDate`, `LastModifiedById`)
+/// count; here every field the event would name in `changedFields` does.
+fn weight(bus: &EventBus, c: &Change) -> u64 {
+    match c.kind {
+        ChangeKind::Update => {
+            let schema = &bus.catalog.change[c.object];
+            (c.values.iter().filter(|(i, _)| schema.position_of(*i).is_some()).count() as u64).max(1)
+        }
+        _ => 1,
+    }
+}
+
+/// Salesforce publishes one event per record and transaction, of the record's first change
+/// type, with the values as committed at the end (CDC guide, "General Considerations"): a later
+/// update of a record folds into its earlier create, update or undelete.
+fn fold(changes: Vec<Change>) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::with_capacity(changes.len());
+    let mut first: HashMap<(usize, String), usize> = HashMap::new();
+    for c in changes {
+        if c.kind == ChangeKind::Update
+            && let Some(&i) = first.get(&(c.object, c.id.clone()))
+            && out[i].kind != ChangeKind::Delete
+        {
+            for (f, v) in c.values {
+                match out[i].values.iter_mut().find(|(g, _)| *g == f) {
+                    Some(slot) => slot.1 = v,
+                    None => out[i].values.push((f, v)),
+                }
+            }
+            continue;
+        }
+        first.entry((c.object, c.id.clone())).or_insert(out.len());
+        out.push(c);
+    }
+    out
+}
+
+/// Publishes the change events of one transaction. `origin` is the `changeOrigin`
+/// ([`api_origin`] for API calls, empty for what an administrator does in Setup); `caller` is
+/// the user id for `commitUser`.
+pub(crate) fn emit(bus: &EventBus, now_ms: i64, origin: &str, caller: &str, changes: Vec<Change>) {
     if changes.is_empty() {
         return;
     }
+    // The first `threshold` changes give change events; the rest one overflow event per object.
+    let threshold = bus.state().overflow_threshold;
+    let mut counted = 0u64;
+    let mut overflowed: Vec<usize> = Vec::new();
     // Merge identical changes (same object, kind and values) into one event.
     let mut groups: Vec<(Change, Vec<String>)> = Vec::new();
-    for mut c in changes {
+    for mut c in fold(changes) {
+        counted = counted.saturating_add(weight(bus, &c));
+        if counted > threshold {
+            if !overflowed.contains(&c.object) {
+                overflowed.push(c.object);
+            }
+            continue;
+        }
         c.values.sort_by_key(|(i, _)| *i);
         match groups.iter_mut().find(|(g, _)| g.object == c.object && g.kind == c.kind && g.values == c.values) {
             Some((_, ids)) => {
@@ -60,29 +164,47 @@ pub(crate) fn emit(bus: &EventBus, now_ms: i64, api: &str, version: &str, caller
         }
     }
     let transaction_key = uuid();
-    let origin = format!("com/salesforce/api/{api}/{version}");
     let commit_number = {
         let mut st = bus.state();
         st.commit_number += 1;
         st.commit_number
     };
-    let mut events = Vec::with_capacity(groups.len());
-    for (sequence, (change, ids)) in groups.into_iter().enumerate() {
-        let schema = &bus.catalog.change[change.object];
+    let mut planned: Vec<(usize, EventType, Vec<String>, Option<Change>)> = Vec::new();
+    for (change, ids) in groups {
+        // An armed `gap` fault turns this event into its gap counterpart. UNCONFIRMED: a gap
+        // event keeps its transaction's origin, key and sequence (Salesforce's example, a gap for
+        // a change made in the database, has an empty origin and sequence 1).
+        let kind = if bus.take_fault(FaultKind::Gap).is_some() {
+            EventType::Gap(change.kind)
+        } else {
+            EventType::Full(change.kind)
+        };
+        planned.push((change.object, kind, ids, Some(change)));
+    }
+    for object in overflowed {
+        planned.push((object, EventType::Overflow, vec![EMPTY_RECORD_ID.to_owned()], None));
+    }
+    let mut events = Vec::with_capacity(planned.len());
+    for (sequence, (object, kind, ids, change)) in planned.into_iter().enumerate() {
+        let schema = &bus.catalog.change[object];
         let header = Header {
-            entity: &bus.catalog.object_names[change.object],
+            entity: &bus.catalog.object_names[object],
             ids,
-            kind: change.kind,
-            origin: &origin,
+            kind,
+            origin,
             transaction_key: &transaction_key,
             sequence: i32::try_from(sequence + 1).unwrap_or(i32::MAX),
             commit_ms: now_ms,
             commit_number,
             user: caller,
         };
-        match encode(schema, &header, &change) {
+        let body = match (kind, &change) {
+            (EventType::Full(_), Some(c)) => Some(c),
+            _ => None,
+        };
+        match encode(schema, &header, body) {
             Ok(payload) => events.push(NewEvent {
-                object: Some(change.object),
+                object: Some(object),
                 platform_topic: None,
                 schema_id: schema.id.clone(),
                 id: String::new(),
@@ -97,7 +219,7 @@ pub(crate) fn emit(bus: &EventBus, now_ms: i64, api: &str, version: &str, caller
 struct Header<'a> {
     entity: &'a str,
     ids: Vec<String>,
-    kind: ChangeKind,
+    kind: EventType,
     origin: &'a str,
     transaction_key: &'a str,
     sequence: i32,
@@ -138,23 +260,21 @@ fn field_list(schema: &EventSchema, fields: impl Iterator<Item = usize>) -> Vec<
     out
 }
 
-fn encode(schema: &EventSchema, h: &Header<'_>, change: &Change) -> Result<Vec<u8>, String> {
+/// Encodes one event; `body` is the change whose values it carries (`None`: header only).
+fn encode(schema: &EventSchema, h: &Header<'_>, body: Option<&Change>) -> Result<Vec<u8>, String> {
     let value_of = |field: usize, kind: super::schemas::Kind| -> AvroValue {
-        if change.kind == ChangeKind::Delete {
-            return null();
-        }
+        let Some(change) = body.filter(|c| c.kind != ChangeKind::Delete) else { return null() };
         match change.values.iter().find(|(i, _)| *i == field).and_then(|(_, v)| kind.avro_of(v)) {
             Some(v) => AvroValue::Union(1, Box::new(v)),
             None => null(),
         }
     };
-    let (changed, nulled) = if change.kind == ChangeKind::Update {
-        (
+    let (changed, nulled) = match body {
+        Some(change) if change.kind == ChangeKind::Update => (
             field_list(schema, change.values.iter().map(|(i, _)| *i)),
             field_list(schema, change.values.iter().filter(|(_, v)| *v == Sql::Null).map(|(i, _)| *i)),
-        )
-    } else {
-        (Vec::new(), Vec::new())
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
     let (kind_index, kind_symbol) = h.kind.symbol();
     let mut fields = Vec::with_capacity(schema.slots.len());

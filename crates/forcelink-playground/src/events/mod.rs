@@ -19,7 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
-pub(crate) use cdc::{Change, ChangeKind, emit};
+pub(crate) use cdc::{Change, ChangeKind, api_origin, emit};
 
 use schemas::Catalog;
 
@@ -30,6 +30,9 @@ pub(crate) const MAX_RETAINED_EVENTS: usize = 1_000_000;
 /// Keep-alive interval: Salesforce sends an empty `FetchResponse` "within 270 seconds".
 /// Settable through `PATCH /__playground/pubsub/settings` (`keepalive_ms`).
 pub(crate) const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
+/// Changes one transaction may make before the rest become overflow events: Salesforce's
+/// 100,000 (CDC guide, "Overflow Events"). Settable (`overflow_threshold`) so tests can use less.
+pub(crate) const DEFAULT_OVERFLOW_THRESHOLD: u64 = 100_000;
 
 /// Which events a topic carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +81,8 @@ pub(crate) enum FaultKind {
     DropStream,
     /// The next responses are held back by `delay_ms`.
     Delay,
+    /// The next change events are published as gap events (`GAP_CREATE`…): header only.
+    Gap,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,6 +112,8 @@ pub(crate) struct BusState {
     pub(crate) last_replay: u64,
     pub(crate) commit_number: i64,
     pub(crate) keepalive: Duration,
+    /// Changes per transaction before overflow events ([`DEFAULT_OVERFLOW_THRESHOLD`]).
+    pub(crate) overflow_threshold: u64,
     pub(crate) faults: Vec<ArmedFault>,
     pub(crate) stats: BusStats,
 }
@@ -141,6 +148,7 @@ impl EventBus {
                 last_replay: 0,
                 commit_number: 0,
                 keepalive: DEFAULT_KEEPALIVE,
+                overflow_threshold: DEFAULT_OVERFLOW_THRESHOLD,
                 faults: Vec::new(),
                 stats: BusStats::default(),
             }),
@@ -225,6 +233,7 @@ impl EventBus {
             let mut st = self.state();
             st.events.clear();
             st.keepalive = DEFAULT_KEEPALIVE;
+            st.overflow_threshold = DEFAULT_OVERFLOW_THRESHOLD;
             st.faults.clear();
             st.stats = BusStats { open_streams: st.stats.open_streams, ..BusStats::default() };
         }

@@ -76,6 +76,11 @@ impl Store {
                 .map_err(|e| format!("cannot read {}: {e}", o.name))?;
             next_row.push(max + 1);
         }
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS pg_cascade (child TEXT PRIMARY KEY, object TEXT NOT NULL, parent TEXT NOT NULL); \
+             CREATE INDEX IF NOT EXISTS ix_pg_cascade_parent ON pg_cascade (parent);",
+        )
+        .map_err(|e| format!("cannot create the recycle bin's cascade table: {e}"))?;
         Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row })), schema })
     }
 
@@ -193,6 +198,38 @@ impl Db {
         let o = &self.schema.objects[object];
         let filter = if include_deleted { "" } else { " WHERE \"IsDeleted\" = 0" };
         self.conn.query_row(&format!("SELECT COUNT(*) FROM {}{filter}", o.table()), [], |r| r.get(0))
+    }
+}
+
+/// The recycle bin's memory of cascades: which records went with which deleted parent, so that
+/// restoring the parent restores them too (table `pg_cascade`).
+impl Db {
+    /// Notes that `child` (of `object`) was deleted along with `parent`.
+    pub(crate) fn note_cascade(&self, child: &str, object: &str, parent: &str) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO pg_cascade (child, object, parent) VALUES (?1, ?2, ?3)")?
+            .execute([child, object, parent])?;
+        Ok(())
+    }
+
+    /// The records deleted along with `parent`, as (child id, object name), in deletion order.
+    pub(crate) fn cascaded_with(&self, parent: &str) -> rusqlite::Result<Vec<(String, String)>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT child, object FROM pg_cascade WHERE parent = ?1 ORDER BY rowid")?;
+        st.query_map([parent], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+    }
+
+    /// The parent `child` was deleted along with, if it was.
+    pub(crate) fn cascade_parent(&self, child: &str) -> rusqlite::Result<Option<String>> {
+        let mut st = self.conn.prepare_cached("SELECT parent FROM pg_cascade WHERE child = ?1")?;
+        let mut rows = st.query([child])?;
+        rows.next()?.map(|r| r.get(0)).transpose()
+    }
+
+    /// Forgets the cascade of `parent` (restored, so its children are back).
+    pub(crate) fn forget_cascade(&self, parent: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("DELETE FROM pg_cascade WHERE parent = ?1")?.execute([parent])?;
+        Ok(())
     }
 }
 

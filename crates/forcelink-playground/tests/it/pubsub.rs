@@ -48,42 +48,42 @@ struct SchemaInfo {
     schema_id: String,
 }
 #[derive(Clone, PartialEq, prost::Message)]
-struct ProducerEvent {
+pub(crate) struct ProducerEvent {
     #[prost(string, tag = "1")]
-    id: String,
+    pub(crate) id: String,
     #[prost(string, tag = "2")]
-    schema_id: String,
+    pub(crate) schema_id: String,
     #[prost(bytes = "vec", tag = "3")]
-    payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 #[derive(Clone, PartialEq, prost::Message)]
-struct ConsumerEvent {
+pub(crate) struct ConsumerEvent {
     #[prost(message, optional, tag = "1")]
-    event: Option<ProducerEvent>,
+    pub(crate) event: Option<ProducerEvent>,
     #[prost(bytes = "vec", tag = "2")]
-    replay_id: Vec<u8>,
+    pub(crate) replay_id: Vec<u8>,
 }
 #[derive(Clone, PartialEq, prost::Message)]
-struct FetchRequest {
+pub(crate) struct FetchRequest {
     #[prost(string, tag = "1")]
-    topic_name: String,
+    pub(crate) topic_name: String,
     #[prost(int32, tag = "2")]
-    replay_preset: i32,
+    pub(crate) replay_preset: i32,
     #[prost(bytes = "vec", tag = "3")]
-    replay_id: Vec<u8>,
+    pub(crate) replay_id: Vec<u8>,
     #[prost(int32, tag = "4")]
-    num_requested: i32,
+    pub(crate) num_requested: i32,
 }
 #[derive(Clone, PartialEq, prost::Message)]
-struct FetchResponse {
+pub(crate) struct FetchResponse {
     #[prost(message, repeated, tag = "1")]
-    events: Vec<ConsumerEvent>,
+    pub(crate) events: Vec<ConsumerEvent>,
     #[prost(bytes = "vec", tag = "2")]
-    latest_replay_id: Vec<u8>,
+    pub(crate) latest_replay_id: Vec<u8>,
     #[prost(string, tag = "3")]
-    rpc_id: String,
+    pub(crate) rpc_id: String,
     #[prost(int32, tag = "4")]
-    pending_num_requested: i32,
+    pub(crate) pending_num_requested: i32,
 }
 #[derive(Clone, PartialEq, prost::Message)]
 struct PublishRequest {
@@ -117,7 +117,7 @@ struct PublishResponse {
 }
 
 /// Calls the Pub/Sub part of the control API; returns the status and the JSON answer.
-async fn control(pg: &PlaygroundHandle, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn control(pg: &PlaygroundHandle, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .request(method, format!("{}/pubsub{path}", pg.info.control_url))
         .bearer_auth(&pg.info.control_key);
@@ -129,12 +129,12 @@ async fn control(pg: &PlaygroundHandle, method: reqwest::Method, path: &str, bod
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn arm(pg: &PlaygroundHandle, fault: Value) {
+pub(crate) async fn arm(pg: &PlaygroundHandle, fault: Value) {
     let (status, body) = control(pg, reqwest::Method::POST, "/faults", fault).await;
     assert_eq!(status, 201, "{body}");
 }
 
-async fn set_keepalive_ms(pg: &PlaygroundHandle, ms: u64) {
+pub(crate) async fn set_keepalive_ms(pg: &PlaygroundHandle, ms: u64) {
     let (status, body) = control(pg, reqwest::Method::PATCH, "/settings", json!({"keepalive_ms": ms})).await;
     assert_eq!((status, &body["keepalive_ms"]), (200, &json!(ms)));
 }
@@ -150,12 +150,12 @@ async fn next_keepalive(stream: &mut Streaming<FetchResponse>) -> FetchResponse 
     r
 }
 
-const LATEST: i32 = 0;
-const EARLIEST: i32 = 1;
-const CUSTOM: i32 = 2;
+pub(crate) const LATEST: i32 = 0;
+pub(crate) const EARLIEST: i32 = 1;
+pub(crate) const CUSTOM: i32 = 2;
 
 /// A bare gRPC client with the three auth headers.
-struct PubSub {
+pub(crate) struct PubSub {
     grpc: tonic::client::Grpc<tonic::transport::Channel>,
     token: String,
     instance_url: String,
@@ -163,7 +163,7 @@ struct PubSub {
 }
 
 impl PubSub {
-    async fn connect(pg: &PlaygroundHandle) -> Self {
+    pub(crate) async fn connect(pg: &PlaygroundHandle) -> Self {
         let token = client_credentials(pg).await;
         let id_url = token["id"].as_str().unwrap();
         let tenant = id_url.split('/').rev().nth(1).unwrap().to_owned();
@@ -180,7 +180,7 @@ impl PubSub {
         }
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut r = Request::new(message);
         let md = r.metadata_mut();
         md.insert("accesstoken", self.token.parse().unwrap());
@@ -204,7 +204,7 @@ impl PubSub {
         self.unary("/eventbus.v1.PubSub/GetTopic", req).await
     }
 
-    async fn schema(&mut self, id: &str) -> apache_avro::Schema {
+    pub(crate) async fn schema(&mut self, id: &str) -> apache_avro::Schema {
         let req = self.request(SchemaRequest { schema_id: id.into() });
         let info: SchemaInfo = self.unary("/eventbus.v1.PubSub/GetSchema", req).await.unwrap();
         assert_eq!(info.schema_id, id);
@@ -217,7 +217,7 @@ impl PubSub {
     }
 
     /// Opens a Subscribe stream with `first`; more requests go through the returned sender.
-    async fn subscribe(
+    pub(crate) async fn subscribe(
         &mut self,
         first: FetchRequest,
     ) -> Result<(mpsc::Sender<FetchRequest>, Streaming<FetchResponse>), Status> {
@@ -232,12 +232,12 @@ impl PubSub {
     }
 }
 
-fn fetch(topic: &str, preset: i32, replay: Vec<u8>, n: i32) -> FetchRequest {
+pub(crate) fn fetch(topic: &str, preset: i32, replay: Vec<u8>, n: i32) -> FetchRequest {
     FetchRequest { topic_name: topic.into(), replay_preset: preset, replay_id: replay, num_requested: n }
 }
 
 /// Next response with events, skipping keep-alives; fails after 10 s.
-async fn next_events(stream: &mut Streaming<FetchResponse>) -> FetchResponse {
+pub(crate) async fn next_events(stream: &mut Streaming<FetchResponse>) -> FetchResponse {
     loop {
         let r = tokio::time::timeout(Duration::from_secs(10), stream.message())
             .await
@@ -250,11 +250,11 @@ async fn next_events(stream: &mut Streaming<FetchResponse>) -> FetchResponse {
     }
 }
 
-fn error_code(s: &Status) -> String {
+pub(crate) fn error_code(s: &Status) -> String {
     s.metadata().get("error-code").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-fn field<'a>(record: &'a Avro, name: &str) -> &'a Avro {
+pub(crate) fn field<'a>(record: &'a Avro, name: &str) -> &'a Avro {
     let Avro::Record(fields) = record else { panic!("not a record: {record:?}") };
     let v = &fields.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no field {name}")).1;
     match v {
@@ -263,23 +263,23 @@ fn field<'a>(record: &'a Avro, name: &str) -> &'a Avro {
     }
 }
 
-fn strings(v: &Avro) -> Vec<String> {
+pub(crate) fn strings(v: &Avro) -> Vec<String> {
     let Avro::Array(items) = v else { panic!("not an array: {v:?}") };
     items.iter().map(|i| if let Avro::String(s) = i { s.clone() } else { panic!("not a string") }).collect()
 }
 
-fn decode(schema: &apache_avro::Schema, e: &ConsumerEvent) -> Avro {
+pub(crate) fn decode(schema: &apache_avro::Schema, e: &ConsumerEvent) -> Avro {
     let payload = &e.event.as_ref().unwrap().payload;
     apache_avro::from_avro_datum(schema, &mut &payload[..], None).unwrap()
 }
 
 /// Position of a top-level field in a record schema (what the bitmaps count).
-fn position(schema: &apache_avro::Schema, name: &str) -> usize {
+pub(crate) fn position(schema: &apache_avro::Schema, name: &str) -> usize {
     let apache_avro::Schema::Record(r) = schema else { panic!("not a record schema") };
     r.fields.iter().position(|f| f.name == name).unwrap()
 }
 
-async fn create_account(api: &Api, name: &str) -> String {
+pub(crate) async fn create_account(api: &Api, name: &str) -> String {
     api.create("Account", json!({"Name": name, "BillingCity": "Lyon"})).await
 }
 

@@ -119,6 +119,12 @@ pub(crate) fn insert_values(
                     }
                 }
                 ctx.db.update_row(di, &doc, &dv)?;
+                ctx.changes.push(crate::events::Change {
+                    object: di,
+                    id: doc,
+                    kind: crate::events::ChangeKind::Update,
+                    values: dv,
+                });
             }
         }
         _ => {}
@@ -158,6 +164,14 @@ pub(crate) fn system_insert(
     }
     derive(o, values);
     ctx.db.insert_row(object, row, values)?;
+    // The org's own rows (a user's UserLogin, a file's ContentDocument and links) are changes
+    // of the same transaction as the record that made them.
+    ctx.changes.push(crate::events::Change {
+        object,
+        id: id.clone(),
+        kind: crate::events::ChangeKind::Create,
+        values: values.clone(),
+    });
     Ok(id)
 }
 

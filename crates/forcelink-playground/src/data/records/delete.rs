@@ -39,20 +39,32 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, object: usize, id: &str) -> Result<(), S
         kind: crate::events::ChangeKind::Delete,
         values: Vec::new(),
     });
-    // Deleting a parent takes its dependants with it, as Salesforce does for these.
+    // Deleting a parent takes its dependants with it, as Salesforce does for these, in the same
+    // transaction: each child gets its DELETE change (one event per object type, several
+    // recordIds), and the recycle bin remembers the cascade so an undelete restores them.
     let cascades: &[(&str, &str)] = match o.name.as_str() {
         "Account" => &[("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Case", "AccountId")],
         "ContentDocument" => &[("ContentVersion", "ContentDocumentId"), ("ContentDocumentLink", "ContentDocumentId")],
         _ => &[],
     };
     for (child, field) in cascades {
-        if let Some(ci) = schema.index_of(child) {
-            let c = &schema.objects[ci];
-            let now = civil::format_datetime(ctx.now);
-            ctx.db.conn.execute(
-                &format!("UPDATE {} SET \"IsDeleted\" = 1, \"SystemModstamp\" = ?1 WHERE \"{field}\" = ?2", c.table()),
-                [&now, &id],
-            )?;
+        let Some(ci) = schema.index_of(child) else { continue };
+        let c = &schema.objects[ci];
+        let children: Vec<String> = {
+            let sql =
+                format!("SELECT \"Id\" FROM {} WHERE \"{field}\" = ?1 AND \"IsDeleted\" = 0 ORDER BY rid", c.table());
+            let mut st = ctx.db.conn.prepare_cached(&sql)?;
+            st.query_map([&id], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?
+        };
+        for child_id in children {
+            soft_delete(ctx, ci, &child_id)?;
+            ctx.db.note_cascade(&child_id, &c.name, &id)?;
+            ctx.changes.push(crate::events::Change {
+                object: ci,
+                id: child_id,
+                kind: crate::events::ChangeKind::Delete,
+                values: Vec::new(),
+            });
         }
     }
     Ok(())

@@ -5,12 +5,13 @@
 //!
 //! - `values`: JSON ↔ stored values, ids; `checks`: access, references, uniqueness, required
 //!   fields, derived values.
-//! - One module per operation: `create`, `read`, `update`, `delete`, `upsert`.
+//! - One module per operation: `create`, `read`, `update`, `delete`, `undelete`, `upsert`.
 
 mod checks;
 mod create;
 mod delete;
 mod read;
+mod undelete;
 mod update;
 mod upsert;
 mod values;
@@ -18,7 +19,8 @@ mod values;
 pub(crate) use create::{create, system_insert};
 pub(crate) use delete::delete;
 pub(crate) use read::{live_row, retrieve};
-pub(crate) use update::update;
+pub(crate) use undelete::undelete;
+pub(crate) use update::{apply_update, update};
 pub(crate) use upsert::{Upserted, upsert};
 pub(crate) use values::{normalize_id, to_sql};
 

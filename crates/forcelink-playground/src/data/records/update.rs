@@ -91,6 +91,12 @@ pub(crate) fn apply_update(
         let mut dv = Vec::new();
         set(&mut dv, d, "Title", t);
         ctx.db.update_row(di, doc, &dv)?;
+        ctx.changes.push(crate::events::Change {
+            object: di,
+            id: doc.clone(),
+            kind: crate::events::ChangeKind::Update,
+            values: dv,
+        });
     }
     Ok(())
 }
