@@ -43,7 +43,13 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
         }
         ["sobjects"] => match *m {
             Method::GET if not_modified(pg, req.headers) => Ok(Reply::empty(StatusCode::NOT_MODIFIED)),
-            Method::GET => Ok(Reply::json(StatusCode::OK, &ctx.db.schema.describe_global(&v))),
+            Method::GET => {
+                let mut global = ctx.db.schema.describe_global(&v);
+                if let Some(list) = global.get_mut("sobjects").and_then(Value::as_array_mut) {
+                    list.extend(platform_event_entries(pg, &v));
+                }
+                Ok(Reply::json(StatusCode::OK, &global))
+            }
             _ => Ok(method_not_allowed(m, "GET,HEAD")),
         },
         ["sobjects", t] => {
@@ -414,4 +420,48 @@ fn limits(pg: &Shared, ctx: &Ctx<'_>) -> Value {
     perm["CreateCustom"] = lim(1000, 1000);
     m.insert("PermissionSets".into(), perm);
     Value::Object(m)
+}
+
+/// describeGlobal's entries for the seed's platform events (`X__e`), which Salesforce lists among
+/// the sObjects: publishable (`createable`), not queryable or storable as records.
+/// UNCONFIRMED: the flags and the `e0N` key prefixes follow describeGlobal answers seen in orgs
+/// with platform events; the playground serves no describe or records for them.
+fn platform_event_entries(pg: &Shared, v: &str) -> Vec<Value> {
+    let mut names: Vec<&str> =
+        pg.events.catalog.platform.keys().filter_map(|topic| topic.strip_prefix("/event/")).collect();
+    names.sort_unstable();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let label = name.trim_end_matches("__e").replace('_', " ");
+            let base = format!("/services/data/v{v}/sobjects/{name}");
+            json!({
+                "activateable": false,
+                "createable": true,
+                "custom": true,
+                "customSetting": false,
+                "deletable": false,
+                "deprecatedAndHidden": false,
+                "feedEnabled": false,
+                "hasSubtypes": false,
+                "isSubtype": false,
+                "keyPrefix": format!("e{:02}", (i + 1) % 100),
+                "label": label,
+                "labelPlural": label,
+                "layoutable": false,
+                "mergeable": false,
+                "mruEnabled": false,
+                "name": name,
+                "queryable": false,
+                "replicateable": false,
+                "retrieveable": false,
+                "searchable": false,
+                "triggerable": true,
+                "undeletable": false,
+                "updateable": false,
+                "urls": {"sobject": base, "describe": format!("{base}/describe"), "rowTemplate": format!("{base}/{{ID}}")},
+            })
+        })
+        .collect()
 }

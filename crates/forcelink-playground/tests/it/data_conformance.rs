@@ -205,6 +205,23 @@ async fn describe_global_and_describe_match_the_recordings() {
 }
 
 #[tokio::test]
+async fn describe_global_lists_the_seeds_platform_events_as_publishable_only() {
+    let pg = spawn_playground().await;
+    let api = admin_api(&pg).await;
+    let (status, global) = api.get("sobjects").await;
+    assert_eq!(status, StatusCode::OK);
+    let list = global["sobjects"].as_array().unwrap();
+    let notice = list.iter().find(|o| o["name"] == "Forcelink_Notice__e").expect("the default platform event");
+    assert_eq!(notice["createable"], true);
+    assert_eq!(notice["queryable"], false);
+    assert_eq!(notice["custom"], true);
+    // Same keys as every other entry (clients read them all the same way).
+    let account = list.iter().find(|o| o["name"] == "Account").unwrap();
+    let keys = |o: &Value| o.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(notice), keys(account));
+}
+
+#[tokio::test]
 async fn limits_and_record_counts_match_the_recordings() {
     let pg = spawn_playground().await;
     let api = admin_api(&pg).await;
