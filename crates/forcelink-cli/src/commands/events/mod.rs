@@ -3,11 +3,14 @@
 //! - `subscribe`: change events and platform events as NDJSON, one event a line
 //!   (`replay_id` in base64, `schema_id`, `event_id`, `payload`, `header` for change events);
 //! - `publish`: one platform event from JSON;
-//! - `topics`: the change-event and platform-event topics the org offers.
+//! - `topics`: the change-event and platform-event topics the org offers;
+//! - `checkpoints`: the saved checkpoints of `subscribe --checkpoint NAME` (see `checkpoint`).
 //!
 //! The Pub/Sub endpoint is a flag for now (`--pubsub-endpoint`, default
 //! `api.pubsub.salesforce.com:7443`); tokens come from the connection's cache, renewed on auth
 //! errors, and go only where the settings' URL policy allows.
+
+mod checkpoint;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -40,13 +43,21 @@ pub enum EventsCommand {
         topic: String,
         #[command(flatten)]
         conn: ConnectionArg,
-        /// Where to start: latest (new events only), earliest (all retained, 72 h) or a
-        /// base64 replay id (the events after it).
-        #[arg(long, value_name = "FROM", default_value = "latest")]
-        replay: String,
+        /// Where to start: latest (new events only; the default), earliest (all retained,
+        /// 72 h) or a base64 replay id (the events after it).
+        #[arg(long, value_name = "FROM")]
+        replay: Option<String>,
         /// Stop after this many events.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
+        /// Resume after the replay id saved under NAME (for this connection and topic), and save
+        /// each event's once it is printed. With a saved checkpoint, --replay is refused unless
+        /// --reset-checkpoint is given.
+        #[arg(long, value_name = "NAME")]
+        checkpoint: Option<String>,
+        /// Drop the saved checkpoint and start from --replay (default latest).
+        #[arg(long, requires = "checkpoint")]
+        reset_checkpoint: bool,
         #[command(flatten)]
         endpoint: EndpointArg,
     },
@@ -69,14 +80,31 @@ pub enum EventsCommand {
         #[command(flatten)]
         endpoint: EndpointArg,
     },
+    /// List or delete the checkpoints saved by `subscribe --checkpoint NAME`.
+    #[command(subcommand)]
+    Checkpoints(checkpoint::CheckpointsCommand),
 }
 
 pub async fn run(settings: &Settings, command: EventsCommand) -> Result<Outcome, Failure> {
     match command {
-        EventsCommand::Subscribe { topic, conn, replay, count, endpoint } => {
-            let from = parse_replay(&replay)?;
-            let (_, client) = pubsub_client(settings, &conn, &endpoint).await?;
-            subscribe(&client, &topic, from, count).await
+        EventsCommand::Subscribe { topic, conn, replay, count, checkpoint, reset_checkpoint, endpoint } => {
+            if checkpoint.is_none() {
+                let from = parse_replay(replay.as_deref().unwrap_or("latest"))?;
+                let (_, client) = pubsub_client(settings, &conn, &endpoint).await?;
+                return subscribe(&client, &topic, from, count, None).await;
+            }
+            let name = checkpoint.as_deref().unwrap_or_default();
+            let (opened, client) = pubsub_client(settings, &conn, &endpoint).await?;
+            let (from, saver) = checkpoint::open(
+                opened.store.clone(),
+                name,
+                &opened.connection.name,
+                &topic,
+                replay.as_deref(),
+                reset_checkpoint,
+            )
+            .await?;
+            subscribe(&client, &topic, from, count, Some(saver)).await
         }
         EventsCommand::Publish { topic, conn, data, endpoint } => {
             let data = match serde_json::from_str::<Value>(&data) {
@@ -102,6 +130,7 @@ pub async fn run(settings: &Settings, command: EventsCommand) -> Result<Outcome,
             }
         }
         EventsCommand::Topics { conn, endpoint } => topics(settings, &conn, &endpoint).await,
+        EventsCommand::Checkpoints(command) => checkpoint::run(settings, command).await,
     }
 }
 
@@ -151,8 +180,13 @@ async fn subscribe(
     topic: &str,
     from: ReplayFrom,
     count: Option<u64>,
+    checkpoint: Option<Arc<checkpoint::StoreCheckpoint>>,
 ) -> Result<Outcome, Failure> {
-    let mut sub = client.subscribe(topic, from);
+    let mut sub = match &checkpoint {
+        // The client also saves keep-alives' replay ids, so a quiet topic's checkpoint moves on.
+        Some(c) => client.subscribe_with_checkpoint(topic, from, c.clone()),
+        None => client.subscribe(topic, from),
+    };
     let mut out = output::stdout_writer();
     let limit = count.unwrap_or(u64::MAX);
     let mut n = 0u64;
@@ -163,8 +197,13 @@ async fn subscribe(
                 let line = event_json(&e).to_string();
                 // Each event is flushed as it comes: a consumer downstream sees it at once.
                 if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                    // stdout closed (e.g. `| head`): stop quietly.
+                    // stdout closed (e.g. `| head`): stop quietly, this event not saved.
                     return Ok(Outcome::streamed());
+                }
+                // Saved once printed, not when the next one is asked for: the last event of a
+                // `--count` run is recorded too, so the next run starts after it.
+                if let Some(c) = &checkpoint {
+                    c.save_now(&e.replay_id).await?;
                 }
             }
             Some(Err(e)) => {
