@@ -196,3 +196,65 @@ async fn a_checkpoint_resumes_after_the_last_printed_event_without_loss_or_repea
     assert_eq!(home.json(&["events", "checkpoints", "list"]).await["checkpoints"], serde_json::json!([]));
     pg.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_connection_s_pubsub_endpoint_is_checked_when_saved_and_used_without_the_flag() {
+    let pg = spawn_playground().await;
+    let home = signed_in(&pg).await;
+    let endpoint = pg.info.pubsub_endpoint.clone();
+    let add = |name: &str, value: &str| {
+        [
+            "connection",
+            "add",
+            name,
+            "--method",
+            "client-credentials",
+            "--login-url",
+            pg.instance_url(),
+            "--client-id",
+            &pg.info.client.client_id,
+            "--client-secret",
+            "env:CS",
+            "--pubsub-endpoint",
+            value,
+        ]
+        .map(str::to_owned)
+    };
+    let run = |args: [String; 13]| {
+        let home = &home;
+        async move { home.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    for (value, says) in
+        [("no-port", "host:port"), ("http://127.0.0.1:1", "host:port"), ("pubsub.evil.example:7443", "--allow-origin")]
+    {
+        let refused = run(add("bad", value)).await;
+        assert_eq!(refused.code, 2, "{value}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("pubsub_endpoint") && refused.stderr.contains(says),
+            "{value}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(home.run(&["connection", "show", "bad"]).await.code, 4, "nothing saved");
+    run(add("ev", &endpoint)).await.ok();
+    let shown = home.json(&["connection", "show", "ev"]).await;
+    assert!(shown.to_string().contains(&format!("\"pubsub_endpoint\":\"{endpoint}\"")), "{shown}");
+
+    // No --pubsub-endpoint: the connection's is used.
+    let topic = "/event/Forcelink_Notice__e";
+    let published = home.json(&["events", "publish", "-c", "ev", topic, "--data", r#"{"Message__c": "stored"}"#]).await;
+    let ran = home.run(&["events", "subscribe", "-c", "ev", topic, "--replay", "earliest", "--count", "1"]).await.ok();
+    let events = ndjson(&ran.stdout);
+    assert_eq!(events[0]["payload"]["Message__c"], "stored");
+    assert_eq!(events[0]["replay_id"], published["replay_id"]);
+
+    // A connection without one goes to Salesforce's, which a playground (http) connection may
+    // not send its token to in clear: refused before any connection is made.
+    let ran = home.run(&["events", "subscribe", topic, "--count", "1"]).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("api.pubsub.salesforce.com"), "{}", ran.stderr);
+    // A bad flag value is a usage error.
+    let ran = home.run(&["events", "subscribe", "-c", "ev", topic, "--pubsub-endpoint", "nope"]).await;
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    pg.shutdown().await;
+}

@@ -6,9 +6,9 @@
 //! - `topics`: the change-event and platform-event topics the org offers;
 //! - `checkpoints`: the saved checkpoints of `subscribe --checkpoint NAME` (see `checkpoint`).
 //!
-//! The Pub/Sub endpoint is a flag for now (`--pubsub-endpoint`, default
-//! `api.pubsub.salesforce.com:7443`); tokens come from the connection's cache, renewed on auth
-//! errors, and go only where the settings' URL policy allows.
+//! The Pub/Sub endpoint is the connection's `pubsub_endpoint` (default
+//! `api.pubsub.salesforce.com:7443`), `--pubsub-endpoint` overriding it; tokens come from the
+//! connection's cache, renewed on auth errors, and go only where the settings' URL policy allows.
 
 mod checkpoint;
 
@@ -30,9 +30,10 @@ const TOPIC_CHECKS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EndpointArg {
-    /// Where the Pub/Sub API listens (host:port); a playground prints its own.
-    #[arg(long, value_name = "HOST:PORT", default_value = forcelink_client::pubsub::DEFAULT_PUBSUB_ENDPOINT)]
-    pub pubsub_endpoint: String,
+    /// Where the Pub/Sub API listens (host:port), instead of the connection's pubsub_endpoint
+    /// (default api.pubsub.salesforce.com:7443); a playground prints its own.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub pubsub_endpoint: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -150,9 +151,13 @@ async fn pubsub_client(
     endpoint: &EndpointArg,
 ) -> Result<(Opened, PubSubClient), Failure> {
     let opened = conn.open(settings).await?;
+    let endpoint = match &endpoint.pubsub_endpoint {
+        Some(raw) => forcelink_store::connection::parse_pubsub_endpoint(raw).map_err(|e| Failure::usage(e.0))?,
+        None => opened.connection.pubsub_endpoint_or_default().to_owned(),
+    };
     let cache = token_cache(settings, &opened)?;
     let client = PubSubClient::builder(Arc::new(cache))
-        .endpoint(endpoint.pubsub_endpoint.clone())
+        .endpoint(endpoint)
         .url_policy(settings.url_policy())
         .build()
         .map_err(from_pubsub)?;
@@ -285,7 +290,9 @@ fn from_pubsub(e: PubSubError) -> Failure {
         PubSubError::CorruptedReplayId { .. } | PubSubError::ReplayIdInvalid { .. } => {
             Some("start again with --replay earliest or --replay latest (events may have been missed)")
         }
-        PubSubError::Transport { .. } => Some("check --pubsub-endpoint (a playground prints its Pub/Sub API address)"),
+        PubSubError::Transport { .. } => Some(
+            "check the connection's pubsub_endpoint or --pubsub-endpoint (a playground prints its Pub/Sub API address)",
+        ),
         _ => None,
     };
     let failure = match e.action() {
