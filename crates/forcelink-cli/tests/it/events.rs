@@ -258,3 +258,23 @@ async fn the_connection_s_pubsub_endpoint_is_checked_when_saved_and_used_without
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     pg.shutdown().await;
 }
+
+/// Salesforce lists platform events in describeGlobal (objects named `…__e`); `events topics`
+/// turns them into `/event/…` topics (unit-tested in `commands::events`). The playground's
+/// describeGlobal does not list its platform events yet, so this end-to-end check waits for it.
+#[tokio::test]
+#[ignore = "the playground's describeGlobal does not list the seed's platform events yet (forcelink-playground)"]
+async fn topics_lists_the_playground_s_platform_event() {
+    let pg = spawn_playground().await;
+    let home = signed_in(&pg).await;
+    let endpoint = pg.info.pubsub_endpoint.clone();
+    let topics = home.json(&["events", "topics", "--pubsub-endpoint", &endpoint]).await;
+    let notice = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "/event/Forcelink_Notice__e")
+        .unwrap_or_else(|| panic!("/event/Forcelink_Notice__e missing from {topics}"));
+    assert_eq!((notice["can_subscribe"].clone(), notice["can_publish"].clone()), (true.into(), true.into()));
+    pg.shutdown().await;
+}

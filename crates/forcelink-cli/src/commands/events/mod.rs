@@ -227,29 +227,7 @@ async fn topics(settings: &Settings, conn: &ConnectionArg, endpoint: &EndpointAr
     let rest = api_client(settings, &opened)?;
     let global = rest.describe_global().send().await.map_err(Failure::from_client)?;
     let names: Vec<String> = global.sobjects.iter().map(|o| o.name.clone()).collect();
-    let mut candidates = vec!["/data/ChangeEvents".to_owned()];
-    let described: Vec<String> = names
-        .iter()
-        .filter_map(|n| {
-            if n.ends_with("ChangeEvent") {
-                Some(format!("/data/{n}"))
-            } else if n.ends_with("__e") {
-                Some(format!("/event/{n}"))
-            } else {
-                None
-            }
-        })
-        .collect();
-    if described.iter().any(|t| t.starts_with("/data/")) {
-        candidates.extend(described);
-    } else {
-        // The org does not list change events as objects: ask about each object's.
-        candidates.extend(described);
-        candidates.extend(names.iter().filter(|n| !n.ends_with("__e")).map(|n| match n.strip_suffix("__c") {
-            Some(base) => format!("/data/{base}__ChangeEvent"),
-            None => format!("/data/{n}ChangeEvent"),
-        }));
-    }
+    let candidates = candidate_topics(&names);
     let checks = futures_util::stream::iter(candidates.into_iter().map(|t| {
         let client = client.clone();
         async move { (t.clone(), client.get_topic(&t).await) }
@@ -281,6 +259,37 @@ async fn topics(settings: &Settings, conn: &ConnectionArg, endpoint: &EndpointAr
     Ok(Outcome::new(json!({"topics": found}), human))
 }
 
+/// The topics worth a GetTopic, from describeGlobal's object names: `/data/ChangeEvents`, the
+/// change events listed (`AccountChangeEvent` → `/data/AccountChangeEvent`) and the platform
+/// events (`Order_Shipped__e` → `/event/Order_Shipped__e`: Salesforce lists platform events in
+/// describeGlobal as objects whose name ends in `__e`). An org that lists no change events as
+/// objects gets each object's change-event topic asked about instead (`Invoice__c` →
+/// `/data/Invoice__ChangeEvent`).
+fn candidate_topics(names: &[String]) -> Vec<String> {
+    let mut candidates = vec!["/data/ChangeEvents".to_owned()];
+    let described: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            if n.ends_with("ChangeEvent") {
+                Some(format!("/data/{n}"))
+            } else if n.ends_with("__e") {
+                Some(format!("/event/{n}"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let lists_change_events = described.iter().any(|t| t.starts_with("/data/"));
+    candidates.extend(described);
+    if !lists_change_events {
+        candidates.extend(names.iter().filter(|n| !n.ends_with("__e")).map(|n| match n.strip_suffix("__c") {
+            Some(base) => format!("/data/{base}__ChangeEvent"),
+            None => format!("/data/{n}ChangeEvent"),
+        }));
+    }
+    candidates
+}
+
 fn from_pubsub(e: PubSubError) -> Failure {
     use forcelink_auth::Action;
     if let PubSubError::Auth(a) = e {
@@ -303,5 +312,29 @@ fn from_pubsub(e: PubSubError) -> Failure {
     match fix {
         Some(f) => failure.with_fix(f),
         None => failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::candidate_topics;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn platform_events_and_listed_change_events_become_topics() {
+        let got = candidate_topics(&names(&["Account", "AccountChangeEvent", "Forcelink_Notice__e", "Invoice__c"]));
+        assert_eq!(got, ["/data/ChangeEvents", "/data/AccountChangeEvent", "/event/Forcelink_Notice__e"]);
+    }
+
+    #[test]
+    fn without_listed_change_events_each_object_is_asked_about_and_platform_events_are_kept() {
+        let got = candidate_topics(&names(&["Account", "Invoice__c", "Order_Shipped__e"]));
+        assert_eq!(
+            got,
+            ["/data/ChangeEvents", "/event/Order_Shipped__e", "/data/AccountChangeEvent", "/data/Invoice__ChangeEvent"]
+        );
     }
 }
