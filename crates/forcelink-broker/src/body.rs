@@ -27,6 +27,10 @@ pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
 /// `--allow-origin` — but a fuzzer needs only values that are certainly accepted.)
 pub(crate) const URL_PATTERN: &str = r"^https://[a-z0-9-]{1,40}\.my\.salesforce\.com$";
 
+/// A Pub/Sub endpoint the document promises the server takes: Salesforce's (global or the EU
+/// one) on its two ports, which the host rule always allows over TLS.
+pub(crate) const PUBSUB_ENDPOINT_PATTERN: &str = r"^api(\.deu)?\.pubsub\.salesforce\.com:(443|7443)$";
+
 /// A secret value: not an `env:`/`file:` reference, and not blank (blank means "not set").
 pub(crate) const SECRET_PATTERN: &str = r"^(?!env:|file:)[\s\S]*\S[\s\S]*$";
 
@@ -301,12 +305,18 @@ pub(crate) struct ActionOutput(pub Value);
 pub(crate) struct ConnectionBody;
 
 /// The settings every method shares (besides its own [`Method::fields`]).
-const SHARED: [(&str, &str); 5] = [
-    ("login_url", "Where users sign in; preset by `environment` (required with `custom`)."),
-    ("token_url", "The token endpoint's base URL when it differs from the login URL."),
-    ("audience", "JWT `aud`; defaults to the login URL."),
-    ("instance_url", "The org's URL; learnt from the token answer when not set."),
-    ("api_version", "e.g. 64.0"),
+const SHARED: [(&str, &str, &str); 6] = [
+    ("login_url", URL_PATTERN, "Where users sign in; preset by `environment` (required with `custom`)."),
+    ("token_url", URL_PATTERN, "The token endpoint's base URL when it differs from the login URL."),
+    ("audience", URL_PATTERN, "JWT `aud`; defaults to the login URL."),
+    ("instance_url", URL_PATTERN, "The org's URL; learnt from the token answer when not set."),
+    ("api_version", API_VERSION_PATTERN, "e.g. 64.0"),
+    (
+        "pubsub_endpoint",
+        PUBSUB_ENDPOINT_PATTERN,
+        "Where the org's Pub/Sub API listens, host:port (default api.pubsub.salesforce.com:7443). Tokens are \
+         sent there: changing it needs the connection's secrets again, as for the URLs.",
+    ),
 ];
 
 fn string(pattern: &str, description: &str) -> ObjectBuilder {
@@ -362,8 +372,7 @@ fn variant(method: Method, in_path: bool) -> Schema {
     if !in_path {
         o = o.property("name", string(NAME_PATTERN, "The connection's name.")).required("name");
     }
-    for (name, description) in SHARED {
-        let pattern = if name == "api_version" { API_VERSION_PATTERN } else { URL_PATTERN };
+    for (name, pattern, description) in SHARED {
         o = o.property(name, optional(pattern, description));
     }
     for f in method.fields() {

@@ -87,6 +87,7 @@ struct NewPage<'a> {
     name: &'a str,
     environment: &'a str,
     login_url: &'a str,
+    pubsub_endpoint: &'a str,
     fields: Vec<Field>,
     submit: &'static str,
 }
@@ -326,6 +327,7 @@ fn new_form(csrf: &str, form: &HashMap<String, String>, error: Option<&str>) -> 
         name: get("name"),
         environment,
         login_url: get("login_url"),
+        pubsub_endpoint: get("pubsub_endpoint"),
         fields: fs,
         submit: if method == Method::Web { "Authorize" } else { "Save" },
     };
@@ -353,7 +355,8 @@ pub(crate) async fn create(
     let method = form.get("method").and_then(|m| Method::parse(m)).unwrap_or(Method::Web);
     let mut obj = Map::new();
     obj.insert("method".into(), Value::String(method.as_str().to_owned()));
-    for k in ["name", "environment"] {
+    // A blank Pub/Sub endpoint means the default (`spec_from_json` drops blank settings).
+    for k in ["name", "environment", "pubsub_endpoint"] {
         if let Some(v) = form.get(k) {
             obj.insert(k.into(), Value::String(v.trim().to_owned()));
         }

@@ -14,7 +14,8 @@
 //! - `resolved`: [`Connection`] and [`AuthConfig`]: endpoints, audiences, app credentials.
 //! - `source`: building the token source and the [`forcelink_auth::TokenCache`]; revoking.
 //! - `secret`: [`SecretRef`] and [`SecretResolver`].
-//! - here: names ([`validate_name`]), API versions and [`ConfigError`].
+//! - here: names ([`validate_name`]), API versions, Pub/Sub endpoints
+//!   ([`parse_pubsub_endpoint`]) and [`ConfigError`].
 
 mod method;
 mod resolved;
@@ -45,6 +46,47 @@ impl ConfigError {
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+}
+
+/// Where the Pub/Sub API listens unless a connection names another endpoint (the same value as
+/// `forcelink_client::pubsub::DEFAULT_PUBSUB_ENDPOINT`; this crate does not depend on the client).
+pub const DEFAULT_PUBSUB_ENDPOINT: &str = "api.pubsub.salesforce.com:7443";
+
+/// Checks a Pub/Sub endpoint, `host:port` (a DNS name, an IPv4 address or a bracketed IPv6
+/// one, and a port from 1 to 65535), and gives it back trimmed with the host in lowercase.
+pub fn parse_pubsub_endpoint(raw: &str) -> Result<String, ConfigError> {
+    let s = raw.trim();
+    let bad = |why: &str| {
+        ConfigError::new(format!(
+            "pubsub_endpoint {raw:?} is not host:port ({why}); e.g. {DEFAULT_PUBSUB_ENDPOINT}, or a playground's \
+             127.0.0.1:8412"
+        ))
+    };
+    if s.contains("://") {
+        return Err(bad("no scheme: the transport follows the instance URL"));
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("the port is missing"))?;
+    if !port.bytes().all(|b| b.is_ascii_digit()) || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Err(bad("the port must be a number from 1 to 65535"));
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        }
+    };
+    if !host_ok {
+        return Err(bad("the host must be a DNS name or an IP address"));
+    }
+    Ok(format!("{}:{port}", host.to_ascii_lowercase()))
 }
 
 /// The web login's redirect URI unless the connection names one: the connected app must list
@@ -228,6 +270,65 @@ mod tests {
     }
 
     #[test]
+    fn pubsub_endpoints_are_host_port_and_follow_the_host_rule() {
+        assert_eq!(parse_pubsub_endpoint(" API.pubsub.salesforce.com:7443 ").unwrap(), DEFAULT_PUBSUB_ENDPOINT);
+        assert_eq!(parse_pubsub_endpoint("127.0.0.1:8412").unwrap(), "127.0.0.1:8412");
+        assert_eq!(parse_pubsub_endpoint("[::1]:8412").unwrap(), "[::1]:8412");
+        for bad in [
+            "",
+            "api.pubsub.salesforce.com",
+            "https://api.pubsub.salesforce.com:7443",
+            "api.pubsub.salesforce.com:0",
+            "api.pubsub.salesforce.com:70000",
+            "api.pubsub.salesforce.com:+1",
+            ":7443",
+            "user@host:7443",
+            "host/path:7443",
+            "-bad.example:7443",
+            "[not-v6]:7443",
+            "a b:7443",
+        ] {
+            let err = parse_pubsub_endpoint(bad).unwrap_err();
+            assert!(err.0.contains("pubsub_endpoint") && err.0.contains("host:port"), "{bad:?}: {err}");
+        }
+
+        // Unset: the default, and nothing extra is checked.
+        let c = cc("https://acme.my.salesforce.com").validate("p", &UrlPolicy::new()).unwrap();
+        assert_eq!((c.pubsub_endpoint.as_deref(), c.pubsub_endpoint_or_default()), (None, DEFAULT_PUBSUB_ENDPOINT));
+        let mut s = cc("https://acme.my.salesforce.com");
+        s.set_field("pubsub_endpoint", "api.deu.pubsub.salesforce.com:443").unwrap();
+        assert_eq!(
+            s.validate("p", &UrlPolicy::new()).unwrap().pubsub_endpoint_or_default(),
+            "api.deu.pubsub.salesforce.com:443"
+        );
+        s.set_field("pubsub_endpoint", "nope").unwrap();
+        assert!(s.resolve("p").unwrap_err().0.contains("connection p: pubsub_endpoint"));
+
+        // A foreign host is refused, at save (validate) and for an edit (check_urls).
+        s.set_field("pubsub_endpoint", "pubsub.evil.example:7443").unwrap();
+        for err in [s.validate("p", &UrlPolicy::new()).unwrap_err(), s.check_urls("p", &UrlPolicy::new()).unwrap_err()]
+        {
+            assert!(err.0.contains("pubsub_endpoint") && err.0.contains("--allow-origin"), "{err}");
+        }
+        // A playground: reached in clear because its login URL is http, so its http origin must be allowed.
+        let playground = UrlPolicy::new().allow_origin("http://127.0.0.1:8411").unwrap();
+        let mut p = cc("http://127.0.0.1:8411");
+        p.set_field("pubsub_endpoint", "127.0.0.1:8412").unwrap();
+        assert!(p.validate("p", &playground).unwrap_err().0.contains("pubsub_endpoint"));
+        assert!(p.check_urls("p", &playground).is_err());
+        let both = playground.allow_origin("http://127.0.0.1:8412").unwrap();
+        assert_eq!(p.validate("p", &both).unwrap().pubsub_endpoint.as_deref(), Some("127.0.0.1:8412"));
+        assert!(p.check_urls("p", &both).is_ok());
+
+        // Spelling out the default, or the same endpoint in capitals, moves nothing.
+        let old = cc("https://acme.my.salesforce.com");
+        let mut same = old.clone();
+        same.client_secret = None;
+        same.pubsub_endpoint = Some("API.PUBSUB.salesforce.com:7443".into());
+        assert!(old.apply_edit(same).is_ok());
+    }
+
+    #[test]
     fn instance_url_is_an_origin() {
         let base = [("method", "access-token"), ("access_token", "t")];
         let ok = spec(&[base[0], base[1], ("instance_url", "https://acme.my.salesforce.com/")]);
@@ -272,6 +373,7 @@ mod tests {
             ("instance_url", "https://acme.my.salesforce.com"),
             ("client_id", "other-app"),
             ("environment", "sandbox"),
+            ("pubsub_endpoint", "api.deu.pubsub.salesforce.com:443"),
         ] {
             let mut moved = old.clone();
             moved.client_secret = None;

@@ -36,12 +36,13 @@
 //!   sealed the store is refused on open, naming both key ids.
 //! - [`registry`]: the [`ConnectionStore`] port (connections, audit log, API keys) on top of
 //!   forcelink-auth's [`TokenStore`] port (token sets, renewal leases, approvals), and the
-//!   records it keeps ([`StoredConnection`], [`AuditEntry`], [`ApiKeyRecord`]).
+//!   records it keeps ([`StoredConnection`], [`AuditEntry`], [`ApiKeyRecord`], checkpoints).
 //! - [`memory`]: [`MemoryConnectionStore`], for tests and in-process use.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL; several processes on one file).
 //! - [`postgres`]: [`PostgresStore`], for several broker replicas (`forcelink_` tables).
 //!   Both databases are split the same way: `schema` (versions, migrations), `tokens` (token
-//!   sets, leases, approvals), `records` (connections, audit log), `apikeys`, `rekey`.
+//!   sets, leases, approvals), `records` (connections, audit log), `apikeys`, `checkpoints`,
+//!   `rekey`.
 //! - `rows`: what both databases decide about a row whatever their SQL (times, connection,
 //!   audit and approval rows, the lease rule, the compare-and-swap version, the key-id check).
 //! - [`pgconnect`]: how PostgreSQL is reached: `sslmode` (`disable`, `prefer` (default),
@@ -57,6 +58,8 @@
 //!   signed with a MAC (a row planted or altered without the master key is ignored), verified.
 //! - [`scope`]: [`Scope`] and [`Scopes`] (what a key may do) and [`AuditAction`] (what the
 //!   audit log records), shared by the CLI and the broker; the bottom of the crate's modules.
+//! - [`checkpoint`]: Pub/Sub subscription checkpoints ([`CheckpointKey`], [`StoredCheckpoint`]):
+//!   the last replay id a named subscriber handled, per connection and topic.
 //! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
 //!   a [`Connection`] that builds its token source); secrets as values or `env:`/`file:` refs.
 //!
@@ -69,6 +72,7 @@
 #![warn(missing_docs)]
 
 pub mod apikey;
+pub mod checkpoint;
 pub mod codec;
 pub mod connection;
 pub mod crypto;
@@ -90,6 +94,7 @@ pub use rotation::{NewKeyText, RotateReport, rotate_key};
 pub use scope::{AuditAction, Scope, Scopes};
 
 pub use apikey::ApiKeySecret;
+pub use checkpoint::{CheckpointKey, StoredCheckpoint};
 pub use crypto::MasterKey;
 pub use memory::MemoryConnectionStore;
 pub use open::{KeySource, StoreLocation, open_store};

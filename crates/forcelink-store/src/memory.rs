@@ -1,6 +1,6 @@
 //! [`MemoryConnectionStore`]: everything in process memory, for tests and in-process use. Token
 //! sets, leases and approvals are forcelink-auth's [`MemoryStore`] (by delegation); this adds
-//! connections, the audit log and API keys, and remembers which leases and approvals belong to
+//! connections, the audit log, API keys and checkpoints, and remembers which leases and approvals belong to
 //! which connection so removing a connection removes them too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +15,7 @@ use forcelink_auth::token::TokenSet;
 use futures_util::future::BoxFuture;
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::checkpoint::{CheckpointKey, StoredCheckpoint, check_replay_id};
 use crate::connection::ConnectionSpec;
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 
@@ -28,6 +29,8 @@ struct State {
     leases: HashMap<ConnectionId, Lease>,
     /// The (user, client id) pairs holding an approval per connection.
     approvals: HashMap<ConnectionId, BTreeSet<(String, String)>>,
+    /// Ordered as the databases list them: connection, name, topic.
+    checkpoints: BTreeMap<CheckpointKey, StoredCheckpoint>,
 }
 
 /// A cheap-clone handle; clones share one store.
@@ -156,6 +159,7 @@ impl ConnectionStore for MemoryConnectionStore {
             // store across a crash, and each part is removed even if another failed.
             let (existed, lease, approvals) = {
                 let mut st = self.state();
+                st.checkpoints.retain(|k, _| k.connection() != name);
                 (st.connections.remove(name).is_some(), st.leases.remove(name), st.approvals.remove(name))
             };
             self.tokens.remove(name).await?;
@@ -217,5 +221,42 @@ impl ConnectionStore for MemoryConnectionStore {
 
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move { Ok(self.state().api_keys.get_mut(id).map(|k| k.revoked_at.get_or_insert(at)).is_some()) })
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+        replay_id: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            check_replay_id(replay_id)?;
+            let saved =
+                StoredCheckpoint { key: key.clone(), replay_id: replay_id.to_vec(), updated_at: self.clock.now() };
+            self.state().checkpoints.insert(key.clone(), saved);
+            Ok(())
+        })
+    }
+
+    fn checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<StoredCheckpoint>, StoreError>> {
+        Box::pin(async move { Ok(self.state().checkpoints.get(key).cloned()) })
+    }
+
+    fn checkpoints<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+    ) -> BoxFuture<'a, Result<Vec<StoredCheckpoint>, StoreError>> {
+        Box::pin(async move {
+            let st = self.state();
+            Ok(st
+                .checkpoints
+                .values()
+                .filter(|c| connection.is_none_or(|n| c.key.connection() == n))
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.state().checkpoints.remove(key).is_some()) })
     }
 }

@@ -5,7 +5,8 @@
 //! Schema versions (the `schema_version` row of `forcelink_meta`; none before version 2):
 //! 1 = token sets, leases, the fence sequence, approvals; 2 adds connections (sealed specs), the
 //! audit log, API keys and `forcelink_meta` (with the id of the master key that sealed the
-//! store, checked on connect); 3 adds the `mac` column of API keys (see [`crate::apikey`]).
+//! store, checked on connect); 3 adds the `mac` column of API keys (see [`crate::apikey`]);
+//! 4 adds `forcelink_checkpoints` (see [`crate::checkpoint`]).
 //! Migrations run as ordered steps in one transaction under an advisory lock.
 //!
 //! - here: [`PostgresStore`] (connect, the one shared client) and the key-id check of writes.
@@ -13,13 +14,14 @@
 //!   recorded in a database.
 //! - `tokens`: token sets (compare-and-swap), the lease row and approvals ([`TokenStore`]).
 //! - `records`: connections, the audit log and API keys ([`ConnectionStore`]); `apikeys`: the
-//!   API-key rows (read, insert, revoke).
+//!   API-key rows (read, insert, revoke); `checkpoints`: subscription checkpoints.
 //! - `rekey`: re-sealing every value under a new master key.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
 //! [`ConnectionStore`]: crate::ConnectionStore
 
 mod apikeys;
+mod checkpoints;
 mod records;
 mod rekey;
 mod schema;

@@ -9,6 +9,7 @@ use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{ConnectionId, TokenStore};
 use futures_util::future::BoxFuture;
 
+use crate::checkpoint::{CheckpointKey, StoredCheckpoint};
 use crate::connection::ConnectionSpec;
 use crate::scope::{ANY, AuditAction, Scope, Scopes};
 
@@ -127,7 +128,8 @@ pub trait ConnectionStore: TokenStore {
     /// Every connection, by name.
     fn connections(&self) -> BoxFuture<'_, Result<Vec<StoredConnection>, StoreError>>;
 
-    /// Removes the connection with its token set, lease and approvals; false when unknown.
+    /// Removes the connection with its token set, lease, approvals and checkpoints; false when
+    /// unknown.
     fn remove_connection<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Appends an entry to the audit log.
@@ -154,4 +156,25 @@ pub trait ConnectionStore: TokenStore {
     /// Marks the key revoked (and re-signs its row); false when unknown or its row does not
     /// verify (such a row is left as it is, never signed).
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Saves `replay_id` (1 to [`MAX_REPLAY_ID_LEN`](crate::checkpoint::MAX_REPLAY_ID_LEN)
+    /// bytes) as the checkpoint `key`, replacing what was there, stamped with the store's clock.
+    fn save_checkpoint<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+        replay_id: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The checkpoint `key`, if saved.
+    fn checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<StoredCheckpoint>, StoreError>>;
+
+    /// Every checkpoint, or only `connection`'s, ordered by connection, name and topic.
+    fn checkpoints<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+    ) -> BoxFuture<'a, Result<Vec<StoredCheckpoint>, StoreError>>;
+
+    /// Deletes the checkpoint `key`; false when there was none. Removing a connection deletes
+    /// its checkpoints too.
+    fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>>;
 }

@@ -5,7 +5,7 @@
 //! Schema versions (`PRAGMA user_version`): 1 = token sets, leases, fences, approvals;
 //! 2 adds connections (sealed specs), the audit log, API keys and `meta` (the id of the master
 //! key that sealed the store, checked on open); 3 adds the `mac` column of API keys (see
-//! [`crate::apikey`]). Opening runs the missing steps in order, in one transaction.
+//! [`crate::apikey`]); 4 adds `checkpoints` (see [`crate::checkpoint`]). Opening runs the missing steps in order, in one transaction.
 //!
 //! The file is created with mode 0600 and a directory created for it with mode 0700 (Unix);
 //! SQLite gives its `-wal` and `-shm` files the mode of the database file.
@@ -15,13 +15,14 @@
 //! - `schema`: the schema versions and their migrations; the key id recorded in a store.
 //! - `tokens`: token sets (compare-and-swap), the lease row and approvals ([`TokenStore`]).
 //! - `records`: connections, the audit log and API keys ([`ConnectionStore`]); `apikeys`: the
-//!   API-key rows (read, insert, revoke).
+//!   API-key rows (read, insert, revoke); `checkpoints`: subscription checkpoints.
 //! - `rekey`: re-sealing every value under a new master key.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
 //! [`ConnectionStore`]: crate::ConnectionStore
 
 mod apikeys;
+mod checkpoints;
 mod records;
 mod rekey;
 mod schema;

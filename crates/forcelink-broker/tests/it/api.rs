@@ -263,3 +263,56 @@ async fn connection_edits_are_audited_with_the_names_of_changed_fields_only() {
     assert_eq!(updated.detail.as_deref(), Some("changed: api_version, client_secret"));
     assert!(!format!("{audit:?}").contains(new_secret));
 }
+
+#[tokio::test]
+async fn the_pubsub_endpoint_is_a_setting_checked_like_the_urls_and_moving_it_needs_the_secrets() {
+    let h = harness().await;
+    let r = &h.router;
+    let endpoint = h.pg.info.pubsub_endpoint.clone();
+    let base = json!({
+        "name": "events", "method": "client-credentials", "environment": "custom",
+        "login_url": h.pg.instance_url(), "client_id": h.pg.info.client.client_id,
+        "client_secret": h.pg.info.client.client_secret,
+    });
+    let with = |value: &str| {
+        let mut b = base.clone();
+        b["pubsub_endpoint"] = json!(value);
+        b
+    };
+    for (value, says) in [
+        ("not-host-port", "host:port"),
+        ("https://x.example:1", "host:port"),
+        ("pubsub.evil.example:7443", "--allow-origin"),
+    ] {
+        let (s, err) = call(r, "POST", "/v1/connections", Some(&h.admin), Some(&with(value).to_string())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{value}: {err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains("pubsub_endpoint") && message.contains(says), "{value}: {message}");
+    }
+    let (s, created) = call(r, "POST", "/v1/connections", Some(&h.admin), Some(&with(&endpoint).to_string())).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["settings"]["pubsub_endpoint"], endpoint.as_str());
+    let (_, shown) = call(r, "GET", "/v1/connections/events", Some(&h.admin), None).await;
+    assert_eq!(shown["settings"]["pubsub_endpoint"], endpoint.as_str());
+    let stored = h.store.connection(&forcelink_auth::ConnectionId::new("events")).await.unwrap().unwrap();
+    assert_eq!(stored.spec.pubsub_endpoint.as_deref(), Some(endpoint.as_str()));
+
+    // Tokens are sent there: moving it without the secret is refused, with it accepted.
+    let mut moved = with("127.0.0.1:9");
+    moved.as_object_mut().unwrap().remove("client_secret");
+    let (s, refused) = call(r, "PUT", "/v1/connections/events", Some(&h.admin), Some(&moved.to_string())).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "secrets_required");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("pubsub_endpoint"), "{refused}");
+    let (s, edited) =
+        call(r, "PUT", "/v1/connections/events", Some(&h.admin), Some(&with("127.0.0.1:9").to_string())).await;
+    assert_eq!(s, StatusCode::OK, "{edited}");
+    assert_eq!(edited["settings"]["pubsub_endpoint"], "127.0.0.1:9");
+
+    // The document lists it for every method.
+    let (_, doc) = call(r, "GET", "/v1/openapi.json", None, None).await;
+    for variant in doc["components"]["schemas"]["ConnectionBody"]["oneOf"].as_array().unwrap() {
+        let p = &variant["properties"]["pubsub_endpoint"];
+        assert!(p["pattern"].as_str().unwrap().contains("pubsub"), "{variant}");
+    }
+}

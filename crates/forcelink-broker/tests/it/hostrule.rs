@@ -118,13 +118,14 @@ async fn a_connection_scoped_admin_key_cannot_send_any_secret_to_a_host_of_its_c
             assert_eq!(s, StatusCode::CREATED, "{name}: {created}");
             store.compare_and_swap(&ConnectionId::new(name), None, &signed_in(&pg)).await.unwrap();
             let key = add_key(&*store, &[name], &["admin", "token", "proxy", "actions"]).await;
-            for field in ["login_url", "token_url", "audience", "instance_url"] {
-                // Only the URL changes; no secret is sent again.
+            for field in ["login_url", "token_url", "audience", "instance_url", "pubsub_endpoint"] {
+                // Only the URL (or the Pub/Sub API's host:port) changes; no secret is sent again.
                 let mut edit = settings.clone();
                 for secret in ["client_secret", "password", "private_key", "access_token"] {
                     edit.as_object_mut().unwrap().remove(secret);
                 }
-                edit[field] = json!(evil);
+                edit[field] =
+                    if field == "pubsub_endpoint" { json!(evil.trim_start_matches("http://")) } else { json!(evil) };
                 let uri = format!("/v1/connections/{name}");
                 let (s, answer) = call(&router, "PUT", &uri, Some(&key), Some(&edit.to_string())).await;
                 let text = answer.to_string();

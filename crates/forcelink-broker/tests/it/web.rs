@@ -130,7 +130,15 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     let (base, _state, _server) = serve_public(&h).await;
     let session = sign_in(&base, &h.admin).await.unwrap();
     let secret = [("client_secret", h.pg.info.client.client_secret.as_str()), ("scope", "")];
-    let resp = new_web_connection(&h, &base, &session, "web1", None, &secret).await;
+    // A malformed Pub/Sub endpoint comes back on the form, saying why, with what was typed.
+    let bad = [secret[0], secret[1], ("pubsub_endpoint", "no-port")];
+    let resp = new_web_connection(&h, &base, &session, "web1", None, &bad).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("pubsub_endpoint") && page.contains("value=\"no-port\""), "{page}");
+    let endpoint = h.pg.info.pubsub_endpoint.clone();
+    let with_endpoint = [secret[0], secret[1], ("pubsub_endpoint", endpoint.as_str())];
+    let resp = new_web_connection(&h, &base, &session, "web1", None, &with_endpoint).await;
     // A page that moves on to the org (a redirect would break the page's form-action policy).
     assert_eq!(resp.status(), StatusCode::OK);
     let page = resp.text().await.unwrap();
@@ -182,6 +190,7 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
     assert_eq!(s, 200, "{token}");
     let (_, described) = call(&h.router, "GET", "/v1/connections/web1", Some(&h.admin), None).await;
     assert_eq!(described["token"]["has_refresh_token"], true, "{described}");
+    assert_eq!(described["settings"]["pubsub_endpoint"], endpoint.as_str(), "{described}");
     // Re-authorize is a form POST with the CSRF token; a GET or a forged token starts nothing.
     let csrf = hidden_input(&html, "csrf").unwrap();
     let again = format!("{base}/connections/web1/authorize");

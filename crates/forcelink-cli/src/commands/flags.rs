@@ -28,6 +28,9 @@ pub struct CommonFlags {
     /// The org's session timeout in minutes: the token lifetime when it cannot be introspected.
     #[arg(long, value_name = "MINUTES")]
     pub session_timeout: Option<u64>,
+    /// Where the org's Pub/Sub API listens (default api.pubsub.salesforce.com:7443).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub pubsub_endpoint: Option<String>,
     /// Read settings from a JSON file (`-`: standard input): forcelink's field names, or the
     /// workflow-tool shape {"Username", "ClientId", "PrivateKey", "InstanceUrl", "InstanceAPIVersion"}.
     #[arg(long, value_name = "FILE")]
@@ -173,6 +176,7 @@ impl ConnectionFlags {
         flags.username = self.user.username.clone();
         flags.scope = self.scope.scope.clone();
         flags.callback_url = self.callback.callback_url.clone();
+        flags.pubsub_endpoint = self.common.pubsub_endpoint.clone();
         spec = spec.overlay(&flags);
         Ok((spec, warnings))
     }

@@ -151,6 +151,7 @@ async fn start_tour() -> Result<(Tour, Arc<dyn ConnectionStore>, StoreLocation),
         login_url: Some(info.instance_url.clone()),
         client_id: Some(info.client.client_id.clone()),
         client_secret: Some(info.client.client_secret.clone()),
+        pubsub_endpoint: Some(info.pubsub_endpoint.clone()),
         ..ConnectionSpec::default()
     };
     store
@@ -183,9 +184,12 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     };
     let mut transport = settings.transport()?;
     if let Some(tour) = &tour {
-        // Exactly the embedded playground's two origins may receive its credentials.
+        // Exactly the embedded playground's origins may receive its credentials: its two hosts
+        // and its Pub/Sub API (h2c, or TLS under --tls like the instance).
         let mut policy = settings.url_policy();
-        for url in [&tour.info.login_url, &tour.info.instance_url] {
+        let scheme = url::Url::parse(&tour.info.instance_url).map(|u| u.scheme().to_owned()).unwrap_or_default();
+        let pubsub = format!("{scheme}://{}", tour.info.pubsub_endpoint);
+        for url in [&tour.info.login_url, &tour.info.instance_url, &pubsub] {
             let origin = url::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
             policy = policy.allow_origin(&origin).map_err(Failure::from_auth)?;
         }

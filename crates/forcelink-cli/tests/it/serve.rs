@@ -154,6 +154,18 @@ async fn serve_playground_writes_a_private_info_file_whose_admin_key_manages_key
     let http = reqwest::Client::new();
     let keys = http.get(format!("{base}/v1/api-keys")).bearer_auth(key).send().await.unwrap();
     assert_eq!(keys.status(), 200);
+    // The `playground` connection points at the embedded playground's Pub/Sub API.
+    let conn: Value = http
+        .get(format!("{base}/v1/connections/playground"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = info["playground"]["pubsub_endpoint"].as_str().unwrap();
+    assert_eq!(conn["settings"]["pubsub_endpoint"], endpoint, "{conn}");
     // The playground's control API answers with the control key from the same file.
     let control = http
         .get(format!("{}/stats", info["playground"]["control_url"].as_str().unwrap().trim_end_matches('/')))

@@ -144,6 +144,9 @@ pub struct Connection {
     pub session_timeout: Option<Duration>,
     /// What the auth method needs.
     pub auth: AuthConfig,
+    /// The Pub/Sub API's `host:port` when the connection names one (checked and normalised);
+    /// see [`Connection::pubsub_endpoint_or_default`].
+    pub pubsub_endpoint: Option<String>,
 }
 
 impl Connection {
@@ -152,11 +155,23 @@ impl Connection {
         self.auth.method()
     }
 
+    /// Where the Pub/Sub API is: the connection's endpoint, else
+    /// [`DEFAULT_PUBSUB_ENDPOINT`](super::DEFAULT_PUBSUB_ENDPOINT).
+    pub fn pubsub_endpoint_or_default(&self) -> &str {
+        self.pubsub_endpoint.as_deref().unwrap_or(super::DEFAULT_PUBSUB_ENDPOINT)
+    }
+
     /// Checks every URL this connection sends secrets or tokens to — login, token and instance
-    /// URL, and the JWT audience — against `policy` (https Salesforce hosts, or origins the
-    /// operator allows).
+    /// URL, the JWT audience, and a Pub/Sub endpoint it names — against `policy` (https
+    /// Salesforce hosts, or origins the operator allows). The Pub/Sub endpoint is checked as
+    /// `scheme://host:port` with the scheme of the instance URL (else the login URL): the client
+    /// speaks TLS to it for an https org, HTTP/2 in clear for an allowed http one (a playground).
     pub fn check_hosts(&self, policy: &UrlPolicy) -> Result<(), ConfigError> {
         let at = |e: AuthError| ConfigError::new(format!("connection {}: {e}", self.name));
+        if let Some(endpoint) = &self.pubsub_endpoint {
+            let scheme = self.instance_url.as_ref().unwrap_or(&self.login_url).scheme();
+            policy.check_str("pubsub_endpoint", &format!("{scheme}://{endpoint}")).map_err(at)?;
+        }
         policy.check("login_url", &self.login_url).map_err(at)?;
         if let Some(u) = &self.token_url {
             policy.check("token_url", u).map_err(at)?;

@@ -68,13 +68,18 @@ pub struct ConnectionSpec {
     /// [`DEFAULT_CALLBACK_URL`](super::DEFAULT_CALLBACK_URL). Port 0 takes any free port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// Where the org's Pub/Sub API listens, `host:port`; defaults to
+    /// [`DEFAULT_PUBSUB_ENDPOINT`](super::DEFAULT_PUBSUB_ENDPOINT). Tokens are sent there, so
+    /// it is an endpoint for the host rule and the edit rule, like the instance URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pubsub_endpoint: Option<String>,
 }
 
 /// Fields that hold secrets (values are sealed in the store and never printed).
 pub const SECRET_FIELDS: [&str; 5] = ["client_secret", "password", "security_token", "private_key", "access_token"];
 
 /// Every field of a [`ConnectionSpec`], in its serialized names.
-pub(crate) const FIELD_NAMES: [&str; 17] = [
+pub(crate) const FIELD_NAMES: [&str; 18] = [
     "environment",
     "method",
     "login_url",
@@ -92,6 +97,7 @@ pub(crate) const FIELD_NAMES: [&str; 17] = [
     "access_token",
     "scope",
     "callback_url",
+    "pubsub_endpoint",
 ];
 
 impl fmt::Debug for ConnectionSpec {
@@ -123,7 +129,8 @@ impl ConnectionSpec {
             private_key,
             access_token,
             scope,
-            callback_url
+            callback_url,
+            pubsub_endpoint
         );
         self
     }
@@ -173,6 +180,7 @@ impl ConnectionSpec {
             "access_token" => self.access_token = v,
             "scope" => self.scope = v,
             "callback_url" => self.callback_url = v,
+            "pubsub_endpoint" => self.pubsub_endpoint = v,
             other => return Err(ConfigError::new(format!("unknown connection setting {other:?}"))),
         }
         Ok(())

@@ -12,7 +12,10 @@ use super::method::{Environment, Method};
 use super::resolved::{AuthConfig, Connection};
 use super::secret::SecretRef;
 use super::spec::{ConnectionSpec, FIELD_NAMES, SECRET_FIELDS};
-use super::{ConfigError, DEFAULT_API_VERSION, DEFAULT_CALLBACK_URL, normalize_api_version, validate_name};
+use super::{
+    ConfigError, DEFAULT_API_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_PUBSUB_ENDPOINT, normalize_api_version,
+    parse_pubsub_endpoint, validate_name,
+};
 
 impl ConnectionSpec {
     /// Validates the spec into a [`Connection`] named `name` and checks every URL it would send
@@ -26,8 +29,9 @@ impl ConnectionSpec {
     }
 
     /// The settings that decide where secrets and tokens go, normalised so that repeating an
-    /// unchanged value (with or without a trailing slash, in another case) is no change.
-    fn endpoint_settings(&self) -> [(&'static str, Option<String>); 5] {
+    /// unchanged value (with or without a trailing slash, in another case, the Pub/Sub default
+    /// spelt out) is no change.
+    fn endpoint_settings(&self) -> [(&'static str, Option<String>); 6] {
         let norm = |v: &Option<String>| {
             v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| match Url::parse(s) {
                 Ok(u) => u.as_str().trim_end_matches('/').to_owned(),
@@ -46,15 +50,32 @@ impl ConnectionSpec {
             ("audience", norm(&self.audience)),
             ("instance_url", norm(&self.instance_url)),
             ("client_id", self.client_id.as_deref().map(str::trim).map(str::to_owned)),
+            ("pubsub_endpoint", Some(self.pubsub_endpoint_text())),
         ]
     }
 
-    /// Checks the URLs the spec names (login, token and instance URL, audience) against `policy`,
-    /// whether or not the rest of the spec is complete: an edit is judged by where it points
-    /// before anything else.
+    /// The Pub/Sub endpoint as set (normalised when valid), else the default.
+    fn pubsub_endpoint_text(&self) -> String {
+        match self.pubsub_endpoint.as_deref() {
+            Some(raw) => parse_pubsub_endpoint(raw).unwrap_or_else(|_| raw.to_owned()),
+            None => DEFAULT_PUBSUB_ENDPOINT.to_owned(),
+        }
+    }
+
+    /// Checks the URLs the spec names (login, token and instance URL, audience, a Pub/Sub
+    /// endpoint it sets) against `policy`, whether or not the rest of the spec is complete: an
+    /// edit is judged by where it points before anything else.
     pub fn check_urls(&self, name: &str, policy: &UrlPolicy) -> Result<(), ConfigError> {
-        let [login, token, audience, instance, _] = self.endpoint_settings();
-        for (field, value) in [login, token, audience, instance] {
+        let [login, token, audience, instance, _, _] = self.endpoint_settings();
+        // The scheme the Pub/Sub endpoint would be reached with (see `Connection::check_hosts`).
+        let scheme = instance
+            .1
+            .as_deref()
+            .or(login.1.as_deref())
+            .and_then(|u| Url::parse(u).ok())
+            .map_or_else(|| "https".to_owned(), |u| u.scheme().to_owned());
+        let pubsub = self.pubsub_endpoint.as_ref().map(|_| format!("{scheme}://{}", self.pubsub_endpoint_text()));
+        for (field, value) in [login, token, audience, instance, ("pubsub_endpoint", pubsub)] {
             if let Some(v) = value {
                 policy.check_str(field, &v).map_err(|e| ConfigError::new(format!("connection {name}: {e}")))?;
             }
@@ -70,7 +91,8 @@ impl ConnectionSpec {
 
     /// Applies an edit: `submitted` replaces `self`. Secret fields left out of `submitted` keep
     /// their stored values (they cannot be read back to be sent again) — unless the edit moves
-    /// the connection to another endpoint (login, token or instance URL, audience, client id):
+    /// the connection to another endpoint (login, token or instance URL, audience, client id,
+    /// Pub/Sub endpoint, since tokens are sent there):
     /// then every stored secret must be given again in the same request, so a caller who can
     /// edit settings but does not know the secrets cannot send them to a host of its choosing
     /// (re-sending the same value counts). Returns the new spec and the names of the fields
@@ -233,6 +255,11 @@ impl ConnectionSpec {
             api_version,
             session_timeout: self.session_timeout_minutes.map(|m| Duration::from_secs(m * 60)),
             auth,
+            pubsub_endpoint: self
+                .pubsub_endpoint
+                .as_deref()
+                .map(|raw| parse_pubsub_endpoint(raw).map_err(|e| at(e.0)))
+                .transpose()?,
         })
     }
 }

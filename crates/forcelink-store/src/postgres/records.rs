@@ -1,4 +1,4 @@
-//! Connections (sealed specs), the audit log and API keys: the [`ConnectionStore`] half of
+//! Connections (sealed specs), the audit log, API keys and checkpoints: the [`ConnectionStore`] half of
 //! [`PostgresStore`].
 
 use std::time::SystemTime;
@@ -8,6 +8,7 @@ use forcelink_auth::store::ConnectionId;
 use futures_util::future::BoxFuture;
 
 use super::{PostgresStore, SAME_KEY, db_err};
+use crate::checkpoint::{CheckpointKey, StoredCheckpoint};
 use crate::codec;
 use crate::connection::ConnectionSpec;
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
@@ -112,7 +113,8 @@ impl ConnectionStore for PostgresStore {
                     "WITH c AS (DELETE FROM forcelink_connections WHERE name = $1 RETURNING 1),
                           t AS (DELETE FROM forcelink_token_sets WHERE connection = $1),
                           l AS (DELETE FROM forcelink_leases WHERE connection = $1),
-                          a AS (DELETE FROM forcelink_approvals WHERE connection = $1)
+                          a AS (DELETE FROM forcelink_approvals WHERE connection = $1),
+                          k AS (DELETE FROM forcelink_checkpoints WHERE connection = $1)
                      SELECT count(*) FROM c",
                     &[&name.as_str()],
                 )
@@ -179,5 +181,28 @@ impl ConnectionStore for PostgresStore {
 
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.revoke_api_key_row(id, at))
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+        replay_id: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.upsert_checkpoint(key, replay_id))
+    }
+
+    fn checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<StoredCheckpoint>, StoreError>> {
+        Box::pin(self.read_checkpoint(key))
+    }
+
+    fn checkpoints<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+    ) -> BoxFuture<'a, Result<Vec<StoredCheckpoint>, StoreError>> {
+        Box::pin(self.list_checkpoints(connection))
+    }
+
+    fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.remove_checkpoint(key))
     }
 }

@@ -1,4 +1,4 @@
-//! Connections (sealed specs), the audit log and API keys: the [`ConnectionStore`] half of
+//! Connections (sealed specs), the audit log, API keys and checkpoints: the [`ConnectionStore`] half of
 //! [`SqliteStore`].
 
 use std::time::SystemTime;
@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{SqliteStore, check_same_key, db_err};
+use crate::checkpoint::{CheckpointKey, StoredCheckpoint};
 use crate::codec;
 use crate::connection::ConnectionSpec;
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
@@ -90,7 +91,7 @@ impl ConnectionStore for SqliteStore {
         Box::pin(self.run(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
             let removed = tx.execute("DELETE FROM connections WHERE name = ?1", [name.as_str()]).map_err(db_err)?;
-            for table in ["token_sets", "leases", "approvals"] {
+            for table in ["token_sets", "leases", "approvals", "checkpoints"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE connection = ?1"), [name.as_str()]).map_err(db_err)?;
             }
             tx.commit().map_err(db_err)?;
@@ -147,5 +148,28 @@ impl ConnectionStore for SqliteStore {
 
     fn revoke_api_key<'a>(&'a self, id: &'a str, at: SystemTime) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.revoke_api_key_row(id, at))
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+        replay_id: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.upsert_checkpoint(key, replay_id))
+    }
+
+    fn checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<StoredCheckpoint>, StoreError>> {
+        Box::pin(self.read_checkpoint(key))
+    }
+
+    fn checkpoints<'a>(
+        &'a self,
+        connection: Option<&'a ConnectionId>,
+    ) -> BoxFuture<'a, Result<Vec<StoredCheckpoint>, StoreError>> {
+        Box::pin(self.list_checkpoints(connection))
+    }
+
+    fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.remove_checkpoint(key))
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use forcelink_auth::ManualClock;
 use forcelink_auth::store::ConnectionId;
-use forcelink_store::{KeySource, MasterKey, OpenError, PutMode, StoreLocation, open_store};
+use forcelink_store::{CheckpointKey, KeySource, MasterKey, OpenError, PutMode, StoreLocation, open_store};
 
 use crate::backends::PgSchema;
 use crate::suite::{spec_with_secrets, token_set};
@@ -129,7 +129,7 @@ async fn sqlite_schema_1_is_migrated_keeping_its_token_sets() {
     store.put_connection(&name, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 3, "migrated through every step to the current version");
+    assert_eq!(version, 4, "migrated through every step to the current version");
     let recorded: String = db.query_row("SELECT value FROM meta WHERE key = 'key_id'", [], |r| r.get(0)).unwrap();
     assert_eq!(recorded, key.id_hex());
     let lease = store
@@ -225,7 +225,7 @@ async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "3".to_owned())]);
+    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "4".to_owned())]);
 }
 
 #[tokio::test]
@@ -239,4 +239,62 @@ async fn postgres_schema_newer_than_this_code_is_refused_clearly() {
     client.execute("UPDATE forcelink_meta SET value = '99' WHERE key = 'schema_version'", &[]).await.unwrap();
     let err = open_store(&location, &key, Arc::new(clock())).await.unwrap_err();
     assert!(err.to_string().contains("newer than this forcelink"), "{err}");
+}
+
+/// A version 3 store: what this code creates, minus the checkpoints table, at version 3, with a
+/// connection in it; opening it again adds the table and keeps the connection.
+#[tokio::test]
+async fn sqlite_schema_3_gains_checkpoints_keeping_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("v3.db"));
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    let name = ConnectionId::new("from-v3");
+    let spec = spec_with_secrets("cs", "pw", "env:K");
+    let path = dir.path().join("v3.db");
+    {
+        let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+        store.put_connection(&name, &spec, PutMode::Create).await.unwrap();
+    }
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("DROP TABLE checkpoints; PRAGMA user_version = 3;").unwrap();
+    drop(db);
+
+    let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+    let cp = CheckpointKey::new("sync", &name, "/data/AccountChangeEvent").unwrap();
+    store.save_checkpoint(&cp, &5u64.to_be_bytes()).await.unwrap();
+    assert_eq!(store.checkpoint(&cp).await.unwrap().unwrap().replay_id, 5u64.to_be_bytes());
+    let version: i64 =
+        rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 4);
+}
+
+#[tokio::test]
+async fn postgres_schema_3_gains_checkpoints_keeping_its_connections() {
+    let schema = PgSchema::new().await;
+    let location = StoreLocation::Postgres(schema.url.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    let name = ConnectionId::new("from-v3");
+    let spec = spec_with_secrets("cs", "pw", "env:K");
+    {
+        let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+        store.put_connection(&name, &spec, PutMode::Create).await.unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE forcelink_checkpoints; UPDATE forcelink_meta SET value = '3' WHERE key = 'schema_version';",
+        )
+        .await
+        .unwrap();
+
+    let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+    let cp = CheckpointKey::new("sync", &name, "/data/AccountChangeEvent").unwrap();
+    store.save_checkpoint(&cp, &5u64.to_be_bytes()).await.unwrap();
+    assert_eq!(store.checkpoint(&cp).await.unwrap().unwrap().replay_id, 5u64.to_be_bytes());
+    let version: String =
+        client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
+    assert_eq!(version, "4");
 }

@@ -1,5 +1,5 @@
 //! The behaviour every store must have, written once: token sets, leases and approvals
-//! (`TokenStore`), then connections, the audit log and API keys (`ConnectionStore`).
+//! (`TokenStore`), then connections, the audit log, API keys and checkpoints (`ConnectionStore`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,7 +8,9 @@ use forcelink_auth::secret::{AccessToken, IdToken, RefreshToken};
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, LeaseHolder, TokenStore};
 use forcelink_auth::token::{LifetimeSource, TokenSet};
 use forcelink_auth::{Clock, ManualClock};
-use forcelink_store::{ApiKeyRecord, AuditEntry, ConnectionSpec, ConnectionStore, PutMode, PutOutcome, apikey};
+use forcelink_store::{
+    ApiKeyRecord, AuditEntry, CheckpointKey, ConnectionSpec, ConnectionStore, PutMode, PutOutcome, apikey,
+};
 use url::Url;
 
 /// A fresh, unique connection name (backends that share a database between tests need it).
@@ -202,6 +204,11 @@ macro_rules! store_suite {
             async fn api_keys_verify_their_secret_and_refuse_revoked() {
                 let (s, c, _keep) = $make.await;
                 $crate::suite::api_keys_verify_their_secret_and_refuse_revoked(s, c).await
+            }
+            #[tokio::test]
+            async fn checkpoints_are_saved_replaced_listed_and_deleted() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite::checkpoints_are_saved_replaced_listed_and_deleted(s, c).await
             }
         }
     };
@@ -421,4 +428,85 @@ pub async fn api_keys_verify_their_secret_and_refuse_revoked(store: Arc<dyn Conn
 
     assert!(store.revoke_api_key(&record.id, clock.now()).await.unwrap());
     assert!(apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().is_none(), "revoked");
+}
+
+pub async fn checkpoints_are_saved_replaced_listed_and_deleted(store: Arc<dyn ConnectionStore>, clock: ManualClock) {
+    // Stores keep milliseconds: start on a whole one so times compare equal after a round trip.
+    clock.set(SystemTime::UNIX_EPOCH + Duration::from_millis(millis(clock.now()) as u64));
+    let (a, b) = (connection("cp-a"), connection("cp-b"));
+    let key = |name: &str, c: &ConnectionId, topic: &str| CheckpointKey::new(name, c, topic).unwrap();
+    let orders = key("orders", &a, "/data/AccountChangeEvent");
+    assert!(store.checkpoint(&orders).await.unwrap().is_none());
+    assert!(!store.delete_checkpoint(&orders).await.unwrap(), "nothing to delete yet");
+
+    let first = 7u64.to_be_bytes();
+    store.save_checkpoint(&orders, &first).await.unwrap();
+    let saved_at = clock.now();
+    let got = store.checkpoint(&orders).await.unwrap().unwrap();
+    assert_eq!((&got.key, got.replay_id.as_slice(), got.updated_at), (&orders, &first[..], saved_at));
+
+    // Saving again replaces the replay id and the time.
+    clock.advance(Duration::from_secs(3));
+    let second = 9u64.to_be_bytes();
+    store.save_checkpoint(&orders, &second).await.unwrap();
+    let got = store.checkpoint(&orders).await.unwrap().unwrap();
+    assert_eq!((got.replay_id.as_slice(), got.updated_at), (&second[..], clock.now()));
+
+    // Each part of the key makes another checkpoint.
+    let others = [
+        key("orders", &a, "/event/Forcelink_Notice__e"),
+        key("billing", &a, "/data/AccountChangeEvent"),
+        key("orders", &b, "/data/AccountChangeEvent"),
+    ];
+    for (i, k) in others.iter().enumerate() {
+        store.save_checkpoint(k, &[i as u8 + 1]).await.unwrap();
+    }
+    assert_eq!(store.checkpoint(&orders).await.unwrap().unwrap().replay_id, second);
+    assert_eq!(store.checkpoint(&others[1]).await.unwrap().unwrap().replay_id, [2]);
+
+    // Listed by connection, name, topic; filtered by connection.
+    let of_a: Vec<(String, String)> = store
+        .checkpoints(Some(&a))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.key.name().to_owned(), c.key.topic().to_owned()))
+        .collect();
+    let pairs = |v: &[(&str, &str)]| v.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        of_a,
+        pairs(&[
+            ("billing", "/data/AccountChangeEvent"),
+            ("orders", "/data/AccountChangeEvent"),
+            ("orders", "/event/Forcelink_Notice__e")
+        ])
+    );
+    let all: Vec<CheckpointKey> = store
+        .checkpoints(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.key)
+        .filter(|k| k.connection() == &a || k.connection() == &b)
+        .collect();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    assert_eq!(all.len(), 4);
+
+    // A replay id that cannot be one is refused; the saved one stays.
+    assert!(store.save_checkpoint(&orders, &[]).await.is_err());
+    assert!(store.save_checkpoint(&orders, &[0; 65]).await.is_err());
+    assert_eq!(store.checkpoint(&orders).await.unwrap().unwrap().replay_id, second);
+
+    assert!(store.delete_checkpoint(&orders).await.unwrap());
+    assert!(store.checkpoint(&orders).await.unwrap().is_none());
+    assert!(!store.delete_checkpoint(&orders).await.unwrap());
+    assert_eq!(store.checkpoints(Some(&a)).await.unwrap().len(), 2);
+
+    // Removing a connection removes its checkpoints, not the others'.
+    store.put_connection(&a, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
+    assert!(store.remove_connection(&a).await.unwrap());
+    assert!(store.checkpoints(Some(&a)).await.unwrap().is_empty());
+    assert_eq!(store.checkpoint(&others[2]).await.unwrap().unwrap().replay_id, [3]);
 }

@@ -3,11 +3,14 @@
 //! - `subscribe`: change events and platform events as NDJSON, one event a line
 //!   (`replay_id` in base64, `schema_id`, `event_id`, `payload`, `header` for change events);
 //! - `publish`: one platform event from JSON;
-//! - `topics`: the change-event and platform-event topics the org offers.
+//! - `topics`: the change-event and platform-event topics the org offers;
+//! - `checkpoints`: the saved checkpoints of `subscribe --checkpoint NAME` (see `checkpoint`).
 //!
-//! The Pub/Sub endpoint is a flag for now (`--pubsub-endpoint`, default
-//! `api.pubsub.salesforce.com:7443`); tokens come from the connection's cache, renewed on auth
-//! errors, and go only where the settings' URL policy allows.
+//! The Pub/Sub endpoint is the connection's `pubsub_endpoint` (default
+//! `api.pubsub.salesforce.com:7443`), `--pubsub-endpoint` overriding it; tokens come from the
+//! connection's cache, renewed on auth errors, and go only where the settings' URL policy allows.
+
+mod checkpoint;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -27,9 +30,10 @@ const TOPIC_CHECKS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EndpointArg {
-    /// Where the Pub/Sub API listens (host:port); a playground prints its own.
-    #[arg(long, value_name = "HOST:PORT", default_value = forcelink_client::pubsub::DEFAULT_PUBSUB_ENDPOINT)]
-    pub pubsub_endpoint: String,
+    /// Where the Pub/Sub API listens (host:port), instead of the connection's pubsub_endpoint
+    /// (default api.pubsub.salesforce.com:7443); a playground prints its own.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub pubsub_endpoint: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -40,13 +44,21 @@ pub enum EventsCommand {
         topic: String,
         #[command(flatten)]
         conn: ConnectionArg,
-        /// Where to start: latest (new events only), earliest (all retained, 72 h) or a
-        /// base64 replay id (the events after it).
-        #[arg(long, value_name = "FROM", default_value = "latest")]
-        replay: String,
+        /// Where to start: latest (new events only; the default), earliest (all retained,
+        /// 72 h) or a base64 replay id (the events after it).
+        #[arg(long, value_name = "FROM")]
+        replay: Option<String>,
         /// Stop after this many events.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
+        /// Resume after the replay id saved under NAME (for this connection and topic), and save
+        /// each event's once it is printed. With a saved checkpoint, --replay is refused unless
+        /// --reset-checkpoint is given.
+        #[arg(long, value_name = "NAME")]
+        checkpoint: Option<String>,
+        /// Drop the saved checkpoint and start from --replay (default latest).
+        #[arg(long, requires = "checkpoint")]
+        reset_checkpoint: bool,
         #[command(flatten)]
         endpoint: EndpointArg,
     },
@@ -69,14 +81,31 @@ pub enum EventsCommand {
         #[command(flatten)]
         endpoint: EndpointArg,
     },
+    /// List or delete the checkpoints saved by `subscribe --checkpoint NAME`.
+    #[command(subcommand)]
+    Checkpoints(checkpoint::CheckpointsCommand),
 }
 
 pub async fn run(settings: &Settings, command: EventsCommand) -> Result<Outcome, Failure> {
     match command {
-        EventsCommand::Subscribe { topic, conn, replay, count, endpoint } => {
-            let from = parse_replay(&replay)?;
-            let (_, client) = pubsub_client(settings, &conn, &endpoint).await?;
-            subscribe(&client, &topic, from, count).await
+        EventsCommand::Subscribe { topic, conn, replay, count, checkpoint, reset_checkpoint, endpoint } => {
+            if checkpoint.is_none() {
+                let from = parse_replay(replay.as_deref().unwrap_or("latest"))?;
+                let (_, client) = pubsub_client(settings, &conn, &endpoint).await?;
+                return subscribe(&client, &topic, from, count, None).await;
+            }
+            let name = checkpoint.as_deref().unwrap_or_default();
+            let (opened, client) = pubsub_client(settings, &conn, &endpoint).await?;
+            let (from, saver) = checkpoint::open(
+                opened.store.clone(),
+                name,
+                &opened.connection.name,
+                &topic,
+                replay.as_deref(),
+                reset_checkpoint,
+            )
+            .await?;
+            subscribe(&client, &topic, from, count, Some(saver)).await
         }
         EventsCommand::Publish { topic, conn, data, endpoint } => {
             let data = match serde_json::from_str::<Value>(&data) {
@@ -102,6 +131,7 @@ pub async fn run(settings: &Settings, command: EventsCommand) -> Result<Outcome,
             }
         }
         EventsCommand::Topics { conn, endpoint } => topics(settings, &conn, &endpoint).await,
+        EventsCommand::Checkpoints(command) => checkpoint::run(settings, command).await,
     }
 }
 
@@ -121,9 +151,13 @@ async fn pubsub_client(
     endpoint: &EndpointArg,
 ) -> Result<(Opened, PubSubClient), Failure> {
     let opened = conn.open(settings).await?;
+    let endpoint = match &endpoint.pubsub_endpoint {
+        Some(raw) => forcelink_store::connection::parse_pubsub_endpoint(raw).map_err(|e| Failure::usage(e.0))?,
+        None => opened.connection.pubsub_endpoint_or_default().to_owned(),
+    };
     let cache = token_cache(settings, &opened)?;
     let client = PubSubClient::builder(Arc::new(cache))
-        .endpoint(endpoint.pubsub_endpoint.clone())
+        .endpoint(endpoint)
         .url_policy(settings.url_policy())
         .build()
         .map_err(from_pubsub)?;
@@ -151,8 +185,13 @@ async fn subscribe(
     topic: &str,
     from: ReplayFrom,
     count: Option<u64>,
+    checkpoint: Option<Arc<checkpoint::StoreCheckpoint>>,
 ) -> Result<Outcome, Failure> {
-    let mut sub = client.subscribe(topic, from);
+    let mut sub = match &checkpoint {
+        // The client also saves keep-alives' replay ids, so a quiet topic's checkpoint moves on.
+        Some(c) => client.subscribe_with_checkpoint(topic, from, c.clone()),
+        None => client.subscribe(topic, from),
+    };
     let mut out = output::stdout_writer();
     let limit = count.unwrap_or(u64::MAX);
     let mut n = 0u64;
@@ -163,8 +202,13 @@ async fn subscribe(
                 let line = event_json(&e).to_string();
                 // Each event is flushed as it comes: a consumer downstream sees it at once.
                 if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                    // stdout closed (e.g. `| head`): stop quietly.
+                    // stdout closed (e.g. `| head`): stop quietly, this event not saved.
                     return Ok(Outcome::streamed());
+                }
+                // Saved once printed, not when the next one is asked for: the last event of a
+                // `--count` run is recorded too, so the next run starts after it.
+                if let Some(c) = &checkpoint {
+                    c.save_now(&e.replay_id).await?;
                 }
             }
             Some(Err(e)) => {
@@ -183,29 +227,7 @@ async fn topics(settings: &Settings, conn: &ConnectionArg, endpoint: &EndpointAr
     let rest = api_client(settings, &opened)?;
     let global = rest.describe_global().send().await.map_err(Failure::from_client)?;
     let names: Vec<String> = global.sobjects.iter().map(|o| o.name.clone()).collect();
-    let mut candidates = vec!["/data/ChangeEvents".to_owned()];
-    let described: Vec<String> = names
-        .iter()
-        .filter_map(|n| {
-            if n.ends_with("ChangeEvent") {
-                Some(format!("/data/{n}"))
-            } else if n.ends_with("__e") {
-                Some(format!("/event/{n}"))
-            } else {
-                None
-            }
-        })
-        .collect();
-    if described.iter().any(|t| t.starts_with("/data/")) {
-        candidates.extend(described);
-    } else {
-        // The org does not list change events as objects: ask about each object's.
-        candidates.extend(described);
-        candidates.extend(names.iter().filter(|n| !n.ends_with("__e")).map(|n| match n.strip_suffix("__c") {
-            Some(base) => format!("/data/{base}__ChangeEvent"),
-            None => format!("/data/{n}ChangeEvent"),
-        }));
-    }
+    let candidates = candidate_topics(&names);
     let checks = futures_util::stream::iter(candidates.into_iter().map(|t| {
         let client = client.clone();
         async move { (t.clone(), client.get_topic(&t).await) }
@@ -237,6 +259,37 @@ async fn topics(settings: &Settings, conn: &ConnectionArg, endpoint: &EndpointAr
     Ok(Outcome::new(json!({"topics": found}), human))
 }
 
+/// The topics worth a GetTopic, from describeGlobal's object names: `/data/ChangeEvents`, the
+/// change events listed (`AccountChangeEvent` → `/data/AccountChangeEvent`) and the platform
+/// events (`Order_Shipped__e` → `/event/Order_Shipped__e`: Salesforce lists platform events in
+/// describeGlobal as objects whose name ends in `__e`). An org that lists no change events as
+/// objects gets each object's change-event topic asked about instead (`Invoice__c` →
+/// `/data/Invoice__ChangeEvent`).
+fn candidate_topics(names: &[String]) -> Vec<String> {
+    let mut candidates = vec!["/data/ChangeEvents".to_owned()];
+    let described: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            if n.ends_with("ChangeEvent") {
+                Some(format!("/data/{n}"))
+            } else if n.ends_with("__e") {
+                Some(format!("/event/{n}"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let lists_change_events = described.iter().any(|t| t.starts_with("/data/"));
+    candidates.extend(described);
+    if !lists_change_events {
+        candidates.extend(names.iter().filter(|n| !n.ends_with("__e")).map(|n| match n.strip_suffix("__c") {
+            Some(base) => format!("/data/{base}__ChangeEvent"),
+            None => format!("/data/{n}ChangeEvent"),
+        }));
+    }
+    candidates
+}
+
 fn from_pubsub(e: PubSubError) -> Failure {
     use forcelink_auth::Action;
     if let PubSubError::Auth(a) = e {
@@ -246,7 +299,9 @@ fn from_pubsub(e: PubSubError) -> Failure {
         PubSubError::CorruptedReplayId { .. } | PubSubError::ReplayIdInvalid { .. } => {
             Some("start again with --replay earliest or --replay latest (events may have been missed)")
         }
-        PubSubError::Transport { .. } => Some("check --pubsub-endpoint (a playground prints its Pub/Sub API address)"),
+        PubSubError::Transport { .. } => Some(
+            "check the connection's pubsub_endpoint or --pubsub-endpoint (a playground prints its Pub/Sub API address)",
+        ),
         _ => None,
     };
     let failure = match e.action() {
@@ -257,5 +312,29 @@ fn from_pubsub(e: PubSubError) -> Failure {
     match fix {
         Some(f) => failure.with_fix(f),
         None => failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::candidate_topics;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn platform_events_and_listed_change_events_become_topics() {
+        let got = candidate_topics(&names(&["Account", "AccountChangeEvent", "Forcelink_Notice__e", "Invoice__c"]));
+        assert_eq!(got, ["/data/ChangeEvents", "/data/AccountChangeEvent", "/event/Forcelink_Notice__e"]);
+    }
+
+    #[test]
+    fn without_listed_change_events_each_object_is_asked_about_and_platform_events_are_kept() {
+        let got = candidate_topics(&names(&["Account", "Invoice__c", "Order_Shipped__e"]));
+        assert_eq!(
+            got,
+            ["/data/ChangeEvents", "/event/Order_Shipped__e", "/data/AccountChangeEvent", "/data/Invoice__ChangeEvent"]
+        );
     }
 }
