@@ -260,10 +260,8 @@ async fn the_connection_s_pubsub_endpoint_is_checked_when_saved_and_used_without
 }
 
 /// Salesforce lists platform events in describeGlobal (objects named `…__e`); `events topics`
-/// turns them into `/event/…` topics (unit-tested in `commands::events`). The playground's
-/// describeGlobal does not list its platform events yet, so this end-to-end check waits for it.
+/// turns them into `/event/…` topics (unit-tested in `commands::events`), confirmed with GetTopic.
 #[tokio::test]
-#[ignore = "the playground's describeGlobal does not list the seed's platform events yet (forcelink-playground)"]
 async fn topics_lists_the_playground_s_platform_event() {
     let pg = spawn_playground().await;
     let home = signed_in(&pg).await;
