@@ -10,6 +10,7 @@ mod common;
 mod fixtures;
 mod openapi;
 mod pubsub;
+mod pubsub_tls;
 mod query;
 mod resources;
 mod retries;
