@@ -146,6 +146,11 @@ pub(crate) fn classify(status: &tonic::Status, endpoint: &str, replay_id: Option
     if status.code() == Code::Unauthenticated || code_text.contains(".auth.") {
         return Failure::Auth(PubSubError::Unauthorized { error_code: code_text, message });
     }
+    if let Some(detail) = certificate_refused(status) {
+        // Trying again cannot make a certificate trusted: say so now instead of after every
+        // resubscription's backoff.
+        return Failure::Fatal(PubSubError::Transport { endpoint: endpoint.to_owned(), message: detail });
+    }
     match status.code() {
         Code::Unavailable
         | Code::Cancelled
@@ -162,4 +167,21 @@ pub(crate) fn classify(status: &tonic::Status, endpoint: &str, replay_id: Option
         }
         other => Failure::Fatal(PubSubError::Status { code: format!("{other:?}"), error_code, message }),
     }
+}
+
+/// The TLS verdict when the connection failed because the endpoint's certificate was refused
+/// (rustls: "invalid peer certificate: …"), from the status or the errors under it.
+fn certificate_refused(status: &tonic::Status) -> Option<String> {
+    if status.code() != tonic::Code::Unavailable {
+        return None;
+    }
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text.contains("invalid peer certificate")
+        .then(|| format!("TLS: the endpoint's certificate is not trusted ({text})"))
 }

@@ -163,6 +163,23 @@ async fn an_endpoint_whose_certificate_is_not_trusted_is_a_transport_error_namin
     pg.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_subscription_reports_an_untrusted_certificate_at_once_instead_of_resubscribing() {
+    let pg = spawn_playground_with(|c| c.tls = true).await;
+    let provider = tls_admin_provider(&pg);
+    // The default resubscription settings (10 tries, backoff from 1 s): a certificate that is not
+    // trusted must not wait through them.
+    let ps =
+        PubSubClient::builder(provider).url_policy(tls_policy(&pg)).endpoint(&pg.info.pubsub_endpoint).build().unwrap();
+    let mut sub = ps.subscribe(TOPIC, ReplayFrom::Latest);
+    let err = tokio::time::timeout(Duration::from_secs(20), sub.next()).await.unwrap().unwrap().unwrap_err();
+    match &err {
+        PubSubError::Transport { message, .. } => assert!(message.contains("not trusted"), "{message}"),
+        other => panic!("the TLS failure itself, not after resubscribing: {other:?}"),
+    }
+    pg.shutdown().await;
+}
+
 /// A TCP server on loopback that records the first bytes of each connection it accepts, in
 /// the order the connections arrived, then hangs up on it.
 struct Recorder {
