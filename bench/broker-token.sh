@@ -2,7 +2,10 @@
 # The broker on loopback, measured with wrk: cached-token hand-outs
 # (GET /v1/connections/{name}/token) per second and their latency, and the proxy
 # (GET /v1/connections/{name}/sf/services/data/v64.0/limits) against calling the playground
-# directly with the same token. Prints a markdown table on stdout; progress on stderr.
+# directly with the same token, and nginx serving a static response of the same size as a
+# token hand-out with the same wrk command: the ratio of the two is the figure to watch (it
+# does not depend on how fast the machine is). Prints a markdown table on stdout; progress on
+# stderr. Installs wrk and nginx from the machine's packages when missing.
 #
 # Settings (environment variables):
 #   DURATION     length of each measured run          (default 10s)
@@ -19,11 +22,14 @@ WARMUP="${WARMUP:-2s}"
 
 . bench/lib.sh
 BROKER_PID=""
+NGINX_PID=""
 stop_broker() {
-  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-  fi
+  for pid in "$BROKER_PID" "$NGINX_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   cleanup
 }
 trap stop_broker EXIT
@@ -40,6 +46,19 @@ if ! command -v wrk >/dev/null 2>&1; then
     exit 2
   fi
 fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing nginx (the static-response baseline)"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq >&2
+    $sudo apt-get install -y -qq nginx-light >&2 || $sudo apt-get install -y -qq nginx >&2
+  else
+    say "nginx is required for the baseline row (or your package manager)"
+    exit 2
+  fi
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 for tool in cargo curl; do
   command -v "$tool" >/dev/null 2>&1 || { say "$tool is required"; exit 2; }
 done
@@ -92,7 +111,44 @@ ACCESS_TOKEN="$(curl -fsS -H "Authorization: Bearer $KEY" "$BROKER/v1/connection
   | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
 [ -n "$ACCESS_TOKEN" ] || { say "the first token hand-out failed"; exit 1; }
 
+# nginx serving the first hand-out's exact bytes as a static file, with as many workers as the
+# machine has cores (the broker's runtime uses every core too).
+TOKEN_BODY_BYTES="$(curl -fsS -H "Authorization: Bearer $KEY" "$BROKER/v1/connections/bench/token" | tee "$WORK/token.json" | wc -c)"
+mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs"
+cp "$WORK/token.json" "$WORK/nginx/www/token"
+NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+$( [ "$(id -u)" -eq 0 ] && echo "user root;" || true )
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp;
+  proxy_temp_path $WORK/nginx/tmp;
+  fastcgi_temp_path $WORK/nginx/tmp;
+  uwsgi_temp_path $WORK/nginx/tmp;
+  scgi_temp_path $WORK/nginx/tmp;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location = /token { root $WORK/nginx/www; default_type application/json; }
+  }
+}
+CONF
+say "starting nginx (static baseline, $TOKEN_BODY_BYTES bytes)"
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/start.err" &
+NGINX_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_PORT/token" 2>/dev/null && break
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx/start.err" >&2; exit 1; }
+  sleep 0.1
+done
+[ "$(curl -fsS "http://127.0.0.1:$NGINX_PORT/token" | wc -c)" -eq "$TOKEN_BODY_BYTES" ] \
+  || { say "nginx does not serve the baseline file"; exit 1; }
+
 ROWS=()
+RPS=""
 row() { # scenario url bearer path threads connections
   local scenario=$1 url=$2 bearer=$3 path=$4 threads=$5 connections=$6 out line
   run() { BEARER="$bearer" REQ_PATH="$path" wrk --threads "$threads" --connections "$connections" \
@@ -107,12 +163,16 @@ row() { # scenario url bearer path threads connections
   get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
   local socket=$(( $(get connect) + $(get read) + $(get write) + $(get timeout) ))
   [ "$socket" -eq 0 ] || say "note: $socket socket errors in '$scenario'"
+  RPS="$(get rps)"
   ROWS+=("$(printf '| %s | %s | %.0f | %.2f ms | %.2f ms | %s |' \
     "$scenario" "$connections" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" "$(get non2xx)")")
 }
 
 LIMITS=/services/data/v64.0/limits
 row "broker: cached token" "$BROKER" "$KEY" /v1/connections/bench/token "$THREADS" "$CONNECTIONS"
+BROKER_RPS="$RPS"
+row "nginx: static file of the same size" "http://127.0.0.1:$NGINX_PORT" "$KEY" /token "$THREADS" "$CONNECTIONS"
+NGINX_RPS="$RPS"
 row "broker: cached token, one connection" "$BROKER" "$KEY" /v1/connections/bench/token 1 1
 row "broker proxy: GET limits" "$BROKER" "$KEY" "/v1/connections/bench/sf$LIMITS" "$THREADS" "$CONNECTIONS"
 row "playground direct: GET limits" "$INSTANCE_URL" "$ACCESS_TOKEN" "$LIMITS" "$THREADS" "$CONNECTIONS"
@@ -127,3 +187,6 @@ echo
 echo "| scenario | connections | requests/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+echo
+printf 'cached token against nginx serving the same %s bytes: %.2f (%.0f / %.0f requests/s)\n' \
+  "$TOKEN_BODY_BYTES" "$(awk -v b="$BROKER_RPS" -v n="$NGINX_RPS" 'BEGIN { print b / n }')" "$BROKER_RPS" "$NGINX_RPS"
