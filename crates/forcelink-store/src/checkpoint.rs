@@ -76,11 +76,7 @@ pub struct StoredCheckpoint {
 /// Names are what users type, as connection names: letters, digits, `-`, `_`, `.`, starting with
 /// a letter or digit, at most [`MAX_CHECKPOINT_NAME_LEN`].
 pub fn validate_checkpoint_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_CHECKPOINT_NAME_LEN
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if crate::connection::is_typed_name(name, MAX_CHECKPOINT_NAME_LEN) {
         Ok(())
     } else {
         Err(ConfigError::new(format!(

@@ -99,13 +99,18 @@ pub(crate) fn normalize_api_version(v: &str) -> String {
     if v.contains('.') { v.to_owned() } else { format!("{v}.0") }
 }
 
+/// The rule for every name users type (connections, checkpoints): 1 to `max_len` letters,
+/// digits, `-`, `_` or `.`, starting with a letter or digit.
+pub(crate) fn is_typed_name(name: &str, max_len: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max_len
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Names are what users type: letters, digits, `-`, `_`, `.`, starting with a letter or digit.
 pub fn validate_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if is_typed_name(name, MAX_NAME_LEN) {
         Ok(())
     } else {
         Err(ConfigError::new(format!(

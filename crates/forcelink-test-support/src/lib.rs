@@ -20,6 +20,20 @@ use serde_json::Value;
 
 pub use forcelink_playground::{PlaygroundInfo as Info, Seed};
 
+/// `GET url` with `Authorization: Bearer {bearer}`, answered as JSON (a test helper: panics on
+/// a transport error or a body that is not JSON; the status is the caller's to check elsewhere).
+pub async fn get_json(url: &str, bearer: &str) -> Value {
+    browser::no_redirect_client()
+        .get(url)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("a GET request")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// Keys are generated once and reused by every test process (RSA generation is slow); the
 /// playground creates the directory atomically, so concurrent test processes agree on one set.
 pub fn shared_key_dir() -> PathBuf {

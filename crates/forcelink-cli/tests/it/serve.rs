@@ -60,15 +60,7 @@ async fn serve_playground_gives_a_working_broker_in_one_command_and_stops_on_sig
     let key = field(&summary, "admin API key").to_owned();
     assert!(key.starts_with("flk_"), "{summary}");
     let http = reqwest::Client::new();
-    let token: Value = http
-        .get(format!("{base}/v1/connections/playground/token"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token: Value = forcelink_test_support::get_json(&format!("{base}/v1/connections/playground/token"), &key).await;
     assert_eq!(token["token_type"], "Bearer", "{token}");
     let query = http
         .get(format!(
@@ -155,15 +147,7 @@ async fn serve_playground_writes_a_private_info_file_whose_admin_key_manages_key
     let keys = http.get(format!("{base}/v1/api-keys")).bearer_auth(key).send().await.unwrap();
     assert_eq!(keys.status(), 200);
     // The `playground` connection points at the embedded playground's Pub/Sub API.
-    let conn: Value = http
-        .get(format!("{base}/v1/connections/playground"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conn: Value = forcelink_test_support::get_json(&format!("{base}/v1/connections/playground"), key).await;
     let endpoint = info["playground"]["pubsub_endpoint"].as_str().unwrap();
     assert_eq!(conn["settings"]["pubsub_endpoint"], endpoint, "{conn}");
     // The playground's control API answers with the control key from the same file.

@@ -274,15 +274,9 @@ async fn an_https_connection_never_speaks_h2c_to_its_endpoint() {
     let mut sub = ps.subscribe(TOPIC, ReplayFrom::Latest);
     let err = tokio::time::timeout(Duration::from_secs(20), sub.next()).await.unwrap().unwrap().unwrap_err();
     assert!(transport_message(&err).is_some(), "a transport error, got {err:?}");
-    let stats: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/pubsub/stats", plain.info.control_url))
-        .bearer_auth(&plain.info.control_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: serde_json::Value =
+        forcelink_test_support::get_json(&format!("{}/pubsub/stats", plain.info.control_url), &plain.info.control_key)
+            .await;
     assert_eq!(stats["subscribe_calls"], 0, "the h2c service saw no subscribe: {stats}");
     plain.shutdown().await;
     pg.shutdown().await;

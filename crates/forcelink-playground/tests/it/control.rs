@@ -189,15 +189,8 @@ async fn delay_fault_holds_the_answer() {
 async fn faults_can_be_listed_and_cleared() {
     let pg = spawn_playground().await;
     pg.control.add_fault(json!({"path_prefix": "/services/oauth2/token", "count": 5, "kind": "drop"})).await;
-    let list: Value = http()
-        .get(format!("{}/faults", pg.info.control_url))
-        .bearer_auth(&pg.info.control_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        forcelink_test_support::get_json(&format!("{}/faults", pg.info.control_url), &pg.info.control_key).await;
     assert_eq!(list["faults"][0]["count"], 5);
     assert_eq!(list["faults"][0]["kind"], "drop");
     pg.control.clear_faults().await;
