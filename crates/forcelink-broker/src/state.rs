@@ -25,8 +25,9 @@ use crate::error::ErrorResponse;
 use crate::ids::random_id;
 
 /// How long a verified API key is trusted without asking the store again (a revocation made
-/// through another replica or the CLI takes effect within this). 5 s.
-pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// through another replica or the CLI takes effect within this). 1 s: one store read per key
+/// and second is cheap, and a revoked key must stop working everywhere at once in human terms.
+pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// How often a connection's settings are re-read from the store (changes made by another
 /// replica or the CLI take effect within this). 30 s.
 pub(crate) const CONNECTION_RECHECK: Duration = Duration::from_secs(30);

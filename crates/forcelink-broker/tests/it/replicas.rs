@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use forcelink_auth::{ConnectionId, ManualClock, Transport, UrlPolicy};
+use forcelink_auth::{Clock, ConnectionId, ManualClock, Transport, UrlPolicy};
 use forcelink_broker::{BrokerConfig, BrokerState};
 use forcelink_store::{ConnectionStore, MasterKey, PostgresStore, PutMode, SecretResolver};
 use forcelink_test_support::spawn_playground;
@@ -203,4 +203,26 @@ async fn a_rejected_token_reported_by_a_thousand_callers_on_three_replicas_is_re
 
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_api_key_is_refused_by_every_replica_within_a_second() {
+    let pg = spawn_playground().await;
+    let schema = PgSchema::new().await;
+    let clock = ManualClock::starting_now();
+    let Replicas { stores, states: _, routers, api_key } = replicas(&pg, &schema, &clock).await;
+    let path = "/v1/connections/pg/token";
+    // Every replica has verified the key and trusts it from memory.
+    for r in &routers {
+        assert_eq!(call(r, "GET", path, Some(&api_key), None).await.0, StatusCode::OK);
+    }
+    let id = api_key.strip_prefix("flk_").and_then(|rest| rest.split('_').next()).unwrap();
+    assert!(stores[2].revoke_api_key(id, clock.now()).await.unwrap());
+
+    clock.advance(Duration::from_secs(1));
+    for r in &routers {
+        assert_eq!(call(r, "GET", path, Some(&api_key), None).await.0, StatusCode::UNAUTHORIZED);
+    }
+    schema.drop_schema().await;
+    pg.shutdown().await;
 }
