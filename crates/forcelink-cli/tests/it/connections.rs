@@ -3,7 +3,7 @@
 
 use forcelink_test_support::spawn_playground;
 
-use crate::home::{Home, Org, login_client_credentials};
+use crate::home::{Home, Org, access_token_home, login_client_credentials};
 
 #[tokio::test]
 async fn connections_come_from_the_store_the_config_file_and_the_environment() {
@@ -414,25 +414,9 @@ async fn connection_test_goes_through_the_rest_client_and_redacts_what_salesforc
 async fn connection_test_of_a_revoked_access_token_says_sign_in_again() {
     let pg = spawn_playground().await;
     let org = Org::of(&pg);
+    let (home, access) = access_token_home(&org).await;
+    let access = access.as_str();
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/services/oauth2/token", org.instance_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &org.client_id),
-            ("client_secret", &org.client_secret),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = token["access_token"].as_str().unwrap();
-    let mut home = Home::new();
-    home.set_env("TOKEN", access);
-    home.json(&["login", "access-token", "at", "--instance-url", &org.instance_url, "--access-token", "env:TOKEN"])
-        .await;
     let revoked =
         http.post(format!("{}/services/oauth2/revoke", org.instance_url)).form(&[("token", access)]).send().await;
     assert!(revoked.unwrap().status().is_success());

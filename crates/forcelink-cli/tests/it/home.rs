@@ -137,6 +137,30 @@ pub async fn finish(child: Child) -> Ran {
 }
 
 /// The playground's default app and user, as flags and environment for a home.
+/// A home where the connection `at` signed in with `login access-token` (the token read from
+/// the environment), and that token: a client-credentials token of the playground's app.
+pub async fn access_token_home(org: &Org) -> (Home, String) {
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", org.instance_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &org.client_id),
+            ("client_secret", &org.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    let mut home = Home::new();
+    home.set_env("TOKEN", &access);
+    home.json(&["login", "access-token", "at", "--instance-url", &org.instance_url, "--access-token", "env:TOKEN"])
+        .await;
+    (home, access)
+}
+
 pub struct Org {
     pub login_url: String,
     pub instance_url: String,

@@ -4,7 +4,7 @@
 use forcelink_test_support::spawn_playground;
 use serde_json::Value;
 
-use crate::home::{Home, Org, api_status, approve_device, browser_sign_in, finish, read_until};
+use crate::home::{Home, Org, access_token_home, api_status, approve_device, browser_sign_in, finish, read_until};
 
 async fn token_get(home: &Home, name: &str) -> Value {
     home.json(&["token", "get", name]).await
@@ -111,25 +111,8 @@ async fn password_login_works_and_warns_that_the_flow_is_legacy() {
 async fn access_token_login_keeps_the_given_token() {
     let pg = spawn_playground().await;
     let org = Org::of(&pg);
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/services/oauth2/token", org.instance_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &org.client_id),
-            ("client_secret", &org.client_secret),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = token["access_token"].as_str().unwrap();
-    let mut home = Home::new();
-    home.set_env("TOKEN", access);
-    home.json(&["login", "access-token", "at", "--instance-url", &org.instance_url, "--access-token", "env:TOKEN"])
-        .await;
+    let (home, access) = access_token_home(&org).await;
+    let access = access.as_str();
     assert_eq!(token_get(&home, "at").await["access_token"], access);
 }
 
