@@ -60,6 +60,14 @@
 //!   audit log records), shared by the CLI and the broker; the bottom of the crate's modules.
 //! - [`checkpoint`]: Pub/Sub subscription checkpoints ([`CheckpointKey`], [`StoredCheckpoint`]):
 //!   the last replay id a named subscriber handled, per connection and topic.
+//! - [`health`]: [`ConnectionHealth`], a connection's state (`healthy`, `unhealthy`,
+//!   `reauthorization_required`, `unknown`) with its reason, fix and what background checks read,
+//!   written by compare-and-swap together with the webhook deliveries it causes.
+//! - [`outbox`]: webhooks ([`WebhookRecord`], secret sealed) and the durable outbox of deliveries
+//!   (enqueue, claim under a lease, finish; at least once).
+//! - [`ephemeral`]: web sessions, OAuth states and connect sessions shared by replicas (keys
+//!   hashed, values sealed, expiring); work leases name the one replica that does a piece of
+//!   background work.
 //! - [`connection`]: the connection model ([`ConnectionSpec`] from every source, validated into
 //!   a [`Connection`] that builds its token source); secrets as values or `env:`/`file:` refs.
 //!
@@ -76,8 +84,11 @@ pub mod checkpoint;
 pub mod codec;
 pub mod connection;
 pub mod crypto;
+pub mod ephemeral;
+pub mod health;
 pub mod memory;
 pub mod open;
+pub mod outbox;
 pub mod pgconnect;
 pub mod postgres;
 pub mod registry;
@@ -96,8 +107,13 @@ pub use scope::{AuditAction, Scope, Scopes};
 pub use apikey::ApiKeySecret;
 pub use checkpoint::{CheckpointKey, StoredCheckpoint};
 pub use crypto::MasterKey;
+pub use ephemeral::EphemeralKind;
+pub use health::{ConnectionHealth, ConnectionState, HealthNote, HealthWrite, LimitUsage};
 pub use memory::MemoryConnectionStore;
 pub use open::{KeySource, StoreLocation, open_store};
+pub use outbox::{
+    Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, DeliveryState, NewDelivery, WebhookRecord, WebhookSecret,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -17,6 +17,11 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::checkpoint::{CheckpointKey, StoredCheckpoint, check_replay_id};
 use crate::connection::ConnectionSpec;
+use crate::ephemeral::{EphemeralKind, check_value, key_hash};
+use crate::health::{ConnectionHealth, HealthWrite};
+use crate::outbox::{
+    Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, DeliveryState, NewDelivery, WebhookRecord,
+};
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 
 #[derive(Debug, Default)]
@@ -31,6 +36,15 @@ struct State {
     approvals: HashMap<ConnectionId, BTreeSet<(String, String)>>,
     /// Ordered as the databases list them: connection, name, topic.
     checkpoints: BTreeMap<CheckpointKey, StoredCheckpoint>,
+    healths: BTreeMap<ConnectionId, ConnectionHealth>,
+    /// Lease name → (holder, until).
+    work_leases: HashMap<String, (String, SystemTime)>,
+    webhooks: Vec<WebhookRecord>,
+    /// By `seq`, with the claim (holder, until) of each.
+    deliveries: BTreeMap<i64, (Delivery, Option<(String, SystemTime)>)>,
+    next_seq: i64,
+    /// (kind, key hash) → (value, expires at).
+    ephemeral: HashMap<(EphemeralKind, String), (Vec<u8>, SystemTime)>,
 }
 
 /// A cheap-clone handle; clones share one store.
@@ -160,6 +174,7 @@ impl ConnectionStore for MemoryConnectionStore {
             let (existed, lease, approvals) = {
                 let mut st = self.state();
                 st.checkpoints.retain(|k, _| k.connection() != name);
+                st.healths.remove(name);
                 (st.connections.remove(name).is_some(), st.leases.remove(name), st.approvals.remove(name))
             };
             self.tokens.remove(name).await?;
@@ -259,4 +274,299 @@ impl ConnectionStore for MemoryConnectionStore {
     fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move { Ok(self.state().checkpoints.remove(key).is_some()) })
     }
+
+    fn write_health<'a>(
+        &'a self,
+        health: &'a ConnectionHealth,
+        expected: Option<u64>,
+        deliveries: &'a [NewDelivery],
+    ) -> BoxFuture<'a, Result<HealthWrite, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let current = st.healths.get(&health.connection);
+            if current.map(|h| h.version) != expected {
+                return Ok(HealthWrite::Conflict(current.cloned().map(Box::new)));
+            }
+            let version = expected.unwrap_or(0) + 1;
+            let mut saved = health.clone();
+            saved.version = version;
+            st.healths.insert(health.connection.clone(), saved);
+            enqueue(&mut st, deliveries);
+            Ok(HealthWrite::Written(version))
+        })
+    }
+
+    fn health<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<ConnectionHealth>, StoreError>> {
+        Box::pin(async move { Ok(self.state().healths.get(name).cloned()) })
+    }
+
+    fn healths(&self) -> BoxFuture<'_, Result<Vec<ConnectionHealth>, StoreError>> {
+        Box::pin(async move { Ok(self.state().healths.values().cloned().collect()) })
+    }
+
+    fn try_work_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let mut st = self.state();
+            match st.work_leases.get(name) {
+                Some((h, until)) if h != holder && *until > now => Ok(false),
+                _ => {
+                    st.work_leases.insert(name.to_owned(), (holder.to_owned(), now + ttl));
+                    Ok(true)
+                }
+            }
+        })
+    }
+
+    fn release_work_lease<'a>(&'a self, name: &'a str, holder: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            if st.work_leases.get(name).is_some_and(|(h, _)| h == holder) {
+                st.work_leases.remove(name);
+            }
+            Ok(())
+        })
+    }
+
+    fn put_webhook<'a>(&'a self, hook: &'a WebhookRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            if st.webhooks.iter().any(|h| h.id == hook.id) {
+                return Err(StoreError::Unavailable(format!("a webhook with id {} exists", hook.id)));
+            }
+            st.webhooks.push(hook.clone());
+            Ok(())
+        })
+    }
+
+    fn webhook<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<WebhookRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.state().webhooks.iter().find(|h| h.id == id).cloned()) })
+    }
+
+    fn webhooks(&self) -> BoxFuture<'_, Result<Vec<WebhookRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.state().webhooks.clone()) })
+    }
+
+    fn delete_webhook<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let before = st.webhooks.len();
+            st.webhooks.retain(|h| h.id != id);
+            st.deliveries.retain(|_, (d, _)| !(d.target == id && d.state == DeliveryState::Pending));
+            Ok(st.webhooks.len() < before)
+        })
+    }
+
+    fn enqueue_deliveries<'a>(&'a self, deliveries: &'a [NewDelivery]) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move { Ok(enqueue(&mut self.state(), deliveries)) })
+    }
+
+    fn claim_deliveries<'a>(
+        &'a self,
+        holder: &'a str,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let mut out = Vec::new();
+            for (d, claim) in st.deliveries.values_mut() {
+                if out.len() >= limit {
+                    break;
+                }
+                let free = claim.as_ref().is_none_or(|(_, until)| *until <= now);
+                if d.state == DeliveryState::Pending && d.next_attempt_at <= now && free {
+                    *claim = Some((holder.to_owned(), now + lease));
+                    out.push(d.clone());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn finish_delivery<'a>(
+        &'a self,
+        seq: i64,
+        holder: &'a str,
+        outcome: &'a DeliveryOutcome,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let Some((d, claim)) = st.deliveries.get_mut(&seq) else { return Ok(false) };
+            if claim.as_ref().is_none_or(|(h, _)| h != holder) || d.state != DeliveryState::Pending {
+                return Ok(false);
+            }
+            *claim = None;
+            d.attempts += 1;
+            match outcome {
+                DeliveryOutcome::Delivered { at, status } => {
+                    d.state = DeliveryState::Delivered;
+                    d.last_attempt_at = Some(*at);
+                    d.last_status = Some(*status);
+                    d.last_error = None;
+                    d.delivered_at = Some(*at);
+                }
+                DeliveryOutcome::Retry { at, status, error, next_attempt_at } => {
+                    d.last_attempt_at = Some(*at);
+                    d.last_status = *status;
+                    d.last_error = Some(error.clone());
+                    d.next_attempt_at = *next_attempt_at;
+                }
+                DeliveryOutcome::Failed { at, status, error } => {
+                    d.state = DeliveryState::Failed;
+                    d.last_attempt_at = Some(*at);
+                    d.last_status = *status;
+                    d.last_error = Some(error.clone());
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    fn deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(async move {
+            let st = self.state();
+            Ok(st
+                .deliveries
+                .values()
+                .rev()
+                .map(|(d, _)| d)
+                .filter(|d| filter.target.as_ref().is_none_or(|t| &d.target == t))
+                .filter(|d| filter.state.is_none_or(|s| d.state == s))
+                .take(filter.effective_limit())
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn delivery_counts<'a>(&'a self, target: &'a str) -> BoxFuture<'a, Result<DeliveryCounts, StoreError>> {
+        Box::pin(async move {
+            let st = self.state();
+            let mut counts = DeliveryCounts::default();
+            for (d, _) in st.deliveries.values().filter(|(d, _)| d.target == target) {
+                match d.state {
+                    DeliveryState::Pending => counts.pending += 1,
+                    DeliveryState::Delivered => counts.delivered += 1,
+                    DeliveryState::Failed => counts.failed += 1,
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn retry_delivery<'a>(&'a self, seq: i64) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let mut st = self.state();
+            match st.deliveries.get_mut(&seq) {
+                Some((d, claim)) if d.state == DeliveryState::Failed => {
+                    d.state = DeliveryState::Pending;
+                    d.next_attempt_at = now;
+                    *claim = None;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+
+    fn purge_deliveries(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let n = st.deliveries.len();
+            st.deliveries.retain(|_, (d, _)| d.state == DeliveryState::Pending || d.created_at >= before);
+            Ok((n - st.deliveries.len()) as u64)
+        })
+    }
+
+    fn put_ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+        value: &'a [u8],
+        expires_at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            check_value(value)?;
+            let now = self.clock.now();
+            let mut st = self.state();
+            st.ephemeral.retain(|_, (_, until)| *until > now);
+            st.ephemeral.insert((kind, key_hash(key)), (value.to_vec(), expires_at));
+            Ok(())
+        })
+    }
+
+    fn ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let st = self.state();
+            Ok(st.ephemeral.get(&(kind, key_hash(key))).filter(|(_, until)| *until > now).map(|(v, _)| v.clone()))
+        })
+    }
+
+    fn take_ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let mut st = self.state();
+            Ok(st.ephemeral.remove(&(kind, key_hash(key))).filter(|(_, until)| *until > now).map(|(v, _)| v))
+        })
+    }
+
+    fn delete_ephemeral<'a>(&'a self, kind: EphemeralKind, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let mut st = self.state();
+            Ok(st.ephemeral.remove(&(kind, key_hash(key))).is_some_and(|(_, until)| until > now))
+        })
+    }
+}
+
+/// Adds the deliveries whose (target, id) is new; returns how many.
+fn enqueue(st: &mut State, deliveries: &[NewDelivery]) -> usize {
+    let mut added = 0;
+    for n in deliveries {
+        if st.deliveries.values().any(|(d, _)| d.target == n.target && d.id == n.id) {
+            continue;
+        }
+        st.next_seq += 1;
+        let seq = st.next_seq;
+        st.deliveries.insert(
+            seq,
+            (
+                Delivery {
+                    seq,
+                    id: n.id.clone(),
+                    target: n.target.clone(),
+                    event_type: n.event_type.clone(),
+                    connection: n.connection.clone(),
+                    body: n.body.clone(),
+                    created_at: n.created_at,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt_at: n.created_at,
+                    last_attempt_at: None,
+                    last_status: None,
+                    last_error: None,
+                    delivered_at: None,
+                },
+                None,
+            ),
+        );
+        added += 1;
+    }
+    added
 }

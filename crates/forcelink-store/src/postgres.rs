@@ -22,6 +22,7 @@
 
 mod apikeys;
 mod checkpoints;
+mod ops;
 mod records;
 mod rekey;
 mod schema;

@@ -3,7 +3,7 @@
 //! PostgreSQL) implements both.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{ConnectionId, TokenStore};
@@ -11,6 +11,9 @@ use futures_util::future::BoxFuture;
 
 use crate::checkpoint::{CheckpointKey, StoredCheckpoint};
 use crate::connection::ConnectionSpec;
+use crate::ephemeral::EphemeralKind;
+use crate::health::{ConnectionHealth, HealthWrite};
+use crate::outbox::{Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, NewDelivery, WebhookRecord};
 use crate::scope::{ANY, AuditAction, Scope, Scopes};
 
 /// A connection as the store keeps it (the whole spec is sealed at rest: it may hold secrets).
@@ -177,4 +180,117 @@ pub trait ConnectionStore: TokenStore {
     /// Deletes the checkpoint `key`; false when there was none. Removing a connection deletes
     /// its checkpoints too.
     fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    // --- Connection health (see [`crate::health`]) ---
+
+    /// Writes `health` if the stored record's version is still `expected` (`None`: there is no
+    /// record), with version `expected + 1` (1 for a new record), and enqueues `deliveries` in
+    /// the same transaction (so a change of state and its webhooks are saved together or not at
+    /// all). A conflict returns the record as it is now. Removing a connection removes its record.
+    fn write_health<'a>(
+        &'a self,
+        health: &'a ConnectionHealth,
+        expected: Option<u64>,
+        deliveries: &'a [NewDelivery],
+    ) -> BoxFuture<'a, Result<HealthWrite, StoreError>>;
+
+    /// The health record of `name`, if one was written.
+    fn health<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<ConnectionHealth>, StoreError>>;
+
+    /// Every health record, by connection name.
+    fn healths(&self) -> BoxFuture<'_, Result<Vec<ConnectionHealth>, StoreError>>;
+
+    // --- Work leases: one replica does a piece of background work ---
+
+    /// Takes (or, for the same `holder`, extends) the lease named `name` until now + `ttl`.
+    /// False when another holder's lease has not ended.
+    fn try_work_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Ends `holder`'s lease `name` (nothing when another holds it).
+    fn release_work_lease<'a>(&'a self, name: &'a str, holder: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    // --- Webhooks and the outbox (see [`crate::outbox`]) ---
+
+    /// Saves a new webhook (its secret sealed); fails when the id exists.
+    fn put_webhook<'a>(&'a self, hook: &'a WebhookRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The webhook `id`.
+    fn webhook<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<WebhookRecord>, StoreError>>;
+
+    /// Every webhook, oldest first.
+    fn webhooks(&self) -> BoxFuture<'_, Result<Vec<WebhookRecord>, StoreError>>;
+
+    /// Deletes the webhook `id` and its pending deliveries (delivered and failed rows stay until
+    /// purged); false when unknown.
+    fn delete_webhook<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Adds deliveries to the outbox, pending, due at their `created_at`; a row whose
+    /// (`target`, `id`) exists is left as it is. Returns how many were added.
+    fn enqueue_deliveries<'a>(&'a self, deliveries: &'a [NewDelivery]) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// Claims up to `limit` pending deliveries due at `now` whose claim is free (never claimed,
+    /// or its claim ended), oldest first (by `seq`), for `holder` until now + `lease`; a row is
+    /// claimed by one holder at a time. `attempts` is not changed by a claim.
+    fn claim_deliveries<'a>(
+        &'a self,
+        holder: &'a str,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>>;
+
+    /// Records an attempt on the delivery `seq` claimed by `holder`: adds one to `attempts`, sets
+    /// the state, times, status and error, and frees the claim. False (nothing written) when the
+    /// row is gone or no longer claimed by `holder`.
+    fn finish_delivery<'a>(
+        &'a self,
+        seq: i64,
+        holder: &'a str,
+        outcome: &'a DeliveryOutcome,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Deliveries, newest first (by `seq`).
+    fn deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>>;
+
+    /// Counts of `target`'s deliveries by state.
+    fn delivery_counts<'a>(&'a self, target: &'a str) -> BoxFuture<'a, Result<DeliveryCounts, StoreError>>;
+
+    /// Sets a failed delivery pending again, due now, with its attempts kept; false when it is
+    /// not failed.
+    fn retry_delivery<'a>(&'a self, seq: i64) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Deletes delivered and failed rows enqueued before `before`; returns how many.
+    fn purge_deliveries(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    // --- Ephemeral records (see [`crate::ephemeral`]) ---
+
+    /// Saves `value` under (`kind`, `key`) until `expires_at`, replacing what was there; purges
+    /// expired records. The key is kept as a hash, the value sealed.
+    fn put_ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+        value: &'a [u8],
+        expires_at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The value under (`kind`, `key`) when it has not expired.
+    fn ephemeral<'a>(&'a self, kind: EphemeralKind, key: &'a str)
+    -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+
+    /// Removes and returns the value under (`kind`, `key`) when it has not expired: of several
+    /// concurrent takers (on any replica), exactly one gets it.
+    fn take_ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+
+    /// Removes (`kind`, `key`); false when there was nothing (or only an expired record).
+    fn delete_ephemeral<'a>(&'a self, kind: EphemeralKind, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 }

@@ -23,6 +23,7 @@
 
 mod apikeys;
 mod checkpoints;
+mod ops;
 mod records;
 mod rekey;
 mod schema;

@@ -1,7 +1,7 @@
 //! Connections (sealed specs), the audit log, API keys and checkpoints: the [`ConnectionStore`] half of
 //! [`SqliteStore`].
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use forcelink_auth::error::StoreError;
 use forcelink_auth::store::ConnectionId;
@@ -12,6 +12,9 @@ use super::{SqliteStore, check_same_key, db_err};
 use crate::checkpoint::{CheckpointKey, StoredCheckpoint};
 use crate::codec;
 use crate::connection::ConnectionSpec;
+use crate::ephemeral::EphemeralKind;
+use crate::health::{ConnectionHealth, HealthWrite};
+use crate::outbox::{Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, NewDelivery, WebhookRecord};
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 use crate::rows::{audit_entry, db_millis, stored_connection};
 
@@ -171,5 +174,120 @@ impl ConnectionStore for SqliteStore {
 
     fn delete_checkpoint<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.remove_checkpoint(key))
+    }
+
+    fn write_health<'a>(
+        &'a self,
+        health: &'a ConnectionHealth,
+        expected: Option<u64>,
+        deliveries: &'a [NewDelivery],
+    ) -> BoxFuture<'a, Result<HealthWrite, StoreError>> {
+        Box::pin(self.ops_write_health(health, expected, deliveries))
+    }
+
+    fn health<'a>(&'a self, name: &'a ConnectionId) -> BoxFuture<'a, Result<Option<ConnectionHealth>, StoreError>> {
+        Box::pin(self.ops_health(name))
+    }
+
+    fn try_work_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.ops_try_work_lease(name, holder, ttl))
+    }
+
+    fn release_work_lease<'a>(&'a self, name: &'a str, holder: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.ops_release_work_lease(name, holder))
+    }
+
+    fn put_webhook<'a>(&'a self, hook: &'a WebhookRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.ops_put_webhook(hook))
+    }
+
+    fn webhook<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<WebhookRecord>, StoreError>> {
+        Box::pin(self.ops_webhook(id))
+    }
+
+    fn delete_webhook<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.ops_delete_webhook(id))
+    }
+
+    fn enqueue_deliveries<'a>(&'a self, deliveries: &'a [NewDelivery]) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(self.ops_enqueue_deliveries(deliveries))
+    }
+
+    fn claim_deliveries<'a>(
+        &'a self,
+        holder: &'a str,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(self.ops_claim_deliveries(holder, now, limit, lease))
+    }
+
+    fn finish_delivery<'a>(
+        &'a self,
+        seq: i64,
+        holder: &'a str,
+        outcome: &'a DeliveryOutcome,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.ops_finish_delivery(seq, holder, outcome))
+    }
+
+    fn deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(self.ops_deliveries(filter))
+    }
+
+    fn delivery_counts<'a>(&'a self, target: &'a str) -> BoxFuture<'a, Result<DeliveryCounts, StoreError>> {
+        Box::pin(self.ops_delivery_counts(target))
+    }
+
+    fn retry_delivery<'a>(&'a self, seq: i64) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.ops_retry_delivery(seq))
+    }
+
+    fn put_ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+        value: &'a [u8],
+        expires_at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.ops_put_ephemeral(kind, key, value, expires_at))
+    }
+
+    fn ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(self.ops_ephemeral(kind, key))
+    }
+
+    fn take_ephemeral<'a>(
+        &'a self,
+        kind: EphemeralKind,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(self.ops_take_ephemeral(kind, key))
+    }
+
+    fn delete_ephemeral<'a>(&'a self, kind: EphemeralKind, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.ops_delete_ephemeral(kind, key))
+    }
+
+    fn healths(&self) -> BoxFuture<'_, Result<Vec<ConnectionHealth>, StoreError>> {
+        Box::pin(self.ops_healths())
+    }
+
+    fn webhooks(&self) -> BoxFuture<'_, Result<Vec<WebhookRecord>, StoreError>> {
+        Box::pin(self.ops_webhooks())
+    }
+
+    fn purge_deliveries(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.ops_purge_deliveries(before))
     }
 }
