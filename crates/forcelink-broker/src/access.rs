@@ -210,14 +210,18 @@ pub(crate) async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Resul
     let to_login = || Redirect::to("/login").into_response();
     let jar = CookieJar::from_headers(headers);
     let Some(id) = jar.get(SESSION_COOKIE).map(Cookie::value) else { return Err(to_login()) };
-    let Some(session) = state.session(id) else { return Err(to_login()) };
+    let session = match state.session(id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(to_login()),
+        Err(e) => return Err(store_down(&e.message)),
+    };
     // The key may have been revoked since the sign-in.
     match state.store().api_key(&session.key_id).await {
         Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
             Ok(WebUser { session, session_id: id.to_owned(), key })
         }
         Ok(_) => {
-            state.end_session(id);
+            state.end_session(id).await;
             Err(to_login())
         }
         Err(e) => Err(store_down(&e)),

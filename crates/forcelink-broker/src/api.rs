@@ -17,10 +17,11 @@ use serde_json::Value;
 
 use crate::access::Caller;
 use crate::body::{
-    ConnectionList, ConnectionView, Deleted, HealthView, LastError, Revoked, Status, TestAnswer, TokenAnswer,
-    TokenState, Usage,
+    ChecksView, ConnectionList, ConnectionView, Deleted, HealthView, LastError, LimitView, NoteView, Revoked, Status,
+    TestAnswer, TokenAnswer, TokenState, Usage,
 };
 use crate::error::ErrorResponse;
+use crate::notify::{self, Event};
 use crate::state::BrokerState;
 use crate::time::rfc3339;
 
@@ -134,7 +135,45 @@ pub(crate) async fn view(state: &BrokerState, stored: &StoredConnection) -> Conn
     // Green: the last observation succeeded, or (nothing observed yet) a valid token is stored;
     // null: never used and no token yet.
     let ok = health.ok().or_else(|| tokens.as_ref().map(|t| t.set.expires_at.is_none_or(|e| e > now)));
+    let record = match state.store().health(&stored.name).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(connection = name, "reading the connection's state: {e}");
+            None
+        }
+    };
+    let limit = |l: &forcelink_store::LimitUsage| LimitView {
+        name: l.name.clone(),
+        max: l.max,
+        remaining: l.remaining,
+        used_percent: (l.used_fraction() * 1000.0).round() / 10.0,
+    };
+    let checks = match &record {
+        Some(r) => ChecksView {
+            checked_at: r.checked_at.map(rfc3339),
+            last_used: r.last_used.map(rfc3339),
+            token_expires_at: r.token_expires_at.map(rfc3339),
+            approvals_used: r.approvals_used,
+            approvals_max: forcelink_auth::approvals::MAX_APPROVALS_PER_USER_AND_APP as u32,
+            daily_api_requests: r.daily_api().map(limit),
+            limits: r.limits.iter().map(limit).collect(),
+            recent: r
+                .notes
+                .iter()
+                .map(|n| NoteView { at: rfc3339(n.at), kind: n.kind.clone(), ok: n.ok, detail: n.detail.clone() })
+                .collect(),
+        },
+        None => ChecksView {
+            approvals_max: forcelink_auth::approvals::MAX_APPROVALS_PER_USER_AND_APP as u32,
+            ..ChecksView::default()
+        },
+    };
     ConnectionView {
+        state: record.as_ref().map(|r| r.state).unwrap_or_default().into(),
+        state_reason: record.as_ref().and_then(|r| r.reason.clone()),
+        fix: record.as_ref().and_then(|r| r.fix.clone()),
+        state_since: record.as_ref().map(|r| rfc3339(r.since)),
+        checks,
         name: name.to_owned(),
         method: stored.spec.method.map(|m| m.as_str().to_owned()),
         environment: stored.spec.environment.map(|e| e.as_str().to_owned()),
@@ -188,6 +227,9 @@ pub(crate) async fn create(
         _ => {
             state.evict(name);
             state.audit(actor, name, AuditAction::ConnectionCreated, None).await;
+            let method = spec.method.map(|m| m.as_str());
+            notify::emit(state, name, &[Event::new("connection.created", serde_json::json!({ "method": method }))])
+                .await;
             Ok(())
         }
     }
@@ -249,13 +291,20 @@ pub(crate) async fn replace_connection(
     }
     let outcome = state.store().put_connection(&ConnectionId::new(&name), &spec, PutMode::Upsert).await?;
     state.evict(&name);
-    let (action, detail) = if outcome == PutOutcome::Created {
-        (AuditAction::ConnectionCreated, None)
+    let (action, detail, event) = if outcome == PutOutcome::Created {
+        let method = spec.method.map(|m| m.as_str());
+        (
+            AuditAction::ConnectionCreated,
+            None,
+            Event::new("connection.created", serde_json::json!({ "method": method })),
+        )
     } else {
         let list = if changed.is_empty() { "none".to_owned() } else { changed.join(", ") };
-        (AuditAction::ConnectionUpdated, Some(format!("changed: {list}")))
+        let event = Event::new("connection.updated", serde_json::json!({ "changed": changed }));
+        (AuditAction::ConnectionUpdated, Some(format!("changed: {list}")), event)
     };
     state.audit(&caller.actor(), &name, action, detail).await;
+    notify::emit(&state, &name, &[event]).await;
     let c = stored(&state, &name).await?;
     Ok(Json(view(&state, &c).await))
 }
@@ -283,6 +332,7 @@ pub(crate) async fn delete(
     state.evict(name);
     let shown = serde_json::to_value(&revoked).unwrap_or_default();
     state.audit(actor, name, AuditAction::ConnectionDeleted, revoke.then(|| format!("revoked: {shown}"))).await;
+    notify::emit(state, name, &[Event::new("connection.deleted", serde_json::json!({ "revoked": shown }))]).await;
     Ok(Deleted { deleted: name.to_owned(), revoked })
 }
 
@@ -320,41 +370,101 @@ pub(crate) async fn delete_connection(
 /// Gets a token and calls the REST API's resource list with it.
 pub(crate) async fn test(state: &BrokerState, name: &str) -> Result<TestAnswer, ErrorResponse> {
     let entry = state.entry(name).await?;
-    let issued = state.token(&entry).await?;
-    let base = issued.token.instance_url.as_str().trim_end_matches('/');
-    let url = format!("{base}/services/data/v{}/", entry.connection.api_version);
-    let result = state
-        .proxy_http()
-        .get(&url)
-        .bearer_auth(issued.token.access_token.secret())
-        .timeout(state.limits().request_timeout)
-        .send()
-        .await;
-    let (ok, detail) = match result {
-        Ok(resp) if resp.status().is_success() => {
-            (true, format!("the REST API answered HTTP {}", resp.status().as_u16()))
-        }
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            if status == 401 {
-                entry.cache.invalidate(&issued.token.access_token);
+    // A token the org refuses is invalidated and the test runs once more with a new one, so
+    // the answer (and the connection's state) says why a token cannot be had, not just "401".
+    for attempt in 0..2 {
+        let issued = match state.token_or_cause(&entry).await {
+            Ok(i) => i,
+            Err((e, cause)) => {
+                record_token_failure(state, name, &cause).await;
+                return Err(e);
             }
-            (false, format!("the REST API answered HTTP {status}"))
+        };
+        let base = issued.token.instance_url.as_str().trim_end_matches('/').to_owned();
+        let url = format!("{base}/services/data/v{}/", entry.connection.api_version);
+        let result = state
+            .proxy_http()
+            .get(&url)
+            .bearer_auth(issued.token.access_token.secret())
+            .timeout(state.limits().request_timeout)
+            .send()
+            .await;
+        let (ok, detail) = match result {
+            Ok(resp) if resp.status().is_success() => {
+                (true, format!("the REST API answered HTTP {}", resp.status().as_u16()))
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                if status == 401 {
+                    entry.cache.invalidate(&issued.token.access_token);
+                    if attempt == 0 {
+                        continue;
+                    }
+                }
+                (false, format!("the REST API answered HTTP {status}"))
+            }
+            Err(e) => (false, format!("could not reach {base}: {e}")),
+        };
+        if ok {
+            entry.record_ok(state.now());
+        } else {
+            entry.record_error(state.now(), detail.clone());
         }
-        Err(e) => (false, format!("could not reach {base}: {e}")),
-    };
-    if ok {
-        entry.record_ok(state.now());
-    } else {
-        entry.record_error(state.now(), detail.clone());
+        record_test(state, name, ok, &detail).await;
+        return Ok(TestAnswer {
+            ok,
+            detail,
+            instance_url: base,
+            api_version: entry.connection.api_version.clone(),
+            token_issued_at: rfc3339(issued.issued_at),
+        });
     }
-    Ok(TestAnswer {
-        ok,
-        detail,
-        instance_url: base.to_owned(),
-        api_version: entry.connection.api_version.clone(),
-        token_issued_at: rfc3339(issued.issued_at),
+    Err(ErrorResponse::upstream(format!("connection {name:?}: the org refused two tokens in a row")))
+}
+
+/// A test that could not get a token: the connection's state follows the cause.
+async fn record_token_failure(state: &BrokerState, name: &str, cause: &forcelink_auth::AuthError) {
+    let verdict = crate::monitor::verdict_auth(cause);
+    let fresh = !matches!(cause, forcelink_auth::AuthError::BackingOff { .. });
+    let result = crate::monitor::update(state, name, |h, now| {
+        h.note(forcelink_store::HealthNote {
+            at: now,
+            kind: "renewal".into(),
+            ok: false,
+            detail: verdict.reason.clone(),
+        });
+        let mut events = crate::monitor::transition(h, &verdict, now);
+        if fresh {
+            events.push(crate::monitor::renewal_failed(&verdict));
+        }
+        Some(events)
     })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(connection = name, "recording a test: {}", e.message);
+    }
+}
+
+/// A test is a check: it moves the connection's state like a background check.
+async fn record_test(state: &BrokerState, name: &str, ok: bool, detail: &str) {
+    let verdict = if ok {
+        crate::monitor::Verdict::healthy(format!("tested: {detail}"))
+    } else {
+        crate::monitor::Verdict {
+            state: forcelink_store::ConnectionState::Unhealthy,
+            reason: format!("tested: {detail}"),
+            fix: Some("check the connection's org and its user's access to the REST API".to_owned()),
+        }
+    };
+    let result = crate::monitor::update(state, name, |h, now| {
+        h.note(forcelink_store::HealthNote { at: now, kind: "check".into(), ok, detail: detail.to_owned() });
+        h.last_used = Some(now);
+        Some(crate::monitor::transition(h, &verdict, now))
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(connection = name, "recording a test: {}", e.message);
+    }
 }
 
 /// `POST /v1/connections/{name}/test`.

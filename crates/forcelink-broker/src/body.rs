@@ -105,9 +105,82 @@ pub(crate) struct ConnectionView {
     pub created_at: String,
     pub updated_at: String,
     pub token: TokenState,
+    /// `healthy`, `unhealthy`, `reauthorization_required` (only a person signing in again fixes
+    /// it) or `unknown` (never checked nor used), as every replica sees it.
+    pub state: StateName,
+    /// Why the connection is in its state.
+    pub state_reason: Option<String>,
+    /// What a person should do, when something is wrong.
+    pub fix: Option<String>,
+    /// RFC 3339: when the state began; null for a connection never checked nor used.
+    pub state_since: Option<String>,
+    /// What the background checks read.
+    pub checks: ChecksView,
     pub health: HealthView,
     /// Counters of this broker process; null before the connection was first used.
     pub usage: Option<Usage>,
+}
+
+/// A connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StateName {
+    Healthy,
+    Unhealthy,
+    ReauthorizationRequired,
+    Unknown,
+}
+
+impl From<forcelink_store::ConnectionState> for StateName {
+    fn from(s: forcelink_store::ConnectionState) -> Self {
+        use forcelink_store::ConnectionState as S;
+        match s {
+            S::Healthy => StateName::Healthy,
+            S::Unhealthy => StateName::Unhealthy,
+            S::ReauthorizationRequired => StateName::ReauthorizationRequired,
+            S::Unknown => StateName::Unknown,
+        }
+    }
+}
+
+/// What the background checks and the token path recorded (on any replica).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+pub(crate) struct ChecksView {
+    /// RFC 3339: the last background check.
+    pub checked_at: Option<String>,
+    /// RFC 3339, to within minutes: the last token hand-out or use through the broker.
+    pub last_used: Option<String>,
+    /// RFC 3339: when the stored token expires, when known.
+    pub token_expires_at: Option<String>,
+    /// Approvals (refresh tokens) of the connection's user and app in use, of `approvals_max`.
+    pub approvals_used: Option<u32>,
+    pub approvals_max: u32,
+    /// `DailyApiRequests` at the last check.
+    pub daily_api_requests: Option<LimitView>,
+    /// Every limit the org reported at the last check.
+    pub limits: Vec<LimitView>,
+    /// The latest renewals, checks and sign-ins, newest first.
+    pub recent: Vec<NoteView>,
+}
+
+/// One org limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct LimitView {
+    pub name: String,
+    pub max: i64,
+    pub remaining: i64,
+    /// 0 to 100.
+    pub used_percent: f64,
+}
+
+/// A renewal, check or sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct NoteView {
+    pub at: String,
+    /// `renewal`, `check` or `sign-in`.
+    pub kind: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 /// The stored token set, without the token.

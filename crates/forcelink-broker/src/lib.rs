@@ -49,6 +49,15 @@
 //! - `openapi`: `/v1/openapi.json` built with utoipa from the routes' documentation it is given
 //!   ([`openapi_document`]).
 //! - `body`: the JSON bodies the API takes and answers, as types (the document's schemas).
+//! - `monitor`: connection states (`healthy`, `unhealthy`, `reauthorization_required`,
+//!   `unknown`) kept in the store, moved by token outcomes, checks and sign-ins, by
+//!   compare-and-swap together with the webhooks they cause.
+//! - `scheduler`: background checks (renewal before expiry, `/limits`, approvals), one replica per
+//!   connection and interval through the store's work leases.
+//! - `notify`: events as webhook deliveries in the store's outbox; `webhooks`: the webhooks API,
+//!   Standard Webhooks signatures and the sender (at least once, retried for a day).
+//! - `authorize`: the web-server flow of Authorize and connect links (pending state in the store,
+//!   so any replica takes the callback); `connect`: connect links.
 //! - `audit`: token hand-outs counted in memory and written to the audit log in batches.
 //! - `error`: [`ErrorResponse`], the JSON error every endpoint answers with.
 //! - `time` (RFC 3339 through jiff), `ids` (random session ids, CSRF tokens, request ids).
@@ -59,18 +68,24 @@ mod access;
 mod actions;
 mod api;
 mod audit;
+mod authorize;
 mod body;
+mod connect;
 mod error;
 mod ids;
 mod keys;
 mod metrics;
+mod monitor;
+mod notify;
 mod openapi;
 mod page;
 mod proxy;
 mod routes;
+mod scheduler;
 mod state;
 mod time;
 mod web;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -84,8 +99,9 @@ use axum::response::{IntoResponse, Response};
 
 pub use error::ErrorResponse;
 pub use state::{
-    BrokerConfig, BrokerState, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES,
-    DEFAULT_REPLAY_BUFFER_BYTES, Limits, REJECTED_REPORT_INTERVAL,
+    BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES, DEFAULT_REPLAY_BUFFER_BYTES, Limits,
+    REJECTED_REPORT_INTERVAL,
 };
 
 /// Largest JSON or form body the API and the page accept. 1 MiB.
@@ -188,6 +204,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flusher = state.spawn_audit_flusher();
+    let background = if state.config().background { state.start_background() } else { Vec::new() };
     let app = router(state.clone());
     let limits = state.limits().clone();
     let max = u32::try_from(limits.max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
@@ -238,8 +255,26 @@ pub async fn serve(
     // Every connection holds a slot until it ends: all slots back means all connections done.
     let _ = slots.acquire_many(max).await;
     flusher.abort();
+    for task in background {
+        task.abort();
+    }
     state.flush_audit().await;
     Ok(())
+}
+
+impl BrokerState {
+    /// Starts the background work: the monitor of token outcomes, the connection checks (every
+    /// [`BrokerConfig::health_interval`]) and the webhook sender. [`serve`] calls it when
+    /// [`BrokerConfig::background`] is set; abort the handles to stop them.
+    pub fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(rx) = self.take_observations() {
+            tasks.push(tokio::spawn(monitor::run_observer(self.clone(), rx)));
+        }
+        tasks.push(tokio::spawn(scheduler::run(self.clone())));
+        tasks.push(tokio::spawn(webhooks::sender::run(self.clone())));
+        tasks
+    }
 }
 
 /// How long the accept loop waits after an accept error (e.g. out of file descriptors). 100 ms.

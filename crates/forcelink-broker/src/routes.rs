@@ -14,7 +14,7 @@ use crate::access::{Access, Caller, Guard};
 use crate::body::*;
 use crate::openapi::{Answer, BodyType, ParamSchema, RouteDoc, doc, page};
 use crate::state::BrokerState;
-use crate::{actions, api, keys, metrics, openapi, proxy, web};
+use crate::{actions, api, authorize, connect, keys, metrics, openapi, proxy, web, webhooks};
 
 const PUBLIC: Access = Access::Public;
 const ADMIN: Access = Access::Key(Scope::Admin);
@@ -25,6 +25,7 @@ const PAGE: Access = Access::Page;
 fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
     let string = <String as PartialSchema>::schema as ParamSchema;
     let boolean = <bool as PartialSchema>::schema as ParamSchema;
+    let integer = <u32 as PartialSchema>::schema as ParamSchema;
     vec![
         (doc("GET", "/healthz", PUBLIC, "The process answers").ok::<Status>(200), get(api::healthz)),
         (
@@ -125,6 +126,46 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             doc("DELETE", "/v1/api-keys/{id}", KEYS, "Revoke an API key").ok::<RevokedKey>(200).errors(&[]),
             delete(keys::revoke_key),
         ),
+        (
+            doc("GET", "/v1/webhooks", ADMIN, "List webhooks (no secrets), with delivery counts")
+                .ok::<webhooks::WebhookList>(200)
+                .errors(&[]),
+            get(webhooks::list_webhooks),
+        ),
+        (
+            doc("POST", "/v1/webhooks", ADMIN, "Add a webhook (its signing secret is in this answer only)")
+                .takes::<webhooks::NewWebhook>()
+                .ok::<webhooks::CreatedWebhook>(201)
+                .errors(&[]),
+            post(webhooks::create_webhook),
+        ),
+        (
+            doc("DELETE", "/v1/webhooks/{id}", ADMIN, "Delete a webhook and its pending deliveries")
+                .ok::<webhooks::DeletedWebhook>(200)
+                .errors(&[]),
+            delete(webhooks::delete_webhook),
+        ),
+        (
+            doc("GET", "/v1/webhooks/{id}/deliveries", ADMIN, "A webhook's deliveries, newest first")
+                .query("state", "Only `pending`, `delivered` or `failed` ones.", string)
+                .query("limit", "At most this many (1 to 1000, default 100).", integer)
+                .ok::<webhooks::DeliveryList>(200)
+                .errors(&[400]),
+            get(webhooks::list_deliveries),
+        ),
+        (
+            doc("POST", "/v1/webhooks/{id}/deliveries/{seq}/retry", ADMIN, "Send a failed delivery again")
+                .ok::<webhooks::RetriedDelivery>(200)
+                .errors(&[409]),
+            post(webhooks::retry_delivery),
+        ),
+        (
+            doc("POST", "/v1/connect-sessions", ADMIN, "A one-time link a person opens to sign a connection in")
+                .takes::<connect::NewConnectSession>()
+                .ok::<connect::ConnectSessionAnswer>(201)
+                .errors(&[409]),
+            post(connect::create_session),
+        ),
         (page("GET", "/", SESSION, "Connections"), get(web::index)),
         (page("GET", "/login", PAGE, "Sign-in page"), get(web::login_page)),
         (page("POST", "/login", PAGE, "Sign in with an admin key"), post(web::login)),
@@ -138,7 +179,9 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         (page("GET", "/keys", SESSION, "API keys"), get(web::keys_page)),
         (page("POST", "/keys", SESSION, "Create an API key"), post(web::keys_create)),
         (page("POST", "/keys/{id}/revoke", SESSION, "Revoke an API key"), post(web::keys_revoke)),
-        (page("GET", "/oauth/callback", PAGE, "The web-server flow's redirect"), get(web::callback)),
+        (page("GET", "/oauth/callback", PAGE, "The web-server flow's redirect"), get(authorize::callback)),
+        (page("GET", "/connect/{token}", PAGE, "A connect link"), get(connect::page)),
+        (page("POST", "/connect/{token}", PAGE, "Use a connect link"), post(connect::start)),
     ]
 }
 

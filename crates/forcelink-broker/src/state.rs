@@ -6,17 +6,18 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use forcelink_auth::flows::web_server::{AuthorizationRequest, WebServerFlow};
-use forcelink_auth::{CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
+use forcelink_auth::{AuthError, CacheConfig, Clock, ConnectionId, Token, TokenCache, TokenStore, Transport};
 use forcelink_store::{
-    ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionStore, SecretResolver, StoredConnection,
+    ApiKeyRecord, AuditAction, AuditEntry, Connection, ConnectionSpec, ConnectionState, ConnectionStore, EphemeralKind,
+    SecretResolver, StoredConnection,
 };
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -35,6 +36,15 @@ pub(crate) const CONNECTION_RECHECK: Duration = Duration::from_secs(30);
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// How long an Authorize click may take to come back to `/oauth/callback`. 10 minutes.
 pub(crate) const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
+/// How often each connection is checked in the background unless set. 5 minutes.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(300);
+/// How long a connect link may wait to be opened. 15 minutes.
+pub const CONNECT_SESSION_TTL: Duration = Duration::from_secs(900);
+/// How often a connection's last use is written to the store at most (per replica). 5 minutes.
+pub(crate) const LAST_USED_PRECISION: Duration = Duration::from_secs(300);
+/// Observations of token outcomes waiting for the monitor; more are dropped (and sent again
+/// on a later outcome). 1024.
+const OBSERVATION_QUEUE: usize = 1024;
 /// A proxied request body up to this size is buffered, so it can be sent again after a
 /// renewal; larger ones stream and a 401 is returned as is. 64 KiB.
 pub const DEFAULT_REPLAY_BUFFER_BYTES: usize = 64 * 1024;
@@ -147,6 +157,12 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// How each connection's token cache renews. Defaults to [`CacheConfig::default`].
     pub cache: CacheConfig,
+    /// How often each connection is checked in the background. Defaults to
+    /// [`DEFAULT_HEALTH_INTERVAL`].
+    pub health_interval: Duration,
+    /// Whether [`crate::serve`] runs the background checks and webhook deliveries (default true;
+    /// tests that drive them step by step turn it off).
+    pub background: bool,
 }
 
 impl fmt::Debug for BrokerConfig {
@@ -161,7 +177,16 @@ impl fmt::Debug for BrokerConfig {
 impl BrokerConfig {
     /// A configuration with no public URL, default limits and default cache settings.
     pub fn new(store: Arc<dyn ConnectionStore>, transport: Transport, secrets: SecretResolver) -> Self {
-        Self { store, transport, secrets, public_url: None, limits: Limits::default(), cache: CacheConfig::default() }
+        Self {
+            store,
+            transport,
+            secrets,
+            public_url: None,
+            limits: Limits::default(),
+            cache: CacheConfig::default(),
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+            background: true,
+        }
     }
 }
 
@@ -184,30 +209,74 @@ struct Inner {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     // SHA-256 of a presented key → its record and when it was verified.
     keys: RwLock<HashMap<String, (ApiKeyRecord, SystemTime)>>,
-    // Session id → web-page session.
-    sessions: Mutex<HashMap<String, Session>>,
-    // OAuth `state` → the authorization waiting for its callback.
-    pending: Mutex<HashMap<String, PendingAuthorization>>,
     audit: AuditBuffer,
     metrics: Metrics,
+    // Token outcomes that may change a connection's state, for the monitor.
+    observations: tokio::sync::mpsc::Sender<Observed>,
+    // Taken once by whoever runs the monitor.
+    observed: Mutex<Option<tokio::sync::mpsc::Receiver<Observed>>>,
+    // Wakes the webhook sender when deliveries were enqueued here.
+    outbox_wake: tokio::sync::Notify,
+    // This process's name in work leases and delivery claims.
+    holder: String,
+    webhook_http: reqwest::Client,
 }
 
-/// A signed-in web page user.
-#[derive(Debug, Clone)]
+/// A signed-in web page user (kept in the store: any replica may serve the next request).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
     pub key_id: String,
     pub csrf: String,
+    #[serde(with = "crate::time::epoch_ms")]
     pub expires_at: SystemTime,
 }
 
-/// An Authorize click waiting for Salesforce to redirect back.
-#[derive(Debug)]
+/// An Authorize click (or a connect link) waiting for Salesforce to redirect back, kept sealed
+/// in the store under its OAuth `state` (the callback may reach another replica).
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct PendingAuthorization {
     pub connection: String,
-    pub flow: WebServerFlow,
-    pub request: AuthorizationRequest,
+    /// The settings the code is exchanged with (and, for a connect link, saved with).
+    pub spec: ConnectionSpec,
+    pub url: String,
+    pub state: String,
+    pub redirect_uri: String,
+    pub verifier: String,
     pub actor: String,
-    pub created_at: SystemTime,
+    /// A connect link's `return_url`: the outcome goes there.
+    pub return_url: Option<String>,
+}
+
+/// A token outcome that may change a connection's state.
+#[derive(Debug)]
+pub(crate) enum Observed {
+    /// A token was handed out or used successfully.
+    Ok { connection: String },
+    /// Getting a token failed.
+    Failed { connection: String, error: Box<AuthError> },
+    /// The connection was used (written to the store at most every [`LAST_USED_PRECISION`]).
+    Used { connection: String, at: SystemTime },
+}
+
+/// [`Entry::known`] values: what this replica believes the stored state is.
+pub(crate) const KNOWN_NOTHING: u8 = 0;
+
+/// The [`Entry::known`] value of a state.
+pub(crate) fn known_code(state: ConnectionState) -> u8 {
+    match state {
+        ConnectionState::Healthy => 1,
+        ConnectionState::Unhealthy => 2,
+        ConnectionState::ReauthorizationRequired => 3,
+        ConnectionState::Unknown => 4,
+    }
+}
+
+/// The state of an error, as the monitor classifies it.
+pub(crate) fn state_of(error: &AuthError) -> ConnectionState {
+    match error.action() {
+        forcelink_auth::Action::Reauthorize => ConnectionState::ReauthorizationRequired,
+        _ => ConnectionState::Unhealthy,
+    }
 }
 
 /// What the last token hand-out was, to report `issued_at` without reading the store per call.
@@ -252,6 +321,10 @@ pub(crate) struct Entry {
     issued: RwLock<Option<Issued>>,
     // Latest successes and failures.
     health: Mutex<Health>,
+    /// What this replica believes the stored state is ([`known_code`]; [`KNOWN_NOTHING`] at first).
+    pub known: AtomicU8,
+    /// Seconds since the epoch when a use was last sent to the monitor.
+    used_noted: AtomicU64,
     // Actor → when it last made a reported token be renewed; held while deciding on a report,
     // so concurrent reports of one token invalidate it once.
     reports: Mutex<HashMap<String, SystemTime>>,
@@ -282,6 +355,15 @@ impl BrokerState {
     /// roots, for example).
     pub fn new(config: BrokerConfig) -> Result<Self, ErrorResponse> {
         // The proxy passes bodies through untouched: no decompression, no redirects.
+        // Webhook deliveries: no redirects (a receiver cannot point the broker elsewhere), short
+        // timeouts (a slow receiver is retried later).
+        let webhook_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| ErrorResponse::upstream(format!("building the webhook HTTP client: {e}")))?;
+        let (observations, observed) = tokio::sync::mpsc::channel(OBSERVATION_QUEUE);
         let proxy_http = reqwest::Client::builder()
             .no_gzip()
             .redirect(reqwest::redirect::Policy::none())
@@ -294,10 +376,13 @@ impl BrokerState {
                 proxy_http,
                 entries: RwLock::new(HashMap::new()),
                 keys: RwLock::new(HashMap::new()),
-                sessions: Mutex::new(HashMap::new()),
-                pending: Mutex::new(HashMap::new()),
                 audit: AuditBuffer::default(),
                 metrics: Metrics::default(),
+                observations,
+                observed: Mutex::new(Some(observed)),
+                outbox_wake: tokio::sync::Notify::new(),
+                holder: format!("replica-{}", random_id(12)),
+                webhook_http,
             }),
         })
     }
@@ -328,6 +413,64 @@ impl BrokerState {
     }
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+    pub(crate) fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+    /// This process's name in work leases and delivery claims.
+    pub(crate) fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+    pub(crate) fn webhook_http(&self) -> &reqwest::Client {
+        &self.inner.webhook_http
+    }
+    /// Wakes the webhook sender (deliveries were enqueued).
+    pub(crate) fn wake_outbox(&self) {
+        self.inner.outbox_wake.notify_one();
+    }
+    /// Waits until [`BrokerState::wake_outbox`] is called.
+    pub(crate) async fn outbox_woken(&self) {
+        self.inner.outbox_wake.notified().await;
+    }
+    /// The receiving end of the observations, once (for the monitor).
+    pub(crate) fn take_observations(&self) -> Option<tokio::sync::mpsc::Receiver<Observed>> {
+        self.inner.observed.lock().take()
+    }
+
+    /// Tells the monitor about a token outcome when it may change what the store says of the
+    /// connection: a success while this replica does not know the connection healthy, a failure
+    /// of another state than known, and a use at most every [`LAST_USED_PRECISION`]. The hot
+    /// path costs two atomic reads.
+    fn observe(&self, entry: &Entry, result: Result<(), &AuthError>) {
+        let now = self.now();
+        let connection = entry.connection.name.as_str();
+        let secs = crate::time::epoch(now);
+        let noted = entry.used_noted.load(Ordering::Relaxed);
+        if secs >= noted + LAST_USED_PRECISION.as_secs()
+            && entry.used_noted.compare_exchange(noted, secs, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.send_observation(entry, Observed::Used { connection: connection.to_owned(), at: now }, None);
+        }
+        let (code, observed) = match result {
+            Ok(()) => (known_code(ConnectionState::Healthy), Observed::Ok { connection: connection.to_owned() }),
+            Err(e) => (
+                known_code(state_of(e)),
+                Observed::Failed { connection: connection.to_owned(), error: Box::new(e.clone()) },
+            ),
+        };
+        let known = entry.known.load(Ordering::Relaxed);
+        if known != code && entry.known.compare_exchange(known, code, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.send_observation(entry, observed, Some(known));
+        }
+    }
+
+    fn send_observation(&self, entry: &Entry, observed: Observed, previous_known: Option<u8>) {
+        if self.inner.observations.try_send(observed).is_err()
+            && let Some(previous) = previous_known
+        {
+            // Full (or nobody listens): forget the belief so a later outcome tries again.
+            entry.known.store(previous, Ordering::Relaxed);
+        }
     }
 
     /// The record of a presented API key, from memory when verified within [`KEY_CACHE_TTL`].
@@ -420,6 +563,8 @@ impl BrokerState {
             checked_at: AtomicU64::new(crate::time::epoch(self.now())),
             issued: RwLock::new(None),
             health: Mutex::new(Health::default()),
+            known: AtomicU8::new(KNOWN_NOTHING),
+            used_noted: AtomicU64::new(0),
             reports: Mutex::new(HashMap::new()),
             counters: ConnectionCounters::default(),
         });
@@ -454,15 +599,22 @@ impl BrokerState {
 
     /// A valid token for the connection and when it was issued; recorded in the entry's health.
     pub(crate) async fn token(&self, entry: &Entry) -> Result<Issued, ErrorResponse> {
+        self.token_or_cause(entry).await.map_err(|(e, _)| e)
+    }
+
+    /// [`BrokerState::token`], with the cause of a failure.
+    pub(crate) async fn token_or_cause(&self, entry: &Entry) -> Result<Issued, (ErrorResponse, Box<AuthError>)> {
         let name = entry.connection.name.as_str();
         let token = match entry.cache.get_token().await {
             Ok(t) => t,
             Err(e) => {
                 let err = ErrorResponse::auth(name, &e);
                 entry.record_error(self.now(), err.message.clone());
-                return Err(err);
+                self.observe(entry, Err(&e));
+                return Err((err, Box::new(e)));
             }
         };
+        self.observe(entry, Ok(()));
         if let Some(issued) = entry.issued.read().as_ref()
             && issued.token.access_token == token.access_token
         {
@@ -603,38 +755,42 @@ impl BrokerState {
         })
     }
 
-    /// Starts a web session for an admin key; returns the session id.
-    pub(crate) fn create_session(&self, key_id: &str) -> (String, Session) {
+    /// Starts a web session for an admin key (kept in the store, so every replica knows it);
+    /// returns the session id.
+    pub(crate) async fn create_session(&self, key_id: &str) -> Result<(String, Session), ErrorResponse> {
         let now = self.now();
         let id = random_id(32);
         let session = Session { key_id: key_id.to_owned(), csrf: random_id(24), expires_at: now + SESSION_TTL };
-        let mut sessions = self.inner.sessions.lock();
-        sessions.retain(|_, s| s.expires_at > now);
-        sessions.insert(id.clone(), session.clone());
-        (id, session)
+        let value = serde_json::to_vec(&session).map_err(|e| ErrorResponse::upstream(e.to_string()))?;
+        self.store().put_ephemeral(EphemeralKind::WebSession, &id, &value, session.expires_at).await?;
+        Ok((id, session))
     }
 
-    pub(crate) fn session(&self, id: &str) -> Option<Session> {
-        let now = self.now();
-        let sessions = self.inner.sessions.lock();
-        sessions.get(id).filter(|s| s.expires_at > now).cloned()
+    /// The session `id`, when it exists and has not expired.
+    pub(crate) async fn session(&self, id: &str) -> Result<Option<Session>, ErrorResponse> {
+        let Some(bytes) = self.store().ephemeral(EphemeralKind::WebSession, id).await? else { return Ok(None) };
+        Ok(serde_json::from_slice::<Session>(&bytes).ok().filter(|s| s.expires_at > self.now()))
     }
 
-    pub(crate) fn end_session(&self, id: &str) {
-        self.inner.sessions.lock().remove(id);
+    pub(crate) async fn end_session(&self, id: &str) {
+        if let Err(e) = self.store().delete_ephemeral(EphemeralKind::WebSession, id).await {
+            tracing::warn!("ending a web session: {e}");
+        }
     }
 
-    pub(crate) fn add_pending(&self, pending: PendingAuthorization) {
-        let now = self.now();
-        let mut map = self.inner.pending.lock();
-        map.retain(|_, p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL));
-        map.insert(pending.request.state.clone(), pending);
+    /// Keeps an authorization for its callback (sealed in the store under its `state`).
+    pub(crate) async fn add_pending(&self, pending: &PendingAuthorization) -> Result<(), ErrorResponse> {
+        let value = serde_json::to_vec(pending).map_err(|e| ErrorResponse::upstream(e.to_string()))?;
+        let until = self.now() + PENDING_AUTHORIZATION_TTL;
+        self.store().put_ephemeral(EphemeralKind::OAuthState, &pending.state, &value, until).await?;
+        Ok(())
     }
 
-    /// Takes the pending authorization for `state` (each can be used once).
-    pub(crate) fn take_pending(&self, state: &str) -> Option<PendingAuthorization> {
-        let now = self.now();
-        let mut map = self.inner.pending.lock();
-        map.remove(state).filter(|p| now.duration_since(p.created_at).is_ok_and(|age| age < PENDING_AUTHORIZATION_TTL))
+    /// Takes the pending authorization for `state` (each can be used once, on any replica).
+    pub(crate) async fn take_pending(&self, state: &str) -> Result<Option<PendingAuthorization>, ErrorResponse> {
+        let Some(bytes) = self.store().take_ephemeral(EphemeralKind::OAuthState, state).await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&bytes).ok())
     }
 }

@@ -18,30 +18,26 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use forcelink_auth::ConnectionId;
-use forcelink_auth::flows::web_server::WebServerFlow;
 use forcelink_store::{ApiKeyRecord, Method};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
-use url::Url;
 
 use crate::access::{SESSION_COOKIE, WebUser, has_capability, refused_actor};
 use crate::api;
 use crate::body::{ConnectionView, Revoked};
 use crate::ids::random_id;
 use crate::page::{html, message, store_down};
-use crate::state::{BrokerState, PendingAuthorization};
+use crate::state::BrokerState;
 
 /// The sign-in form's CSRF cookie (there is no session yet to tie it to).
 pub(crate) const LOGIN_COOKIE: &str = "forcelink_login";
 /// How long a sign-in form stays usable. 1 hour.
 pub(crate) const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
-/// Scopes the web-server flow asks for when the connection names none.
-pub(crate) const DEFAULT_WEB_SCOPE: &str = "api refresh_token";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -210,7 +206,13 @@ pub(crate) async fn login(
             return fail(StatusCode::SERVICE_UNAVAILABLE, "The broker's store does not answer; try again later.");
         }
     };
-    let (id, _) = state.create_session(&key.id);
+    let id = match state.create_session(&key.id).await {
+        Ok((id, _)) => id,
+        Err(e) => {
+            tracing::warn!("sign-in: {}", e.message);
+            return fail(StatusCode::SERVICE_UNAVAILABLE, "The broker's store does not answer; try again later.");
+        }
+    };
     state.audit(&format!("web:api-key:{}", key.id), crate::audit::NO_CONNECTION, AuditAction::WebSignIn, None).await;
     let cookies = CookieJar::new()
         .add(page_cookie(&state, SESSION_COOKIE, id, crate::state::SESSION_TTL))
@@ -227,7 +229,7 @@ pub(crate) async fn logout(
     if let Err(r) = checked(&user, form.get("csrf")) {
         return r;
     }
-    state.end_session(&user.session_id);
+    state.end_session(&user.session_id).await;
     state.audit(&user.actor(), crate::audit::NO_CONNECTION, AuditAction::WebSignOut, None).await;
     let cookies = CookieJar::new().add(page_cookie(&state, SESSION_COOKIE, String::new(), Duration::ZERO));
     (cookies, Redirect::to("/login")).into_response()
@@ -494,15 +496,6 @@ pub(crate) async fn authorize(
     start_authorization(&state, &name, &user.actor()).await
 }
 
-/// Where the org sends the browser back: the configured public URL, never the request's `Host`
-/// (which the client chooses, and would let it send the code elsewhere).
-fn redirect_uri(state: &BrokerState) -> Result<Url, String> {
-    match state.public_url() {
-        Some(base) => base.join("/oauth/callback").map_err(|e| e.to_string()),
-        None => Err("the broker has no public URL; start it with --public-url".to_owned()),
-    }
-}
-
 /// Sends the browser on to the org's authorize page. A page that moves on by itself rather
 /// than a redirect: the page's `Content-Security-Policy: form-action 'self'` would stop a form
 /// submission redirected to another origin.
@@ -513,72 +506,12 @@ async fn start_authorization(state: &BrokerState, name: &str, actor: &str) -> Re
         Ok(None) => return fail(format!("No connection named {name}.")),
         Err(e) => return fail(e.to_string()),
     };
-    let connection = match stored.spec.resolve(name) {
-        Ok(c) => c,
-        Err(e) => return fail(e.0),
-    };
-    if connection.method() != Method::Web {
-        return fail(format!("{name} signs in with {}, not the web-server flow.", connection.method()));
+    match crate::authorize::begin(state, name, stored.spec, actor, None).await {
+        Ok(to) => {
+            message(StatusCode::OK, "Continue to Salesforce", &format!("Signing {name} in at its org…"), Some(&to))
+        }
+        Err(e) => fail(e),
     }
-    let app = match connection.app_credentials(state.secrets()) {
-        Ok(Some(app)) => app,
-        Ok(None) => return fail("the connection has no client id".to_owned()),
-        Err(e) => return fail(e.0),
-    };
-    let redirect = match redirect_uri(state) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let scope = connection.auth.scope().unwrap_or(DEFAULT_WEB_SCOPE).to_owned();
-    let flow = match WebServerFlow::new(state.transport().clone(), connection.endpoints(), app, redirect) {
-        Ok(f) => f.with_scope(scope),
-        Err(e) => return fail(e.to_string()),
-    };
-    let request = flow.authorization_request();
-    let to = request.url.to_string();
-    state.add_pending(PendingAuthorization {
-        connection: name.to_owned(),
-        flow,
-        request,
-        actor: actor.to_owned(),
-        created_at: state.now(),
-    });
-    message(StatusCode::OK, "Continue to Salesforce", &format!("Signing {name} in at its org…"), Some(&to))
-}
-
-/// `GET /oauth/callback?code=…&state=…`.
-pub(crate) async fn callback(
-    State(state): State<BrokerState>,
-    uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let fail = |text: &str| message(StatusCode::BAD_REQUEST, "Authorization failed", text, None);
-    let Some(pending) = q.get("state").and_then(|s| state.take_pending(s)) else {
-        return fail("This authorization is unknown or expired (each can be used once). Start again with Authorize.");
-    };
-    let mut callback = pending.request.redirect_uri.clone();
-    callback.set_query(uri.query());
-    let code = match pending.request.code_from_callback(&callback) {
-        Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let set = match pending.flow.exchange(&pending.request, &code).await {
-        Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let name = pending.connection.as_str();
-    state.evict(name);
-    let entry = match state.entry(name).await {
-        Ok(e) => e,
-        Err(e) => return fail(&e.message),
-    };
-    if let Err(e) = entry.cache.adopt(set).await {
-        return fail(&e.to_string());
-    }
-    entry.record_ok(state.now());
-    state.audit(&pending.actor, name, AuditAction::Login, Some("web-server flow".to_owned())).await;
-    let next = format!("/connections/{name}");
-    message(StatusCode::OK, "Authorized", &format!("Connection {name} is signed in."), Some(&next))
 }
 
 /// A form posted about API keys: its CSRF token matches and the key may manage keys.

@@ -148,6 +148,12 @@ pub enum AuditAction {
     ApiKeyCreated,
     /// An API key was revoked.
     ApiKeyRevoked,
+    /// A webhook was added (`detail`: its id and URL's origin).
+    WebhookCreated,
+    /// A webhook was deleted.
+    WebhookDeleted,
+    /// A connect link was made (`detail`: its return URL's origin).
+    ConnectLinkCreated,
     /// Written by another version: kept as is.
     Other(String),
 }
@@ -170,6 +176,9 @@ impl AuditAction {
             AuditAction::KeyRefused => "key.refused",
             AuditAction::ApiKeyCreated => "api-key.created",
             AuditAction::ApiKeyRevoked => "api-key.revoked",
+            AuditAction::WebhookCreated => "webhook.created",
+            AuditAction::WebhookDeleted => "webhook.deleted",
+            AuditAction::ConnectLinkCreated => "connect-link.created",
             AuditAction::Action(name) => return Cow::Owned(format!("action.{name}")),
             AuditAction::Other(text) => return Cow::Owned(text.clone()),
         })
@@ -193,6 +202,9 @@ impl AuditAction {
             "key.refused" => AuditAction::KeyRefused,
             "api-key.created" => AuditAction::ApiKeyCreated,
             "api-key.revoked" => AuditAction::ApiKeyRevoked,
+            "webhook.created" => AuditAction::WebhookCreated,
+            "webhook.deleted" => AuditAction::WebhookDeleted,
+            "connect-link.created" => AuditAction::ConnectLinkCreated,
             other => match other.strip_prefix("action.") {
                 Some(name) if !name.is_empty() => AuditAction::Action(name.to_owned()),
                 _ => AuditAction::Other(other.to_owned()),

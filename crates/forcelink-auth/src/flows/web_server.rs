@@ -62,6 +62,12 @@ impl AuthorizationRequest {
     pub fn verifier(&self) -> &PkceCodeVerifier {
         &self.verifier
     }
+
+    /// A request saved elsewhere and read back (a broker keeps pending authorizations in its
+    /// store, so the callback may reach another replica than the click).
+    pub fn resume(url: Url, state: String, redirect_uri: Url, verifier: PkceCodeVerifier) -> Self {
+        Self { url, state, redirect_uri, verifier }
+    }
 }
 
 pub(crate) fn code_from_pairs(

@@ -1,5 +1,5 @@
 //! The OpenAPI generator, checked by an independent validator (Python openapi-spec-validator,
-//! installed by scripts/openapi-validator-setup). The test fails, never skips, without it.
+//! installed by scripts/python-tools-setup). The test fails, never skips, without it.
 
 use std::process::Command;
 
@@ -25,11 +25,11 @@ fn validate(doc: &Value) -> Result<(), String> {
         .arg(VALIDATE)
         .arg(&path)
         .output()
-        .unwrap_or_else(|e| panic!("python3 could not be started ({e}); run scripts/openapi-validator-setup"));
+        .unwrap_or_else(|e| panic!("python3 could not be started ({e}); run scripts/python-tools-setup"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("No module named 'openapi_spec_validator'"),
-        "the OpenAPI validator is not installed; run scripts/openapi-validator-setup\n{stderr}"
+        "the OpenAPI validator is not installed; run scripts/python-tools-setup\n{stderr}"
     );
     if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "valid" {
         Ok(())
