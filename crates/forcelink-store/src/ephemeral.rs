@@ -47,7 +47,6 @@ pub fn key_hash(key: &str) -> String {
 
 /// The associated data a record's value is sealed with: its kind and key hash, so a value copied
 /// to another row does not open.
-#[allow(dead_code)] // the databases seal with it
 pub(crate) fn aad(kind: EphemeralKind, hash: &str) -> Vec<u8> {
     format!("ephemeral:{}:{hash}", kind.as_str()).into_bytes()
 }

@@ -6,7 +6,9 @@
 //! 1 = token sets, leases, the fence sequence, approvals; 2 adds connections (sealed specs), the
 //! audit log, API keys and `forcelink_meta` (with the id of the master key that sealed the
 //! store, checked on connect); 3 adds the `mac` column of API keys (see [`crate::apikey`]);
-//! 4 adds `forcelink_checkpoints` (see [`crate::checkpoint`]).
+//! 4 adds `forcelink_checkpoints` (see [`crate::checkpoint`]); 5 adds
+//! `forcelink_connection_health`, `forcelink_work_leases`, `forcelink_webhooks` (secrets
+//! sealed), `forcelink_outbox` and `forcelink_ephemeral` (keys hashed, values sealed).
 //! Migrations run as ordered steps in one transaction under an advisory lock.
 //!
 //! - here: [`PostgresStore`] (connect, the one shared client) and the key-id check of writes.
@@ -15,6 +17,8 @@
 //! - `tokens`: token sets (compare-and-swap), the lease row and approvals ([`TokenStore`]).
 //! - `records`: connections, the audit log and API keys ([`ConnectionStore`]); `apikeys`: the
 //!   API-key rows (read, insert, revoke); `checkpoints`: subscription checkpoints.
+//! - `ops`: connection health (compare-and-swap with its deliveries in one statement), work
+//!   leases, webhooks, the outbox (claims with `FOR UPDATE SKIP LOCKED`) and ephemeral records.
 //! - `rekey`: re-sealing every value under a new master key.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore

@@ -10,7 +10,10 @@ use forcelink_auth::error::StoreError;
 use forcelink_auth::store::{Approval, CasOutcome, ConnectionId, LeaseHolder};
 
 use crate::codec::{self, from_millis, millis};
-use crate::crypto::MasterKey;
+use crate::crypto::{MasterKey, OpenSealedError};
+use crate::ephemeral::{self, EphemeralKind};
+use crate::health::ConnectionHealth;
+use crate::outbox::{Delivery, DeliveryCounts, DeliveryOutcome, DeliveryState, WebhookSecret};
 use crate::registry::{AuditEntry, StoredConnection};
 use crate::scope::AuditAction;
 
@@ -99,4 +102,223 @@ pub(crate) fn check_key_id(stored: Option<String>, key: &MasterKey) -> Result<()
 /// a replay, never overwritten).
 pub(crate) fn api_key_exists(id: &str) -> StoreError {
     StoreError::Unavailable(format!("an API key with id {id} already exists"))
+}
+
+/// The associated data of a webhook's sealed secret: bound to the webhook's id.
+pub(crate) fn webhook_aad(id: &str) -> Vec<u8> {
+    [b"webhook:".as_slice(), id.as_bytes()].concat()
+}
+
+/// A webhook's secret as the databases keep it: sealed, bound to the webhook's id.
+pub(crate) fn seal_webhook_secret(key: &MasterKey, id: &str, secret: &WebhookSecret) -> Vec<u8> {
+    key.seal(secret.secret().as_bytes(), &webhook_aad(id))
+}
+
+/// Opens a secret sealed by [`seal_webhook_secret`] for the webhook `id`.
+pub(crate) fn open_webhook_secret(key: &MasterKey, id: &str, sealed: &[u8]) -> Result<WebhookSecret, StoreError> {
+    let plain = key.open(sealed, &webhook_aad(id)).map_err(|e| opened_error(&format!("webhook {id}"), e))?;
+    String::from_utf8(plain)
+        .map(WebhookSecret::new)
+        .map_err(|_| StoreError::Corrupt(format!("webhook {id}: its secret is unreadable after decryption")))
+}
+
+/// A webhook secret sealed with `old`, sealed again with `new`.
+pub(crate) fn reseal_webhook_secret(
+    old: &MasterKey,
+    new: &MasterKey,
+    id: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    Ok(seal_webhook_secret(new, id, &open_webhook_secret(old, id, sealed)?))
+}
+
+/// The kind named by an `ephemeral` row's `kind` column.
+pub(crate) fn ephemeral_kind(text: &str) -> Result<EphemeralKind, StoreError> {
+    [EphemeralKind::WebSession, EphemeralKind::OAuthState, EphemeralKind::ConnectSession]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt(format!("an ephemeral row has the unknown kind {text:?}")))
+}
+
+/// An ephemeral value as the databases keep it: sealed, bound to its kind and key hash.
+pub(crate) fn seal_ephemeral(key: &MasterKey, kind: EphemeralKind, hash: &str, value: &[u8]) -> Vec<u8> {
+    key.seal(value, &ephemeral::aad(kind, hash))
+}
+
+/// Opens a value sealed by [`seal_ephemeral`].
+pub(crate) fn open_ephemeral(
+    key: &MasterKey,
+    kind: EphemeralKind,
+    hash: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    key.open(sealed, &ephemeral::aad(kind, hash)).map_err(|e| opened_error(&format!("an ephemeral {kind} record"), e))
+}
+
+/// An ephemeral value (of the kind named `kind`) sealed with `old`, sealed again with `new`.
+pub(crate) fn reseal_ephemeral(
+    old: &MasterKey,
+    new: &MasterKey,
+    kind: &str,
+    hash: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let kind = ephemeral_kind(kind)?;
+    Ok(seal_ephemeral(new, kind, hash, &open_ephemeral(old, kind, hash, sealed)?))
+}
+
+fn opened_error(what: &str, e: OpenSealedError) -> StoreError {
+    match e {
+        OpenSealedError::WrongKey(_) => StoreError::Unavailable(format!("{what}: {e}")),
+        OpenSealedError::Damaged => StoreError::Corrupt(format!("{what}: {e}")),
+    }
+}
+
+/// A JSON array of strings (the `events` and `connections` columns of a webhook).
+pub(crate) fn string_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A column written by [`string_list`], read back.
+pub(crate) fn parse_string_list(text: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt(format!("{what}: not a JSON list of strings")))
+}
+
+/// A health row: the JSON body with the version of its column.
+pub(crate) fn health_row(body: &str, version: i64) -> Result<ConnectionHealth, StoreError> {
+    let mut health = ConnectionHealth::from_json(body)?;
+    health.version = u64::try_from(version).unwrap_or(0);
+    Ok(health)
+}
+
+/// The `state` column of an outbox row.
+pub(crate) fn delivery_state(text: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("an outbox row has the unknown state {text:?}")))
+}
+
+/// The columns an attempt's outcome writes on its outbox row (`next_attempt_ms` and
+/// `delivered_at_ms` are left as they are when `None`).
+pub(crate) struct OutcomeColumns {
+    /// The new state.
+    pub state: &'static str,
+    /// When the attempt was made.
+    pub last_attempt_ms: i64,
+    /// The status, when the receiver answered.
+    pub last_status: Option<i32>,
+    /// What went wrong.
+    pub last_error: Option<String>,
+    /// When to try again (a retry).
+    pub next_attempt_ms: Option<i64>,
+    /// When it was accepted (delivered).
+    pub delivered_at_ms: Option<i64>,
+}
+
+impl OutcomeColumns {
+    /// What `outcome` writes.
+    pub fn of(outcome: &DeliveryOutcome) -> Self {
+        match outcome {
+            DeliveryOutcome::Delivered { at, status } => Self {
+                state: DeliveryState::Delivered.as_str(),
+                last_attempt_ms: db_millis(*at),
+                last_status: Some(i32::from(*status)),
+                last_error: None,
+                next_attempt_ms: None,
+                delivered_at_ms: Some(db_millis(*at)),
+            },
+            DeliveryOutcome::Retry { at, status, error, next_attempt_at } => Self {
+                state: DeliveryState::Pending.as_str(),
+                last_attempt_ms: db_millis(*at),
+                last_status: status.map(i32::from),
+                last_error: Some(error.clone()),
+                next_attempt_ms: Some(db_millis(*next_attempt_at)),
+                delivered_at_ms: None,
+            },
+            DeliveryOutcome::Failed { at, status, error } => Self {
+                state: DeliveryState::Failed.as_str(),
+                last_attempt_ms: db_millis(*at),
+                last_status: status.map(i32::from),
+                last_error: Some(error.clone()),
+                next_attempt_ms: None,
+                delivered_at_ms: None,
+            },
+        }
+    }
+}
+
+/// The raw columns of an outbox row, in [`DELIVERY_COLUMNS`] order, made a [`Delivery`].
+pub(crate) struct DeliveryRow {
+    /// `seq`.
+    pub seq: i64,
+    /// `id`.
+    pub id: String,
+    /// `target`.
+    pub target: String,
+    /// `event_type`.
+    pub event_type: String,
+    /// `connection`.
+    pub connection: String,
+    /// `body`.
+    pub body: String,
+    /// `created_at_ms`.
+    pub created_at_ms: i64,
+    /// `state`.
+    pub state: String,
+    /// `attempts`.
+    pub attempts: i64,
+    /// `next_attempt_ms`.
+    pub next_attempt_ms: i64,
+    /// `last_attempt_ms`.
+    pub last_attempt_ms: Option<i64>,
+    /// `last_status`.
+    pub last_status: Option<i64>,
+    /// `last_error`.
+    pub last_error: Option<String>,
+    /// `delivered_at_ms`.
+    pub delivered_at_ms: Option<i64>,
+}
+
+/// The outbox columns every read selects, in [`DeliveryRow`]'s order.
+pub(crate) const DELIVERY_COLUMNS: &str = "seq, id, target, event_type, connection, body, created_at_ms, state, \
+     attempts, next_attempt_ms, last_attempt_ms, last_status, last_error, delivered_at_ms";
+
+impl DeliveryRow {
+    /// The delivery; a row with an unknown state is corrupt.
+    pub fn into_delivery(self) -> Result<Delivery, StoreError> {
+        Ok(Delivery {
+            seq: self.seq,
+            id: self.id,
+            target: self.target,
+            event_type: self.event_type,
+            connection: self.connection,
+            body: self.body,
+            created_at: from_db_millis(self.created_at_ms),
+            state: delivery_state(&self.state)?,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            next_attempt_at: from_db_millis(self.next_attempt_ms),
+            last_attempt_at: self.last_attempt_ms.map(from_db_millis),
+            last_status: self.last_status.and_then(|s| u16::try_from(s).ok()),
+            last_error: self.last_error,
+            delivered_at: self.delivered_at_ms.map(from_db_millis),
+        })
+    }
+}
+
+/// A webhook with this id exists already.
+pub(crate) fn webhook_exists(id: &str) -> StoreError {
+    StoreError::Unavailable(format!("a webhook with id {id} exists"))
+}
+
+/// Counts by state from `(state, count)` rows.
+pub(crate) fn counts_of(rows: Vec<(String, i64)>) -> Result<DeliveryCounts, StoreError> {
+    let mut counts = DeliveryCounts::default();
+    for (state, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        match delivery_state(&state)? {
+            DeliveryState::Pending => counts.pending += n,
+            DeliveryState::Delivered => counts.delivered += n,
+            DeliveryState::Failed => counts.failed += n,
+        }
+    }
+    Ok(counts)
 }

@@ -5,7 +5,9 @@
 //! Schema versions (`PRAGMA user_version`): 1 = token sets, leases, fences, approvals;
 //! 2 adds connections (sealed specs), the audit log, API keys and `meta` (the id of the master
 //! key that sealed the store, checked on open); 3 adds the `mac` column of API keys (see
-//! [`crate::apikey`]); 4 adds `checkpoints` (see [`crate::checkpoint`]). Opening runs the missing steps in order, in one transaction.
+//! [`crate::apikey`]); 4 adds `checkpoints` (see [`crate::checkpoint`]); 5 adds `connection_health`,
+//! `work_leases`, `webhooks` (secrets sealed), `outbox` and `ephemeral` (keys hashed, values
+//! sealed). Opening runs the missing steps in order, in one transaction.
 //!
 //! The file is created with mode 0600 and a directory created for it with mode 0700 (Unix);
 //! SQLite gives its `-wal` and `-shm` files the mode of the database file.
@@ -16,6 +18,8 @@
 //! - `tokens`: token sets (compare-and-swap), the lease row and approvals ([`TokenStore`]).
 //! - `records`: connections, the audit log and API keys ([`ConnectionStore`]); `apikeys`: the
 //!   API-key rows (read, insert, revoke); `checkpoints`: subscription checkpoints.
+//! - `ops`: connection health (compare-and-swap with its deliveries), work leases, webhooks, the
+//!   outbox (claims in `IMMEDIATE` transactions) and ephemeral records.
 //! - `rekey`: re-sealing every value under a new master key.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore

@@ -117,7 +117,8 @@ impl ConnectionStore for PostgresStore {
                           t AS (DELETE FROM forcelink_token_sets WHERE connection = $1),
                           l AS (DELETE FROM forcelink_leases WHERE connection = $1),
                           a AS (DELETE FROM forcelink_approvals WHERE connection = $1),
-                          k AS (DELETE FROM forcelink_checkpoints WHERE connection = $1)
+                          k AS (DELETE FROM forcelink_checkpoints WHERE connection = $1),
+                          h AS (DELETE FROM forcelink_connection_health WHERE connection = $1)
                      SELECT count(*) FROM c",
                     &[&name.as_str()],
                 )

@@ -9,11 +9,11 @@ use super::schema::stored_key_id_of;
 use crate::codec;
 use crate::crypto::MasterKey;
 use crate::pgconnect::redact_url;
-use crate::rows::ResealCounts;
+use crate::rows::{ResealCounts, reseal_ephemeral, reseal_webhook_secret};
 use crate::{OpenError, key_mismatch};
 
-/// Re-seals every token set and connection spec with `new`, and re-signs every API-key row, in
-/// one transaction that also records `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
+/// Re-seals every token set, connection spec, webhook secret and ephemeral value with `new`, and
+/// re-signs every API-key row, in one transaction that also records `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
 pub(crate) async fn reseal(
     url: &str,
     old: &MasterKey,
@@ -48,7 +48,8 @@ async fn reseal_in(
     // Blocks every writer (readers go on) until the commit; checked again under the lock, as
     // another rotation may have finished meanwhile.
     tx.batch_execute(
-        "LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections, forcelink_api_keys IN EXCLUSIVE MODE",
+        "LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections, forcelink_api_keys, \
+         forcelink_webhooks, forcelink_ephemeral IN EXCLUSIVE MODE",
     )
     .await
     .map_err(fail)?;
@@ -77,6 +78,23 @@ async fn reseal_in(
         tx.execute("UPDATE forcelink_connections SET sealed = $1 WHERE name = $2", &[&resealed, &id.as_str()])
             .await
             .map_err(fail)?;
+    }
+    let hooks = tx.query("SELECT id, secret FROM forcelink_webhooks", &[]).await.map_err(fail)?;
+    for row in &hooks {
+        let id: String = row.get(0);
+        let resealed = reseal_webhook_secret(old, new, &id, row.get(1)).map_err(unreadable)?;
+        tx.execute("UPDATE forcelink_webhooks SET secret = $1 WHERE id = $2", &[&resealed, &id]).await.map_err(fail)?;
+    }
+    let records = tx.query("SELECT kind, key_hash, value FROM forcelink_ephemeral", &[]).await.map_err(fail)?;
+    for row in &records {
+        let (kind, hash): (String, String) = (row.get(0), row.get(1));
+        let resealed = reseal_ephemeral(old, new, &kind, &hash, row.get(2)).map_err(unreadable)?;
+        tx.execute(
+            "UPDATE forcelink_ephemeral SET value = $1 WHERE kind = $2 AND key_hash = $3",
+            &[&resealed, &kind, &hash],
+        )
+        .await
+        .map_err(fail)?;
     }
     let (old_mac, new_mac) = (old.api_key_mac_key(), new.api_key_mac_key());
     let mut api_keys = 0;

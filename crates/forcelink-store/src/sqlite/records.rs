@@ -94,7 +94,7 @@ impl ConnectionStore for SqliteStore {
         Box::pin(self.run(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
             let removed = tx.execute("DELETE FROM connections WHERE name = ?1", [name.as_str()]).map_err(db_err)?;
-            for table in ["token_sets", "leases", "approvals", "checkpoints"] {
+            for table in ["token_sets", "leases", "approvals", "checkpoints", "connection_health"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE connection = ?1"), [name.as_str()]).map_err(db_err)?;
             }
             tx.commit().map_err(db_err)?;

@@ -11,11 +11,11 @@ use super::apikeys::read_api_key_rows;
 use super::schema::stored_key_id_of;
 use crate::codec;
 use crate::crypto::MasterKey;
-use crate::rows::{KEY_ID, ResealCounts};
+use crate::rows::{KEY_ID, ResealCounts, reseal_ephemeral, reseal_webhook_secret};
 use crate::{OpenError, key_mismatch};
 
-/// Re-seals every token set and connection spec of the store at `path` with `new`, and re-signs
-/// every API-key row, in one transaction that also records `new`'s id. `before_commit` runs
+/// Re-seals every token set, connection spec, webhook secret and ephemeral value of the store at
+/// `path` with `new`, and re-signs every API-key row, in one transaction that also records `new`'s id. `before_commit` runs
 /// inside the transaction once the write lock is held (the key file source writes the new key
 /// file there).
 pub(crate) fn reseal(
@@ -58,6 +58,26 @@ pub(crate) fn reseal(
     for (name, sealed) in &specs {
         let resealed = codec::reseal_spec(old, new, &ConnectionId::new(name.clone()), sealed).map_err(unreadable)?;
         tx.execute("UPDATE connections SET sealed = ?1 WHERE name = ?2", params![resealed, name])
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let hooks: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT id, secret FROM webhooks").map_err(|e| fail(e.to_string()))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| fail(e.to_string()))?;
+        rows.collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?
+    };
+    for (id, sealed) in &hooks {
+        let resealed = reseal_webhook_secret(old, new, id, sealed).map_err(unreadable)?;
+        tx.execute("UPDATE webhooks SET secret = ?1 WHERE id = ?2", params![resealed, id])
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let records: Vec<(String, String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT kind, key_hash, value FROM ephemeral").map_err(|e| fail(e.to_string()))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(|e| fail(e.to_string()))?;
+        rows.collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?
+    };
+    for (kind, hash, sealed) in &records {
+        let resealed = reseal_ephemeral(old, new, kind, hash, sealed).map_err(unreadable)?;
+        tx.execute("UPDATE ephemeral SET value = ?1 WHERE kind = ?2 AND key_hash = ?3", params![resealed, kind, hash])
             .map_err(|e| fail(e.to_string()))?;
     }
     let (old_mac, new_mac) = (old.api_key_mac_key(), new.api_key_mac_key());

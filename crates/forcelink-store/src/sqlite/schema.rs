@@ -8,12 +8,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use super::BUSY_TIMEOUT;
 use super::apikeys::read_api_key_rows;
 use super::checkpoints::SCHEMA_V4;
+use super::ops::SCHEMA_V5;
 use crate::crypto::{MacKey, MasterKey, sealed_key_id};
 use crate::rows::KEY_ID;
 use crate::{OpenError, key_mismatch};
 
 /// Schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS token_sets (
@@ -81,6 +82,7 @@ fn migrate_step(tx: &Connection, to: i64, key: &MasterKey) -> rusqlite::Result<(
         2 => tx.execute_batch(SCHEMA_V2),
         3 => migrate_to_v3(tx, &key.api_key_mac_key()),
         4 => tx.execute_batch(SCHEMA_V4),
+        5 => tx.execute_batch(SCHEMA_V5),
         _ => Err(rusqlite::Error::InvalidParameterName(format!("no migration to schema version {to}"))),
     }
 }
