@@ -42,9 +42,10 @@
 //! - [`postgres`]: [`PostgresStore`], for several broker replicas (`forcelink_` tables).
 //!   Both databases are split the same way: `schema` (versions, migrations), `tokens` (token
 //!   sets, leases, approvals), `records` (connections, audit log), `apikeys`, `checkpoints`,
-//!   `rekey`.
+//!   `ops` (health, work leases, webhooks, the outbox, ephemeral records), `rekey`.
 //! - `rows`: what both databases decide about a row whatever their SQL (times, connection,
-//!   audit and approval rows, the lease rule, the compare-and-swap version, the key-id check).
+//!   audit and approval rows, the lease rule, the compare-and-swap version, the key-id check,
+//!   sealed webhook secrets and ephemeral values, outbox rows).
 //! - [`pgconnect`]: how PostgreSQL is reached: `sslmode` (`disable`, `prefer` (default),
 //!   `require`, `verify-ca`, `verify-full`) and `sslrootcert` over rustls, and the URL shown
 //!   without its password.

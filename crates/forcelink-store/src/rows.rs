@@ -1,7 +1,8 @@
 //! What both databases do with their rows, whatever their SQL: times kept as milliseconds, a
 //! sealed connection row read back as a [`StoredConnection`], audit and approval rows, the
 //! lease rule, the version a compare-and-swap writes, the check that this process's key still
-//! seals the store, and the counts a re-sealing reports. SQLite and PostgreSQL differ in how
+//! seals the store, the counts a re-sealing reports, webhook secrets and ephemeral values as
+//! sealed bytes, and outbox rows and the columns an attempt's outcome writes. SQLite and PostgreSQL differ in how
 //! they ask; what they decide is here, once.
 
 use std::time::SystemTime;

@@ -166,7 +166,7 @@ impl PostgresStore {
         // neither.
         let write = match expected_db {
             None => {
-                "INSERT INTO forcelink_connection_health (connection, version, body) VALUES ($1, 1, $3)
+                "INSERT INTO forcelink_connection_health (connection, version, body) SELECT $1, $2::BIGINT + 1, $3
                      ON CONFLICT (connection) DO NOTHING RETURNING version"
             }
             Some(_) => {

@@ -1,13 +1,16 @@
 //! Nothing secret is stored in the clear: token sets, connection specs (client secret, password,
-//! security token, private key) and API key secrets are absent from the SQLite files and from
+//! security token, private key), API key secrets, webhook secrets, ephemeral values and the raw
+//! keys of ephemeral records are absent from the SQLite files and from
 //! every `forcelink_%` PostgreSQL table, in text and in hex (how bytea shows).
 
 use std::sync::Arc;
 
 use forcelink_auth::store::ConnectionId;
 use forcelink_auth::{Clock, ManualClock};
+use forcelink_store::ephemeral::key_hash;
 use forcelink_store::{
-    ApiKeySecret, ConnectionSpec, ConnectionStore, MasterKey, PostgresStore, PutMode, SqliteStore, apikey,
+    ApiKeySecret, ConnectionSpec, ConnectionStore, EphemeralKind, MasterKey, PostgresStore, PutMode, SqliteStore,
+    apikey,
 };
 
 use crate::backends::PgSchema;
@@ -21,6 +24,10 @@ const PASSWORD: &str = "pw-plain-password-0452";
 const SECURITY_TOKEN: &str = "st-plain-security-token-0453";
 const KEY_BODY: &str = "MIIplainPrivateKeyBody0454";
 const API_KEY_LABEL: &str = "label-in-the-clear-0455";
+const WEBHOOK_ID: &str = "wh_in_the_clear_0456";
+const WEBHOOK_SECRET: &str = "whsec_cGxhaW4td2ViaG9vay1zZWNyZXQ0NTc=";
+const EPHEMERAL_KEY: &str = "session-cookie-plain-0458";
+const EPHEMERAL_VALUE: &str = "pkce-verifier-plain-0459";
 
 /// Stores one of everything secret; returns the API key's text and id.
 async fn store_secrets(
@@ -45,7 +52,13 @@ async fn store_secrets(
     let (key, record) =
         apikey::generate(API_KEY_LABEL, vec![name.to_string()], forcelink_store::Scope::Token.into(), clock.now());
     store.put_api_key(&record).await.unwrap();
+    store.put_webhook(&crate::suite_ops::webhook(WEBHOOK_ID, WEBHOOK_SECRET, clock.now())).await.unwrap();
+    let until = clock.now() + std::time::Duration::from_secs(600);
+    store.put_ephemeral(EphemeralKind::OAuthState, EPHEMERAL_KEY, EPHEMERAL_VALUE.as_bytes(), until).await.unwrap();
     // Everything reads back (so it was all written).
+    assert_eq!(store.webhook(WEBHOOK_ID).await.unwrap().unwrap().secret.secret(), WEBHOOK_SECRET);
+    let value = store.ephemeral(EphemeralKind::OAuthState, EPHEMERAL_KEY).await.unwrap().unwrap();
+    assert_eq!(value, EPHEMERAL_VALUE.as_bytes());
     assert_eq!(store.connection(name).await.unwrap().unwrap().spec, spec);
     assert!(apikey::verify(store, key.secret(), clock.now()).await.unwrap().is_some());
     (key, record.id)
@@ -53,10 +66,11 @@ async fn store_secrets(
 
 fn secrets(api_key: &ApiKeySecret) -> Vec<String> {
     let api_secret = apikey::parse(api_key.secret()).unwrap().1.to_owned();
-    [ACCESS, REFRESH, ID_TOKEN, CLIENT_SECRET, PASSWORD, SECURITY_TOKEN, KEY_BODY]
+    [ACCESS, REFRESH, ID_TOKEN, CLIENT_SECRET, PASSWORD, SECURITY_TOKEN, KEY_BODY, EPHEMERAL_VALUE, EPHEMERAL_KEY]
         .into_iter()
         .map(str::to_owned)
-        .chain([api_key.secret().to_owned(), api_secret])
+        // The webhook secret, whole and without its prefix.
+        .chain([api_key.secret().to_owned(), api_secret, WEBHOOK_SECRET.to_owned(), WEBHOOK_SECRET[6..].to_owned()])
         .collect()
 }
 
@@ -82,6 +96,7 @@ async fn sqlite_files_hold_no_plaintext_secret() {
     }
     // The search finds what is stored in the clear (so it would find a secret there too).
     assert!(contains(&bytes, api_key_id.as_bytes()) && contains(&bytes, API_KEY_LABEL.as_bytes()));
+    assert!(contains(&bytes, WEBHOOK_ID.as_bytes()) && contains(&bytes, key_hash(EPHEMERAL_KEY).as_bytes()));
     for s in secrets(&api_key) {
         assert!(!contains(&bytes, s.as_bytes()), "{s} found in the database files");
     }
@@ -107,7 +122,14 @@ async fn postgres_tables_hold_no_plaintext_secret() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for expected in ["forcelink_api_keys", "forcelink_connections", "forcelink_meta", "forcelink_token_sets"] {
+    for expected in [
+        "forcelink_api_keys",
+        "forcelink_connections",
+        "forcelink_ephemeral",
+        "forcelink_meta",
+        "forcelink_token_sets",
+        "forcelink_webhooks",
+    ] {
         assert!(tables.iter().any(|t| t == expected), "{expected} in {tables:?}");
     }
     let mut dump = String::new();
@@ -119,6 +141,7 @@ async fn postgres_tables_hold_no_plaintext_secret() {
         }
     }
     assert!(dump.contains(&api_key_id) && dump.contains(API_KEY_LABEL), "the dump holds the clear columns");
+    assert!(dump.contains(WEBHOOK_ID) && dump.contains(&key_hash(EPHEMERAL_KEY)), "and the webhook id, the key hash");
     assert!(dump.contains("\\\\x"), "the dump shows bytea as hex");
     for s in secrets(&api_key) {
         assert!(!dump.contains(&s), "{s} found in the tables");

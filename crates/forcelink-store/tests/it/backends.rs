@@ -181,3 +181,79 @@ async fn three_instances_on_one_postgres_renew_once() {
     }
     one_renewal_across_instances(stores, c).await;
 }
+
+/// Several store instances on one database (as separate processes or replicas would be): their
+/// concurrent claims never hand one delivery to two of them, and together they claim every due
+/// one; of concurrent takers of an ephemeral record, exactly one gets it.
+async fn claims_and_takes_across_instances(stores: Vec<Arc<dyn ConnectionStore>>, clock: ManualClock) {
+    use forcelink_auth::Clock;
+    use forcelink_store::EphemeralKind;
+
+    let target = format!("wh_{}", connection("instances"));
+    let now = clock.now();
+    let batch: Vec<_> = (0..60).map(|i| crate::suite_ops::new_delivery(&format!("m{i:02}"), &target, now)).collect();
+    assert_eq!(stores[0].enqueue_deliveries(&batch).await.unwrap(), 60);
+    let claimers = stores.iter().enumerate().flat_map(|(s, store)| {
+        (0..3).map(move |t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let holder = format!("instance-{s}-task-{t}");
+                let mut got = Vec::new();
+                // Bounded: 60 rows, at least one per round until they are all claimed.
+                for _ in 0..61 {
+                    let claimed = store.claim_deliveries(&holder, now, 2, Duration::from_secs(60)).await.unwrap();
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    got.extend(claimed.into_iter().map(|d| d.seq));
+                }
+                got
+            })
+        })
+    });
+    let mut seqs: Vec<i64> =
+        join_all(claimers.collect::<Vec<_>>()).await.into_iter().flat_map(Result::unwrap).collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a delivery was claimed by two instances");
+    assert_eq!(n, 60, "every due delivery was claimed");
+
+    let kind = EphemeralKind::OAuthState;
+    for round in 0..5 {
+        let key = format!("state-{target}-{round}");
+        stores[0].put_ephemeral(kind, &key, b"verifier", now + Duration::from_secs(60)).await.unwrap();
+        let takers = stores.iter().flat_map(|store| {
+            (0..3).map(|_| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { store.take_ephemeral(kind, &key).await.unwrap() })
+            })
+        });
+        let winners: Vec<_> =
+            join_all(takers.collect::<Vec<_>>()).await.into_iter().filter_map(Result::unwrap).collect();
+        assert_eq!(winners, [b"verifier".to_vec()], "round {round}: one taker wins");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_sqlite_file_never_share_a_claim_or_a_take() {
+    let c = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let key = MasterKey::generate();
+    let stores: Vec<Arc<dyn ConnectionStore>> =
+        (0..3).map(|_| Arc::new(SqliteStore::open(&path, key.clone(), Arc::new(c.clone())).unwrap()) as _).collect();
+    claims_and_takes_across_instances(stores, c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_postgres_never_share_a_claim_or_a_take() {
+    let c = clock();
+    let key = MasterKey::generate();
+    let schema = PgSchema::new().await;
+    let mut stores: Vec<Arc<dyn ConnectionStore>> = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(PostgresStore::connect(&schema.url, key.clone(), Arc::new(c.clone())).await.unwrap()));
+    }
+    claims_and_takes_across_instances(stores, c).await;
+}

@@ -1,7 +1,8 @@
 //! forcelink-store tests:
 //! - `suite` + `backends`: one behaviour suite (token sets, leases, approvals, connections,
-//!   audit log, API keys, checkpoints) run on memory, SQLite and PostgreSQL; single flight
-//!   across store instances in one process.
+//!   audit log, API keys, checkpoints; with `suite_ops`, health, work leases, webhooks, the
+//!   outbox, ephemeral records) run on memory, SQLite and PostgreSQL; single flight, claims and
+//!   takes across store instances in one process.
 //! - `integrity`: API-key rows cannot be planted or altered without the master key (MAC);
 //!   migration signs existing rows; rotation re-signs them; a SQLite store's files are private.
 //! - `at_rest`: no secret in the clear in the SQLite files or the PostgreSQL tables.
@@ -20,4 +21,5 @@ mod opening;
 mod processes;
 mod rotation;
 mod suite;
+mod suite_ops;
 mod tls;

@@ -129,7 +129,7 @@ async fn sqlite_schema_1_is_migrated_keeping_its_token_sets() {
     store.put_connection(&name, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 4, "migrated through every step to the current version");
+    assert_eq!(version, 5, "migrated through every step to the current version");
     let recorded: String = db.query_row("SELECT value FROM meta WHERE key = 'key_id'", [], |r| r.get(0)).unwrap();
     assert_eq!(recorded, key.id_hex());
     let lease = store
@@ -225,7 +225,7 @@ async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "4".to_owned())]);
+    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "5".to_owned())]);
 }
 
 #[tokio::test]
@@ -266,7 +266,7 @@ async fn sqlite_schema_3_gains_checkpoints_keeping_its_connections() {
     assert_eq!(store.checkpoint(&cp).await.unwrap().unwrap().replay_id, 5u64.to_be_bytes());
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]
@@ -296,5 +296,85 @@ async fn postgres_schema_3_gains_checkpoints_keeping_its_connections() {
     assert_eq!(store.checkpoint(&cp).await.unwrap().unwrap().replay_id, 5u64.to_be_bytes());
     let version: String =
         client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
-    assert_eq!(version, "4");
+    assert_eq!(version, "5");
+}
+
+/// What a version 5 store can do that a version 4 one could not: a health record (with its
+/// delivery), a webhook, an ephemeral record, a work lease.
+async fn uses_the_version_5_tables(store: &dyn forcelink_store::ConnectionStore, name: &ConnectionId) {
+    use std::time::Duration;
+
+    use forcelink_auth::Clock;
+    use forcelink_store::{ConnectionHealth, EphemeralKind, HealthWrite};
+
+    let now = forcelink_auth::SystemClock.now();
+    let health = ConnectionHealth::unknown(name.clone(), now);
+    let delivery = crate::suite_ops::new_delivery("msg_v5", "wh_v5", now);
+    assert_eq!(store.write_health(&health, None, &[delivery]).await.unwrap(), HealthWrite::Written(1));
+    assert_eq!(store.delivery_counts("wh_v5").await.unwrap().pending, 1);
+    store.put_webhook(&crate::suite_ops::webhook("wh_v5", "whsec_djU=", now)).await.unwrap();
+    assert_eq!(store.webhook("wh_v5").await.unwrap().unwrap().secret.secret(), "whsec_djU=");
+    store.put_ephemeral(EphemeralKind::ConnectSession, "link", b"v5", now + Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.take_ephemeral(EphemeralKind::ConnectSession, "link").await.unwrap().unwrap(), b"v5");
+    assert!(store.try_work_lease("checks", "me", Duration::from_secs(5)).await.unwrap());
+}
+
+/// A version 4 store (no health, lease, webhook, outbox or ephemeral tables) gains them on open
+/// and keeps its connections.
+#[tokio::test]
+async fn sqlite_schema_4_gains_health_webhooks_outbox_and_ephemeral_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    let name = ConnectionId::new("from-v4");
+    let spec = spec_with_secrets("cs", "pw", "env:K");
+    {
+        let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+        store.put_connection(&name, &spec, PutMode::Create).await.unwrap();
+    }
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "DROP TABLE connection_health; DROP TABLE work_leases; DROP TABLE webhooks; DROP TABLE outbox;
+         DROP TABLE ephemeral; PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(db);
+
+    let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+    uses_the_version_5_tables(&*store, &name).await;
+    let version: i64 =
+        rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 5);
+}
+
+#[tokio::test]
+async fn postgres_schema_4_gains_health_webhooks_outbox_and_ephemeral_tables() {
+    let schema = PgSchema::new().await;
+    let location = StoreLocation::Postgres(schema.url.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    let name = ConnectionId::new("from-v4");
+    let spec = spec_with_secrets("cs", "pw", "env:K");
+    {
+        let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+        store.put_connection(&name, &spec, PutMode::Create).await.unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE forcelink_connection_health, forcelink_work_leases, forcelink_webhooks, forcelink_outbox,
+                        forcelink_ephemeral;
+             UPDATE forcelink_meta SET value = '4' WHERE key = 'schema_version';",
+        )
+        .await
+        .unwrap();
+
+    let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+    assert_eq!(store.connection(&name).await.unwrap().unwrap().spec, spec);
+    uses_the_version_5_tables(&*store, &name).await;
+    let version: String =
+        client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
+    assert_eq!(version, "5");
 }

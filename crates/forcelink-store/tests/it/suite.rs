@@ -1,5 +1,6 @@
 //! The behaviour every store must have, written once: token sets, leases and approvals
-//! (`TokenStore`), then connections, the audit log, API keys and checkpoints (`ConnectionStore`).
+//! (`TokenStore`), then connections, the audit log, API keys and checkpoints (`ConnectionStore`);
+//! health, work leases, webhooks, the outbox and ephemeral records are in `suite_ops`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -209,6 +210,41 @@ macro_rules! store_suite {
             async fn checkpoints_are_saved_replaced_listed_and_deleted() {
                 let (s, c, _keep) = $make.await;
                 $crate::suite::checkpoints_are_saved_replaced_listed_and_deleted(s, c).await
+            }
+            #[tokio::test]
+            async fn health_is_written_by_compare_and_swap_with_its_deliveries() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::health_is_written_by_compare_and_swap_with_its_deliveries(s, c).await
+            }
+            #[tokio::test]
+            async fn work_leases_keep_other_holders_out_until_they_end() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::work_leases_keep_other_holders_out_until_they_end(s, c).await
+            }
+            #[tokio::test]
+            async fn webhooks_are_stored_listed_and_deleted_with_their_pending_deliveries() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::webhooks_are_stored_listed_and_deleted_with_their_pending_deliveries(s, c).await
+            }
+            #[tokio::test]
+            async fn the_outbox_enqueues_once_and_claims_oldest_first_one_holder_at_a_time() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::the_outbox_enqueues_once_and_claims_oldest_first_one_holder_at_a_time(s, c).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_claimers_never_share_a_delivery() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::concurrent_claimers_never_share_a_delivery(s, c).await
+            }
+            #[tokio::test]
+            async fn outcomes_counts_filters_retries_and_purges() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::outcomes_counts_filters_retries_and_purges(s, c).await
+            }
+            #[tokio::test]
+            async fn ephemeral_records_expire_and_are_taken_once() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_ops::ephemeral_records_expire_and_are_taken_once(s, c).await
             }
         }
     };
