@@ -370,6 +370,9 @@ pub(crate) async fn delete_connection(
 /// Gets a token and calls the REST API's resource list with it.
 pub(crate) async fn test(state: &BrokerState, name: &str) -> Result<TestAnswer, ErrorResponse> {
     let entry = state.entry(name).await?;
+    // A person (an admin key) asks: a remembered failure is tried again now, so a fix made at
+    // the org (a user unfrozen, an app re-enabled) shows at once.
+    entry.cache.reset_backoff();
     // A token the org refuses is invalidated and the test runs once more with a new one, so
     // the answer (and the connection's state) says why a token cannot be had, not just "401".
     for attempt in 0..2 {
@@ -434,7 +437,9 @@ async fn record_token_failure(state: &BrokerState, name: &str, cause: &forcelink
             detail: verdict.reason.clone(),
         });
         let mut events = crate::monitor::transition(h, &verdict, now);
-        if fresh {
+        // A renewal failure is news with the change of state it causes; the same failure
+        // again (a person testing once more) is not.
+        if fresh && !events.is_empty() {
             events.push(crate::monitor::renewal_failed(&verdict));
         }
         Some(events)

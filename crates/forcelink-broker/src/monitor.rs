@@ -56,7 +56,13 @@ fn fix_for(action: Action, specific: Option<&str>) -> Option<String> {
 
 /// The verdict of a failure to get a token.
 pub(crate) fn verdict_auth(e: &AuthError) -> Verdict {
-    let specific = e.oauth().map(|o| o.remediation());
+    let specific = match e.root() {
+        AuthError::StaticTokenRejected => {
+            Some("provide a new access token: replace the connection's `access_token` (PUT the connection)")
+        }
+        AuthError::NoRefreshToken => Some("authorize the connection again (a refresh token is needed)"),
+        _ => e.oauth().map(|o| o.remediation()),
+    };
     Verdict { state: state_of(e), reason: e.root().to_string(), fix: fix_for(e.action(), specific) }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - `api`: API keys (401/403), token hand-out and its audit, connections CRUD with write-only
 //!   secrets, bad JSON, health, metrics, the OpenAPI document.
+//! - `keepalive`: connection states and their webhooks (verified with `standardwebhooks`), at
+//!   least once to a failing receiver, the webhook host rule, connect links.
 //! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
 //! - `limits`: connection limits over raw sockets: auth before body, header timeout, cap.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
@@ -16,6 +18,7 @@
 mod api;
 mod heal;
 mod hostrule;
+mod keepalive;
 mod keys;
 mod limits;
 mod proxy;
