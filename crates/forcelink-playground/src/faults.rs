@@ -35,7 +35,11 @@ fn one() -> u32 {
 pub(crate) enum FaultAction {
     /// Answer with this status and body instead.
     Status {
+        #[serde(default = "internal_error")]
         status: u16,
+        /// A recorded Salesforce answer to send when `body` is empty.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preset: Option<Preset>,
         #[serde(default)]
         body: String,
         #[serde(default = "json_type")]
@@ -55,6 +59,38 @@ pub(crate) enum FaultAction {
         #[serde(default = "service_unavailable")]
         status: u16,
     },
+}
+
+/// Salesforce answers the `status` fault can send without spelling out the body.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Preset {
+    /// `500 [{"message":"An unexpected error occurred. Please include this ErrorId if you
+    /// contact support: …","errorCode":"UNKNOWN_EXCEPTION"}]`, Salesforce's answer to an
+    /// internal failure.
+    UnknownException,
+}
+
+impl Preset {
+    fn body(self) -> String {
+        use rand::Rng;
+        let mut r = rand::thread_rng();
+        let id = format!(
+            "{}-{} ({})",
+            r.gen_range(100_000_000..2_000_000_000u32),
+            r.gen_range(10_000..99_999u32),
+            -r.gen_range(100_000_000..2_000_000_000i64)
+        );
+        serde_json::json!([{
+            "message": format!("An unexpected error occurred. Please include this ErrorId if you contact support: {id}"),
+            "errorCode": "UNKNOWN_EXCEPTION"
+        }])
+        .to_string()
+    }
+}
+
+fn internal_error() -> u16 {
+    500
 }
 
 fn json_type() -> String {
@@ -92,7 +128,11 @@ where
 {
     let Some(action) = action else { return next(req).await };
     match action {
-        FaultAction::Status { status, body, content_type, retry_after_seconds } => {
+        FaultAction::Status { status, preset, body, content_type, retry_after_seconds } => {
+            let body = match preset {
+                Some(p) if body.is_empty() => p.body(),
+                _ => body,
+            };
             let mut r =
                 (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
             if let Ok(v) = HeaderValue::from_str(&content_type) {

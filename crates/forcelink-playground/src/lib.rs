@@ -47,6 +47,7 @@
 //! - `data`: the REST API under `/services/data/` (versions, sObjects, describe, CRUD, SOQL,
 //!   search, composite, limits, Bulk 2.0) and the data generator.
 //! - `pubsub`: the Pub/Sub API (gRPC) on its own port: replay, flow control, keep-alives, faults.
+//! - `soap`: the SOAP API's `login()` and `logout()` (partner and enterprise endpoints).
 //! - `control`: the `/__playground/` control API (with its Pub/Sub part).
 //! - `server`: accept loops for the two hosts (login host and My Domain instance host).
 
@@ -69,6 +70,7 @@ mod pubsub;
 mod schema;
 pub mod seed;
 mod server;
+mod soap;
 mod state;
 mod store;
 
@@ -411,6 +413,8 @@ fn router(pg: Shared, host: Host) -> Router {
         .route("/.well-known/openid-configuration", get(identity::openid_configuration))
         .route("/.well-known/auth-configuration", get(identity::auth_configuration))
         .route("/setup/connect", get(authorize::device_page).post(authorize::device_submit))
+        .route("/services/Soap/{kind}/{version}", post(soap::endpoint))
+        .route("/services/Soap/{kind}/{version}/{org}", post(soap::endpoint_with_org))
         .route("/services/data", get(data::versions))
         .route("/services/data/", get(data::versions))
         .route("/services/data/{*rest}", axum::routing::any(data::api))

@@ -31,6 +31,7 @@ pub(crate) mod generate;
 pub(crate) mod orgdata;
 pub(crate) mod query;
 pub(crate) mod records;
+mod replication;
 mod request;
 mod routes;
 pub(crate) mod soql;

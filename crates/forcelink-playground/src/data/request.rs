@@ -160,11 +160,18 @@ pub(crate) struct SfError {
     pub(crate) code: String,
     pub(crate) message: String,
     pub(crate) fields: Option<Vec<String>>,
+    /// Where in a SOQL query the problem is (byte offset), for the query-error layout.
+    pub(crate) pos: Option<usize>,
 }
 
 impl SfError {
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_owned(), message: message.into(), fields: None }
+        Self { status, code: code.to_owned(), message: message.into(), fields: None, pos: None }
+    }
+    /// Marks the query position the error is about (kept when one is already set).
+    pub(crate) fn at(mut self, pos: usize) -> Self {
+        self.pos.get_or_insert(pos);
+        self
     }
     pub(crate) fn bad(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

@@ -85,6 +85,17 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
                 _ => Ok(method_not_allowed(m, "GET,HEAD")),
             }
         }
+        ["sobjects", t, which @ ("updated" | "deleted")] => {
+            let oi = object_of(ctx, t)?;
+            if *m != Method::GET {
+                return Ok(method_not_allowed(m, "GET,HEAD"));
+            }
+            if *which == "updated" {
+                super::replication::updated(ctx, oi, &req.params)
+            } else {
+                super::replication::deleted(ctx, oi, &req.params)
+            }
+        }
         ["sobjects", t, id] => {
             let oi = object_of(ctx, t)?;
             match *m {

@@ -207,3 +207,52 @@ async fn shutdown_closes_both_hosts() {
         assert!(http().get(format!("{base}/services/data/")).send().await.is_err(), "{base} still answers");
     }
 }
+
+#[tokio::test]
+async fn unknown_exception_preset_answers_salesforces_500() {
+    let pg = spawn_playground().await;
+    let armed = pg
+        .control
+        .add_fault(json!({"path_prefix": "/services/data", "kind": "status", "preset": "unknown_exception"}))
+        .await;
+    assert_eq!(armed["status"], 500, "{armed}");
+    assert_eq!(armed["preset"], "unknown_exception");
+    let resp = http().get(format!("{}/services/data/v59.0/limits", pg.instance_url())).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(resp.headers()["content-type"], "application/json;charset=UTF-8");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "UNKNOWN_EXCEPTION", "{body}");
+    let message = body[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("An unexpected error occurred. Please include this ErrorId if you contact support: "),
+        "{message}"
+    );
+    // An unknown preset is refused when armed.
+    let resp = http()
+        .post(format!("{}/faults", pg.info.control_url))
+        .bearer_auth(&pg.info.control_key)
+        .body(r#"{"path_prefix":"/","kind":"status","preset":"nope"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn maintenance_page_on_every_path_of_the_login_host() {
+    let pg = spawn_playground().await;
+    pg.control.add_fault(json!({"path_prefix": "/", "count": 3, "kind": "html"})).await;
+    for (method, url) in [
+        (reqwest::Method::POST, format!("{}/services/Soap/u/59.0", pg.login_url())),
+        (reqwest::Method::POST, pg.login_token_url()),
+        (reqwest::Method::GET, format!("{}/some/unknown/page", pg.login_url())),
+    ] {
+        let resp = http().request(method, &url).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE, "{url}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{url}");
+        assert!(resp.text().await.unwrap().contains("maintenance"), "{url}");
+    }
+    // Used up: the login host answers normally again.
+    let resp = http().get(format!("{}/.well-known/openid-configuration", pg.login_url())).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+}

@@ -385,3 +385,50 @@ fn httpdate_fmt(t: std::time::SystemTime) -> String {
     let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
 }
+
+#[tokio::test]
+async fn get_updated_and_get_deleted_follow_the_playground_clock() {
+    let pg = spawn_playground().await;
+    let api = admin_api(&pg).await;
+    let before = pg.control.clock().await["now_ms"].as_i64().unwrap();
+    let keep = api.create("Account", serde_json::json!({"Name": "Kept"})).await;
+    let gone = api.create("Account", serde_json::json!({"Name": "Gone"})).await;
+    pg.control.advance_clock(120).await;
+    api.delete(&format!("sobjects/Account/{gone}")).await;
+    pg.control.advance_clock(120).await;
+    let fmt = |ms: i64| {
+        let secs = ms / 1000;
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // civil from days (proleptic Gregorian), enough for a test.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    };
+    let window = format!("start={}&end={}", fmt(before - 60_000), fmt(before + 600_000));
+    let (status, body) = api.get(&format!("sobjects/Account/updated/?{window}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let ids = body["ids"].as_array().unwrap();
+    assert!(ids.contains(&serde_json::json!(keep)), "{body}");
+    assert!(!ids.contains(&serde_json::json!(gone)), "{body}");
+    assert!(body["latestDateCovered"].as_str().unwrap().ends_with(":00.000+0000"), "{body}");
+    let (status, body) = api.get(&format!("sobjects/Account/deleted/?{window}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let deleted = body["deletedRecords"].as_array().unwrap();
+    assert_eq!(deleted.len(), 1, "{body}");
+    assert_eq!(deleted[0]["id"], gone.as_str());
+    assert!(deleted[0]["deletedDate"].as_str().is_some());
+    assert!(body["earliestDateAvailable"].as_str().is_some());
+    // A window before the deletion finds nothing.
+    let early = format!("start={}&end={}", fmt(before - 60_000), fmt(before + 60_000));
+    let (_, body) = api.get(&format!("sobjects/Account/deleted/?{early}")).await;
+    assert_eq!(body["deletedRecords"], serde_json::json!([]), "{body}");
+    let (status, body) = api.get("sobjects/Account/updated/?start=yesterday&end=2020-01-01T00:00:00Z").await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+}

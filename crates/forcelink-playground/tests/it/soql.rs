@@ -168,22 +168,38 @@ async fn query_all_includes_deleted_records() {
 #[tokio::test]
 async fn errors_are_salesforce_shaped() {
     let (_pg, api) = fixture_org().await;
+    const NO_COLUMN: &str = "No such column 'Foo' on entity 'Account'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.";
+    const NO_RELATIONSHIP: &str = "Didn't understand relationship 'Acount' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.";
+    let no_column = format!("\nSELECT Id, Foo FROM Account\n           ^\nERROR at Row:1:Column:12\n{NO_COLUMN}");
+    let no_relationship = format!(
+        "\nSELECT Id FROM Contact WHERE Acount.Name = 'x'\n                             ^\nERROR at Row:1:Column:30\n{NO_RELATIONSHIP}"
+    );
+    // Errors inside the query carry Salesforce's layout (the query, a caret, the row and
+    // column); an error at the very first token keeps the short form (recorded answer).
     let table: &[(&str, &str, &str)] = &[
         ("q=SELECT Id FROM Account", "MALFORMED_QUERY", "unexpected token: q"),
-        ("SELECT Id FORM Account", "MALFORMED_QUERY", "unexpected token: FORM"),
-        ("SELECT Id FROM Account WHERE", "MALFORMED_QUERY", "unexpected token: <EOF>"),
-        ("SELECT Id FROM Account LIMIT ten", "MALFORMED_QUERY", "unexpected token: ten"),
-        ("SELECT Id FROM Whizbang", "INVALID_TYPE", "sObject type 'Whizbang' is not supported."),
         (
-            "SELECT Id, Foo FROM Account",
-            "INVALID_FIELD",
-            "No such column 'Foo' on entity 'Account'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+            "SELECT Id FORM Account",
+            "MALFORMED_QUERY",
+            "\nSELECT Id FORM Account\n          ^\nERROR at Row:1:Column:11\nunexpected token: FORM",
         ),
         (
-            "SELECT Id FROM Contact WHERE Acount.Name = 'x'",
-            "INVALID_FIELD",
-            "Didn't understand relationship 'Acount' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+            "SELECT Id FROM Account WHERE",
+            "MALFORMED_QUERY",
+            "\nSELECT Id FROM Account WHERE\n                            ^\nERROR at Row:1:Column:29\nunexpected token: <EOF>",
         ),
+        (
+            "SELECT Id FROM Account LIMIT ten",
+            "MALFORMED_QUERY",
+            "\nSELECT Id FROM Account LIMIT ten\n                             ^\nERROR at Row:1:Column:30\nunexpected token: ten",
+        ),
+        (
+            "SELECT Id FROM Whizbang",
+            "INVALID_TYPE",
+            "\nSELECT Id FROM Whizbang\n               ^\nERROR at Row:1:Column:16\nsObject type 'Whizbang' is not supported.",
+        ),
+        ("SELECT Id, Foo FROM Account", "INVALID_FIELD", &no_column),
+        ("SELECT Id FROM Contact WHERE Acount.Name = 'x'", "INVALID_FIELD", &no_relationship),
         (
             "SELECT Id FROM Account WHERE IsDeleted = 'false'",
             "INVALID_QUERY_FILTER_OPERATOR",

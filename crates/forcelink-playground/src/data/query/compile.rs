@@ -8,12 +8,13 @@ use rusqlite::types::Value as Sql;
 use crate::civil::{self, DAY_MS};
 use crate::data::records::normalize_id;
 use crate::data::request::SfError;
-use crate::data::soql::{self, Agg, Cond, Item, Lit, Op, Path, Query};
+use crate::data::soql::{self, Agg, Cond, Grouping, Item, Lit, Op, Path, Query};
 use crate::schema::{FieldType, Schema};
 use crate::store::plan::{ChildPlan, Plan, Shape};
 use crate::store::quote;
 
-use super::{invalid_type, malformed, no_column, no_relationship};
+use super::extend::{check_fields, fields_paths, grouping_sets, type_of_paths};
+use super::{invalid_type, malformed, no_column, no_relationship, with_layout};
 
 /// A resolved field path: table alias, object, field index, and the relationship hops
 /// (relationship name, target object, alias) that lead to it.
@@ -29,6 +30,10 @@ pub(super) struct Compiler<'a> {
     pub(super) params: Vec<Sql>,
     pub(super) now: i64,
     pub(super) prefix: String,
+    /// Semi- and anti-join subqueries compiled so far (each gets its own table aliases).
+    pub(super) subqueries: usize,
+    /// Compiling HAVING: aggregate comparisons are allowed.
+    pub(super) having: bool,
 }
 
 impl<'a> Compiler<'a> {
@@ -43,11 +48,20 @@ impl<'a> Compiler<'a> {
             params: Vec::new(),
             now,
             prefix: prefix.to_owned(),
+            subqueries: 0,
+            having: false,
         }
     }
 
     /// Resolves a field path to (table alias, object, field index, relationship hops).
     pub(super) fn resolve(&mut self, path: &Path) -> Result<Resolved, SfError> {
+        if path.parts.is_empty() {
+            return Err(malformed("unexpected token: )").at(path.pos));
+        }
+        self.resolve_at(path).map_err(|e| e.at(path.pos))
+    }
+
+    fn resolve_at(&mut self, path: &Path) -> Result<Resolved, SfError> {
         let mut parts: &[String] = &path.parts;
         let root = &self.schema.objects[self.root];
         if parts.len() > 1
@@ -144,6 +158,44 @@ impl<'a> Compiler<'a> {
             }
             Cond::Not(inner) => format!("(NOT {})", self.cond(inner)?),
             Cond::Cmp(path, op, lit) => self.compare(path, *op, lit)?,
+            Cond::InQuery(path, negated, sub) => self.semi_join(path, *negated, sub)?,
+            Cond::AggCmp(func, arg, op, lit) => {
+                if !self.having {
+                    let pos = arg.as_ref().map_or(0, |p| p.pos);
+                    return Err(malformed(
+                        "Aggregate functions are only allowed in the select list, HAVING and ORDER BY",
+                    )
+                    .at(pos));
+                }
+                let (expr, ftype) = self.agg_expr(*func, arg.as_ref())?;
+                let v = match (ftype, lit) {
+                    (_, Lit::Null) => return Err(malformed("invalid operator for null in HAVING")),
+                    (Some(t), _) if matches!(func, Agg::Min | Agg::Max) && t != FieldType::Double => {
+                        let (_, ob, fi, _) =
+                            self.resolve(arg.as_ref().ok_or_else(|| malformed("MIN and MAX need a field"))?)?;
+                        let f = self.schema.objects[ob].fields[fi].clone();
+                        literal(&f, lit, *op)?
+                    }
+                    (_, Lit::Num(n)) => Sql::Real(n.parse().map_err(|_| malformed(format!("unexpected token: {n}")))?),
+                    _ => {
+                        return Err(SfError::bad(
+                            "INVALID_QUERY_FILTER_OPERATOR",
+                            "value of filter criterion for an aggregate function must be a number",
+                        ));
+                    }
+                };
+                let m = self.bind(v);
+                let sym = match op {
+                    Op::Eq => "=",
+                    Op::Ne => "!=",
+                    Op::Lt => "<",
+                    Op::Le => "<=",
+                    Op::Gt => ">",
+                    Op::Ge => ">=",
+                    Op::Like => return Err(malformed("LIKE cannot compare an aggregate function")),
+                };
+                format!("({expr} {sym} {m})")
+            }
             Cond::In(path, negated, lits) => {
                 let (alias, object, fi, _) = self.resolve(path)?;
                 let f = self.schema.objects[object].fields[fi].clone();
@@ -191,6 +243,69 @@ impl<'a> Compiler<'a> {
                     format!("({col} IS NOT NULL AND {inc})")
                 }
             }
+        })
+    }
+
+    /// The SQL of an aggregate function and the type of its result.
+    pub(super) fn agg_expr(&mut self, func: Agg, arg: Option<&Path>) -> Result<(String, Option<FieldType>), SfError> {
+        let Some(p) = arg else { return Ok(("COUNT(*)".to_owned(), Some(FieldType::Int))) };
+        let (a, ob, fi, _) = self.resolve(p)?;
+        let f = &self.schema.objects[ob].fields[fi];
+        let col = format!("{a}.{}", quote(&f.name));
+        Ok(match func {
+            Agg::Count => (format!("COUNT({col})"), Some(FieldType::Int)),
+            Agg::CountDistinct => (format!("COUNT(DISTINCT {col})"), Some(FieldType::Int)),
+            Agg::Sum => (format!("SUM({col})"), Some(FieldType::Double)),
+            Agg::Avg => (format!("AVG({col})"), Some(FieldType::Double)),
+            Agg::Min => (format!("MIN({col})"), Some(f.ftype)),
+            Agg::Max => (format!("MAX({col})"), Some(f.ftype)),
+        })
+    }
+
+    /// `path [NOT] IN (SELECT field FROM …)`: the subquery becomes a SQL subselect with its own
+    /// aliases; its parameters bind where it stands in the statement.
+    fn semi_join(&mut self, path: &Path, negated: bool, sub: &Query) -> Result<String, SfError> {
+        let (alias, object, fi, _) = self.resolve(path)?;
+        let outer = format!("{alias}.{}", quote(&self.schema.objects[object].fields[fi].name));
+        let [Item::Field(selected)] = sub.select.as_slice() else {
+            // Salesforce: a semi-join subquery selects exactly one Id or reference field.
+            return Err(SfError::bad(
+                "MALFORMED_QUERY",
+                "The selected field in a semi join subquery must be a single Id or reference field",
+            )
+            .at(sub.from_pos));
+        };
+        let inner_root = self.schema.index_of(&sub.from).ok_or_else(|| invalid_type(&sub.from).at(sub.from_pos))?;
+        self.subqueries += 1;
+        let prefix = format!("{}s{}_", self.prefix, self.subqueries);
+        let mut inner = Compiler::new(self.schema, inner_root, sub.alias.clone(), self.now, &prefix);
+        let (ia, io, ifi, _) = inner.resolve(selected)?;
+        let f = &self.schema.objects[io].fields[ifi];
+        if !matches!(f.ftype, FieldType::Id | FieldType::Reference) {
+            return Err(SfError::bad(
+                "MALFORMED_QUERY",
+                "The selected field in a semi join subquery must be a single Id or reference field",
+            )
+            .at(selected.pos));
+        }
+        let col = format!("{ia}.{}", quote(&f.name));
+        let mut filters = vec![format!("{prefix}0.\"IsDeleted\" = 0"), format!("{col} IS NOT NULL")];
+        if let Some(fl) = &sub.filter {
+            filters.push(inner.cond(fl)?);
+        }
+        let limit = sub.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let sql = format!(
+            "SELECT {col} FROM {} {prefix}0{} WHERE {}{limit}",
+            self.schema.objects[inner_root].table(),
+            inner.join_sql,
+            filters.join(" AND ")
+        );
+        self.params.extend(inner.params);
+        Ok(if negated {
+            // UNCONFIRMED: like NOT IN with values, an anti-join keeps rows whose field is null.
+            format!("({outer} IS NULL OR {outer} NOT IN ({sql}))")
+        } else {
+            format!("({outer} IS NOT NULL AND {outer} IN ({sql}))")
         })
     }
 
@@ -323,19 +438,24 @@ pub(super) fn date_range(name: &str, n: Option<i64>, now_ms: i64) -> Result<(i64
 pub(super) fn order_sql(c: &mut Compiler<'_>, order: &[soql::Order]) -> Result<String, SfError> {
     let mut keys = Vec::new();
     for o in order {
-        let (alias, object, fi, _) = c.resolve(&o.path)?;
-        let f = &c.schema.objects[object].fields[fi];
+        let expr = match o.agg {
+            Some(func) => c.agg_expr(func, (!o.path.parts.is_empty()).then_some(&o.path))?.0,
+            None => {
+                let (alias, object, fi, _) = c.resolve(&o.path)?;
+                format!("{alias}.{}", quote(&c.schema.objects[object].fields[fi].name))
+            }
+        };
         let nulls = match (o.nulls_last, o.desc) {
             (Some(true), _) | (None, true) => "NULLS LAST",
             _ => "NULLS FIRST",
         };
-        keys.push(format!("{alias}.{} {} {nulls}", quote(&f.name), if o.desc { "DESC" } else { "ASC" }));
+        keys.push(format!("{expr} {} {nulls}", if o.desc { "DESC" } else { "ASC" }));
     }
     Ok(keys.join(", "))
 }
 
 pub(super) fn syntax(e: soql::SyntaxError) -> SfError {
-    malformed(e.message)
+    malformed(e.message).at(e.pos)
 }
 
 /// Compiles the select list of `q` (fields, parents, child subqueries) into `c`.
@@ -345,12 +465,23 @@ pub(super) fn compile_items(
     items: &mut Vec<Shape>,
     children: &mut Vec<ChildPlan>,
 ) -> Result<(), SfError> {
+    check_fields(q)?;
     for item in &q.select {
         match item {
             Item::Field(p) => c.select_field(p, items)?,
+            Item::Fields(set, pos) => {
+                for p in fields_paths(c.schema, c.root, *set, *pos) {
+                    c.select_field(&p, items)?;
+                }
+            }
+            Item::TypeOf { rel, whens, otherwise } => {
+                for p in type_of_paths(c.schema, c.root, rel, whens, otherwise)? {
+                    c.select_field(&p, items)?;
+                }
+            }
             Item::Sub(sub) => {
                 let root = &c.schema.objects[c.root];
-                let rel = root.child(&sub.from).ok_or_else(|| {
+                let rel = root.child(&sub.from).ok_or_else(|| -> SfError {
                     SfError::bad(
                         "INVALID_TYPE",
                         format!(
@@ -358,6 +489,7 @@ pub(super) fn compile_items(
                             sub.from
                         ),
                     )
+                    .at(sub.from_pos)
                 })?;
                 let plan = compile_child(c.schema, rel.child, rel.field, sub, c.now, &format!("c{}", children.len()))?;
                 children.push(plan);
@@ -425,8 +557,13 @@ pub(crate) enum Compiled {
 
 /// Parses and compiles SOQL for `query` (live rows) or `queryAll` (deleted rows too).
 pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> Result<Compiled, SfError> {
+    compile_query(schema, text, all_rows, now).map_err(|e| with_layout(text, e))
+}
+
+fn compile_query(schema: &Schema, text: &str, all_rows: bool, now: i64) -> Result<Compiled, SfError> {
     let q = soql::parse(text).map_err(syntax)?;
-    let root = schema.index_of(&q.from).ok_or_else(|| invalid_type(&q.from))?;
+    let root = schema.index_of(&q.from).ok_or_else(|| invalid_type(&q.from).at(q.from_pos))?;
+    check_fields(&q)?;
     let o = &schema.objects[root];
     let mut c = Compiler::new(schema, root, q.alias.clone(), now, "t");
     let aggregates = q.select.iter().any(|i| matches!(i, Item::Agg { .. }));
@@ -443,22 +580,7 @@ pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> 
         for item in &q.select {
             match item {
                 Item::Agg { func, arg, alias } => {
-                    let (expr, ftype) = match arg {
-                        None => ("COUNT(*)".to_owned(), Some(FieldType::Int)),
-                        Some(p) => {
-                            let (a, ob, fi, _) = c.resolve(p)?;
-                            let f = &schema.objects[ob].fields[fi];
-                            let col = format!("{a}.{}", quote(&f.name));
-                            match func {
-                                Agg::Count => (format!("COUNT({col})"), Some(FieldType::Int)),
-                                Agg::CountDistinct => (format!("COUNT(DISTINCT {col})"), Some(FieldType::Int)),
-                                Agg::Sum => (format!("SUM({col})"), Some(FieldType::Double)),
-                                Agg::Avg => (format!("AVG({col})"), Some(FieldType::Double)),
-                                Agg::Min => (format!("MIN({col})"), Some(f.ftype)),
-                                Agg::Max => (format!("MAX({col})"), Some(f.ftype)),
-                            }
-                        }
-                    };
+                    let (expr, ftype) = c.agg_expr(*func, arg.as_ref())?;
                     let name = alias.clone().unwrap_or_else(|| {
                         let s = format!("expr{n}");
                         n += 1;
@@ -472,14 +594,17 @@ pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> 
                         return Err(malformed(format!(
                             "Field must be grouped or aggregated: {}",
                             p.parts.last().map(String::as_str).unwrap_or("")
-                        )));
+                        ))
+                        .at(p.pos));
                     }
                     let (a, ob, fi, _) = c.resolve(p)?;
                     let f = &schema.objects[ob].fields[fi];
                     exprs.push(format!("{a}.{}", quote(&f.name)));
                     columns.push((f.name.clone(), Some(f.ftype)));
                 }
-                Item::Sub(_) => return Err(malformed("Subqueries cannot be used in aggregate queries")),
+                Item::Sub(_) | Item::Fields(..) | Item::TypeOf { .. } => {
+                    return Err(malformed("Subqueries cannot be used in aggregate queries"));
+                }
             }
         }
         if let Some(f) = &q.filter {
@@ -504,19 +629,31 @@ pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> 
             }
             return Ok(Compiled::Count { sql, params: c.params });
         }
+        let having = match &q.having {
+            Some(h) => {
+                c.having = true;
+                let sql = c.cond(h)?;
+                c.having = false;
+                format!(" HAVING {sql}")
+            }
+            None => String::new(),
+        };
+        let limit_sql =
+            format!(" LIMIT {} OFFSET {}", q.limit.map_or(2000, |l| l.min(2000) as i64), q.offset.unwrap_or(0));
+        if q.grouping != Grouping::Plain {
+            return rollup(&mut c, &q, &exprs, &group, columns, &from, &where_sql, &having, &limit_sql);
+        }
         let group_sql = if group.is_empty() { String::new() } else { format!(" GROUP BY {}", group.join(", ")) };
         let order = order_sql(&mut c, &q.order)?;
         let order_sql = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
-        let sql = format!(
-            "SELECT {} {from}{where_sql}{group_sql}{order_sql} LIMIT {} OFFSET {}",
-            exprs.join(", "),
-            q.limit.map_or(2000, |l| l.min(2000) as i64),
-            q.offset.unwrap_or(0)
-        );
+        let sql = format!("SELECT {} {from}{where_sql}{group_sql}{having}{order_sql}{limit_sql}", exprs.join(", "));
         return Ok(Compiled::Aggregate { sql, params: c.params, columns });
     }
     if !q.group_by.is_empty() {
         return Err(malformed("GROUP BY needs an aggregate function in the select list"));
+    }
+    if q.having.is_some() {
+        return Err(malformed("HAVING needs GROUP BY"));
     }
     let mut items = Vec::new();
     let mut children = Vec::new();
@@ -540,4 +677,68 @@ pub(crate) fn compile(schema: &Schema, text: &str, all_rows: bool, now: i64) -> 
         items,
         children,
     }))
+}
+
+/// `GROUP BY ROLLUP(…)` / `CUBE(…)`: one SELECT per grouping set (rolled-up keys read null),
+/// joined with UNION ALL. Without ORDER BY, subtotal rows follow the groups they sum and the
+/// grand total comes last. UNCONFIRMED: Salesforce's row order for subtotals.
+#[allow(clippy::too_many_arguments)]
+fn rollup(
+    c: &mut Compiler<'_>,
+    q: &Query,
+    exprs: &[String],
+    group: &[String],
+    columns: Vec<(String, Option<FieldType>)>,
+    from: &str,
+    where_sql: &str,
+    having: &str,
+    limit_sql: &str,
+) -> Result<Compiled, SfError> {
+    let mut selects = Vec::new();
+    let mut params = Vec::new();
+    for set in grouping_sets(q.grouping, group.len()) {
+        let kept: Vec<&String> = group.iter().zip(&set).filter(|(_, k)| **k).map(|(g, _)| g).collect();
+        let list: Vec<String> = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let rolled = group.iter().zip(&set).any(|(g, k)| !*k && g == e);
+                format!("{} AS \"c{i}\"", if rolled { "NULL" } else { e.as_str() })
+            })
+            .collect();
+        let group_sql = if kept.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", kept.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+        };
+        selects.push(format!("SELECT {} {from}{where_sql}{group_sql}{having}", list.join(", ")));
+        params.extend(c.params.iter().cloned());
+    }
+    let mut keys = Vec::new();
+    for o in &q.order {
+        let i = q
+            .select
+            .iter()
+            .position(|item| match (item, o.agg) {
+                (Item::Field(p), None) => p.text().eq_ignore_ascii_case(&o.path.text()),
+                (Item::Agg { func, arg, .. }, Some(f)) => {
+                    *func == f && arg.as_ref().map(Path::text).unwrap_or_default().eq_ignore_ascii_case(&o.path.text())
+                }
+                _ => false,
+            })
+            .ok_or_else(|| {
+                malformed("ORDER BY with ROLLUP or CUBE must name an item of the select list").at(o.path.pos)
+            })?;
+        keys.push(format!("\"c{i}\" {} NULLS LAST", if o.desc { "DESC" } else { "ASC" }));
+    }
+    if keys.is_empty() {
+        for g in group {
+            if let Some(i) = exprs.iter().position(|e| e == g) {
+                keys.push(format!("\"c{i}\" ASC NULLS LAST"));
+            }
+        }
+    }
+    let order_sql = if keys.is_empty() { String::new() } else { format!(" ORDER BY {}", keys.join(", ")) };
+    let sql = format!("SELECT * FROM ({}){order_sql}{limit_sql}", selects.join(" UNION ALL "));
+    Ok(Compiled::Aggregate { sql, params, columns })
 }

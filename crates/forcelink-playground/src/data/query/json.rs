@@ -94,8 +94,9 @@ pub(super) fn text_at<'r>(get: &dyn Fn(usize) -> ValueRef<'r>, col: usize) -> Op
     }
 }
 
-/// Child records of one page, by parent id: JSON bytes of each child record and the count.
-pub(super) type ChildRows = HashMap<String, (u64, Vec<u8>)>;
+/// Child records of one page, by parent id: the count, JSON bytes of the records written, and
+/// the `nextRecordsUrl` of the rest when there are more than one batch.
+pub(super) type ChildRows = HashMap<String, (u64, Vec<u8>, Option<String>)>;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_record<'r>(
@@ -144,8 +145,13 @@ pub(super) fn write_record<'r>(
                 buf.push(b':');
                 // Salesforce returns null, not an empty list, when a parent has no children.
                 match children.get(*index).and_then(|m| m.get(id)) {
-                    Some((n, rows)) => {
-                        let _ = write!(Buf(buf), "{{\"totalSize\":{n},\"done\":true,\"records\":[");
+                    Some((n, rows, next)) => {
+                        let _ = write!(Buf(buf), "{{\"totalSize\":{n},\"done\":{}", next.is_none());
+                        if let Some(url) = next {
+                            buf.extend_from_slice(b",\"nextRecordsUrl\":");
+                            write_str(buf, url);
+                        }
+                        buf.extend_from_slice(b",\"records\":[");
                         buf.extend_from_slice(rows);
                         buf.extend_from_slice(b"]}");
                     }

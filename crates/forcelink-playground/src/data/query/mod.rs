@@ -12,13 +12,16 @@
 //!   locators, child subqueries; `json`: writing rows as JSON records; `search`: the SOSL subset.
 
 mod compile;
+mod extend;
 mod json;
+mod layout;
 mod page;
 mod search;
 
 use crate::data::request::SfError;
 
 pub(crate) use compile::{Compiled, compile};
+pub(crate) use layout::with_layout;
 pub(crate) use page::{batch_size, more, plan_columns, run};
 pub(crate) use search::search;
 

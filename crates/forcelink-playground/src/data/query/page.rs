@@ -27,11 +27,19 @@ const LOCATOR_IDLE_MS: i64 = 15 * 60 * 1000;
 /// Open locators kept at most; the least recently used goes first.
 const MAX_LOCATORS: usize = 2000;
 
+/// Where child subqueries page their rest: the locators, the batch size and the time.
+pub(super) struct ChildPaging<'a> {
+    pub(super) locators: &'a parking_lot::Mutex<Locators>,
+    pub(super) batch: usize,
+    pub(super) now: i64,
+}
+
 pub(super) fn run_children(
     db: &Db,
     plans: &[ChildPlan],
     parent_ids: &[String],
     version: &str,
+    paging: &ChildPaging<'_>,
 ) -> Result<Vec<ChildRows>, SfError> {
     let mut out = Vec::new();
     for plan in plans {
@@ -49,15 +57,44 @@ pub(super) fn run_children(
         while let Some(row) = rows.next()? {
             let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
             let Some(parent) = text_at(&get, plan.fk_col) else { continue };
-            let entry = map.entry(parent).or_insert((0, Vec::new()));
+            let entry = map.entry(parent).or_insert((0, Vec::new(), None));
             if plan.limit.is_some_and(|l| entry.0 >= l) {
                 continue;
             }
-            if entry.0 > 0 {
+            entry.0 += 1;
+            // Past one batch, the child result pages on its own (`nextRecordsUrl`).
+            if entry.0 > paging.batch as u64 {
+                continue;
+            }
+            if entry.0 > 1 {
                 entry.1.push(b',');
             }
-            entry.0 += 1;
             write_record(&mut entry.1, &plan.object, &plan.items, &get, 1, version, &[]);
+        }
+        for (parent, entry) in map.iter_mut().filter(|(_, e)| e.0 > paging.batch as u64) {
+            let child = Plan {
+                object: plan.object.clone(),
+                select: format!("{}?){}", plan.select, plan.filter),
+                count: format!("SELECT COUNT(*) FROM ({}?){})", plan.select, plan.filter),
+                params: std::iter::once(Sql::Text(parent.clone())).chain(plan.params.iter().cloned()).collect(),
+                order: plan.order.clone(),
+                keyset: false,
+                offset: 0,
+                limit: plan.limit,
+                items: plan.items.clone(),
+                children: Vec::new(),
+            };
+            let url = open_locator(
+                paging.locators,
+                child,
+                entry.0,
+                paging.batch,
+                paging.batch as u64,
+                None,
+                paging.now,
+                version,
+            );
+            entry.2 = Some(url);
         }
         out.push(map);
     }
@@ -65,6 +102,7 @@ pub(super) fn run_children(
 }
 
 /// Reads `n` rows of `plan` after `served` records (keyset after `after_rid` when known).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn page(
     db: &Db,
     plan: &Plan,
@@ -73,6 +111,7 @@ pub(super) fn page(
     n: usize,
     version: &str,
     buf: &mut Vec<u8>,
+    paging: &ChildPaging<'_>,
 ) -> Result<(usize, Option<i64>), SfError> {
     let (sql, params) = match (plan.keyset, after_rid) {
         (true, Some(rid)) => {
@@ -107,7 +146,7 @@ pub(super) fn page(
             .collect::<Result<_, _>>()?;
         let ids: Vec<String> =
             rows.iter().filter_map(|r| if let Sql::Text(s) = &r[1] { Some(s.clone()) } else { None }).collect();
-        let children = run_children(db, &plan.children, &ids, version)?;
+        let children = run_children(db, &plan.children, &ids, version, paging)?;
         for r in &rows {
             if count > 0 {
                 buf.push(b',');
@@ -196,31 +235,42 @@ pub(crate) fn run(
             }
             let n = batch.min(total as usize);
             let mut buf = Vec::with_capacity(n * 200);
-            let (got, last) = page(ctx.db, &plan, 0, None, n, &v, &mut buf)?;
+            let paging = ChildPaging { locators, batch, now: ctx.now };
+            let (got, last) = page(ctx.db, &plan, 0, None, n, &v, &mut buf, &paging)?;
             let served = got as u64;
-            let next = if served < total {
-                let mut l = locators.lock();
-                l.next += 1;
-                let id = crate::ids::mint("01g", l.next);
-                let mut boundaries = HashMap::new();
-                if let Some(rid) = last {
-                    boundaries.insert(served, rid);
-                }
-                if l.cursors.len() >= MAX_LOCATORS {
-                    let oldest = l.cursors.iter().min_by_key(|(_, c)| c.touched_ms).map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        l.cursors.remove(&k);
-                    }
-                }
-                l.cursors
-                    .insert(id.clone(), Cursor { plan: Arc::new(plan), total, batch, boundaries, touched_ms: ctx.now });
-                Some(format!("/services/data/v{v}/query/{id}-{served}"))
-            } else {
-                None
-            };
+            let next = (served < total).then(|| open_locator(locators, plan, total, batch, served, last, ctx.now, &v));
             Ok(Reply::raw_json(StatusCode::OK, envelope(total, next, &buf)))
         }
     }
+}
+
+/// Keeps `plan` behind a new query locator; answers the `nextRecordsUrl` after `served` records.
+#[allow(clippy::too_many_arguments)]
+fn open_locator(
+    locators: &parking_lot::Mutex<Locators>,
+    plan: Plan,
+    total: u64,
+    batch: usize,
+    served: u64,
+    last_rid: Option<i64>,
+    now: i64,
+    version: &str,
+) -> String {
+    let mut l = locators.lock();
+    l.next += 1;
+    let id = crate::ids::mint("01g", l.next);
+    let mut boundaries = HashMap::new();
+    if let Some(rid) = last_rid {
+        boundaries.insert(served, rid);
+    }
+    if l.cursors.len() >= MAX_LOCATORS {
+        let oldest = l.cursors.iter().min_by_key(|(_, c)| c.touched_ms).map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            l.cursors.remove(&k);
+        }
+    }
+    l.cursors.insert(id.clone(), Cursor { plan: Arc::new(plan), total, batch, boundaries, touched_ms: now });
+    format!("/services/data/v{version}/query/{id}-{served}")
 }
 
 /// `GET query/{locator}-{n}`: a following page.
@@ -246,7 +296,8 @@ pub(crate) fn more(
     };
     let n = batch.min((total - served) as usize);
     let mut buf = Vec::with_capacity(n * 200);
-    let (got, last) = page(ctx.db, &plan, served, after, n, &v, &mut buf)?;
+    let paging = ChildPaging { locators, batch, now: ctx.now };
+    let (got, last) = page(ctx.db, &plan, served, after, n, &v, &mut buf, &paging)?;
     let now_served = served + got as u64;
     let next = if now_served < total && got > 0 {
         let mut l = locators.lock();

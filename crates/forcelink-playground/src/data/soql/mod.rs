@@ -3,211 +3,26 @@
 //! recursive-descent parser over its tokens that reports Salesforce's `unexpected token: X`.
 //!
 //! ```text
-//! query    := SELECT item (',' item)* FROM name [alias] [WHERE cond] [GROUP BY path, …]
-//!             [ORDER BY path [ASC|DESC] [NULLS FIRST|LAST], …] [LIMIT n] [OFFSET n]
+//! query    := SELECT item (',' item)* FROM name [alias] [USING SCOPE s] [WHERE cond] [WITH name]
+//!             [GROUP BY (path, … | ROLLUP '(' path, … ')' | CUBE '(' path, … ')') [HAVING cond]]
+//!             [ORDER BY (path | agg) [ASC|DESC] [NULLS FIRST|LAST], …] [LIMIT n] [OFFSET n]
 //!             [FOR VIEW|REFERENCE|UPDATE]
-//! item     := path | '(' query ')' | COUNT '(' [path] ')' [alias] | SUM|AVG|MIN|MAX|COUNT_DISTINCT '(' path ')' [alias]
+//! item     := path | '(' query ')' | agg [alias] | FIELDS '(' STANDARD|CUSTOM|ALL ')'
+//!             | TYPEOF path (WHEN Type THEN path, …)+ [ELSE path, …] END
+//! agg      := COUNT '(' [path] ')' | SUM|AVG|MIN|MAX|COUNT_DISTINCT '(' path ')'
 //! cond     := and (OR and)* ; and := not (AND not)* ; not := NOT not | '(' cond ')' | predicate
-//! predicate:= path op value | path [NOT] IN '(' value, … ')' | path INCLUDES|EXCLUDES '(' 'a;b', … ')'
+//! predicate:= path op value | agg op value | path [NOT] IN '(' value, … ')'
+//!             | path [NOT] IN '(' query ')' | path INCLUDES|EXCLUDES '(' 'a;b', … ')'
 //! value    := NULL | TRUE | FALSE | number | 'string' | 2024-01-31 | 2024-01-31T00:00:00Z
 //!             | TODAY | YESTERDAY | TOMORROW | LAST_N_DAYS:n | NEXT_N_DAYS:n | …
 //! ```
 
-use winnow::ascii::digit1;
-use winnow::combinator::{alt, opt};
-use winnow::prelude::*;
-use winnow::token::{one_of, take_while};
+mod lex;
+mod sosl;
 
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Tok {
-    Ident(String),
-    Str(String),
-    Num(String),
-    Date(String),
-    DateTime(String),
-    Punct(&'static str),
-    Eof,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Token {
-    pub(crate) tok: Tok,
-    pub(crate) raw: String,
-    pub(crate) pos: usize,
-}
-
-/// A SOQL problem: `MALFORMED_QUERY` with Salesforce's wording.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SyntaxError {
-    pub(crate) message: String,
-    pub(crate) pos: usize,
-}
-
-fn unexpected(t: &Token) -> SyntaxError {
-    let shown = if t.tok == Tok::Eof { "<EOF>".to_owned() } else { t.raw.clone() };
-    SyntaxError { message: format!("unexpected token: {shown}"), pos: t.pos }
-}
-
-fn ident(i: &mut &str) -> ModalResult<String> {
-    (
-        one_of(|c: char| c.is_ascii_alphabetic() || c == '_'),
-        take_while(0.., |c: char| c.is_ascii_alphanumeric() || c == '_'),
-    )
-        .take()
-        .map(str::to_owned)
-        .parse_next(i)
-}
-
-fn digits(n: usize) -> impl FnMut(&mut &str) -> ModalResult<()> {
-    move |i: &mut &str| take_while(n..=n, |c: char| c.is_ascii_digit()).void().parse_next(i)
-}
-
-fn date(i: &mut &str) -> ModalResult<String> {
-    (digits(4), '-', digits(2), '-', digits(2)).take().map(str::to_owned).parse_next(i)
-}
-
-fn datetime(i: &mut &str) -> ModalResult<String> {
-    (
-        date,
-        one_of(['T', 't']),
-        digits(2),
-        ':',
-        digits(2),
-        ':',
-        digits(2),
-        opt(('.', digit1)),
-        alt((one_of(['Z', 'z']).void(), (one_of(['+', '-']), digits(2), opt(':'), digits(2)).void())),
-    )
-        .take()
-        .map(str::to_owned)
-        .parse_next(i)
-}
-
-fn number(i: &mut &str) -> ModalResult<String> {
-    alt(((digit1, opt(('.', digit1))).take(), ('.', digit1).take())).map(str::to_owned).parse_next(i)
-}
-
-/// Reads a quoted string after its opening quote. Escapes: `\'` `\"` `\\` `\n` `\r` `\t` `\b`
-/// `\f` `\u0041`; `\%` and `\_` stay escaped (they matter to LIKE only).
-fn quoted(s: &str, start: usize) -> Result<(String, usize), SyntaxError> {
-    let mut out = String::new();
-    let mut chars = s[start + 1..].char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\'' => return Ok((out, start + 1 + i + 1)),
-            '\\' => {
-                let Some((_, e)) = chars.next() else { break };
-                match e {
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'b' => out.push('\u{8}'),
-                    'f' => out.push('\u{c}'),
-                    '\'' | '"' | '\\' => out.push(e),
-                    '%' | '_' => {
-                        out.push('\\');
-                        out.push(e);
-                    }
-                    'u' => {
-                        let hex: String = (0..4).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
-                        let ch = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
-                        match ch {
-                            Some(ch) if hex.len() == 4 => out.push(ch),
-                            _ => {
-                                return Err(SyntaxError {
-                                    message: "Invalid unicode escape sequence".into(),
-                                    pos: start,
-                                });
-                            }
-                        }
-                    }
-                    other => {
-                        return Err(SyntaxError {
-                            message: format!(
-                                "Invalid string literal '\\{other}'. Illegal character sequence '\\{other}' in string literal."
-                            ),
-                            pos: start,
-                        });
-                    }
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    Err(SyntaxError { message: "unexpected token: <EOF>".into(), pos: s.len() })
-}
-
-pub(crate) fn lex(s: &str) -> Result<Vec<Token>, SyntaxError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    let bytes = s.as_bytes();
-    while pos < s.len() {
-        let c = bytes[pos];
-        if c.is_ascii_whitespace() {
-            pos += 1;
-            continue;
-        }
-        let start = pos;
-        if c == b'\'' {
-            let (text, end) = quoted(s, pos)?;
-            out.push(Token { tok: Tok::Str(text), raw: s[start..end].to_owned(), pos: start });
-            pos = end;
-            continue;
-        }
-        let mut rest = &s[pos..];
-        let tok = if c.is_ascii_digit() || (c == b'.' && bytes.get(pos + 1).is_some_and(u8::is_ascii_digit)) {
-            if let Ok(d) = datetime.parse_next(&mut rest) {
-                Tok::DateTime(d)
-            } else if let Ok(d) = {
-                rest = &s[pos..];
-                date.parse_next(&mut rest)
-            } {
-                Tok::Date(d)
-            } else {
-                rest = &s[pos..];
-                let n = number
-                    .parse_next(&mut rest)
-                    .map_err(|_| SyntaxError { message: "unexpected token".into(), pos })?;
-                Tok::Num(n)
-            }
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            Tok::Ident(
-                ident.parse_next(&mut rest).map_err(|_| SyntaxError { message: "unexpected token".into(), pos })?,
-            )
-        } else {
-            let two = s.get(pos..pos + 2).unwrap_or("");
-            let p: &'static str = match two {
-                "!=" => "!=",
-                "<>" => "<>",
-                "<=" => "<=",
-                ">=" => ">=",
-                _ => match c {
-                    b'(' => "(",
-                    b')' => ")",
-                    b',' => ",",
-                    b'.' => ".",
-                    b'=' => "=",
-                    b'<' => "<",
-                    b'>' => ">",
-                    b':' => ":",
-                    b'-' => "-",
-                    b'+' => "+",
-                    _ => {
-                        let ch = s[pos..].chars().next().unwrap_or('?');
-                        return Err(SyntaxError { message: format!("unexpected token: {ch}"), pos });
-                    }
-                },
-            };
-            rest = &s[pos + p.len()..];
-            Tok::Punct(p)
-        };
-        let end = s.len() - rest.len();
-        out.push(Token { tok, raw: s[start..end].to_owned(), pos: start });
-        pos = end;
-    }
-    out.push(Token { tok: Tok::Eof, raw: String::new(), pos: s.len() });
-    Ok(out)
-}
+use lex::unexpected;
+pub(crate) use lex::{SyntaxError, Tok, Token, lex};
+pub(crate) use sosl::{Returning, parse_search};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Path {
@@ -241,6 +56,31 @@ pub(crate) enum Item {
         arg: Option<Path>,
         alias: Option<String>,
     },
+    /// `FIELDS(STANDARD|CUSTOM|ALL)` at byte `pos`.
+    Fields(FieldSet, usize),
+    /// `TYPEOF rel WHEN Type THEN fields … [ELSE fields] END`.
+    TypeOf {
+        rel: Path,
+        whens: Vec<(String, Vec<Path>)>,
+        otherwise: Vec<Path>,
+    },
+}
+
+/// Which fields `FIELDS()` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldSet {
+    Standard,
+    Custom,
+    All,
+}
+
+/// How GROUP BY groups: plainly, or with subtotals (`ROLLUP`, `CUBE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Grouping {
+    #[default]
+    Plain,
+    Rollup,
+    Cube,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,12 +113,18 @@ pub(crate) enum Cond {
     Not(Box<Cond>),
     Cmp(Path, Op, Lit),
     In(Path, bool, Vec<Lit>),
+    /// A semi-join (`Id IN (SELECT AccountId FROM Contact)`) or, negated, an anti-join.
+    InQuery(Path, bool, Box<Query>),
     Includes(Path, bool, Vec<String>),
+    /// `COUNT(Id) > 1` in HAVING.
+    AggCmp(Agg, Option<Path>, Op, Lit),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Order {
+    /// The field, or the aggregate's argument when `agg` is set (empty for `COUNT()`).
     pub(crate) path: Path,
+    pub(crate) agg: Option<Agg>,
     pub(crate) desc: bool,
     pub(crate) nulls_last: Option<bool>,
 }
@@ -291,6 +137,8 @@ pub(crate) struct Query {
     pub(crate) alias: Option<String>,
     pub(crate) filter: Option<Cond>,
     pub(crate) group_by: Vec<Path>,
+    pub(crate) grouping: Grouping,
+    pub(crate) having: Option<Cond>,
     pub(crate) order: Vec<Order>,
     pub(crate) limit: Option<u64>,
     pub(crate) offset: Option<u64>,
@@ -420,6 +268,8 @@ impl Grammar {
             alias,
             filter: None,
             group_by: Vec::new(),
+            grouping: Grouping::Plain,
+            having: None,
             order: Vec::new(),
             limit: None,
             offset: None,
@@ -437,16 +287,35 @@ impl Grammar {
         }
         if self.eat_kw("group") {
             self.expect_kw("by")?;
+            let sets = [("rollup", Grouping::Rollup), ("cube", Grouping::Cube)];
+            let wrapped = sets.iter().find(|(kw, _)| self.is_kw(kw) && self.peek_is_punct(1, "(")).map(|(_, g)| *g);
+            if let Some(g) = wrapped {
+                self.next();
+                self.next();
+                q.grouping = g;
+            }
             q.group_by.push(self.path()?);
             while self.is_punct(",") {
                 self.next();
                 q.group_by.push(self.path()?);
             }
+            if wrapped.is_some() {
+                self.expect_punct(")")?;
+            }
+            if self.eat_kw("having") {
+                q.having = Some(self.or()?);
+            }
         }
         if self.eat_kw("order") {
             self.expect_kw("by")?;
             loop {
-                let path = self.path()?;
+                let (path, agg) = match self.agg_func() {
+                    Some(func) => {
+                        let (arg, pos) = self.agg_args(func)?;
+                        (arg.unwrap_or(Path { parts: Vec::new(), pos }), Some(func))
+                    }
+                    None => (self.path()?, None),
+                };
                 let desc = if self.eat_kw("desc") {
                     true
                 } else {
@@ -462,7 +331,7 @@ impl Grammar {
                         nulls_last = Some(true);
                     }
                 }
-                q.order.push(Order { path, desc, nulls_last });
+                q.order.push(Order { path, agg, desc, nulls_last });
                 if !self.is_punct(",") {
                     break;
                 }
@@ -488,28 +357,28 @@ impl Grammar {
             self.expect_punct(")")?;
             return Ok(Item::Sub(Box::new(sub)));
         }
-        let func = match &self.peek().tok {
-            Tok::Ident(s) if self.toks.get(self.i + 1).is_some_and(|t| t.tok == Tok::Punct("(")) => {
-                match s.to_ascii_uppercase().as_str() {
-                    "COUNT" => Some(Agg::Count),
-                    "COUNT_DISTINCT" => Some(Agg::CountDistinct),
-                    "SUM" => Some(Agg::Sum),
-                    "AVG" => Some(Agg::Avg),
-                    "MIN" => Some(Agg::Min),
-                    "MAX" => Some(Agg::Max),
-                    _ => return Err(unexpected(self.peek())),
-                }
-            }
-            _ => None,
-        };
-        if let Some(func) = func {
+        if self.is_kw("fields") && self.peek_is_punct(1, "(") {
+            let pos = self.next().pos;
             self.next();
-            self.expect_punct("(")?;
-            let arg = if self.is_punct(")") { None } else { Some(self.path()?) };
+            let t = self.next();
+            let set = match &t.tok {
+                Tok::Ident(s) if s.eq_ignore_ascii_case("standard") => FieldSet::Standard,
+                Tok::Ident(s) if s.eq_ignore_ascii_case("custom") => FieldSet::Custom,
+                Tok::Ident(s) if s.eq_ignore_ascii_case("all") => FieldSet::All,
+                _ => return Err(unexpected(&t)),
+            };
             self.expect_punct(")")?;
-            if arg.is_none() && func != Agg::Count {
-                return Err(unexpected(self.peek()));
-            }
+            return Ok(Item::Fields(set, pos));
+        }
+        if self.is_kw("typeof") && matches!(self.toks.get(self.i + 1).map(|t| &t.tok), Some(Tok::Ident(_))) {
+            self.next();
+            return self.type_of();
+        }
+        if matches!(self.peek().tok, Tok::Ident(_)) && self.peek_is_punct(1, "(") && self.agg_func().is_none() {
+            return Err(unexpected(self.peek()));
+        }
+        if let Some(func) = self.agg_func() {
+            let (arg, _) = self.agg_args(func)?;
             let mut alias = None;
             if let Tok::Ident(a) = &self.peek().tok
                 && !KEYWORDS.contains(&a.to_ascii_lowercase().as_str())
@@ -520,6 +389,64 @@ impl Grammar {
             return Ok(Item::Agg { func, arg, alias });
         }
         Ok(Item::Field(self.path()?))
+    }
+
+    fn peek_is_punct(&self, ahead: usize, p: &str) -> bool {
+        matches!(self.toks.get(self.i + ahead).map(|t| &t.tok), Some(Tok::Punct(q)) if *q == p)
+    }
+
+    /// The aggregate function at the cursor (an identifier followed by `(`), not consumed.
+    fn agg_func(&self) -> Option<Agg> {
+        let Tok::Ident(s) = &self.peek().tok else { return None };
+        if !self.peek_is_punct(1, "(") {
+            return None;
+        }
+        match s.to_ascii_uppercase().as_str() {
+            "COUNT" => Some(Agg::Count),
+            "COUNT_DISTINCT" => Some(Agg::CountDistinct),
+            "SUM" => Some(Agg::Sum),
+            "AVG" => Some(Agg::Avg),
+            "MIN" => Some(Agg::Min),
+            "MAX" => Some(Agg::Max),
+            _ => None,
+        }
+    }
+
+    /// `FUNC ( [path] )` after [`Grammar::agg_func`]; answers the argument and the position.
+    fn agg_args(&mut self, func: Agg) -> PResult<(Option<Path>, usize)> {
+        let pos = self.next().pos;
+        self.expect_punct("(")?;
+        let arg = if self.is_punct(")") { None } else { Some(self.path()?) };
+        self.expect_punct(")")?;
+        if arg.is_none() && func != Agg::Count {
+            return Err(unexpected(self.peek()));
+        }
+        Ok((arg, pos))
+    }
+
+    /// `TYPEOF rel WHEN Type THEN f, … [WHEN …] [ELSE f, …] END` after `TYPEOF`.
+    fn type_of(&mut self) -> PResult<Item> {
+        let rel = self.path()?;
+        let mut whens = Vec::new();
+        let fields = |g: &mut Self| -> PResult<Vec<Path>> {
+            let mut out = vec![g.path()?];
+            while g.is_punct(",") {
+                g.next();
+                out.push(g.path()?);
+            }
+            Ok(out)
+        };
+        while self.eat_kw("when") {
+            let (ty, _) = self.name()?;
+            self.expect_kw("then")?;
+            whens.push((ty, fields(self)?));
+        }
+        if whens.is_empty() {
+            return Err(unexpected(self.peek()));
+        }
+        let otherwise = if self.eat_kw("else") { fields(self)? } else { Vec::new() };
+        self.expect_kw("end")?;
+        Ok(Item::TypeOf { rel, whens, otherwise })
     }
 
     fn or(&mut self) -> PResult<Cond> {
@@ -549,17 +476,29 @@ impl Grammar {
         self.predicate()
     }
     fn predicate(&mut self) -> PResult<Cond> {
+        if let Some(func) = self.agg_func() {
+            let (arg, _) = self.agg_args(func)?;
+            let op = self.operator()?;
+            return Ok(Cond::AggCmp(func, arg, op, self.value()?));
+        }
         let path = self.path()?;
         if self.eat_kw("like") {
             return Ok(Cond::Cmp(path, Op::Like, self.value()?));
         }
-        if self.eat_kw("in") {
-            return Ok(Cond::In(path, false, self.list()?));
-        }
-        if self.is_kw("not") {
+        let negated = self.is_kw("not");
+        if negated {
             self.next();
             self.expect_kw("in")?;
-            return Ok(Cond::In(path, true, self.list()?));
+        }
+        if negated || self.eat_kw("in") {
+            let is_select = matches!(self.toks.get(self.i + 1).map(|t| &t.tok), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("select"));
+            if self.is_punct("(") && is_select {
+                self.next();
+                let sub = self.query()?;
+                self.expect_punct(")")?;
+                return Ok(Cond::InQuery(path, negated, Box::new(sub)));
+            }
+            return Ok(Cond::In(path, negated, self.list()?));
         }
         for (kw, excludes) in [("includes", false), ("excludes", true)] {
             if self.eat_kw(kw) {
@@ -578,8 +517,12 @@ impl Grammar {
                 return Ok(Cond::Includes(path, excludes, values));
             }
         }
+        let op = self.operator()?;
+        Ok(Cond::Cmp(path, op, self.value()?))
+    }
+    fn operator(&mut self) -> PResult<Op> {
         let t = self.next();
-        let op = match t.tok {
+        Ok(match t.tok {
             Tok::Punct("=") => Op::Eq,
             Tok::Punct("!=") | Tok::Punct("<>") => Op::Ne,
             Tok::Punct("<") => Op::Lt,
@@ -587,8 +530,7 @@ impl Grammar {
             Tok::Punct(">") => Op::Gt,
             Tok::Punct(">=") => Op::Ge,
             _ => return Err(unexpected(&t)),
-        };
-        Ok(Cond::Cmp(path, op, self.value()?))
+        })
     }
     fn list(&mut self) -> PResult<Vec<Lit>> {
         self.expect_punct("(")?;
@@ -647,113 +589,6 @@ pub(crate) fn parse(s: &str) -> Result<Query, SyntaxError> {
         return Err(unexpected(p.peek()));
     }
     Ok(q)
-}
-
-/// One `RETURNING` entry of a SOSL search.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Returning {
-    pub(crate) object: String,
-    pub(crate) pos: usize,
-    pub(crate) fields: Vec<Path>,
-    pub(crate) filter: Option<Cond>,
-    pub(crate) order: Vec<Order>,
-    pub(crate) limit: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Search {
-    pub(crate) term: String,
-    pub(crate) returning: Vec<Returning>,
-    pub(crate) limit: Option<u64>,
-}
-
-/// Parses `FIND {term} [IN ALL FIELDS] [RETURNING Obj(fields [WHERE …] [ORDER BY …] [LIMIT n]), …] [LIMIT n]`.
-pub(crate) fn parse_search(s: &str) -> Result<Search, SyntaxError> {
-    let no_term =
-        || SyntaxError { message: "No search term found. The search term must be enclosed in braces.".into(), pos: 0 };
-    let trimmed = s.trim_start();
-    let rest = trimmed
-        .get(..4)
-        .filter(|f| f.eq_ignore_ascii_case("find"))
-        .map(|_| trimmed[4..].trim_start())
-        .ok_or_else(no_term)?;
-    let body = rest.strip_prefix('{').ok_or_else(no_term)?;
-    let mut term = String::new();
-    let mut end = None;
-    let mut chars = body.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some((_, e)) = chars.next() {
-                    term.push(e);
-                }
-            }
-            '}' => {
-                end = Some(i);
-                break;
-            }
-            c => term.push(c),
-        }
-    }
-    let end = end.ok_or_else(no_term)?;
-    let offset = s.len() - body.len() + end + 1;
-    let mut p = Grammar { toks: lex(&s[offset..])?, i: 0 };
-    for t in &mut p.toks {
-        t.pos += offset;
-    }
-    if p.eat_kw("in") {
-        p.name()?;
-        p.expect_kw("fields")?;
-    }
-    let mut out = Search { term: term.trim().to_owned(), returning: Vec::new(), limit: None };
-    if p.eat_kw("returning") {
-        loop {
-            let (object, pos) = p.name()?;
-            let mut r = Returning { object, pos, fields: Vec::new(), filter: None, order: Vec::new(), limit: None };
-            if p.is_punct("(") {
-                p.next();
-                r.fields.push(p.path()?);
-                while p.is_punct(",") {
-                    p.next();
-                    r.fields.push(p.path()?);
-                }
-                if p.eat_kw("where") {
-                    r.filter = Some(p.or()?);
-                }
-                if p.eat_kw("order") {
-                    p.expect_kw("by")?;
-                    loop {
-                        let path = p.path()?;
-                        let desc = p.eat_kw("desc") || {
-                            p.eat_kw("asc");
-                            false
-                        };
-                        r.order.push(Order { path, desc, nulls_last: None });
-                        if !p.is_punct(",") {
-                            break;
-                        }
-                        p.next();
-                    }
-                }
-                if p.eat_kw("limit") {
-                    r.limit = Some(p.number()?);
-                }
-                p.expect_punct(")")?;
-            }
-            out.returning.push(r);
-            if !p.is_punct(",") {
-                break;
-            }
-            p.next();
-        }
-    }
-    if p.eat_kw("limit") {
-        out.limit = Some(p.number()?);
-    }
-    if p.peek().tok != Tok::Eof {
-        return Err(unexpected(p.peek()));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
