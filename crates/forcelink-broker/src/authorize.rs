@@ -79,6 +79,34 @@ pub(crate) async fn begin(
     Ok(request.url.to_string())
 }
 
+fn flow_client_id(state: &BrokerState, name: &str, spec: &ConnectionSpec) -> Option<String> {
+    let connection = spec.resolve(name).ok()?;
+    connection.app_credentials(state.secrets()).ok().flatten().map(|a| a.client_id)
+}
+
+/// Counts the approval a sign-in with a refresh token made (Salesforce keeps five per user and
+/// app, and a sixth revokes the oldest); how many this user and app hold now.
+async fn record_approval(
+    state: &BrokerState,
+    name: &str,
+    client_id: &Option<String>,
+    set: &forcelink_auth::TokenSet,
+) -> Option<u32> {
+    let (Some(client_id), Some(user), Some(_)) = (client_id, set.user_id(), &set.refresh_token) else { return None };
+    let budget = forcelink_auth::approvals::ApprovalBudget::new(state.store().clone());
+    let approval = forcelink_auth::store::Approval {
+        user: user.to_owned(),
+        client_id: client_id.clone(),
+        connection: ConnectionId::new(name),
+        approved_at: state.now(),
+    };
+    if let Err(e) = budget.record(approval).await {
+        tracing::warn!(connection = name, "counting the approval: {e}");
+        return None;
+    }
+    state.store().approvals(user, client_id).await.ok().map(|l| u32::try_from(l.len()).unwrap_or(u32::MAX))
+}
+
 /// `return_url` with the outcome in its query.
 fn back_to(return_url: &str, connection: &str, error: Option<&str>) -> String {
     let Ok(mut url) = Url::parse(return_url) else { return return_url.to_owned() };
@@ -160,12 +188,13 @@ pub(crate) async fn callback(
         Ok(e) => e,
         Err(e) => return fail(&e.message, "invalid_connection"),
     };
+    let approvals = record_approval(&state, &name, &flow_client_id(&state, &name, &pending.spec), &set).await;
     if let Err(e) = entry.cache.adopt(set).await {
         return fail(&e.to_string(), "store_unavailable");
     }
     entry.record_ok(state.now());
     let how = if pending.return_url.is_some() { "connect link" } else { "web-server flow" };
-    crate::monitor::signed_in(&state, &name, how).await;
+    crate::monitor::signed_in(&state, &name, how, approvals).await;
     state.audit(&pending.actor, &name, AuditAction::Login, Some(how.to_owned())).await;
     match &pending.return_url {
         Some(r) => {

@@ -21,6 +21,8 @@ use serde_json::json;
 use crate::error::ErrorResponse;
 use crate::notify::{self, Event};
 use crate::state::{BrokerState, LAST_USED_PRECISION, Observed, known_code, state_of};
+use forcelink_auth::approvals::MAX_APPROVALS_PER_USER_AND_APP;
+use forcelink_store::LimitUsage;
 
 /// What a check or a token outcome says of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,12 +154,18 @@ pub(crate) fn learn(state: &BrokerState, h: &ConnectionHealth) {
 }
 
 /// Records a sign-in (Authorize, a connect link): the connection works now.
-pub(crate) async fn signed_in(state: &BrokerState, name: &str, how: &str) {
+/// `approvals` is how many approvals the user and app hold now, when counted.
+pub(crate) async fn signed_in(state: &BrokerState, name: &str, how: &str, approvals: Option<u32>) {
     let verdict = Verdict::healthy(format!("signed in ({how})"));
     let result = update(state, name, |h, now| {
         h.note(HealthNote { at: now, kind: "sign-in".into(), ok: true, detail: how.to_owned() });
         h.last_used = Some(now);
-        Some(transition(h, &verdict, now))
+        let mut events = transition(h, &verdict, now);
+        if let Some(used) = approvals {
+            events.extend(approval_events(h, used));
+            h.approvals_used = Some(used);
+        }
+        Some(events)
     })
     .await;
     if let Err(e) = result {
@@ -209,6 +217,46 @@ pub(crate) async fn apply(state: &BrokerState, observed: Observed) -> Result<(),
 /// The `token.renewal_failed` event of a verdict.
 pub(crate) fn renewal_failed(v: &Verdict) -> Event {
     Event::new("token.renewal_failed", json!({ "reason": v.reason, "fix": v.fix, "state": v.state.as_str() }))
+}
+
+/// A limit used at least this much sends `limits.near`. 80 %.
+pub(crate) const LIMIT_WARN_FRACTION: f64 = 0.8;
+/// Approvals of one user and app that send `approvals.near_limit`: 4 (of Salesforce's 5).
+pub(crate) const APPROVALS_WARN: u32 = 4;
+
+/// `limits.near` for each limit that crossed [`LIMIT_WARN_FRACTION`] since the last warning;
+/// a limit that fell back below it may warn again later.
+pub(crate) fn limit_events(h: &mut ConnectionHealth, limits: &[LimitUsage]) -> Vec<Event> {
+    let mut events = Vec::new();
+    h.limits_warned.retain(|name| limits.iter().any(|l| &l.name == name && l.used_fraction() >= LIMIT_WARN_FRACTION));
+    for l in limits.iter().filter(|l| l.used_fraction() >= LIMIT_WARN_FRACTION) {
+        if !h.limits_warned.contains(&l.name) {
+            h.limits_warned.push(l.name.clone());
+            events.push(Event::new(
+                "limits.near",
+                json!({
+                    "limit": l.name,
+                    "max": l.max,
+                    "remaining": l.remaining,
+                    "used_percent": (l.used_fraction() * 100.0).round(),
+                }),
+            ));
+        }
+    }
+    events
+}
+
+/// `approvals.near_limit` when the count reaches [`APPROVALS_WARN`] (once, until it falls).
+pub(crate) fn approval_events(h: &mut ConnectionHealth, used: u32) -> Vec<Event> {
+    if used < APPROVALS_WARN {
+        h.approvals_warned = false;
+        return Vec::new();
+    }
+    if h.approvals_warned {
+        return Vec::new();
+    }
+    h.approvals_warned = true;
+    vec![Event::new("approvals.near_limit", json!({ "used": used, "max": MAX_APPROVALS_PER_USER_AND_APP }))]
 }
 
 /// Applies observations until the broker stops.
@@ -269,5 +317,36 @@ mod tests {
         let gone = Verdict { state: ConnectionState::ReauthorizationRequired, reason: "revoked".into(), fix: None };
         assert_eq!(transition(&mut h, &gone, at(4))[0].kind, "connection.reauthorization_required");
         assert_eq!(transition(&mut h, &ok, at(5))[0].kind, "connection.recovered");
+    }
+
+    fn h() -> ConnectionHealth {
+        ConnectionHealth::unknown(ConnectionId::new("acme"), SystemTime::UNIX_EPOCH)
+    }
+    fn limit(name: &str, max: i64, remaining: i64) -> LimitUsage {
+        LimitUsage { name: name.into(), max, remaining }
+    }
+
+    #[test]
+    fn a_limit_warns_once_per_crossing() {
+        let mut h = h();
+        assert!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 30)]).is_empty());
+        let e = limit_events(&mut h, &[limit("DailyApiRequests", 100, 20), limit("DataStorageMB", 5, 5)]);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].data["limit"], "DailyApiRequests");
+        assert_eq!(e[0].data["used_percent"], 80.0);
+        assert!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 10)]).is_empty(), "still above: no repeat");
+        assert!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 90)]).is_empty());
+        assert_eq!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 0)]).len(), 1, "a new crossing warns again");
+    }
+
+    #[test]
+    fn approvals_warn_at_four_of_five_once() {
+        let mut h = h();
+        assert!(approval_events(&mut h, 3).is_empty());
+        let e = approval_events(&mut h, 4);
+        assert_eq!((e.len(), e[0].data["used"].as_u64(), e[0].data["max"].as_u64()), (1, Some(4), Some(5)));
+        assert!(approval_events(&mut h, 5).is_empty());
+        assert!(approval_events(&mut h, 2).is_empty());
+        assert_eq!(approval_events(&mut h, 4).len(), 1);
     }
 }

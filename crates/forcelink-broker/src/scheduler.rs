@@ -17,24 +17,20 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use forcelink_auth::approvals::MAX_APPROVALS_PER_USER_AND_APP;
 use forcelink_auth::store::ConnectionId;
 use forcelink_store::{ConnectionHealth, HealthNote, LimitUsage};
 use futures_util::StreamExt;
 use rand::Rng;
-use serde_json::json;
 
 use crate::error::ErrorResponse;
-use crate::monitor::{self, Verdict, renewal_failed, transition, verdict_auth, verdict_client};
+use crate::monitor::{
+    self, Verdict, approval_events, limit_events, renewal_failed, transition, verdict_auth, verdict_client,
+};
 use crate::notify::Event;
 use crate::state::BrokerState;
 
 /// A connection used within this is renewed and checked; one idle longer is left alone. 1 day.
 pub(crate) const ACTIVE_WITHIN: Duration = Duration::from_secs(24 * 3600);
-/// A limit used at least this much sends `limits.near`. 80 %.
-pub(crate) const LIMIT_WARN_FRACTION: f64 = 0.8;
-/// Approvals of one user and app that send `approvals.near_limit`: 4 (of Salesforce's 5).
-pub(crate) const APPROVALS_WARN: u32 = 4;
 /// Checks run at once by one replica. 8.
 const CONCURRENT_CHECKS: usize = 8;
 
@@ -257,75 +253,10 @@ async fn investigate(state: &BrokerState, name: &str, interval: Duration) -> Fin
     f
 }
 
-/// `limits.near` for each limit that crossed [`LIMIT_WARN_FRACTION`] since the last warning;
-/// a limit that fell back below it may warn again later.
-pub(crate) fn limit_events(h: &mut ConnectionHealth, limits: &[LimitUsage]) -> Vec<Event> {
-    let mut events = Vec::new();
-    h.limits_warned.retain(|name| limits.iter().any(|l| &l.name == name && l.used_fraction() >= LIMIT_WARN_FRACTION));
-    for l in limits.iter().filter(|l| l.used_fraction() >= LIMIT_WARN_FRACTION) {
-        if !h.limits_warned.contains(&l.name) {
-            h.limits_warned.push(l.name.clone());
-            events.push(Event::new(
-                "limits.near",
-                json!({
-                    "limit": l.name,
-                    "max": l.max,
-                    "remaining": l.remaining,
-                    "used_percent": (l.used_fraction() * 100.0).round(),
-                }),
-            ));
-        }
-    }
-    events
-}
-
-/// `approvals.near_limit` when the count reaches [`APPROVALS_WARN`] (once, until it falls).
-pub(crate) fn approval_events(h: &mut ConnectionHealth, used: u32) -> Vec<Event> {
-    if used < APPROVALS_WARN {
-        h.approvals_warned = false;
-        return Vec::new();
-    }
-    if h.approvals_warned {
-        return Vec::new();
-    }
-    h.approvals_warned = true;
-    vec![Event::new("approvals.near_limit", json!({ "used": used, "max": MAX_APPROVALS_PER_USER_AND_APP }))]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn h() -> ConnectionHealth {
-        ConnectionHealth::unknown(ConnectionId::new("acme"), SystemTime::UNIX_EPOCH)
-    }
-    fn limit(name: &str, max: i64, remaining: i64) -> LimitUsage {
-        LimitUsage { name: name.into(), max, remaining }
-    }
-
-    #[test]
-    fn a_limit_warns_once_per_crossing() {
-        let mut h = h();
-        assert!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 30)]).is_empty());
-        let e = limit_events(&mut h, &[limit("DailyApiRequests", 100, 20), limit("DataStorageMB", 5, 5)]);
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].data["limit"], "DailyApiRequests");
-        assert_eq!(e[0].data["used_percent"], 80.0);
-        assert!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 10)]).is_empty(), "still above: no repeat");
-        assert!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 90)]).is_empty());
-        assert_eq!(limit_events(&mut h, &[limit("DailyApiRequests", 100, 0)]).len(), 1, "a new crossing warns again");
-    }
-
-    #[test]
-    fn approvals_warn_at_four_of_five_once() {
-        let mut h = h();
-        assert!(approval_events(&mut h, 3).is_empty());
-        let e = approval_events(&mut h, 4);
-        assert_eq!((e.len(), e[0].data["used"].as_u64(), e[0].data["max"].as_u64()), (1, Some(4), Some(5)));
-        assert!(approval_events(&mut h, 5).is_empty());
-        assert!(approval_events(&mut h, 2).is_empty());
-        assert_eq!(approval_events(&mut h, 4).len(), 1);
-    }
 
     #[test]
     fn leases_and_ticks_follow_the_interval_within_bounds() {
@@ -333,5 +264,166 @@ mod tests {
         assert_eq!(lease_ttl(Duration::from_secs(1)), Duration::from_secs(5));
         assert_eq!(tick_period(Duration::from_secs(300)), Duration::from_secs(30));
         assert_eq!(tick_period(Duration::from_millis(100)), Duration::from_millis(250));
+    }
+
+    mod with_a_playground {
+        use std::sync::Arc;
+
+        use forcelink_auth::{Clock, ManualClock, Transport, UrlPolicy};
+        use forcelink_store::{
+            ConnectionSpec, ConnectionState, ConnectionStore, DeliveryFilter, Environment, MemoryConnectionStore,
+            Method, PutMode, SecretResolver, WebhookRecord, WebhookSecret,
+        };
+        use forcelink_test_support::{PlaygroundHandle, spawn_playground};
+
+        use super::*;
+        use crate::state::{BrokerConfig, BrokerState};
+
+        const INTERVAL: Duration = Duration::from_secs(60);
+
+        struct Setup {
+            pg: PlaygroundHandle,
+            store: Arc<dyn ConnectionStore>,
+            clock: ManualClock,
+        }
+
+        async fn setup() -> Setup {
+            let pg = spawn_playground().await;
+            let clock = ManualClock::starting_now();
+            let store: Arc<dyn ConnectionStore> = Arc::new(MemoryConnectionStore::new(Arc::new(clock.clone())));
+            let spec = ConnectionSpec {
+                method: Some(Method::ClientCredentials),
+                environment: Some(Environment::Custom),
+                login_url: Some(pg.instance_url().to_owned()),
+                client_id: Some(pg.info.client.client_id.clone()),
+                client_secret: Some(pg.info.client.client_secret.clone()),
+                ..ConnectionSpec::default()
+            };
+            store.put_connection(&ConnectionId::new("pg"), &spec, PutMode::Create).await.unwrap();
+            let hook = WebhookRecord {
+                id: "wh_all".into(),
+                url: "https://example.com/h".into(),
+                events: vec!["*".into()],
+                connections: vec!["*".into()],
+                secret: WebhookSecret::new("whsec_c2VjcmV0"),
+                created_by: "test".into(),
+                created_at: clock.now(),
+            };
+            store.put_webhook(&hook).await.unwrap();
+            Setup { pg, store, clock }
+        }
+
+        /// A replica over the shared store (its own caches and lease holder name).
+        fn replica(s: &Setup) -> BrokerState {
+            let transport = Transport::new(
+                forcelink_auth::wire::default_http_client().unwrap(),
+                Arc::new(s.clock.clone()),
+                UrlPolicy::new().allow_any_loopback(),
+            );
+            let mut config = BrokerConfig::new(s.store.clone(), transport, SecretResolver::without_env());
+            config.health_interval = INTERVAL;
+            BrokerState::new(config).unwrap()
+        }
+
+        async fn mark_used(state: &BrokerState) {
+            monitor::update(state, "pg", |h, now| {
+                h.last_used = Some(now);
+                Some(Vec::new())
+            })
+            .await
+            .unwrap();
+        }
+
+        async fn events(s: &Setup) -> Vec<String> {
+            let all = s.store.deliveries(&DeliveryFilter::default()).await.unwrap();
+            all.iter().rev().map(|d| d.event_type.clone()).collect()
+        }
+
+        #[tokio::test]
+        async fn an_idle_connection_is_noted_but_never_asked_for_a_token() {
+            let s = setup().await;
+            let a = replica(&s);
+            let before = s.pg.control.token_requests("client_credentials").await;
+            assert_eq!(tick(&a).await.unwrap().checked, ["pg"]);
+            let h = s.store.health(&ConnectionId::new("pg")).await.unwrap().unwrap();
+            assert_eq!((h.state, h.checked_at), (ConnectionState::Unknown, Some(s.clock.now())));
+            assert_eq!(s.pg.control.token_requests("client_credentials").await, before, "no token request");
+        }
+
+        #[tokio::test]
+        async fn one_replica_checks_each_connection_once_per_interval_and_a_dead_holder_is_taken_over() {
+            let s = setup().await;
+            let (a, b) = (replica(&s), replica(&s));
+            mark_used(&a).await;
+            assert_eq!(tick(&a).await.unwrap().checked, ["pg"]);
+            let h = s.store.health(&ConnectionId::new("pg")).await.unwrap().unwrap();
+            assert_eq!(h.state, ConnectionState::Healthy, "{h:?}");
+            assert!(h.daily_api().is_some_and(|l| l.max > 0), "/limits was read: {h:?}");
+            assert_eq!(h.notes[0].kind, "check");
+            // Not due again on any replica within the interval.
+            s.clock.advance(INTERVAL / 2);
+            assert!(tick(&b).await.unwrap().checked.is_empty());
+            assert!(tick(&a).await.unwrap().checked.is_empty());
+            // Due: a replica that took the lease and died keeps the others out until it ends.
+            s.clock.advance(INTERVAL);
+            assert!(s.store.try_work_lease("check:pg", "dead-replica", lease_ttl(INTERVAL)).await.unwrap());
+            let r = tick(&b).await.unwrap();
+            assert_eq!((r.checked.len(), r.leased_elsewhere), (0, 1));
+            s.clock.advance(lease_ttl(INTERVAL));
+            assert_eq!(tick(&b).await.unwrap().checked, ["pg"]);
+        }
+
+        #[tokio::test]
+        async fn a_frozen_run_as_user_turns_the_connection_unhealthy_and_back_with_one_event_each() {
+            let s = setup().await;
+            let a = replica(&s);
+            mark_used(&a).await;
+            tick(&a).await.unwrap();
+            s.pg.control.set_user(&s.pg.info.user.username, serde_json::json!({"frozen": true})).await;
+            s.pg.control.expire_sessions().await;
+            s.clock.advance(INTERVAL);
+            tick(&a).await.unwrap();
+            let h = s.store.health(&ConnectionId::new("pg")).await.unwrap().unwrap();
+            assert_eq!(h.state, ConnectionState::Unhealthy, "{h:?}");
+            assert!(h.fix.as_deref().unwrap_or("").contains("unfreeze"), "{h:?}");
+            s.pg.control.set_user(&s.pg.info.user.username, serde_json::json!({"frozen": false})).await;
+            // The failure is remembered (backoff) until it ends; the next checks find it fixed.
+            for _ in 0..20 {
+                s.clock.advance(INTERVAL);
+                tick(&a).await.unwrap();
+                if s.store.health(&ConnectionId::new("pg")).await.unwrap().unwrap().state == ConnectionState::Healthy {
+                    break;
+                }
+            }
+            let h = s.store.health(&ConnectionId::new("pg")).await.unwrap().unwrap();
+            assert_eq!(h.state, ConnectionState::Healthy, "{h:?}");
+            let got = events(&s).await;
+            let count = |t: &str| got.iter().filter(|e| *e == t).count();
+            assert_eq!(count("connection.unhealthy"), 1, "{got:?}");
+            assert_eq!(count("connection.recovered"), 1, "{got:?}");
+        }
+
+        #[tokio::test]
+        async fn an_api_limit_past_eighty_percent_sends_limits_near_once() {
+            let s = setup().await;
+            let a = replica(&s);
+            mark_used(&a).await;
+            s.pg.control.settings(serde_json::json!({"daily_api_requests": 10})).await;
+            tick(&a).await.unwrap();
+            let entry = a.entry("pg").await.unwrap();
+            let client = entry.client.as_ref().unwrap();
+            for _ in 0..8 {
+                let _ = client.limits().send().await;
+            }
+            s.clock.advance(INTERVAL);
+            tick(&a).await.unwrap();
+            s.clock.advance(INTERVAL);
+            tick(&a).await.unwrap();
+            let got = events(&s).await;
+            assert_eq!(got.iter().filter(|e| *e == "limits.near").count(), 1, "{got:?}");
+            let all = s.store.deliveries(&DeliveryFilter::default()).await.unwrap();
+            let near = all.iter().find(|d| d.event_type == "limits.near").unwrap();
+            assert!(near.body.contains("DailyApiRequests"), "{}", near.body);
+        }
     }
 }

@@ -430,6 +430,7 @@ async fn a_connect_link_signs_a_new_connection_in_once_and_returns_with_the_outc
     let v = state_of(&base, &h.admin, "linked").await;
     assert_eq!(v["state"], "healthy", "{v}");
     assert_eq!(v["token"]["has_refresh_token"], true, "{v}");
+    assert_eq!(v["checks"]["approvals_used"], 1, "the approval is counted: {v}");
     let (s, _) = api(&base, "GET", "/v1/connections/linked/token", &h.admin, None).await;
     assert_eq!(s, 200);
     eventually("connection.created", || r.types().contains(&"connection.created".to_owned())).await;
