@@ -38,6 +38,7 @@ pub(crate) struct NewConnectSession {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub connection: String,
     /// `production`, `sandbox` or `custom` (then `login_url` is required).
+    #[schema(pattern = "^(production|sandbox|custom)$")]
     pub environment: String,
     /// A My Domain login URL (or an allowed origin).
     #[serde(default)]

@@ -150,6 +150,12 @@ impl RouteDoc {
         }
         self
     }
+    /// Path parameter `name` has `schema` (instead of a plain string).
+    pub(crate) fn path(mut self, name: &'static str, schema: ParamSchema) -> Self {
+        self.path_params.retain(|(n, _)| *n != name);
+        self.path_params.push((name, schema));
+        self
+    }
     pub(crate) fn query(mut self, name: &'static str, description: &'static str, schema: ParamSchema) -> Self {
         self.query.push((name, description, schema));
         self

@@ -22,10 +22,35 @@ const SESSION: Access = Access::Session;
 const KEYS: Access = Access::KeyAllConnections(Scope::Admin);
 const PAGE: Access = Access::Page;
 
+/// A delivery's place in the outbox: a positive 64-bit integer.
+fn delivery_seq() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Integer))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1))
+        .maximum(Some(i64::MAX))
+        .into()
+}
+
+/// A delivery's state, as a filter.
+fn delivery_state() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(["pending", "delivered", "failed"]))
+        .into()
+}
+
+/// How many deliveries to list: 1 to 1000.
+fn delivery_limit() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).minimum(Some(1)).maximum(Some(1000)).into()
+}
+
 fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
     let string = <String as PartialSchema>::schema as ParamSchema;
     let boolean = <bool as PartialSchema>::schema as ParamSchema;
-    let integer = <u32 as PartialSchema>::schema as ParamSchema;
     vec![
         (doc("GET", "/healthz", PUBLIC, "The process answers").ok::<Status>(200), get(api::healthz)),
         (
@@ -147,16 +172,17 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         ),
         (
             doc("GET", "/v1/webhooks/{id}/deliveries", ADMIN, "A webhook's deliveries, newest first")
-                .query("state", "Only `pending`, `delivered` or `failed` ones.", string)
-                .query("limit", "At most this many (1 to 1000, default 100).", integer)
+                .query("state", "Only `pending`, `delivered` or `failed` ones.", delivery_state)
+                .query("limit", "At most this many (1 to 1000, default 100).", delivery_limit)
                 .ok::<webhooks::DeliveryList>(200)
                 .errors(&[400]),
             get(webhooks::list_deliveries),
         ),
         (
             doc("POST", "/v1/webhooks/{id}/deliveries/{seq}/retry", ADMIN, "Send a failed delivery again")
+                .path("seq", delivery_seq)
                 .ok::<webhooks::RetriedDelivery>(200)
-                .errors(&[409]),
+                .errors(&[400, 409]),
             post(webhooks::retry_delivery),
         ),
         (

@@ -46,12 +46,29 @@ pub(crate) struct NewWebhook {
     #[schema(max_length = 2000, format = "uri")]
     pub url: String,
     /// Event types (`connection.unhealthy`), families (`connection.*`) or `*`.
-    #[schema(min_items = 1, max_items = 50)]
+    #[schema(schema_with = event_patterns_schema)]
     pub events: Vec<String>,
     /// Connection names, or `*` for all (the default); each must be administered by the key.
     #[serde(default)]
     #[schema(max_items = 50)]
     pub connections: Option<Vec<String>>,
+}
+
+/// The documented `events` list: 1 to 50 of the event types, their families (`connection.*`) or
+/// `*` — exactly what [`valid_pattern`] accepts.
+fn event_patterns_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let mut patterns: Vec<String> = vec!["*".to_owned()];
+    for t in crate::notify::EVENT_TYPES {
+        let family = format!("{}.*", t.split('.').next().unwrap_or(t));
+        if !patterns.contains(&family) {
+            patterns.push(family);
+        }
+        patterns.push(t.to_owned());
+    }
+    debug_assert!(patterns.iter().all(|p| valid_pattern(p)));
+    let item = ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).enum_values(Some(patterns));
+    ArrayBuilder::new().items(item).min_items(Some(1)).max_items(Some(MAX_LIST)).build()
 }
 
 /// A webhook (never its secret).
