@@ -205,6 +205,13 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         (page("GET", "/keys", SESSION, "API keys"), get(web::keys_page)),
         (page("POST", "/keys", SESSION, "Create an API key"), post(web::keys_create)),
         (page("POST", "/keys/{id}/revoke", SESSION, "Revoke an API key"), post(web::keys_revoke)),
+        (page("GET", "/webhooks", SESSION, "Webhooks"), get(web::webhooks_page)),
+        (page("POST", "/webhooks", SESSION, "Add a webhook"), post(web::webhooks_create)),
+        (page("POST", "/webhooks/{id}/delete", SESSION, "Delete a webhook"), post(web::webhooks_delete)),
+        (
+            page("POST", "/webhooks/{id}/deliveries/{seq}/retry", SESSION, "Send a failed delivery again"),
+            post(web::webhooks_retry),
+        ),
         (page("GET", "/oauth/callback", PAGE, "The web-server flow's redirect"), get(authorize::callback)),
         (page("GET", "/connect/{token}", PAGE, "A connect link"), get(connect::page)),
         (page("POST", "/connect/{token}", PAGE, "Use a connect link"), post(connect::start)),

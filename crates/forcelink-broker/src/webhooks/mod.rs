@@ -382,13 +382,10 @@ pub(crate) async fn list_deliveries(
     Ok(Json(DeliveryList { deliveries }))
 }
 
-/// `POST /v1/webhooks/{id}/deliveries/{seq}/retry`: a failed delivery is tried again now.
-pub(crate) async fn retry_delivery(
-    State(state): State<BrokerState>,
-    Extension(caller): Extension<Caller>,
-    Path((id, seq)): Path<(String, i64)>,
-) -> Result<Json<RetriedDelivery>, ErrorResponse> {
-    let hook = visible_one(&state, &caller.key, &id).await?;
+/// Sets the failed delivery `seq` of a webhook the key may see pending again, due now (the API
+/// and the page).
+pub(crate) async fn retry(state: &BrokerState, key: &ApiKeyRecord, id: &str, seq: i64) -> Result<(), ErrorResponse> {
+    let hook = visible_one(state, key, id).await?;
     let filter = DeliveryFilter { target: Some(hook.id.clone()), state: Some(DeliveryState::Failed), limit: 1000 };
     if !state.store().deliveries(&filter).await?.iter().any(|d| d.seq == seq)
         || !state.store().retry_delivery(seq).await?
@@ -396,5 +393,15 @@ pub(crate) async fn retry_delivery(
         return Err(ErrorResponse::conflict(format!("webhook {id} has no failed delivery {seq}")));
     }
     state.wake_outbox();
+    Ok(())
+}
+
+/// `POST /v1/webhooks/{id}/deliveries/{seq}/retry`: a failed delivery is tried again now.
+pub(crate) async fn retry_delivery(
+    State(state): State<BrokerState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, seq)): Path<(String, i64)>,
+) -> Result<Json<RetriedDelivery>, ErrorResponse> {
+    retry(&state, &caller.key, &id, seq).await?;
     Ok(Json(RetriedDelivery { seq, state: "pending".to_owned() }))
 }

@@ -184,7 +184,9 @@ async fn authorize_runs_the_web_server_flow_and_the_connection_turns_green() {
 
     let detail = http().get(format!("{base}/connections/web1")).header("cookie", &session).send().await.unwrap();
     let html = detail.text().await.unwrap();
-    assert!(html.contains("data-health=\"green\""), "{html}");
+    // Signed in by a person: healthy, and the sign-in is among the latest notes.
+    assert!(html.contains("data-state=\"healthy\""), "{html}");
+    assert!(html.contains("<td>sign-in</td>"), "{html}");
     assert!(!html.contains(&h.pg.info.client.client_secret));
     let (s, token) = call(&h.router, "GET", "/v1/connections/web1/token", Some(&h.admin), None).await;
     assert_eq!(s, 200, "{token}");
@@ -338,4 +340,234 @@ async fn every_answer_carries_the_security_headers_and_api_errors_are_json() {
     assert_eq!(body["error"]["code"], "upstream");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("internal error (request id ") && !message.contains("127.0.0.1"), "{message}");
+}
+
+/// The page's text between `start` and the next `end` after it.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html.find(start).unwrap_or_else(|| panic!("{start} in {html}"));
+    let to = html[from..].find(end).map_or(html.len(), |i| from + i);
+    &html[from..to]
+}
+
+async fn page(base: &str, path: &str, session: &str) -> (StatusCode, String) {
+    let resp = http().get(format!("{base}{path}")).header("cookie", session).send().await.unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+fn now() -> std::time::SystemTime {
+    forcelink_auth::Clock::now(&forcelink_auth::SystemClock)
+}
+
+#[tokio::test]
+async fn the_detail_page_shows_the_state_with_its_fix_usage_bars_renewals_and_audit_trail() {
+    use forcelink_store::{ConnectionHealth, ConnectionState, HealthNote, LimitUsage};
+    let h = harness().await;
+    // No background checks: the record below stays as written until the page's Test.
+    let (base, _server) = serve_quiet(&h).await;
+    let session = sign_in(&base, &h.admin).await.unwrap();
+    // Never checked nor used: the list says so.
+    let (_, list) = page(&base, "/", &session).await;
+    assert!(section(&list, "href=\"/connections/pg\"", "</tr>").contains("data-state=\"unknown\""), "{list}");
+
+    // What the background checks would have recorded for a connection whose grant is gone.
+    let id = forcelink_auth::ConnectionId::new("pg");
+    let mut record = ConnectionHealth::unknown(id.clone(), now());
+    record.state = ConnectionState::ReauthorizationRequired;
+    record.reason = Some("invalid_grant: expired access/refresh token <b>".to_owned());
+    record.fix = Some("sign the connection in again: Authorize on its page".to_owned());
+    record.approvals_used = Some(4);
+    record.checked_at = Some(now());
+    record.limits = vec![
+        LimitUsage { name: "DailyApiRequests".into(), max: 15000, remaining: 3000 },
+        LimitUsage { name: "DailyBulkV2QueryJobs".into(), max: 10000, remaining: 9990 },
+        LimitUsage { name: "HourlyPublishedPlatformEvents".into(), max: 1000, remaining: 50 },
+    ];
+    record.note(HealthNote { at: now(), kind: "renewal".into(), ok: false, detail: "refresh token revoked".into() });
+    assert!(matches!(
+        h.store.write_health(&record, None, &[]).await.unwrap(),
+        forcelink_store::HealthWrite::Written(_)
+    ));
+    let entry = forcelink_store::AuditEntry {
+        at: now(),
+        connection: id.clone(),
+        actor: "cli:someone@somewhere".into(),
+        action: forcelink_store::AuditAction::ConnectionUpdated,
+        detail: Some("client_id".into()),
+    };
+    h.store.append_audit(&entry).await.unwrap();
+
+    let (status, html) = page(&base, "/connections/pg", &session).await;
+    assert_eq!(status, 200);
+    let state = section(&html, "id=\"state-heading\"", "</section>");
+    assert!(state.contains("data-state=\"reauthorization_required\"") && state.contains("Re-authorization required"));
+    // The reason is escaped by the template, never markup.
+    assert!(state.contains("expired access/refresh token &#60;b&#62;") || state.contains("&lt;b&gt;"), "{state}");
+    assert!(!html.contains("token <b>"), "{html}");
+    assert!(section(&html, "data-fix", "</p>").contains("sign the connection in again"), "{html}");
+    // Approvals of 5 and the daily API usage as bars with the same in words; a limit near its end listed.
+    assert!(html.contains("<progress id=\"approvals\" aria-label=\"Approvals used\" max=\"5\" value=\"4\">"), "{html}");
+    assert!(section(&html, "data-bar=\"approvals\"", "</span>").contains("4 of 5 (80.0 %)"), "{html}");
+    assert!(html.contains("max=\"15000\" value=\"12000\""), "{html}");
+    let daily = section(&html, "data-bar=\"daily-api\"", "</span>");
+    assert!(daily.contains("class=\"near\"") && daily.contains("12000 of 15000 (80.0 %)"), "{daily}");
+    assert!(html.contains("HourlyPublishedPlatformEvents") && !html.contains("DailyBulkV2QueryJobs"), "{html}");
+    let notes = section(&html, "data-notes", "</table>");
+    assert!(notes.contains("renewal") && notes.contains("failed") && notes.contains("refresh token revoked"));
+    let audit = section(&html, "data-audit", "</table>");
+    assert!(audit.contains("connection.updated") && audit.contains("cli:someone@somewhere"), "{audit}");
+    // The list shows the same state and why.
+    let (_, list) = page(&base, "/", &session).await;
+    let row = section(&list, "href=\"/connections/pg\"", "</tr>");
+    assert!(row.contains("data-state=\"reauthorization_required\"") && row.contains("refresh token"), "{row}");
+    assert!(row.contains("12000 of 15000"), "{row}");
+
+    // A test from the page that works moves the state to healthy; the org and user show, and the
+    // test is in the audit trail.
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let tested = http()
+        .post(format!("{base}/connections/pg/test"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let html = tested.text().await.unwrap();
+    assert!(html.contains("Test passed"), "{html}");
+    assert!(section(&html, "id=\"state-heading\"", "</section>").contains("data-state=\"healthy\""), "{html}");
+    assert!(!html.contains("data-fix"), "a healthy connection has nothing to fix: {html}");
+    assert!(html.contains("<th scope=\"row\">Org id</th><td>00D"), "{html}");
+    assert!(html.contains("<th scope=\"row\">User id</th><td>005"), "{html}");
+    assert!(!section(&html, "data-token-expires", "</td>").contains("—"), "a token expiry: {html}");
+    assert!(section(&html, "data-audit", "</table>").contains("connection.tested"), "{html}");
+    assert!(section(&html, "data-notes", "</table>").contains("<td>check</td>"), "{html}");
+}
+
+/// A broker on the harness's store without background work (no sender: deliveries stay as the
+/// test leaves them).
+async fn serve_quiet(h: &Harness) -> (String, tokio::task::JoinHandle<()>) {
+    let mut config = forcelink_broker::BrokerConfig::new(
+        h.store.clone(),
+        crate::transport(),
+        forcelink_store::SecretResolver::without_env(),
+    );
+    config.background = false;
+    serve(forcelink_broker::BrokerState::new(config).unwrap()).await
+}
+
+#[tokio::test]
+async fn the_webhooks_page_adds_and_deletes_with_csrf_shows_host_rule_errors_and_retries_failures() {
+    use forcelink_store::{DeliveryFilter, DeliveryOutcome, DeliveryState, NewDelivery};
+    let h = harness().await;
+    let (base, _server) = serve_quiet(&h).await;
+    let session = sign_in(&base, &h.admin).await.unwrap();
+    let (status, html) = page(&base, "/", &session).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<a href=\"/webhooks\">Webhooks</a>"), "a nav link: {html}");
+    let (status, html) = page(&base, "/webhooks", &session).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<label for=\"webhook-url\">") && html.contains("No webhooks yet"), "{html}");
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        http().post(format!("{base}{path}")).header("cookie", &session).form(&form).send()
+    };
+    let fields = |url: &str| {
+        vec![("url", url.to_owned()), ("events", "connection.*, limits.near".to_owned()), ("connections", "pg".into())]
+    };
+
+    // Without the session's CSRF token nothing is added.
+    let forged = post("/webhooks", fields("https://example.com/hook")).await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(h.store.webhooks().await.unwrap().is_empty());
+    // A URL that breaks the host rule comes back with the reason and what was typed.
+    let mut bad = fields("http://example.com/hook");
+    bad.push(("csrf", csrf.clone()));
+    let resp = post("/webhooks", bad).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let html = resp.text().await.unwrap();
+    assert!(section(&html, "role=\"alert\"", "</p>").contains("must be https"), "{html}");
+    assert!(html.contains("value=\"http://example.com/hook\""), "{html}");
+    assert!(h.store.webhooks().await.unwrap().is_empty());
+
+    // Added: the secret is shown this once.
+    let mut good = fields("https://example.com/hook");
+    good.push(("csrf", csrf.clone()));
+    let resp = post("/webhooks", good).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    let secret = section(&html, "<code data-new-secret>", "</code>").trim_start_matches("<code data-new-secret>");
+    assert!(secret.starts_with("whsec_"), "{html}");
+    let hooks = h.store.webhooks().await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    let hook = &hooks[0];
+    assert_eq!(
+        (hook.events.clone(), hook.connections.clone()),
+        (vec!["connection.*".into(), "limits.near".into()], vec!["pg".into()])
+    );
+    assert_eq!(hook.secret.secret(), secret);
+    let (_, html) = page(&base, "/webhooks", &session).await;
+    assert!(!html.contains(secret), "shown once");
+    let row = section(&html, &format!("data-webhook=\"{}\"", hook.id), "</tr>");
+    assert!(row.contains("https://example.com/hook") && row.contains("none yet") && row.contains("0 failed"), "{row}");
+
+    // A delivery that failed for good: counted, listed with its error and a Send again button.
+    let delivery = NewDelivery {
+        id: "msg_page_1".into(),
+        target: hook.id.clone(),
+        event_type: "connection.unhealthy".into(),
+        connection: "pg".into(),
+        body: "{}".into(),
+        created_at: now(),
+    };
+    h.store.enqueue_deliveries(std::slice::from_ref(&delivery)).await.unwrap();
+    let claimed = h.store.claim_deliveries("test", now(), 10, std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let failed =
+        DeliveryOutcome::Failed { at: now(), status: Some(500), error: "the receiver answered HTTP 500".into() };
+    assert!(h.store.finish_delivery(claimed[0].seq, "test", &failed).await.unwrap());
+    let (_, html) = page(&base, "/webhooks", &session).await;
+    let row = section(&html, &format!("data-webhook=\"{}\"", hook.id), "</tr>");
+    assert!(row.contains("data-failed=\"1\"") && row.contains("connection.unhealthy: failed"), "{row}");
+    let failures = section(&html, &format!("data-failures=\"{}\"", hook.id), "</table>");
+    assert!(failures.contains("the receiver answered HTTP 500") && failures.contains("Send again"), "{failures}");
+    let retry = format!("/webhooks/{}/deliveries/{}/retry", hook.id, claimed[0].seq);
+    assert!(failures.contains(&format!("action=\"{retry}\"")), "{failures}");
+    let pending = || async {
+        let filter = DeliveryFilter { target: Some(hook.id.clone()), state: Some(DeliveryState::Pending), limit: 10 };
+        h.store.deliveries(&filter).await.unwrap().len()
+    };
+    assert_eq!(post(&retry, vec![]).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(pending().await, 0);
+    let resp = post(&retry, vec![("csrf", csrf.clone())]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/webhooks");
+    assert_eq!(pending().await, 1, "sent again: pending");
+    // Only a failed delivery is sent again.
+    assert_eq!(post(&retry, vec![("csrf", csrf.clone())]).await.unwrap().status(), StatusCode::CONFLICT);
+
+    // A key for another connection does not see the webhook, nor delete it.
+    let other = sign_in(&base, &h.other_key).await.unwrap();
+    let (_, html) = page(&base, "/webhooks", &other).await;
+    assert!(!html.contains(&hook.id), "{html}");
+    let other_csrf = hidden_input(&html, "csrf").unwrap();
+    let delete = format!("/webhooks/{}/delete", hook.id);
+    let resp = http()
+        .post(format!("{base}{delete}"))
+        .header("cookie", &other)
+        .form(&[("csrf", other_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Delete: refused without the CSRF token, done with it.
+    assert_eq!(post(&delete, vec![]).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(h.store.webhooks().await.unwrap().len(), 1);
+    let resp = post(&delete, vec![("csrf", csrf.clone())]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(h.store.webhooks().await.unwrap().is_empty());
+    let (_, html) = page(&base, "/webhooks", &session).await;
+    assert!(html.contains("No webhooks yet"), "{html}");
+    let audit = h.store.audit(None, 50).await.unwrap();
+    for action in ["webhook.created", "webhook.deleted"] {
+        assert!(audit.iter().any(|e| e.action == action), "{action} in {audit:?}");
+    }
 }
