@@ -43,8 +43,10 @@
 //! - `proxy`: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
 //! - `actions`: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
 //! - `keys`: API keys over the API and the page: create (shown once), list, revoke.
-//! - `web`: the server-rendered page (askama): sign-in, connections, Authorize (web-server
-//!   flow); `page`: rendering and the message page it shares with `access`.
+//! - `web`: the server-rendered page (askama): sign-in (`web`), the connections list
+//!   (`web::connections`), a connection's detail with its state, bars and audit trail
+//!   (`web::detail`), API keys (`web::keys`) and webhooks (`web::webhooks`); `page`: rendering and
+//!   the message page it shares with `access`.
 //! - `metrics`: `/metrics` in the OpenMetrics text format (prometheus-client).
 //! - `openapi`: `/v1/openapi.json` built with utoipa from the routes' documentation it is given
 //!   ([`openapi_document`]).

@@ -8,7 +8,8 @@
 //! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
 //! - `limits`: connection limits over raw sockets: auth before body, header timeout, cap.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
-//! - `web`: sign-in, CSRF, the web-server flow through the playground's pages.
+//! - `web`: sign-in, CSRF, the web-server flow through the playground's pages, the state on the
+//!   pages, the webhooks page.
 //! - `heal`: `forcelink_client::BrokerTokens` reports a refused token and carries on.
 //! - `hostrule`: no sequence of calls sends a secret to a host the operator did not allow; edits take effect.
 //! - `replicas`: three brokers on one PostgreSQL schema renew an expired token once.
