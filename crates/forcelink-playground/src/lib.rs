@@ -384,7 +384,8 @@ impl Drop for Playground {
 /// records.
 fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<store::DataState, PlaygroundError> {
     let err = |message: String| PlaygroundError::Data { message };
-    let schema = schema::Schema::build(&seed.custom_objects, &seed.custom_fields)
+    let schema = seed.schema().map_err(|message| PlaygroundError::Seed { message })?;
+    data::rules::check_conditions(&schema, config.clock.now_ms())
         .map_err(|message| PlaygroundError::Seed { message })?;
     let store = store::Store::open(schema, config.data_file.as_deref()).map_err(err)?;
     let now = config.clock.now_ms();

@@ -415,6 +415,7 @@ fn process(pg: &Shared, id: &str) {
                 users_changed: false,
                 update_only: false,
                 changes: Vec::new(),
+                allow_duplicates: false,
             };
             for row in chunk {
                 let mut fields = Map::new();
@@ -454,8 +455,7 @@ fn process(pg: &Shared, id: &str) {
                         ok_rows.push(out);
                     }
                     Err(e) => {
-                        let fields = e.fields.clone().unwrap_or_default().join(",");
-                        let mut out = vec![String::new(), format!("{}:{}:{fields} --", e.code, e.message)];
+                        let mut out = vec![String::new(), e.bulk()];
                         out.extend(row.iter().cloned());
                         bad_rows.push(out);
                     }

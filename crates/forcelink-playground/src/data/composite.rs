@@ -331,7 +331,7 @@ fn insert_tree(
                     insert_tree(ctx, child.child, &recs, Some((fk, id.clone())), results, errors);
                 }
             }
-            Err(e) => errors.push(json!({"referenceId": reference, "errors": [e.save()]})),
+            Err(e) => errors.push(json!({"referenceId": reference, "errors": e.save()})),
         }
     }
 }
@@ -360,14 +360,14 @@ fn save_all(
             .into_iter()
             .map(|r| match r {
                 Ok(v) => v,
-                Err(e) => json!({"success": false, "errors": [e.save()]}),
+                Err(e) => json!({"success": false, "errors": e.save()}),
             })
             .collect(),
         Err(out) => out
             .into_iter()
             .map(|r| match r {
                 Ok(_) => json!({"id": null, "success": false, "errors": [rolled_back()]}),
-                Err(e) => json!({"id": null, "success": false, "errors": [e.save()]}),
+                Err(e) => json!({"id": null, "success": false, "errors": e.save()}),
             })
             .collect(),
     }

@@ -11,6 +11,7 @@
 //! - `composite`: composite, batch, tree, sObject collections.
 //! - `bulk`: Bulk API 2.0 ingest and query jobs; `useradmin`: the password resource.
 //! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
+//! - `rules`: the seed's validation and duplicate rules, run on every write they guard.
 //! - `admin`: what the control API does as an administrator in Setup (undelete, user flags).
 
 use axum::Extension;
@@ -34,6 +35,7 @@ pub(crate) mod records;
 mod replication;
 mod request;
 mod routes;
+pub(crate) mod rules;
 pub(crate) mod soql;
 mod useradmin;
 

@@ -21,6 +21,7 @@ mod peers;
 mod pubsub;
 mod refresh;
 mod rest;
+mod rules;
 mod soap;
 mod soql;
 mod soql_joins;
