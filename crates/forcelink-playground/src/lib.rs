@@ -412,6 +412,7 @@ fn router(pg: Shared, host: Host) -> Router {
         .route("/id/keys", get(identity::keys))
         .route("/id/{org}/{user}", get(identity::identity).post(identity::identity))
         .route("/.well-known/openid-configuration", get(identity::openid_configuration))
+        .route("/services/auth/idp/oidc/logout", get(authorize::oidc_logout).post(authorize::oidc_logout))
         .route("/.well-known/auth-configuration", get(identity::auth_configuration))
         .route("/setup/connect", get(authorize::device_page).post(authorize::device_submit))
         .route("/services/Soap/{kind}/{version}", post(soap::endpoint))

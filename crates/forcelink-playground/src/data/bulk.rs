@@ -231,6 +231,7 @@ fn create(pg: &Shared, ctx: &mut Ctx<'_>, kind: Kind, body: &[u8]) -> Result<Rep
     // right away (under the lock this request holds), so the job is complete at once.
     let info = job_info(&job);
     if kind == Kind::Query {
+        pg.data.consume(ctx.now, "DailyBulkV2QueryJobs", 1);
         if let Some(p) = &job.plan {
             job.total = p.total(ctx.db)?;
         }
@@ -393,6 +394,8 @@ fn process(pg: &Shared, id: &str) {
             job.header = Some(header.clone());
         }
     }
+    let batches = (rows.len() as u64).div_ceil(super::limits::INGEST_BATCH_ROWS).max(1);
+    pg.data.consume(pg.now_ms(), "DailyBulkApiBatches", batches);
     for (n, chunk) in rows.chunks(CHUNK).enumerate() {
         // An abort stops the job between chunks; the rest is unprocessed.
         let aborted = jobs(pg).jobs.get(id).is_none_or(|job| job.state == "Aborted");
@@ -615,6 +618,7 @@ fn query_results(pg: &Shared, ctx: &mut Ctx<'_>, id: &str, params: &Params) -> R
         }
     }
     let mut reply = csv_reply(write_csv(delimiter, crlf, &header, &rows_out));
+    pg.data.consume(ctx.now, super::limits::QUERY_RESULT_BYTES, reply.body.len() as u64);
     let next = if served < total { STANDARD_NO_PAD.encode(served.to_string()) } else { "null".to_owned() };
     reply.headers.push(("sforce-locator", next));
     reply.headers.push(("sforce-numberofrecords", rows_out.len().to_string()));

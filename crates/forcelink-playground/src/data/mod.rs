@@ -8,7 +8,8 @@
 //! - `records`: field values, create / read / update / delete / upsert semantics, user-admin
 //!   effects.
 //! - `soql`: the SOQL (and SOSL) parser; `query`: SOQL compiled to SQLite SQL, pages, locators.
-//! - `composite`: composite, batch, tree, sObject collections.
+//! - `composite`: composite, graph, batch, tree, sObject collections; `limits`: `/limits`
+//!   with the consumption of each limit.
 //! - `bulk`: Bulk API 2.0 ingest and query jobs; `useradmin`: the password resource.
 //! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
 //! - `rules`: the seed's validation and duplicate rules, run on every write they guard.
@@ -29,6 +30,7 @@ mod api;
 mod bulk;
 mod composite;
 pub(crate) mod generate;
+pub(crate) mod limits;
 pub(crate) mod orgdata;
 pub(crate) mod query;
 pub(crate) mod records;

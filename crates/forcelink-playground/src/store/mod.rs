@@ -246,6 +246,8 @@ pub(crate) struct DataState {
     pub(crate) store: Store,
     /// Guards the daily API request counter.
     usage: Mutex<Usage>,
+    /// Guards what other limits have consumed (Bulk API jobs, batches, result storage).
+    consumption: Mutex<Consumption>,
     /// Guards the open query locators.
     pub(crate) locators: Mutex<locators::Locators>,
     /// Guards the Bulk API 2.0 jobs.
@@ -261,12 +263,36 @@ struct Usage {
     used: u64,
 }
 
+/// Consumption of the `/limits` entries other than `DailyApiRequests`, by limit name: `Daily…`
+/// counts restart each playground-time UTC day, `Hourly…` ones each hour.
+#[derive(Debug, Default)]
+struct Consumption {
+    day: i64,
+    hour: i64,
+    used: std::collections::HashMap<&'static str, u64>,
+}
+
+impl Consumption {
+    fn roll(&mut self, now_ms: i64) {
+        let (day, hour) = (now_ms.div_euclid(crate::civil::DAY_MS), now_ms.div_euclid(3_600_000));
+        if day != self.day {
+            self.used.retain(|k, _| !k.starts_with("Daily"));
+            self.day = day;
+        }
+        if hour != self.hour {
+            self.used.retain(|k, _| !k.starts_with("Hourly"));
+            self.hour = hour;
+        }
+    }
+}
+
 impl DataState {
     pub(crate) fn new(store: Store, schema_modified_ms: i64) -> Self {
         Self {
             schema_modified_ms,
             store,
             usage: Mutex::new(Usage::default()),
+            consumption: Mutex::new(Consumption::default()),
             locators: Mutex::new(Default::default()),
             bulk: Mutex::new(Default::default()),
         }
@@ -294,5 +320,20 @@ impl DataState {
 
     pub(crate) fn reset_usage(&self) {
         *self.usage.lock() = Usage::default();
+        *self.consumption.lock() = Consumption::default();
+    }
+
+    /// Counts `n` units of the limit `name` (a `/limits` key, or a private unit such as bytes).
+    pub(crate) fn consume(&self, now_ms: i64, name: &'static str, n: u64) {
+        let mut c = self.consumption.lock();
+        c.roll(now_ms);
+        *c.used.entry(name).or_default() += n;
+    }
+
+    /// What the limit `name` has consumed in its current window.
+    pub(crate) fn consumed(&self, now_ms: i64, name: &str) -> u64 {
+        let mut c = self.consumption.lock();
+        c.roll(now_ms);
+        c.used.get(name).copied().unwrap_or(0)
     }
 }
