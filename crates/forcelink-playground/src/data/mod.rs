@@ -27,7 +27,7 @@ use crate::state::Shared;
 
 pub(crate) mod admin;
 mod api;
-mod bulk;
+pub(crate) mod bulk;
 mod composite;
 pub(crate) mod generate;
 pub(crate) mod limits;

@@ -1,5 +1,6 @@
 //! What the REST API keeps between requests ([`DataState`]): the record store, the daily API
-//! usage, open query locators (`locators`) and Bulk API 2.0 jobs (`jobs`), and compiled query
+//! usage and other limits' consumption, open query locators (`locators`) and Bulk API 2.0 jobs
+//! (`jobs`, written through to a data file), and compiled query
 //! plans both of them keep (`plan`).
 //!
 //! Record storage: one SQLite table per sObject (`o_Account`), one column per field, the
@@ -32,6 +33,8 @@ pub(crate) struct Db {
     pub(crate) schema: Arc<Schema>,
     /// Next rowid per object (index into `schema.objects`).
     next_row: Vec<i64>,
+    /// A data file (`--data`): Bulk jobs are written through to it (see `jobs`).
+    pub(crate) persistent: bool,
 }
 
 /// A cheap handle on the database; one connection behind a mutex.
@@ -81,7 +84,9 @@ impl Store {
              CREATE INDEX IF NOT EXISTS ix_pg_cascade_parent ON pg_cascade (parent);",
         )
         .map_err(|e| format!("cannot create the recycle bin's cascade table: {e}"))?;
-        Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row })), schema })
+        Db::create_job_tables(&conn).map_err(|e| format!("cannot create the Bulk job tables: {e}"))?;
+        let persistent = path.is_some();
+        Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row, persistent })), schema })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
@@ -252,6 +257,8 @@ pub(crate) struct DataState {
     pub(crate) locators: Mutex<locators::Locators>,
     /// Guards the Bulk API 2.0 jobs.
     pub(crate) bulk: Mutex<jobs::Jobs>,
+    /// Set when the playground stops: Bulk workers waiting for playground time give up.
+    pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// When the schema (objects and fields) last changed: the start, as it is fixed for a run.
     /// Describes answer `304 Not Modified` to an `If-Modified-Since` at or after it.
     pub(crate) schema_modified_ms: i64,
@@ -295,6 +302,7 @@ impl DataState {
             consumption: Mutex::new(Consumption::default()),
             locators: Mutex::new(Default::default()),
             bulk: Mutex::new(Default::default()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

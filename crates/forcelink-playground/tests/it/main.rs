@@ -8,6 +8,7 @@ mod common;
 mod approvals;
 mod authorize;
 mod bulk;
+mod bulk_jobs;
 mod cdc;
 mod composite;
 mod conformance;
