@@ -8,7 +8,7 @@ pub const LATEST_API_VERSION: &str = "66.0";
 pub(crate) const OLDEST_API_VERSION: u32 = 20;
 
 /// The API version of a request (`v58.0` → 58, "58.0").
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Version {
     pub(crate) major: u32,
     pub(crate) text: String,
@@ -28,7 +28,7 @@ impl Version {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Caller {
     pub(crate) id: String,
     pub(crate) admin: bool,

@@ -41,6 +41,39 @@ pub fn mint(prefix: &str, n: u64) -> String {
     to_18(&id15)
 }
 
+/// Normalises a 15- or 18-character id to 18 characters; `None` if it is not id-shaped.
+pub(crate) fn normalize(s: &str) -> Option<String> {
+    if !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    match s.len() {
+        15 => Some(to_18(s)),
+        // The checksum makes 18-character ids case-insensitive: rebuild the case-sensitive
+        // 15 from it, so `001…iaz` and `001…IAZ` name the same record.
+        18 => {
+            let fixed = restore_case(s)?;
+            Some(to_18(&fixed))
+        }
+        _ => None,
+    }
+}
+
+fn restore_case(s: &str) -> Option<String> {
+    const ALPHA: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(15);
+    for chunk in 0..3 {
+        let c = bytes[15 + chunk].to_ascii_uppercase();
+        let n = ALPHA.iter().position(|&a| a == c)?;
+        for j in 0..5 {
+            let b = bytes[chunk * 5 + j];
+            out.push(if n & (1 << j) != 0 { b.to_ascii_uppercase() } else { b.to_ascii_lowercase() });
+        }
+    }
+    // Digits are unaffected; letters get the case the checksum records.
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

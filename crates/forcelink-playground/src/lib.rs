@@ -254,6 +254,8 @@ pub struct Playground {
     info: PlaygroundInfo,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The org, so stopping can tell Bulk workers to give up.
+    pg: Shared,
 }
 
 impl Playground {
@@ -332,6 +334,7 @@ impl Playground {
             let db = pg.data.store.lock();
             pg.sync_users_from_db(&db);
         }
+        data::bulk::resume(&pg).map_err(|message| PlaygroundError::Data { message })?;
         let (shutdown, rx) = watch::channel(false);
         let hosts = [
             (login_listener, Host { kind: HostKind::Login, base_url: login_url }),
@@ -346,7 +349,7 @@ impl Playground {
             .collect();
         let pubsub = pubsub::PubSubService { pg: pg.clone() };
         tasks.push(tokio::spawn(pubsub::serve(pubsub_listener, pubsub, pubsub_tls, rx.clone())));
-        Ok(Self { info, shutdown, tasks })
+        Ok(Self { info, shutdown, tasks, pg })
     }
 
     /// URLs and credentials of this playground.
@@ -364,6 +367,7 @@ impl Playground {
     /// Stops accepting, closes connections and waits for both hosts to stop.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.pg.data.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
@@ -373,6 +377,7 @@ impl Playground {
 impl Drop for Playground {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.pg.data.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         // The CA belongs to this run only.
         if let Some(ca) = &self.info.ca_path {
             let _ = std::fs::remove_file(ca);
@@ -384,7 +389,8 @@ impl Drop for Playground {
 /// records.
 fn open_data(seed: &Seed, config: &PlaygroundConfig) -> Result<store::DataState, PlaygroundError> {
     let err = |message: String| PlaygroundError::Data { message };
-    let schema = schema::Schema::build(&seed.custom_objects, &seed.custom_fields)
+    let schema = seed.schema().map_err(|message| PlaygroundError::Seed { message })?;
+    data::rules::check_conditions(&schema, config.clock.now_ms())
         .map_err(|message| PlaygroundError::Seed { message })?;
     let store = store::Store::open(schema, config.data_file.as_deref()).map_err(err)?;
     let now = config.clock.now_ms();
@@ -411,6 +417,7 @@ fn router(pg: Shared, host: Host) -> Router {
         .route("/id/keys", get(identity::keys))
         .route("/id/{org}/{user}", get(identity::identity).post(identity::identity))
         .route("/.well-known/openid-configuration", get(identity::openid_configuration))
+        .route("/services/auth/idp/oidc/logout", get(authorize::oidc_logout).post(authorize::oidc_logout))
         .route("/.well-known/auth-configuration", get(identity::auth_configuration))
         .route("/setup/connect", get(authorize::device_page).post(authorize::device_submit))
         .route("/services/Soap/{kind}/{version}", post(soap::endpoint))

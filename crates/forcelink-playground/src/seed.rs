@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::PlaygroundError;
-pub use crate::schema::{CustomFieldSeed, CustomObjectSeed};
+pub use crate::schema::{CustomFieldSeed, CustomObjectSeed, DuplicateAction, DuplicateRuleSeed, ValidationRuleSeed};
 
 /// The built-in seed, used when no `--seed` is given.
 pub const DEFAULT_SEED_TOML: &str = include_str!("../seed/default.toml");
@@ -43,6 +43,12 @@ pub struct Seed {
     /// default event, [`DEFAULT_PLATFORM_EVENT`], is.
     #[serde(default)]
     pub platform_events: Vec<PlatformEventSeed>,
+    /// Validation rules (`[[validation_rules]]`): a SOQL condition that refuses a save.
+    #[serde(default)]
+    pub validation_rules: Vec<ValidationRuleSeed>,
+    /// Duplicate rules (`[[duplicate_rules]]`): exact matches on chosen fields.
+    #[serde(default)]
+    pub duplicate_rules: Vec<DuplicateRuleSeed>,
     /// Records to generate at start-up, by object: `Account = 1000`.
     #[serde(default)]
     pub generate: std::collections::BTreeMap<String, u64>,
@@ -385,10 +391,16 @@ impl Seed {
                 return bad(format!("connected app {:?}: session_timeout_seconds must be > 0", a.name));
             }
         }
-        if let Err(message) = crate::schema::Schema::build(&self.custom_objects, &self.custom_fields) {
+        if let Err(message) = self.schema() {
             return bad(message);
         }
         Ok(())
+    }
+
+    /// The org's schema: standard objects, the seed's custom objects and fields, and its rules.
+    pub(crate) fn schema(&self) -> Result<crate::schema::Schema, String> {
+        crate::schema::Schema::build(&self.custom_objects, &self.custom_fields)?
+            .with_rules(&self.validation_rules, &self.duplicate_rules)
     }
 
     /// Resolves an app's `certificate` setting.

@@ -11,7 +11,7 @@
 //! | `POST /records/undelete` | `{"ids": [...]}`: restores records from the recycle bin (`records`) |
 //! | `GET /clock`, `POST /clock` | read, or shift with `{"advance_seconds": n}` / `{"advance_ms": n}` |
 //! | `GET/POST/DELETE /faults` | list, arm (`{"path_prefix","count","kind",…}`), clear faults |
-//! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests` |
+//! | `GET/PATCH /settings` | `reject_concurrent_refresh`, `hold_refreshes`, `daily_api_requests`, `bulk_rows_per_second` |
 //! | `/pubsub/…` | the Pub/Sub API's stats, keep-alive interval and faults (`pubsub`) |
 
 use axum::Json;
@@ -256,6 +256,7 @@ struct SettingsPatch {
     reject_concurrent_refresh: Option<bool>,
     hold_refreshes: Option<bool>,
     daily_api_requests: Option<u64>,
+    bulk_rows_per_second: Option<u64>,
 }
 
 async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: bytes::Bytes) -> Response {
@@ -276,6 +277,9 @@ async fn update_settings(State(pg): State<Shared>, headers: HeaderMap, body: byt
         }
         if let Some(v) = patch.daily_api_requests {
             rt.settings.daily_api_requests = v;
+        }
+        if let Some(v) = patch.bulk_rows_per_second {
+            rt.settings.bulk_rows_per_second = v;
         }
         rt.settings.clone()
     };

@@ -33,8 +33,16 @@ fn as_admin<T>(pg: &Shared, f: impl FnOnce(&mut Ctx<'_>) -> Result<T, SfError>) 
         .ok_or_else(|| SfError::internal("the latest API version does not parse"))?;
     let now = pg.now_ms();
     let mut db = pg.data.store.lock();
-    let mut ctx =
-        Ctx { db: &mut db, caller, version, now, users_changed: false, update_only: false, changes: Vec::new() };
+    let mut ctx = Ctx {
+        db: &mut db,
+        caller,
+        version,
+        now,
+        users_changed: false,
+        update_only: false,
+        changes: Vec::new(),
+        allow_duplicates: false,
+    };
     let out = ctx.db_atomic(f);
     let changes = std::mem::take(&mut ctx.changes);
     crate::events::emit(&pg.events, now, SETUP_ORIGIN, &ctx.caller.id, changes);

@@ -91,11 +91,20 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
     let method = parts.method.clone();
     let query = parts.uri.query().map(str::to_owned);
     let headers = parts.headers.clone();
+    let allow_duplicates = allows_duplicates(&headers);
     let pg2 = pg.clone();
     let reply = tokio::task::spawn_blocking(move || {
         let mut db = pg2.data.store.lock();
-        let mut ctx =
-            Ctx { db: &mut db, caller, version, now, users_changed: false, update_only: false, changes: Vec::new() };
+        let mut ctx = Ctx {
+            db: &mut db,
+            caller,
+            version,
+            now,
+            users_changed: false,
+            update_only: false,
+            changes: Vec::new(),
+            allow_duplicates,
+        };
         let req =
             ApiRequest { method, segments, params: Params::parse(query.as_deref()), headers: &headers, body: &bytes };
         let reply = dispatch(&pg2, &mut ctx, &req);
@@ -112,6 +121,18 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
     let mut reply = reply;
     reply.headers.push(("sforce-limit-info", limit_header(used, max)));
     finish(reply, &parts.headers)
+}
+
+/// `Sforce-Duplicate-Rule-Header: allowSave=true` (Salesforce's REST header for the
+/// DuplicateRuleHeader; `runAsCurrentUser` and `includeRecordDetails` are accepted and ignored).
+fn allows_duplicates(headers: &HeaderMap) -> bool {
+    headers.get("sforce-duplicate-rule-header").and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split([',', ';']).any(|part| {
+            let mut kv = part.splitn(2, '=').map(str::trim);
+            kv.next().is_some_and(|k| k.eq_ignore_ascii_case("allowSave"))
+                && kv.next().is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+    })
 }
 
 /// Turns a reply into HTTP, gzip-encoding the body when the client accepts it.

@@ -8,9 +8,11 @@
 //! - `records`: field values, create / read / update / delete / upsert semantics, user-admin
 //!   effects.
 //! - `soql`: the SOQL (and SOSL) parser; `query`: SOQL compiled to SQLite SQL, pages, locators.
-//! - `composite`: composite, batch, tree, sObject collections.
+//! - `composite`: composite, graph, batch, tree, sObject collections; `limits`: `/limits`
+//!   with the consumption of each limit.
 //! - `bulk`: Bulk API 2.0 ingest and query jobs; `useradmin`: the password resource.
 //! - `orgdata`: the records every org starts with; `generate`: bulk synthetic records.
+//! - `rules`: the seed's validation and duplicate rules, run on every write they guard.
 //! - `admin`: what the control API does as an administrator in Setup (undelete, user flags).
 
 use axum::Extension;
@@ -25,15 +27,17 @@ use crate::state::Shared;
 
 pub(crate) mod admin;
 mod api;
-mod bulk;
+pub(crate) mod bulk;
 mod composite;
 pub(crate) mod generate;
+pub(crate) mod limits;
 pub(crate) mod orgdata;
 pub(crate) mod query;
 pub(crate) mod records;
 mod replication;
 mod request;
 mod routes;
+pub(crate) mod rules;
 pub(crate) mod soql;
 mod useradmin;
 

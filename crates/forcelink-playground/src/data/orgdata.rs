@@ -51,6 +51,7 @@ pub(crate) fn populate(db: &mut Db, seed: &Seed, org_id: &str, now: i64) -> Resu
         update_only: false,
         // The org's starting records are not changes anyone subscribed to.
         changes: Vec::new(),
+        allow_duplicates: true,
     };
     fill(&mut ctx, seed, org_id).map_err(|e| e.message)
 }

@@ -25,6 +25,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) update_only: bool,
     /// Record changes so far, published as change events when the call is done.
     pub(crate) changes: Vec<crate::events::Change>,
+    /// `Sforce-Duplicate-Rule-Header: allowSave=true`: duplicates of "allow" rules are saved.
+    pub(crate) allow_duplicates: bool,
 }
 
 impl Ctx<'_> {
@@ -72,7 +74,7 @@ impl Reply {
         Self { status, body: Vec::new(), content_type: None, headers: Vec::new() }
     }
     pub(crate) fn error(e: &SfError) -> Self {
-        Self::json(e.status, &Value::Array(vec![e.rest()]))
+        Self::json(e.status, &Value::Array(e.rest()))
     }
     /// The body as JSON (for composite subresponses).
     pub(crate) fn body_value(&self) -> Value {
@@ -162,11 +164,23 @@ pub(crate) struct SfError {
     pub(crate) fields: Option<Vec<String>>,
     /// Where in a SOQL query the problem is (byte offset), for the query-error layout.
     pub(crate) pos: Option<usize>,
+    /// Further errors of the same answer (several validation rules failing at once).
+    pub(crate) more: Vec<SfError>,
+    /// `duplicateResult` of a `DUPLICATES_DETECTED` error.
+    pub(crate) duplicate: Option<Box<Value>>,
 }
 
 impl SfError {
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_owned(), message: message.into(), fields: None, pos: None }
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            fields: None,
+            pos: None,
+            more: Vec::new(),
+            duplicate: None,
+        }
     }
     /// Marks the query position the error is about (kept when one is already set).
     pub(crate) fn at(mut self, pos: usize) -> Self {
@@ -201,9 +215,22 @@ impl SfError {
         Self::new(StatusCode::FORBIDDEN, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id")
     }
 
-    /// The REST envelope element.
-    pub(crate) fn rest(&self) -> Value {
+    /// This error followed by `more` (each without further errors).
+    fn all(&self) -> impl Iterator<Item = &SfError> {
+        std::iter::once(self).chain(self.more.iter())
+    }
+
+    /// The REST envelope element. A duplicate error carries its `duplicateResult` under the
+    /// key Salesforce's REST API really sends, `duplicateResut` (sic: the misspelling is in
+    /// answers pasted from real orgs, and clients look for it), and no `fields`.
+    fn rest_one(&self) -> Value {
         let mut m = Map::new();
+        if let Some(d) = &self.duplicate {
+            m.insert("duplicateResut".into(), (**d).clone());
+            m.insert("errorCode".into(), json!(self.code));
+            m.insert("message".into(), json!(self.message));
+            return Value::Object(m);
+        }
         m.insert("message".into(), json!(self.message));
         m.insert("errorCode".into(), json!(self.code));
         if let Some(f) = &self.fields {
@@ -211,9 +238,26 @@ impl SfError {
         }
         Value::Object(m)
     }
-    /// The SaveResult / tree error element.
-    pub(crate) fn save(&self) -> Value {
-        json!({"statusCode": self.code, "message": self.message, "fields": self.fields.clone().unwrap_or_default()})
+    /// The REST envelope: one element per error.
+    pub(crate) fn rest(&self) -> Vec<Value> {
+        self.all().map(SfError::rest_one).collect()
+    }
+    /// The SaveResult / tree `errors` list: one element per error. Collections answers in
+    /// Salesforce's documentation carry no `duplicateResult`.
+    pub(crate) fn save(&self) -> Vec<Value> {
+        self.all()
+            .map(
+                |e| json!({"statusCode": e.code, "message": e.message, "fields": e.fields.clone().unwrap_or_default()}),
+            )
+            .collect()
+    }
+    /// The `sf__Error` cell of a Bulk API 2.0 failed result: `CODE:message:fields --` per
+    /// error, several joined by a space (UNCONFIRMED: how Salesforce joins several errors).
+    pub(crate) fn bulk(&self) -> String {
+        self.all()
+            .map(|e| format!("{}:{}:{} --", e.code, e.message, e.fields.clone().unwrap_or_default().join(",")))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

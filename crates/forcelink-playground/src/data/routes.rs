@@ -159,6 +159,7 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
             super::query::search(ctx, q)
         }
         ["composite"] if m == Method::POST => super::composite::composite(pg, ctx, req.body, dispatch),
+        ["composite", "graph"] if m == Method::POST => super::composite::graph(pg, ctx, req.body, dispatch),
         ["composite", "batch"] if m == Method::POST => super::composite::batch(pg, ctx, req.body, dispatch),
         ["composite", "tree", t] if m == Method::POST => super::composite::tree(ctx, t, req.body),
         ["composite", "sobjects"] => super::composite::collections(ctx, m, &req.params, req.body),
@@ -166,9 +167,11 @@ fn route(pg: &Shared, ctx: &mut Ctx<'_>, req: &ApiRequest<'_>) -> Result<Reply, 
         ["composite", "sobjects", t, field] if m == Method::PATCH => {
             super::composite::upsert_many(ctx, t, field, req.body)
         }
-        ["composite"] | ["composite", "batch"] | ["composite", "tree", _] => Ok(method_not_allowed(m, "POST")),
+        ["composite"] | ["composite", "batch" | "graph"] | ["composite", "tree", _] => {
+            Ok(method_not_allowed(m, "POST"))
+        }
         ["jobs", rest @ ..] => super::bulk::route(pg, ctx, m, rest, &req.params, req.headers, req.body),
-        ["limits"] => Ok(Reply::json(StatusCode::OK, &limits(pg, ctx))),
+        ["limits"] => Ok(Reply::json(StatusCode::OK, &super::limits::limits(pg, ctx)?)),
         ["limits", "recordCount"] => {
             let names = req.params.get("sObjects").unwrap_or("");
             let mut out = Vec::new();
@@ -362,74 +365,6 @@ fn resources(pg: &Shared, v: &str, user_id: &str) -> Value {
         m.insert(name.into(), json!(format!("/services/data/v{v}/{name}")));
     }
     m.insert("identity".into(), json!(pg.identity_url(&pg.login_url, user_id)));
-    Value::Object(m)
-}
-
-fn limits(pg: &Shared, ctx: &Ctx<'_>) -> Value {
-    let max = pg.rt().settings.daily_api_requests;
-    let used = pg.data.used(ctx.now);
-    let lim = |max: u64, remaining: u64| json!({"Max": max, "Remaining": remaining});
-    let mut m = Map::new();
-    // The full set a developer org answers (rest/limits_full in the shared fixtures), in its
-    // order; only the daily API requests are counted.
-    for (k, max, rem) in [
-        ("ActiveScratchOrgs", 3, 3),
-        ("AnalyticsExternalDataSizeMB", 40_960, 40_960),
-        ("ConcurrentAsyncGetReportInstances", 200, 200),
-        ("ConcurrentEinsteinDataInsightsStoryCreation", 5, 5),
-        ("ConcurrentEinsteinDiscoveryStoryCreation", 2, 2),
-        ("ConcurrentSyncReportRuns", 20, 20),
-        ("DailyAnalyticsDataflowJobExecutions", 60, 60),
-        ("DailyAnalyticsUploadedFilesSizeMB", 51_200, 51_200),
-        ("DailyApiRequests", max, max.saturating_sub(used)),
-        ("DailyAsyncApexExecutions", 250_000, 250_000),
-        ("DailyAsyncApexTests", 540, 540),
-        ("DailyBulkApiBatches", 15_000, 15_000),
-        ("DailyBulkV2QueryFileStorageMB", 976_562, 976_562),
-        ("DailyBulkV2QueryJobs", 10_000, 10_000),
-        ("DailyDeliveredPlatformEvents", 10_000, 10_000),
-        ("DailyDurableGenericStreamingApiEvents", 10_000, 10_000),
-        ("DailyDurableStreamingApiEvents", 10_000, 10_000),
-        ("DailyEinsteinDataInsightsStoryCreation", 1_000, 1_000),
-        ("DailyEinsteinDiscoveryOptimizationJobRuns", 25, 25),
-        ("DailyEinsteinDiscoveryPredictAPICalls", 50_000, 50_000),
-        ("DailyEinsteinDiscoveryPredictionsByCDC", 500_000, 500_000),
-        ("DailyEinsteinDiscoveryStoryCreation", 100, 100),
-        ("DailyFunctionsApiCallLimit", 50_000, 50_000),
-        ("DailyGenericStreamingApiEvents", 10_000, 10_000),
-        ("DailyScratchOrgs", 6, 6),
-        ("DailyStandardVolumePlatformEvents", 10_000, 10_000),
-        ("DailyStreamingApiEvents", 10_000, 10_000),
-        ("DailyWorkflowEmails", 405, 405),
-        ("DataStorageMB", 5, 5),
-        ("DurableStreamingApiConcurrentClients", 20, 20),
-        ("FileStorageMB", 20, 20),
-        ("HourlyAsyncReportRuns", 1_200, 1_200),
-        ("HourlyDashboardRefreshes", 200, 200),
-        ("HourlyDashboardResults", 5_000, 5_000),
-        ("HourlyDashboardStatuses", 999_999_999, 999_999_999),
-        ("HourlyLongTermIdMapping", 100_000, 100_000),
-        ("HourlyManagedContentPublicRequests", 50_000, 50_000),
-        ("HourlyODataCallout", 1_000, 1_000),
-        ("HourlyPublishedPlatformEvents", 50_000, 50_000),
-        ("HourlyPublishedStandardVolumePlatformEvents", 1_000, 1_000),
-        ("HourlyShortTermIdMapping", 100_000, 100_000),
-        ("HourlySyncReportRuns", 500, 500),
-        ("HourlyTimeBasedWorkflow", 50, 50),
-        ("MassEmail", 10, 10),
-        ("MonthlyEinsteinDiscoveryStoryCreation", 500, 500),
-        ("Package2VersionCreates", 6, 6),
-        ("Package2VersionCreatesWithoutValidation", 500, 500),
-        ("PrivateConnectOutboundCalloutHourlyLimitMB", 0, 0),
-        ("PublishCallbackUsageInApex", 5_242_880, 5_242_880),
-        ("SingleEmail", 15, 15),
-        ("StreamingApiConcurrentClients", 20, 20),
-    ] {
-        m.insert(k.into(), lim(max, rem));
-    }
-    let mut perm = lim(1500, 1500);
-    perm["CreateCustom"] = lim(1000, 1000);
-    m.insert("PermissionSets".into(), perm);
     Value::Object(m)
 }
 

@@ -471,3 +471,40 @@ pub(crate) async fn device_submit(
     );
     after_login(&pg, &host, &mut rt, &id, user)
 }
+
+/// `GET|POST /services/auth/idp/oidc/logout`: OpenID Connect RP-initiated logout, the discovery
+/// document's `end_session_endpoint`. Ends the browser session the `playground_sid` cookie names
+/// (the next authorize shows the login page again), clears the cookie, then redirects to
+/// `post_logout_redirect_uri` (with `state`) when it is one of an app's callback URLs, else shows
+/// a "logged out" page. Access and refresh tokens stay valid, as on Salesforce: logging out of
+/// the browser does not revoke API sessions.
+/// UNCONFIRMED: Salesforce checks the redirect against the app's configured logout URL; the
+/// playground, which has no such setting, uses the callback URLs.
+pub(crate) async fn oidc_logout(State(pg): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    let params = Params::from_query(uri.query());
+    {
+        let mut rt = pg.rt();
+        for value in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+            for cookie in Cookie::split_parse(value).filter_map(Result::ok) {
+                if cookie.name() == SESSION_COOKIE {
+                    rt.browser_sessions.remove(cookie.value());
+                }
+            }
+        }
+    }
+    let target = params.get("post_logout_redirect_uri").filter(|u| pg.apps.iter().any(|a| a.callback_allowed(u)));
+    let mut response = match target {
+        Some(u) => {
+            let state: Vec<(String, String)> =
+                params.get("state").map(|s| vec![("state".to_owned(), s.to_owned())]).unwrap_or_default();
+            redirect(u, &state, false)
+        }
+        None => {
+            html(StatusCode::OK, &MessagePage { heading: "Logged out", text: "You have logged out.", is_error: false })
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Max-Age=0")) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}

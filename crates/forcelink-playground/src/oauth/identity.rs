@@ -262,9 +262,13 @@ pub(crate) async fn openid_configuration(Extension(host): Extension<Host>) -> Re
         "jwks_uri": format!("{b}/id/keys"),
         "registration_endpoint": format!("{b}/services/oauth2/register"),
         "introspection_endpoint": format!("{b}/services/oauth2/introspect"),
-        "scopes_supported": ["id", "api", "web", "full", "openid", "profile", "email", "address", "phone",
-            "offline_access", "refresh_token", "chatter_api", "visualforce", "custom_permissions", "content",
-            "lightning", "wave_api"],
+        // The recorded login.salesforce.com document's list, in its order.
+        "scopes_supported": ["cdp_ingest_api", "custom_permissions", "cdp_segment_api", "content", "cdp_api",
+            "chatbot_api", "cdp_identityresolution_api", "interaction_api", "wave_api", "web",
+            "cdp_calculated_insight_api", "einstein_gpt_api", "offline_access", "id", "api", "data_cloud_user_claims",
+            "eclair_api", "email", "pardot_api", "lightning", "visualforce", "cdp_query_api", "sfap_api", "address",
+            "openid", "profile", "scrt_api", "cdp_profile_api", "refresh_token", "phone", "user_registration_api",
+            "pwdless_login_api", "chatter_api", "mcp_api", "full", "forgot_password"],
         "response_types_supported": ["code", "token", "token id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -274,6 +278,10 @@ pub(crate) async fn openid_configuration(Extension(host): Extension<Host>) -> Re
             "is_app_installed", "language", "locale", "name", "nickname", "organization_id", "phone_number",
             "phone_number_verified", "photos", "picture", "preferred_username", "profile", "sub", "updated_at",
             "urls", "user_id", "user_type", "zoneinfo"],
+        // Current discovery documents also name the single-logout endpoint (UNCONFIRMED: where
+        // in the document; recorded My Domain documents carry both keys).
+        "end_session_endpoint": format!("{b}/services/auth/idp/oidc/logout"),
+        "frontchannel_logout_supported": true,
     });
     json_response(StatusCode::OK, &body)
 }

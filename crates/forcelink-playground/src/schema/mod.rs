@@ -6,9 +6,11 @@
 //! - `field`: field types, field metadata and describe entries, system fields.
 //! - `standard`: the standard objects' file, parsed and checked.
 //! - `custom`: the seed's custom objects and fields (`[[custom_objects]]`, `[[custom_fields]]`).
+//! - `rules`: the seed's validation and duplicate rules, checked against the objects.
 
 mod custom;
 mod field;
+mod rules;
 mod standard;
 
 use std::collections::HashMap;
@@ -17,6 +19,8 @@ use serde_json::{Value, json};
 
 pub use custom::{CustomFieldSeed, CustomObjectSeed};
 pub(crate) use field::{Field, FieldType, Storage};
+pub use rules::{DuplicateAction, DuplicateRuleSeed, ValidationRuleSeed};
+pub(crate) use rules::{DuplicateRule, Rules, ValidationRule};
 
 #[derive(Debug, Clone)]
 pub(crate) struct ChildRelationship {
@@ -155,6 +159,8 @@ pub(crate) struct Schema {
     pub(crate) objects: Vec<SObject>,
     by_lower: HashMap<String, usize>,
     by_prefix: HashMap<String, usize>,
+    /// The seed's validation and duplicate rules (empty unless [`Schema::with_rules`] adds some).
+    pub(crate) rules: Rules,
 }
 
 impl Schema {
@@ -162,7 +168,8 @@ impl Schema {
     pub(crate) fn build(objects: &[CustomObjectSeed], fields: &[CustomFieldSeed]) -> Result<Self, String> {
         let mut list = standard::objects()?;
         custom::add(&mut list, objects, fields)?;
-        let mut schema = Self { objects: list, by_lower: HashMap::new(), by_prefix: HashMap::new() };
+        let mut schema =
+            Self { objects: list, by_lower: HashMap::new(), by_prefix: HashMap::new(), rules: Rules::default() };
         schema.index()?;
         Ok(schema)
     }

@@ -198,11 +198,20 @@ pub(crate) struct Settings {
     pub(crate) hold_refreshes: bool,
     /// The `DailyApiRequests` limit; the seed's `org.daily_api_requests` at start.
     pub(crate) daily_api_requests: u64,
+    /// Rows per second of playground time that Bulk API 2.0 jobs created from now on process
+    /// at (0, the default: as fast as they can), so `InProgress` can be seen.
+    #[serde(default)]
+    pub(crate) bulk_rows_per_second: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { reject_concurrent_refresh: true, hold_refreshes: false, daily_api_requests: 15_000 }
+        Self {
+            reject_concurrent_refresh: true,
+            hold_refreshes: false,
+            daily_api_requests: 15_000,
+            bulk_rows_per_second: 0,
+        }
     }
 }
 

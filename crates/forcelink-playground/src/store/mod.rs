@@ -1,5 +1,6 @@
 //! What the REST API keeps between requests ([`DataState`]): the record store, the daily API
-//! usage, open query locators (`locators`) and Bulk API 2.0 jobs (`jobs`), and compiled query
+//! usage and other limits' consumption, open query locators (`locators`) and Bulk API 2.0 jobs
+//! (`jobs`, written through to a data file), and compiled query
 //! plans both of them keep (`plan`).
 //!
 //! Record storage: one SQLite table per sObject (`o_Account`), one column per field, the
@@ -32,6 +33,8 @@ pub(crate) struct Db {
     pub(crate) schema: Arc<Schema>,
     /// Next rowid per object (index into `schema.objects`).
     next_row: Vec<i64>,
+    /// A data file (`--data`): Bulk jobs are written through to it (see `jobs`).
+    pub(crate) persistent: bool,
 }
 
 /// A cheap handle on the database; one connection behind a mutex.
@@ -81,7 +84,9 @@ impl Store {
              CREATE INDEX IF NOT EXISTS ix_pg_cascade_parent ON pg_cascade (parent);",
         )
         .map_err(|e| format!("cannot create the recycle bin's cascade table: {e}"))?;
-        Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row })), schema })
+        Db::create_job_tables(&conn).map_err(|e| format!("cannot create the Bulk job tables: {e}"))?;
+        let persistent = path.is_some();
+        Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row, persistent })), schema })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
@@ -246,10 +251,14 @@ pub(crate) struct DataState {
     pub(crate) store: Store,
     /// Guards the daily API request counter.
     usage: Mutex<Usage>,
+    /// Guards what other limits have consumed (Bulk API jobs, batches, result storage).
+    consumption: Mutex<Consumption>,
     /// Guards the open query locators.
     pub(crate) locators: Mutex<locators::Locators>,
     /// Guards the Bulk API 2.0 jobs.
     pub(crate) bulk: Mutex<jobs::Jobs>,
+    /// Set when the playground stops: Bulk workers waiting for playground time give up.
+    pub(crate) stopped: std::sync::atomic::AtomicBool,
     /// When the schema (objects and fields) last changed: the start, as it is fixed for a run.
     /// Describes answer `304 Not Modified` to an `If-Modified-Since` at or after it.
     pub(crate) schema_modified_ms: i64,
@@ -261,14 +270,39 @@ struct Usage {
     used: u64,
 }
 
+/// Consumption of the `/limits` entries other than `DailyApiRequests`, by limit name: `Daily…`
+/// counts restart each playground-time UTC day, `Hourly…` ones each hour.
+#[derive(Debug, Default)]
+struct Consumption {
+    day: i64,
+    hour: i64,
+    used: std::collections::HashMap<&'static str, u64>,
+}
+
+impl Consumption {
+    fn roll(&mut self, now_ms: i64) {
+        let (day, hour) = (now_ms.div_euclid(crate::civil::DAY_MS), now_ms.div_euclid(3_600_000));
+        if day != self.day {
+            self.used.retain(|k, _| !k.starts_with("Daily"));
+            self.day = day;
+        }
+        if hour != self.hour {
+            self.used.retain(|k, _| !k.starts_with("Hourly"));
+            self.hour = hour;
+        }
+    }
+}
+
 impl DataState {
     pub(crate) fn new(store: Store, schema_modified_ms: i64) -> Self {
         Self {
             schema_modified_ms,
             store,
             usage: Mutex::new(Usage::default()),
+            consumption: Mutex::new(Consumption::default()),
             locators: Mutex::new(Default::default()),
             bulk: Mutex::new(Default::default()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -294,5 +328,20 @@ impl DataState {
 
     pub(crate) fn reset_usage(&self) {
         *self.usage.lock() = Usage::default();
+        *self.consumption.lock() = Consumption::default();
+    }
+
+    /// Counts `n` units of the limit `name` (a `/limits` key, or a private unit such as bytes).
+    pub(crate) fn consume(&self, now_ms: i64, name: &'static str, n: u64) {
+        let mut c = self.consumption.lock();
+        c.roll(now_ms);
+        *c.used.entry(name).or_default() += n;
+    }
+
+    /// What the limit `name` has consumed in its current window.
+    pub(crate) fn consumed(&self, now_ms: i64, name: &str) -> u64 {
+        let mut c = self.consumption.lock();
+        c.roll(now_ms);
+        c.used.get(name).copied().unwrap_or(0)
     }
 }

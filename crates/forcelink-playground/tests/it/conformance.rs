@@ -199,7 +199,14 @@ async fn discovery_and_auth_configuration_have_the_recorded_shape() {
         ("oauth/auth_configuration", "/.well-known/auth-configuration"),
     ] {
         let (_, recorded) = response(name);
-        let actual: Value = http().get(format!("{}{path}", pg.login_url())).send().await.unwrap().json().await.unwrap();
+        let mut actual: Value =
+            http().get(format!("{}{path}", pg.login_url())).send().await.unwrap().json().await.unwrap();
+        // Newer discovery documents than the recorded one add the single-logout keys; nothing else.
+        if let Some(doc) = actual.as_object_mut().filter(|_| name.starts_with("oauth/openid")) {
+            assert!(
+                doc.remove("end_session_endpoint").is_some() && doc.remove("frontchannel_logout_supported").is_some()
+            );
+        }
         assert_same_shape(&recorded, &actual, name, true);
     }
     let (_, recorded) = response("oauth/openid_configuration_login");

@@ -230,3 +230,66 @@ async fn identity_url_with_a_hostile_user_id_is_not_found_not_a_crash() {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{user}");
     }
 }
+
+#[tokio::test]
+async fn discovery_names_every_recorded_scope_and_the_logout_endpoint() {
+    let pg = spawn_playground().await;
+    let recorded = fixture("oauth/openid_configuration_login")["response"]["body"].clone();
+    let doc: Value = http()
+        .get(format!("{}/.well-known/openid-configuration", pg.instance_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in recorded.as_object().unwrap().keys() {
+        assert!(doc.get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(doc["scopes_supported"], recorded["scopes_supported"]);
+    assert_eq!(doc["issuer"], pg.instance_url());
+    assert_eq!(doc["end_session_endpoint"], format!("{}/services/auth/idp/oidc/logout", pg.instance_url()));
+    assert_eq!(doc["frontchannel_logout_supported"], true);
+}
+
+#[tokio::test]
+async fn logout_ends_the_browser_session_and_returns_to_a_known_callback() {
+    let pg = spawn_playground().await;
+    let authorize = format!(
+        "{}/services/oauth2/authorize?response_type=code&client_id={}&redirect_uri=http://127.0.0.1:9/callback",
+        pg.login_url(),
+        pg.info.client.client_id
+    );
+    // Sign in on the login page; the browser session cookie skips the next login page.
+    let page = http().get(&authorize).send().await.unwrap().text().await.unwrap();
+    let pending = hidden_input(&page, "pending").unwrap();
+    let resp = http()
+        .post(format!("{}/services/oauth2/authorize/login", pg.login_url()))
+        .form(&[("pending", pending.as_str()), ("username", ADMIN), ("password", "Playground1!")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let again = http().get(&authorize).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::FOUND, "signed in: no login page");
+
+    let logout = format!(
+        "{}/services/auth/idp/oidc/logout?post_logout_redirect_uri=http://127.0.0.1:9/callback&state=s1",
+        pg.login_url()
+    );
+    let resp = http().get(&logout).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "http://127.0.0.1:9/callback?state=s1");
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let after = http().get(&authorize).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::OK, "the login page again");
+    assert!(hidden_input(&after.text().await.unwrap(), "pending").is_some());
+    // A redirect that is no app's callback is not followed.
+    let resp = http()
+        .get(format!("{}/services/auth/idp/oidc/logout?post_logout_redirect_uri=https://evil.example/", pg.login_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("Logged out"));
+}

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use rusqlite::types::Value as Sql;
 
 use crate::civil::{self, DAY_MS};
-use crate::data::records::normalize_id;
 use crate::data::request::SfError;
 use crate::data::soql::{self, Agg, Cond, Grouping, Item, Lit, Op, Path, Query};
+use crate::ids::normalize as normalize_id;
 use crate::schema::{FieldType, Schema};
 use crate::store::plan::{ChildPlan, Plan, Shape};
 use crate::store::quote;

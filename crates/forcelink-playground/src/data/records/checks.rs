@@ -101,7 +101,9 @@ pub(super) fn check_unique(db: &Db, o: &SObject, values: &[(usize, Sql)], own_id
     let oi = db.object_index(o);
     for (i, v) in values {
         let f = &o.fields[*i];
-        if !(f.unique || f.external_id) || matches!(v, Sql::Null) {
+        // An external id is an upsert key, unique only when declared so (else upserts may match
+        // several records: 300 Multiple Choices).
+        if !f.unique || matches!(v, Sql::Null) {
             continue;
         }
         let found = db.ids_where(oi, &f.name, v, 2)?;

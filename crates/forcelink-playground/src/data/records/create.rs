@@ -26,12 +26,24 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, object: usize, body: &Map<String, Value>
     insert_values(ctx, object, &mut values)
 }
 
-/// Inserts prepared values (defaults, system fields and side effects added here).
+/// Inserts prepared values (defaults, system fields and side effects added here). When the
+/// seed's rules guard the object, the insert runs in a savepoint and is undone if they refuse it.
 pub(crate) fn insert_values(
     ctx: &mut Ctx<'_>,
     object: usize,
     values: &mut Vec<(usize, Sql)>,
 ) -> Result<String, SfError> {
+    if !ctx.db.schema.rules.guards(object) {
+        return insert_unchecked(ctx, object, values);
+    }
+    ctx.db_atomic(|ctx| {
+        let id = insert_unchecked(ctx, object, values)?;
+        crate::data::rules::check(ctx, object, &id)?;
+        Ok(id)
+    })
+}
+
+fn insert_unchecked(ctx: &mut Ctx<'_>, object: usize, values: &mut Vec<(usize, Sql)>) -> Result<String, SfError> {
     let schema = ctx.db.schema.clone();
     let o = &schema.objects[object];
     for (i, f) in o.fields.iter().enumerate() {

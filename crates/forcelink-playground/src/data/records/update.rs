@@ -31,7 +31,25 @@ pub(crate) fn update(ctx: &mut Ctx<'_>, object: usize, id: &str, body: &Map<Stri
     apply_update(ctx, object, &id, &row, &mut values)
 }
 
+/// Writes an update (system fields and side effects added here). When the seed's rules guard
+/// the object, the update runs in a savepoint and is undone if they refuse the result.
 pub(crate) fn apply_update(
+    ctx: &mut Ctx<'_>,
+    object: usize,
+    id: &str,
+    row: &[Sql],
+    values: &mut Vec<(usize, Sql)>,
+) -> Result<(), SfError> {
+    if !ctx.db.schema.rules.guards(object) {
+        return update_unchecked(ctx, object, id, row, values);
+    }
+    ctx.db_atomic(|ctx| {
+        update_unchecked(ctx, object, id, row, values)?;
+        crate::data::rules::check(ctx, object, id)
+    })
+}
+
+fn update_unchecked(
     ctx: &mut Ctx<'_>,
     object: usize,
     id: &str,
