@@ -9,8 +9,8 @@
 //! - `home`: running commands in a throwaway home (config, store, master key) and doing what a
 //!   person does in the browser (sign in, consent, approve a device code).
 //! - `signin`: every `forcelink login` method, `token get`, `logout`.
-//! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
-//!   several processes renewing one token.
+//! - `connections`: `connection …` (with the state a broker recorded), config file and
+//!   environment sources, `doctor`, `keygen`, several processes renewing one token.
 //! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
 //! - `events`: `events subscribe|publish|topics` against the playground's Pub/Sub API.
 //! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
