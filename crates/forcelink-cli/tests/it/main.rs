@@ -14,15 +14,21 @@
 //! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
 //! - `events`: `events subscribe|publish|topics` against the playground's Pub/Sub API.
 //! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
-//! - `serve`: `forcelink serve` (`--playground`, SIGTERM) and `forcelink apikey`.
+//! - `serve`: `forcelink serve` (`--playground`, SIGTERM, `--health-interval`) and `forcelink apikey`.
+//! - `broker`, `tinyhttp`: `forcelink serve` as a child process (ready, API calls, SIGKILL); a
+//!   webhook receiver and a round-robin proxy on 127.0.0.1, one request per connection.
+//! - `keepalive`: webhook deliveries pending when the broker is SIGKILLed arrive after a restart.
 
+mod broker;
 mod home;
 mod process;
+mod tinyhttp;
 
 mod bulk;
 mod connections;
 mod data;
 mod events;
+mod keepalive;
 mod playground;
 mod records;
 mod seed;
