@@ -2,6 +2,8 @@
 //! wait in the store's outbox delivers every one after a restart on the same store, with the
 //! `webhook-id` and body the receiver saw before, signed per Standard Webhooks.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
+
 use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;

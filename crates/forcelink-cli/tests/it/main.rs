@@ -18,6 +18,9 @@
 //! - `broker`, `tinyhttp`: `forcelink serve` as a child process (ready, API calls, SIGKILL); a
 //!   webhook receiver and a round-robin proxy on 127.0.0.1, one request per connection.
 //! - `keepalive`: webhook deliveries pending when the broker is SIGKILLed arrive after a restart.
+//! - `replicas`: three `forcelink serve` on one PostgreSQL schema behind a round-robin proxy:
+//!   sign-in, Authorize, connect links, revocation, background checks once per interval, a
+//!   killed lease holder.
 
 mod broker;
 mod home;
@@ -31,6 +34,7 @@ mod events;
 mod keepalive;
 mod playground;
 mod records;
+mod replicas;
 mod seed;
 mod serve;
 mod signin;
