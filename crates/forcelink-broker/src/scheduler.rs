@@ -257,6 +257,7 @@ async fn investigate(state: &BrokerState, name: &str, interval: Duration) -> Fin
 mod tests {
     use super::*;
 
+
     #[test]
     fn leases_and_ticks_follow_the_interval_within_bounds() {
         assert_eq!(lease_ttl(Duration::from_secs(300)), Duration::from_secs(300));
