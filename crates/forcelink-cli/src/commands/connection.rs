@@ -1,6 +1,10 @@
-//! `forcelink connection add|list|show|remove|test`.
+//! `forcelink connection add|list|show|remove|test`. `list` and `show` include each
+//! connection's state as the broker recorded it in the store (`state`: its own module).
+
+mod state;
 
 use forcelink_store::AuditAction;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -20,9 +24,12 @@ use crate::settings::{Origin, Settings};
 pub enum ConnectionCommand {
     /// Add a connection to the store (secrets encrypted). Sign in afterwards with `forcelink login`.
     Add(Box<AddArgs>),
-    /// List every connection (store, config file, environment) with its sign-in state.
+    /// List every connection (store, config file, environment) with its sign-in state and its
+    /// state as the broker's checks recorded it (healthy, unhealthy, reauthorization_required,
+    /// unknown).
     List,
-    /// Show a connection's settings (secrets hidden) and token state.
+    /// Show a connection's settings (secrets hidden), token state, and its state with the
+    /// reason, the fix and what the broker's checks read (token expiry, approvals, API usage).
     Show {
         /// Connection name.
         name: Option<String>,
@@ -128,7 +135,10 @@ async fn list(settings: &Settings) -> Result<Outcome, Failure> {
     #[allow(clippy::disallowed_methods)] // the binary reads the wall clock
     let now = SystemTime::now();
     let mut rows = Vec::new();
-    let mut table = vec![["NAME", "METHOD", "LOGIN URL", "SIGNED IN", "EXPIRES", "SOURCE"].map(str::to_owned)];
+    let mut table = vec![["NAME", "METHOD", "LOGIN URL", "SIGNED IN", "EXPIRES", "STATE", "SOURCE"].map(str::to_owned)];
+    let healths: HashMap<String, forcelink_store::ConnectionHealth> =
+        store.healths().await?.into_iter().map(|h| (h.connection.as_str().to_owned(), h)).collect();
+    let mut attention = Vec::new();
     for (name, origins) in settings.all_names(&*store).await? {
         let id = forcelink_auth::ConnectionId::new(name.clone());
         let (spec, _) = settings.spec(&*store, &id).await?.unwrap_or_default();
@@ -139,28 +149,46 @@ async fn list(settings: &Settings) -> Result<Outcome, Failure> {
         let method = spec.method.map(|m| m.as_str().to_owned()).unwrap_or_else(|| "?".into());
         let login =
             resolved.as_ref().map(|c| c.login_url.origin().ascii_serialization()).unwrap_or_else(|_| "?".into());
+        let health = healths.get(&name);
+        let current = state::state_of(health);
+        if state::needs_attention(current) {
+            attention.push(name.clone());
+        }
         table.push([
             name.clone(),
             method.clone(),
             login.clone(),
             if stored.is_some() { "yes" } else { "no" }.to_owned(),
             status["expires_at"].as_str().unwrap_or("-").to_owned(),
+            current.as_str().to_owned(),
             origins.iter().map(|o| o.as_str()).collect::<Vec<_>>().join("+"),
         ]);
-        rows.push(json!({
+        let mut row = json!({
             "name": name,
             "method": spec.method,
             "login_url": login,
             "sources": origins,
             "token": status,
             "problem": problem,
-        }));
+        });
+        if let Some(obj) = row.as_object_mut() {
+            obj.extend(state::state_fields(health));
+        }
+        rows.push(row);
     }
     let human = if rows.is_empty() {
         "no connections yet: add one with `forcelink connection add NAME --method …` or `forcelink login …`\n"
             .to_owned()
     } else {
-        crate::output::table(&table)
+        let mut text = crate::output::table(&table);
+        if let Some(first) = attention.first() {
+            let verb = if attention.len() == 1 { "needs" } else { "need" };
+            text.push_str(&format!(
+                "\n{} {verb} attention: `forcelink connection show {first}` shows why and the fix\n",
+                attention.join(", ")
+            ));
+        }
+        text
     };
     Ok(Outcome::new(serde_json::Value::Array(rows), human))
 }
@@ -184,6 +212,7 @@ async fn show(settings: &Settings, name: Option<&str>) -> Result<Outcome, Failur
             approvals.push(a.connection.as_str().to_owned());
         }
     }
+    let health = store.health(&name).await?;
     let mut human =
         format!("connection {name}   (from {})\n", origins.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(" + "));
     if let Some(obj) = spec.redacted().as_object() {
@@ -202,10 +231,13 @@ async fn show(settings: &Settings, name: Option<&str>) -> Result<Outcome, Failur
             "no".into()
         }
     ));
-    Ok(Outcome::new(
-        json!({ "name": name.as_str(), "sources": origins, "connection": spec.redacted(), "token": status, "problem": problem, "approvals": approvals }),
-        human,
-    ))
+    human.push_str(&state::state_lines(health.as_ref()));
+    let mut result = json!({ "name": name.as_str(), "sources": origins, "connection": spec.redacted(), "token": status, "problem": problem, "approvals": approvals });
+    if let Some(obj) = result.as_object_mut() {
+        obj.extend(state::state_fields(health.as_ref()));
+        obj.insert("checks".into(), state::checks_json(health.as_ref()));
+    }
+    Ok(Outcome::new(result, human))
 }
 
 async fn remove(settings: &Settings, name: &str, no_revoke: bool, yes: bool) -> Result<Outcome, Failure> {

@@ -189,6 +189,17 @@ pub fn rfc3339(t: SystemTime) -> String {
     jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
 }
 
+/// The one parser of duration flags (`--health-interval`): a number and a unit, as people
+/// write them (`30s`, `5m`, `1h`, `1h30m`, `90 seconds`), or ISO 8601 (`PT5M`), through jiff's
+/// duration parser. Negative durations are refused; a bare number is refused too, because
+/// whether `300` means seconds or minutes is a guess.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let hint = "write a number and a unit, e.g. 30s, 5m or 1h";
+    let parsed: jiff::SignedDuration =
+        text.trim().parse().map_err(|_| format!("{text:?} is not a duration; {hint}"))?;
+    std::time::Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative; {hint}"))
+}
+
 /// What is known about a stored token set, safe to print.
 pub fn token_status(set: Option<&TokenSet>, now: SystemTime) -> serde_json::Value {
     match set {
@@ -243,7 +254,7 @@ pub fn base_url(url: &url::Url) -> String {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::rfc3339;
+    use super::{parse_duration, rfc3339};
 
     #[test]
     fn times_show_as_rfc3339_in_utc_with_whole_seconds() {
@@ -251,5 +262,20 @@ mod tests {
         let leap_day = SystemTime::UNIX_EPOCH + Duration::from_millis(1_709_210_096_750);
         assert_eq!(rfc3339(leap_day), "2024-02-29T12:34:56Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn durations_take_a_unit_and_refuse_bare_numbers_and_negatives() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90 seconds"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("PT2M"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["300", "five minutes", "", "-5m", "5 parsecs"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("e.g. 30s"), "{bad:?}: {e}");
+        }
     }
 }

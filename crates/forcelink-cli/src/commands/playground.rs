@@ -75,6 +75,8 @@ pub async fn run(args: PlaygroundArgs, json: bool) -> Result<Outcome, Failure> {
         let _ = std::fs::remove_file(path);
     }
     let mut playground = Playground::start(config).await?;
+    // Installed before the summary announces the playground, so a signal right after it stops it.
+    let stop = crate::stop_signal();
     let info = playground.info().clone();
     if let Some(path) = &args.info_file {
         info.write_to(path)?;
@@ -86,7 +88,7 @@ pub async fn run(args: PlaygroundArgs, json: bool) -> Result<Outcome, Failure> {
     }
     tokio::select! {
         _ = playground.wait() => {}
-        _ = crate::stop_signal() => {
+        _ = stop => {
             output::note("stopping the playground");
             playground.shutdown().await;
         }

@@ -1,5 +1,6 @@
-//! `forcelink serve [--bind ADDR] [--public-url URL] [--max-connections N] [--playground]
-//! [--info-file FILE]`: the broker. With `--playground` it also starts an embedded playground
+//! `forcelink serve [--bind ADDR] [--public-url URL] [--max-connections N] [--health-interval
+//! DURATION] [--playground] [--info-file FILE]`: the broker, with its background work (connection
+//! checks every `--health-interval`, webhook deliveries). With `--playground` it also starts an embedded playground
 //! org with generated data, in a throwaway store creates a working `playground` connection
 //! (client credentials) and an admin API key, and prints where to click.
 //!
@@ -12,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use forcelink_auth::{ConnectionId, SystemClock};
 use forcelink_broker::{BrokerConfig, BrokerState};
@@ -33,6 +34,11 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:7878";
 pub const PLAYGROUND_DATA: &str = "Account=200,Contact=500";
 /// The connection `--playground` creates.
 pub const PLAYGROUND_CONNECTION: &str = "playground";
+/// `--health-interval` unless given: forcelink-broker's `DEFAULT_HEALTH_INTERVAL`, 5 minutes.
+pub const DEFAULT_HEALTH_INTERVAL_TEXT: &str = "5m";
+/// The shortest `--health-interval`: checks more often than this would spend the org's API
+/// requests (each check of a connection in use reads `/limits`) for nothing. 1 s.
+pub const MIN_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -46,6 +52,11 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait in the listen backlog.
     #[arg(long, value_name = "N", default_value_t = forcelink_broker::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// How often each connection is checked in the background (renewal before expiry, the org's
+    /// limits, approvals used), once across all replicas on one store: a number and a unit,
+    /// e.g. 30s, 5m, 1h; at least 1s.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_HEALTH_INTERVAL_TEXT, value_parser = health_interval)]
+    health_interval: Duration,
     /// With --playground: write {"broker_url", "admin_key", "playground": {…}} to FILE (mode 0600).
     #[arg(long, value_name = "FILE", requires = "playground")]
     info_file: Option<PathBuf>,
@@ -53,6 +64,22 @@ pub struct ServeArgs {
     /// admin API key, in a throwaway store (the one-command tour).
     #[arg(long)]
     playground: bool,
+}
+
+/// `--health-interval`: a duration of at least [`MIN_HEALTH_INTERVAL`].
+fn health_interval(text: &str) -> Result<Duration, String> {
+    let interval = super::parse_duration(text)?;
+    if interval < MIN_HEALTH_INTERVAL {
+        return Err(format!(
+            "{text:?} is shorter than 1s; checks that often would spend the org's API requests for nothing"
+        ));
+    }
+    Ok(interval)
+}
+
+/// A duration as people write it (`5m`, `1h 30m`).
+fn friendly(d: Duration) -> String {
+    jiff::SignedDuration::try_from(d).map(|d| format!("{d:#}")).unwrap_or_else(|_| format!("{d:?}"))
 }
 
 #[allow(clippy::disallowed_methods)] // the binary reads the wall clock for key timestamps
@@ -210,6 +237,7 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     let mut config = BrokerConfig::new(store, transport, settings.env.resolver());
     config.public_url = Some(public_url.clone());
     config.limits.max_connections = args.max_connections;
+    config.health_interval = args.health_interval;
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
     if tour.is_some() {
         // The tour's connection is ready when the summary says so: its first token is fetched now.
@@ -224,8 +252,12 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
         });
         write_private_json(path, &info)?;
     }
-    crate::output::outcome(json_mode, summary(&base, &location, tour.as_ref()));
-    let served = forcelink_broker::serve(listener, state, crate::stop_signal()).await;
+    // Installed before the summary says `ready`, so a signal right after it stops the broker
+    // gracefully.
+    let stop = crate::stop_signal();
+    let listening = Listening { base: &base, addr, health_interval: args.health_interval };
+    crate::output::outcome(json_mode, summary(&listening, &location, tour.as_ref()));
+    let served = forcelink_broker::serve(listener, state, stop).await;
     if let Some(Tour { playground, _store_dir, _key_dir, .. }) = tour {
         playground.shutdown().await;
         // Dropping the directories' handles removes them.
@@ -235,11 +267,27 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     Ok(Outcome::new(json!({ "stopped": true }), "broker stopped\n"))
 }
 
-fn summary(base: &str, location: &StoreLocation, tour: Option<&Tour>) -> Outcome {
+/// Where the broker answers and how it works, for the summary.
+struct Listening<'a> {
+    /// The public URL without its trailing slash.
+    base: &'a str,
+    /// The socket it listens on (differs from the public URL behind a proxy or with port 0).
+    addr: SocketAddr,
+    health_interval: Duration,
+}
+
+fn summary(l: &Listening<'_>, location: &StoreLocation, tour: Option<&Tour>) -> Outcome {
+    let (base, addr) = (l.base, l.addr);
+    let every = friendly(l.health_interval);
     let mut human = format!(
-        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  store           {location}\n"
+        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  listening on    {addr}\n  store           {location}\n  checks          every {every} (--health-interval)\n"
     );
-    let mut result = json!({ "url": base, "store": location.to_string() });
+    let mut result = json!({
+        "url": base,
+        "listen": addr.to_string(),
+        "store": location.to_string(),
+        "health_interval_seconds": l.health_interval.as_secs_f64(),
+    });
     match tour {
         Some(t) => {
             let key = &t.admin_key;
@@ -266,4 +314,24 @@ fn summary(base: &str, location: &StoreLocation, tour: Option<&Tour>) -> Outcome
     }
     human.push_str("\nready\n");
     Outcome::new(result, human)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_health_interval_is_the_brokers() {
+        assert_eq!(health_interval(DEFAULT_HEALTH_INTERVAL_TEXT), Ok(forcelink_broker::DEFAULT_HEALTH_INTERVAL));
+        assert_eq!(friendly(forcelink_broker::DEFAULT_HEALTH_INTERVAL), "5m");
+    }
+
+    #[test]
+    fn health_intervals_under_a_second_are_refused() {
+        assert_eq!(health_interval("1s"), Ok(Duration::from_secs(1)));
+        for short in ["0", "0s", "500ms"] {
+            assert!(health_interval(short).is_err(), "{short}");
+        }
+        assert!(health_interval("0s").unwrap_err().contains("shorter than 1s"));
+    }
 }

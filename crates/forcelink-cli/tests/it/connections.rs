@@ -426,3 +426,110 @@ async fn connection_test_of_a_revoked_access_token_says_sign_in_again() {
     assert!(error["message"].as_str().unwrap().contains("refused the access token"), "{error}");
     assert!(error["fix"].as_str().unwrap().contains("forcelink login access-token at"), "{error}");
 }
+
+/// The store of a throwaway home, opened the way the CLI opens it.
+async fn home_store(home: &Home) -> std::sync::Arc<dyn forcelink_store::ConnectionStore> {
+    let location = forcelink_store::StoreLocation::Sqlite(home.path("data/forcelink/store.db"));
+    let key = forcelink_store::KeySource::File(home.path("data/forcelink/master.key"));
+    forcelink_store::open_store(&location, &key, std::sync::Arc::new(forcelink_auth::SystemClock))
+        .await
+        .expect("open the home's store")
+}
+
+#[tokio::test]
+async fn list_and_show_give_each_connections_state_with_its_reason_fix_and_checks() {
+    use std::time::{Duration, SystemTime};
+
+    use forcelink_auth::ConnectionId;
+    use forcelink_store::{ConnectionHealth, ConnectionState, HealthNote, LimitUsage};
+
+    let home = Home::new();
+    for name in ["fresh", "good", "stuck", "sick"] {
+        home.json(&[
+            "connection",
+            "add",
+            name,
+            "--method",
+            "device",
+            "--environment",
+            "production",
+            "--client-id",
+            "x",
+        ])
+        .await;
+    }
+    // What a broker's checks would have written (the broker's own tests cover how they get there).
+    let store = home_store(&home).await;
+    let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    let record = |name: &str, state: ConnectionState, reason: &str, fix: Option<&str>| {
+        let mut h = ConnectionHealth::unknown(ConnectionId::new(name), since);
+        h.state = state;
+        h.reason = Some(reason.to_owned());
+        h.fix = fix.map(str::to_owned);
+        h
+    };
+    let mut good = record("good", ConnectionState::Healthy, "checked: the org answered /limits", None);
+    good.checked_at = Some(since + Duration::from_secs(60));
+    good.last_used = Some(since + Duration::from_secs(30));
+    good.token_expires_at = Some(since + Duration::from_secs(7200));
+    good.approvals_used = Some(2);
+    good.limits.push(LimitUsage { name: "DailyApiRequests".into(), max: 15000, remaining: 13800 });
+    good.note(HealthNote { at: since + Duration::from_secs(60), kind: "check".into(), ok: true, detail: "ok".into() });
+    let stuck = record(
+        "stuck",
+        ConnectionState::ReauthorizationRequired,
+        "the refresh token was revoked (invalid_grant)",
+        Some("sign in again: Authorize on the page, or `forcelink login web stuck`"),
+    );
+    let sick = record("sick", ConnectionState::Unhealthy, "the user is frozen", Some("unfreeze the run-as user"));
+    for h in [&good, &stuck, &sick] {
+        store.write_health(h, None, &[]).await.unwrap();
+    }
+
+    let listed = home.run(&["connection", "list"]).await.ok().stdout;
+    let header = listed.lines().next().unwrap();
+    assert!(header.contains("STATE"), "{listed}");
+    let row =
+        |name: &str| listed.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{listed}"));
+    assert!(row("fresh").contains(" unknown "), "{listed}");
+    assert!(row("good").contains(" healthy "), "{listed}");
+    assert!(row("stuck").contains(" reauthorization_required "), "{listed}");
+    assert!(row("sick").contains(" unhealthy "), "{listed}");
+    assert!(listed.contains("sick, stuck need attention: `forcelink connection show sick`"), "{listed}");
+
+    // JSON: the broker's field names.
+    let rows = home.json(&["connection", "list"]).await;
+    let by_name = |name: &str| rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone();
+    let fresh = by_name("fresh");
+    assert_eq!((fresh["state"].as_str(), fresh["state_since"].as_str()), (Some("unknown"), None), "{fresh}");
+    let stuck_row = by_name("stuck");
+    assert_eq!(stuck_row["state"], "reauthorization_required");
+    assert_eq!(stuck_row["state_reason"], "the refresh token was revoked (invalid_grant)");
+    assert_eq!(stuck_row["fix"], "sign in again: Authorize on the page, or `forcelink login web stuck`");
+    assert_eq!(stuck_row["state_since"], "2026-01-01T00:00:00Z");
+
+    let shown = home.run(&["connection", "show", "good"]).await.ok().stdout;
+    for part in [
+        "healthy since 2026-01-01T00:00:00Z",
+        "checked: the org answered /limits",
+        "token expires           2026-01-01T02:00:00Z",
+        "2 of 5 used",
+        "1200 of 15000 used (8%)",
+        "last check              2026-01-01T00:01:00Z",
+    ] {
+        assert!(shown.contains(part), "{part:?} in\n{shown}");
+    }
+    let shown = home.run(&["connection", "show", "stuck"]).await.ok().stdout;
+    assert!(shown.contains("fix                     sign in again: Authorize on the page"), "{shown}");
+    let good_json = home.json(&["connection", "show", "good"]).await;
+    assert_eq!(good_json["state"], "healthy");
+    assert_eq!(good_json["state_since"], "2026-01-01T00:00:00Z");
+    assert_eq!(good_json["checks"]["approvals_used"], 2);
+    assert_eq!(good_json["checks"]["approvals_max"], 5);
+    assert_eq!(good_json["checks"]["token_expires_at"], "2026-01-01T02:00:00Z");
+    assert_eq!(good_json["checks"]["daily_api_requests"]["used_percent"], 8.0);
+    assert_eq!(good_json["checks"]["recent"][0]["kind"], "check");
+    let fresh_json = home.json(&["connection", "show", "fresh"]).await;
+    assert_eq!(fresh_json["state"], "unknown");
+    assert!(fresh_json["checks"]["daily_api_requests"].is_null(), "{fresh_json}");
+}

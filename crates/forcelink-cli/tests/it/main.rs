@@ -9,22 +9,32 @@
 //! - `home`: running commands in a throwaway home (config, store, master key) and doing what a
 //!   person does in the browser (sign in, consent, approve a device code).
 //! - `signin`: every `forcelink login` method, `token get`, `logout`.
-//! - `connections`: `connection …`, config file and environment sources, `doctor`, `keygen`,
-//!   several processes renewing one token.
+//! - `connections`: `connection …` (with the state a broker recorded), config file and
+//!   environment sources, `doctor`, `keygen`, several processes renewing one token.
 //! - `records`: the data commands (query, search, sobject, limits, user, document, generate).
 //! - `events`: `events subscribe|publish|topics` against the playground's Pub/Sub API.
 //! - `bulk`: `bulk import|upsert|delete|export|status|results|abort`, jobs resumed by id.
-//! - `serve`: `forcelink serve` (`--playground`, SIGTERM) and `forcelink apikey`.
+//! - `serve`: `forcelink serve` (`--playground`, SIGTERM, `--health-interval`) and `forcelink apikey`.
+//! - `broker`, `tinyhttp`: `forcelink serve` as a child process (ready, API calls, SIGKILL); a
+//!   webhook receiver and a round-robin proxy on 127.0.0.1, one request per connection.
+//! - `keepalive`: webhook deliveries pending when the broker is SIGKILLed arrive after a restart.
+//! - `replicas`: three `forcelink serve` on one PostgreSQL schema behind a round-robin proxy:
+//!   sign-in, Authorize, connect links, revocation, background checks once per interval, a
+//!   killed lease holder.
 
+mod broker;
 mod home;
 mod process;
+mod tinyhttp;
 
 mod bulk;
 mod connections;
 mod data;
 mod events;
+mod keepalive;
 mod playground;
 mod records;
+mod replicas;
 mod seed;
 mod serve;
 mod signin;

@@ -171,3 +171,20 @@ async fn serve_on_a_public_address_needs_a_public_url() {
     let ran = home.run(&["serve", "--bind", "127.0.0.1:0", "--max-connections", "0"]).await;
     assert_eq!(ran.code, 2, "{ran:?}");
 }
+
+#[tokio::test]
+async fn serve_refuses_a_health_interval_of_zero_or_nonsense_naming_the_flag() {
+    let home = Home::new();
+    for bad in ["0s", "0", "soon", "-5m", "300"] {
+        let flag = format!("--health-interval={bad}");
+        let ran = home.run(&["serve", "--bind", "127.0.0.1:0", &flag]).await;
+        assert_eq!(ran.code, 2, "{bad}: {ran:?}");
+        assert!(ran.stderr.contains("--health-interval"), "{bad}: {ran:?}");
+        assert!(ran.stderr.contains("e.g. 30s") || ran.stderr.contains("shorter than 1s"), "{bad}: {ran:?}");
+    }
+    let mut child = home.spawn(&["serve", "--bind", "127.0.0.1:0", "--health-interval", "90s"]);
+    let summary = until_ready(&mut child).await;
+    assert_eq!(field(&summary, "checks"), "every 1m 30s (--health-interval)", "{summary}");
+    let (status, _) = terminate(child).await;
+    assert!(status.success());
+}
