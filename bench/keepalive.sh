@@ -130,7 +130,7 @@ scheduler_row() { # scenario
     "$(awk -v a="$cpu0" -v b="$cpu1" -v r="$ROUNDS" -v n="$CONNECTIONS" 'BEGIN { print (b - a) / r / n * 1e6 }')" \
     "$(( (req1 - req0) / ROUNDS ))" "$("$PY" "$HELP" rss "$BROKER_PID")")")
 }
-scheduler_row "idle for more than a day (or never used): noted, not touched"
+scheduler_row "idle for more than a day (or never used): left alone"
 say "scheduler: one token for each connection (now used within a day)"
 "$PY" "$HELP" tokens "$BROKER" "$KEY" s "$CONNECTIONS" 8
 scheduler_row "used within a day: token kept fresh, /limits read, approvals counted"
