@@ -73,6 +73,7 @@ sleep 2   # the audit buffer flushes every second
 "$PY" - "$WORK/soak.json" "$WORK/audit.json" "$MINUTES" "$(nproc 2>/dev/null || echo '?')" <<'PY'
 import json, re, sys
 soak, audit, minutes, cpus = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4]
+audit = audit["result"] if isinstance(audit, dict) else audit  # --json wraps it as {"status", "result"}
 print(f"\nforcelink broker under faults for {minutes} minutes ({cpus} CPUs shared with the playground and the driver)\n")
 print("| route | status | answers |\n|---|---|---|")
 for k, n in soak["answers"].items():
