@@ -39,6 +39,18 @@ impl ErrorResponse {
         };
         Self::new(StatusCode::FORBIDDEN, "forbidden", what)
     }
+    /// A read-only key asked for something that writes (or for a token, which can).
+    pub(crate) fn read_only(access: crate::access::Access, method: &axum::http::Method) -> Self {
+        let what = match access.scope() {
+            Some(forcelink_store::Scope::Token) => "get tokens (a token can write)".to_owned(),
+            _ => format!("{method} here"),
+        };
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            format!("the API key is read-only and may not {what}; use a key made without --read-only"),
+        )
+    }
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }

@@ -42,6 +42,10 @@
 //! - `api`: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
 //! - `proxy`: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
 //! - `actions`: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
+//! - `mcp`: `POST /mcp`, an MCP server (streamable HTTP, stateless, through the official `rmcp`
+//!   SDK) whose tools, resources and prompts work on the key's connections: queries, describes,
+//!   records, limits, the user-administration actions; results redacted, calls budgeted per key
+//!   and audited (see docs/mcp.md).
 //! - `keys`: API keys over the API and the page: create (shown once), list, revoke.
 //! - `web`: the server-rendered page (askama): sign-in (`web`), the connections list
 //!   (`web::connections`), a connection's detail with its state, bars and audit trail
@@ -76,6 +80,7 @@ mod connect;
 mod error;
 mod ids;
 mod keys;
+mod mcp;
 mod metrics;
 mod monitor;
 mod notify;
@@ -100,6 +105,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 pub use error::ErrorResponse;
+pub use mcp::DEFAULT_MCP_CALLS_PER_MINUTE;
 pub use state::{
     BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES, DEFAULT_REPLAY_BUFFER_BYTES, Limits,
@@ -126,6 +132,8 @@ pub fn router(state: BrokerState) -> Router {
     let limits = state.limits().clone();
     routes::build(&state)
         .fallback(not_found)
+        // The MCP server's per-key call budgets live as long as the router.
+        .layer(axum::Extension(mcp::CallBudget::new(limits.mcp_calls_per_minute)))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(answers))

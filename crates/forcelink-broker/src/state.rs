@@ -127,6 +127,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// MCP calls an API key may make per minute. See [`crate::DEFAULT_MCP_CALLS_PER_MINUTE`].
+    pub mcp_calls_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -138,6 +140,7 @@ impl Default for Limits {
             max_proxy_body_bytes: DEFAULT_MAX_PROXY_BODY_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            mcp_calls_per_minute: crate::DEFAULT_MCP_CALLS_PER_MINUTE,
         }
     }
 }

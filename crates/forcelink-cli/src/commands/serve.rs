@@ -1,5 +1,5 @@
-//! `forcelink serve [--bind ADDR] [--public-url URL] [--max-connections N] [--playground]
-//! [--info-file FILE]`: the broker. With `--playground` it also starts an embedded playground
+//! `forcelink serve [--bind ADDR] [--public-url URL] [--max-connections N] [--mcp-rate-limit N]
+//! [--playground] [--info-file FILE]`: the broker. With `--playground` it also starts an embedded playground
 //! org with generated data, in a throwaway store creates a working `playground` connection
 //! (client credentials) and an admin API key, and prints where to click.
 //!
@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait in the listen backlog.
     #[arg(long, value_name = "N", default_value_t = forcelink_broker::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// MCP calls (tools/call, resources/read) each API key may make per minute on this broker.
+    #[arg(long, value_name = "N", default_value_t = forcelink_broker::DEFAULT_MCP_CALLS_PER_MINUTE)]
+    mcp_rate_limit: u32,
     /// With --playground: write {"broker_url", "admin_key", "playground": {…}} to FILE (mode 0600).
     #[arg(long, value_name = "FILE", requires = "playground")]
     info_file: Option<PathBuf>,
@@ -176,6 +179,9 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     if args.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
+    if args.mcp_rate_limit == 0 {
+        return Err(Failure::usage("--mcp-rate-limit must be at least 1"));
+    }
     let (tour, store, location) = if args.playground {
         let (tour, store, location) = start_tour().await?;
         (Some(tour), store, location)
@@ -210,6 +216,7 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     let mut config = BrokerConfig::new(store, transport, settings.env.resolver());
     config.public_url = Some(public_url.clone());
     config.limits.max_connections = args.max_connections;
+    config.limits.mcp_calls_per_minute = args.mcp_rate_limit;
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
     if tour.is_some() {
         // The tour's connection is ready when the summary says so: its first token is fetched now.
@@ -237,9 +244,9 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
 
 fn summary(base: &str, location: &StoreLocation, tour: Option<&Tour>) -> Outcome {
     let mut human = format!(
-        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  store           {location}\n"
+        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  MCP server      {base}/mcp   (streamable HTTP; a key with the mcp scope)\n  store           {location}\n"
     );
-    let mut result = json!({ "url": base, "store": location.to_string() });
+    let mut result = json!({ "url": base, "mcp_url": format!("{base}/mcp"), "store": location.to_string() });
     match tour {
         Some(t) => {
             let key = &t.admin_key;
@@ -254,7 +261,10 @@ fn summary(base: &str, location: &StoreLocation, tour: Option<&Tour>) -> Outcome
                  \x20 curl -s -H 'Authorization: Bearer {key}' {base}/v1/connections/playground/token\n\
                  \x20 curl -s -H 'Authorization: Bearer {key}' '{base}/v1/connections/playground/sf/services/data/v64.0/query?q=SELECT+Name+FROM+Account+LIMIT+3'\n\
                  Or open {base}/ , sign in with the key, and add a connection with Authorize\n\
-                 (environment: custom domain {}, the client id and secret above, the user above).\n",
+                 (environment: custom domain {}, the client id and secret above, the user above).\n\
+                 For an AI agent, make a key for MCP on this connection only (add \"read_only\":true to forbid writes),\n\
+                 then point the agent at {base}/mcp with the header Authorization: Bearer <that key>:\n\
+                 \x20 curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"name\":\"agent\",\"connections\":[\"playground\"],\"scopes\":[\"mcp\"]}}' {base}/v1/api-keys\n",
                 i.login_url, i.instance_url, i.client.client_id, i.client.client_secret, i.user.username, i.user.password,
                 i.login_url
             ));
@@ -262,7 +272,10 @@ fn summary(base: &str, location: &StoreLocation, tour: Option<&Tour>) -> Outcome
             result["connection"] = json!(PLAYGROUND_CONNECTION);
             result["playground"] = serde_json::to_value(i).unwrap_or_default();
         }
-        None => human.push_str("\nSign in to the page with an admin key: forcelink apikey create --name admin --connections '*' --scopes admin\n"),
+        None => human.push_str(
+            "\nSign in to the page with an admin key: forcelink apikey create --name admin --connections '*' --scopes admin\n\
+             For an AI agent: forcelink apikey create --name agent --connections NAME --scopes mcp [--read-only]\n",
+        ),
     }
     human.push_str("\nready\n");
     Outcome::new(result, human)
