@@ -29,9 +29,14 @@ const SECRET_FIELDS: [&str; 8] =
 /// Field name endings (same normalisation) whose values are never shown.
 const SECRET_ENDINGS: [&str; 4] = ["token", "secret", "password", "sessionid"];
 
-/// Whether values of the field `name` are secret.
+/// Whether values of the field `name` are secret. A custom field's suffix (`__c`, `__pc`…)
+/// does not count: `Security_Token__c` is a token.
 fn is_secret_field(name: &str) -> bool {
-    let norm: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
+    let base = match name.rsplit_once("__") {
+        Some((base, suffix)) if !base.is_empty() && (1..=3).contains(&suffix.len()) => base,
+        _ => name,
+    };
+    let norm: String = base.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
     SECRET_FIELDS.contains(&norm.as_str()) || SECRET_ENDINGS.iter().any(|e| norm.ends_with(e))
 }
 

@@ -7,6 +7,8 @@
 //!   least once to a failing receiver, the webhook host rule, connect links.
 //! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
 //! - `limits`: connection limits over raw sockets: auth before body, header timeout, cap.
+//! - `mcp`: the MCP server driven by the official MCP Python SDK: every tool, resources,
+//!   prompts, refusals, the call budget, no secret in any result, the audit log.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
 //! - `web`: sign-in, CSRF, the web-server flow through the playground's pages, the state on the
 //!   pages, the webhooks page.
@@ -22,6 +24,7 @@ mod hostrule;
 mod keepalive;
 mod keys;
 mod limits;
+mod mcp;
 mod proxy;
 mod replicas;
 mod web;
