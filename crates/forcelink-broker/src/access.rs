@@ -189,7 +189,11 @@ pub(crate) async fn guard(
                         &caller.actor(),
                         &format!("read-only key: {} {}", parts.method, parts.uri.path()),
                     );
-                    return ErrorResponse::read_only(access, &parts.method).into_response();
+                    let what = match access.scope() {
+                        Some(Scope::Token) => "get tokens (a token can write)".to_owned(),
+                        _ => format!("{} here", parts.method),
+                    };
+                    return ErrorResponse::read_only(&what).into_response();
                 }
                 Ok(caller) => {
                     parts.extensions.insert(caller);

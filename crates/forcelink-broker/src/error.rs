@@ -39,12 +39,8 @@ impl ErrorResponse {
         };
         Self::new(StatusCode::FORBIDDEN, "forbidden", what)
     }
-    /// A read-only key asked for something that writes (or for a token, which can).
-    pub(crate) fn read_only(access: crate::access::Access, method: &axum::http::Method) -> Self {
-        let what = match access.scope() {
-            Some(forcelink_store::Scope::Token) => "get tokens (a token can write)".to_owned(),
-            _ => format!("{method} here"),
-        };
+    /// A read-only key asked to do `what` (something that writes, or a token, which can).
+    pub(crate) fn read_only(what: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "read_only",

@@ -132,7 +132,9 @@ impl McpServer {
         let parsed = match parsed {
             Ok(p) => p,
             Err(e) => {
-                return self.refuse(tool, NO_CONNECTION, "refused: invalid arguments".into(), Refusal::Invalid(e)).await;
+                return self
+                    .refuse(tool, NO_CONNECTION, "refused: invalid arguments".into(), Refusal::Invalid(e))
+                    .await;
             }
         };
         if let Some(c) = parsed.connection.as_deref()

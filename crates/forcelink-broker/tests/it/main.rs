@@ -84,6 +84,19 @@ pub async fn add_key(store: &dyn ConnectionStore, connections: &[&str], scopes: 
     key.secret().to_owned()
 }
 
+/// [`add_key`] for a read-only key.
+pub async fn add_read_only_key(store: &dyn ConnectionStore, connections: &[&str], scopes: &[&str]) -> String {
+    let (key, mut record) = forcelink_store::apikey::generate(
+        "reader",
+        connections.iter().map(|s| s.to_string()).collect(),
+        forcelink_store::Scopes::parse(scopes).unwrap(),
+        forcelink_auth::Clock::now(&SystemClock),
+    );
+    record.read_only = true;
+    store.put_api_key(&record).await.unwrap();
+    key.secret().to_owned()
+}
+
 pub fn transport() -> Transport {
     Transport::new(
         forcelink_auth::wire::default_http_client().unwrap(),

@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
-use forcelink_auth::{ConnectionId, SystemClock, TokenStore};
+use forcelink_auth::{ConnectionId, SystemClock};
 use forcelink_broker::{BrokerConfig, BrokerState};
 use forcelink_store::{ConnectionStore, MemoryConnectionStore, PutMode, SecretResolver};
 use forcelink_test_support::spawn_playground_with;
 use serde_json::{Value, json};
 
-use crate::{add_key, client_credentials, serve, transport};
+use crate::{add_key, add_read_only_key, client_credentials, serve, transport};
 
 const TOOLS: [&str; 19] = [
     "list_connections",
@@ -36,18 +36,6 @@ const TOOLS: [&str; 19] = [
     "reset_password",
     "upload_document",
 ];
-
-async fn read_only_key(store: &dyn ConnectionStore, connection: &str) -> String {
-    let (key, mut record) = forcelink_store::apikey::generate(
-        "reader",
-        vec![connection.to_owned()],
-        forcelink_store::Scope::Mcp.into(),
-        forcelink_auth::Clock::now(&SystemClock),
-    );
-    record.read_only = true;
-    store.put_api_key(&record).await.unwrap();
-    key.secret().to_owned()
-}
 
 fn actor(key: &str) -> String {
     format!("api-key:{}", forcelink_store::apikey::parse(key).unwrap().0)
@@ -75,7 +63,7 @@ async fn an_agent_on_the_official_sdk_runs_every_tool_of_its_connection_and_noth
     let agent = add_key(&*store, &["pg"], &["mcp"]).await;
     let no_mcp = add_key(&*store, &["pg"], &["token", "proxy", "actions", "admin"]).await;
     let other = add_key(&*store, &["other"], &["mcp"]).await;
-    let reader = read_only_key(&*store, "pg").await;
+    let reader = add_read_only_key(&*store, &["pg"], &["mcp"]).await;
 
     let state = BrokerState::new(BrokerConfig::new(store.clone(), transport(), SecretResolver::without_env())).unwrap();
     let (url, _server) = serve(state.clone()).await;
@@ -149,4 +137,46 @@ async fn an_agent_on_the_official_sdk_runs_every_tool_of_its_connection_and_noth
     assert!(entry(&other, "mcp.soql_query", "refused: connection \"pg\"").is_some());
     assert!(entry(&agent, "key.refused", "mcp rate limit: list_connections").is_some());
     assert!(entry(&no_mcp, "key.refused", "forbidden: mcp").is_some());
+}
+
+/// The route itself: the key is checked before the body is read (401 without one, 403 without
+/// the `mcp` scope); only POST is served (no GET stream, no session to DELETE); an initialize
+/// through any host name gets a JSON answer naming the server, with no session id.
+#[tokio::test]
+async fn the_mcp_route_checks_the_key_first_and_answers_json_without_a_session() {
+    let h = crate::harness().await;
+    let agent = add_key(&*h.store, &["pg"], &["mcp"]).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+    .to_string();
+    let send = |method: &str, key: Option<&str>| {
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri("/mcp")
+            // Any host name: the key, not the Host header, is what guards the route.
+            .header("host", "broker.example.com")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        req.body(axum::body::Body::from(init.clone())).unwrap()
+    };
+    use tower::ServiceExt;
+    let status = |r: axum::response::Response| r.status().as_u16();
+    assert_eq!(status(h.router.clone().oneshot(send("POST", None)).await.unwrap()), 401);
+    assert_eq!(status(h.router.clone().oneshot(send("POST", Some(&h.token_key))).await.unwrap()), 403);
+    // A key with every scope has `mcp`.
+    assert_eq!(status(h.router.clone().oneshot(send("POST", Some(&h.admin))).await.unwrap()), 200);
+    for method in ["GET", "DELETE"] {
+        assert_eq!(status(h.router.clone().oneshot(send(method, Some(&agent))).await.unwrap()), 405, "{method}");
+    }
+    let answer = h.router.clone().oneshot(send("POST", Some(&agent))).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().get("mcp-session-id").is_none(), "stateless: no session");
+    assert!(answer.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    use http_body_util::BodyExt;
+    let body: Value = serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["result"]["serverInfo"]["name"], "forcelink", "{body}");
+    assert!(body["result"]["capabilities"]["tools"].is_object(), "{body}");
 }
