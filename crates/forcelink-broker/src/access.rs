@@ -7,6 +7,9 @@
 //! checked for the scope (`token`, `proxy`, `actions`, `admin`) and, when the path names one,
 //! the connection. A missing or unknown key is 401, a key without the right scope or connection
 //! 403; both as JSON, and both counted for the audit log ([`crate::audit`]).
+//!
+//! A read-only key ([`ApiKeyRecord::read_only`]) reads only: `GET` and `HEAD`, and the MCP server
+//! (whose tools refuse writes themselves); never a token, which writes as well as it reads.
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::HeaderMap;
@@ -180,6 +183,18 @@ pub(crate) async fn guard(
             let params = RawPathParams::from_request_parts(&mut parts, &state).await.ok();
             let name = params.as_ref().and_then(|p| p.iter().find_map(|(k, v)| (k == "name").then_some(v)));
             match authenticate(&state, &parts.headers, access, name).await {
+                Ok(caller) if caller.key.read_only && !read_only_allows(access, &parts.method) => {
+                    state.metrics().forbidden.inc();
+                    state.audit_refusal(
+                        &caller.actor(),
+                        &format!("read-only key: {} {}", parts.method, parts.uri.path()),
+                    );
+                    let what = match access.scope() {
+                        Some(Scope::Token) => "get tokens (a token can write)".to_owned(),
+                        _ => format!("{} here", parts.method),
+                    };
+                    return ErrorResponse::read_only(&what).into_response();
+                }
                 Ok(caller) => {
                     parts.extensions.insert(caller);
                 }
@@ -201,6 +216,15 @@ pub(crate) async fn guard(
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// Whether a read-only key may make this call (see the module docs).
+fn read_only_allows(access: Access, method: &axum::http::Method) -> bool {
+    match access.scope() {
+        Some(Scope::Mcp) => true,
+        Some(Scope::Token) => false,
+        _ => *method == axum::http::Method::GET || *method == axum::http::Method::HEAD,
+    }
+}
+
 /// The page's session cookie.
 pub(crate) const SESSION_COOKIE: &str = "forcelink_session";
 
@@ -217,7 +241,7 @@ pub(crate) async fn signed_in(state: &BrokerState, headers: &HeaderMap) -> Resul
     };
     // The key may have been revoked since the sign-in.
     match state.store().api_key(&session.key_id).await {
-        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) => {
+        Ok(Some(key)) if key.revoked_at.is_none() && has_capability(&key, Scope::Admin) && !key.read_only => {
             Ok(WebUser { session, session_id: id.to_owned(), key })
         }
         Ok(_) => {

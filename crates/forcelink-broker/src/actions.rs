@@ -18,7 +18,8 @@ use crate::body::ActionOutput;
 use crate::error::ErrorResponse;
 use crate::state::BrokerState;
 
-fn client_error(connection: &str, e: ClientError) -> ErrorResponse {
+/// A client error as the API answers it (the MCP tools share it).
+pub(crate) fn client_error(connection: &str, e: ClientError) -> ErrorResponse {
     match e {
         ClientError::InvalidInput(m) => ErrorResponse::bad_request(m),
         ClientError::Auth(a) => ErrorResponse::auth(connection, &a),

@@ -267,6 +267,8 @@ pub(crate) struct ApiKeyView {
     pub name: String,
     pub connections: Vec<String>,
     pub scopes: Vec<String>,
+    /// The key reads only (no tokens, `GET`/`HEAD`, MCP tools that change nothing).
+    pub read_only: bool,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }

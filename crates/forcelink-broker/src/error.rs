@@ -39,6 +39,14 @@ impl ErrorResponse {
         };
         Self::new(StatusCode::FORBIDDEN, "forbidden", what)
     }
+    /// A read-only key asked to do `what` (something that writes, or a token, which can).
+    pub(crate) fn read_only(what: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            format!("the API key is read-only and may not {what}; use a key made without --read-only"),
+        )
+    }
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }

@@ -37,9 +37,12 @@ pub(crate) struct NewKey {
     /// Connection names, or `*` for every one.
     #[schema(min_items = 1, inline, value_type = Vec<ConnectionOrAll>)]
     pub connections: Vec<String>,
-    /// Scope names (`token`, `proxy`, `actions`, `admin`) or `*`.
+    /// Scope names (`token`, `proxy`, `actions`, `admin`, `mcp`) or `*`.
     #[schema(min_items = 1, value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
+    /// Reads only: `GET`/`HEAD`, and MCP tools that change nothing; never tokens. Default false.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A connection name, or `*` for every connection.
@@ -57,6 +60,7 @@ enum ScopeName {
     Proxy,
     Actions,
     Admin,
+    Mcp,
     #[serde(rename = "*")]
     All,
 }
@@ -68,6 +72,7 @@ pub(crate) fn view(key: &ApiKeyRecord) -> ApiKeyView {
         name: key.label.clone(),
         connections: key.connections.clone(),
         scopes: key.capabilities.to_strings(),
+        read_only: key.read_only,
         created_at: rfc3339(key.created_at),
         revoked_at: key.revoked_at.map(rfc3339),
     }
@@ -125,15 +130,18 @@ pub(crate) async fn create(
     if !creator.all_connections() && !connections.iter().all(|c| creator.allows_connection(c)) {
         return Err(ErrorResponse::forbidden("admin", Some("*")));
     }
+    // A read-only creator cannot get this far (creating a key writes), so any key fits its creator.
     let connections: Vec<String> = connections.into_iter().collect();
-    let (secret, record) = forcelink_store::apikey::generate(name, connections, scopes, state.now());
+    let (secret, mut record) = forcelink_store::apikey::generate(name, connections, scopes, state.now());
+    record.read_only = new.read_only;
     state.store().put_api_key(&record).await?;
     let detail = format!(
-        "key {} ({:?}): connections {}, scopes {}",
+        "key {} ({:?}): connections {}, scopes {}{}",
         record.id,
         record.label,
         record.connections.join(", "),
-        record.capabilities.to_strings().join(", ")
+        record.capabilities.to_strings().join(", "),
+        if record.read_only { ", read-only" } else { "" }
     );
     state.audit(actor, NO_CONNECTION, AuditAction::ApiKeyCreated, Some(detail)).await;
     Ok((secret.secret().to_owned(), record))
@@ -150,7 +158,7 @@ pub(crate) async fn revoke(state: &BrokerState, actor: &str, id: &str) -> Result
     Ok(found)
 }
 
-/// `POST /v1/api-keys {"name", "connections", "scopes"}` → 201 with `key`, shown once.
+/// `POST /v1/api-keys {"name", "connections", "scopes", "read_only"?}` → 201 with `key`, shown once.
 pub(crate) async fn create_key(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,

@@ -42,12 +42,17 @@
 //! - `api`: HTTP API v1 — connections CRUD (secrets write-only), test, token, health.
 //! - `proxy`: `ANY /v1/connections/{name}/sf/{*path}` → the instance, streaming both ways.
 //! - `actions`: `POST /v1/connections/{name}/actions/{action}` through forcelink-client.
+//! - `mcp`: `POST /mcp`, an MCP server (streamable HTTP, stateless, through the official `rmcp`
+//!   SDK) whose tools, resources and prompts work on the key's connections: queries, describes,
+//!   records, limits, the user-administration actions; results redacted, calls budgeted per key
+//!   and audited (see docs/mcp.md).
 //! - `keys`: API keys over the API and the page: create (shown once), list, revoke.
 //! - `web`: the server-rendered page (askama): sign-in (`web`), the connections list
 //!   (`web::connections`), a connection's detail with its state, bars and audit trail
 //!   (`web::detail`), API keys (`web::keys`) and webhooks (`web::webhooks`); `page`: rendering and
 //!   the message page it shares with `access`.
-//! - `metrics`: `/metrics` in the OpenMetrics text format (prometheus-client).
+//! - `metrics`: `/metrics` in the OpenMetrics text format (prometheus-client), read from
+//!   `counters` (broker-wide and per-connection atomics, kept where they are counted).
 //! - `openapi`: `/v1/openapi.json` built with utoipa from the routes' documentation it is given
 //!   ([`openapi_document`]).
 //! - `body`: the JSON bodies the API takes and answers, as types (the document's schemas).
@@ -73,9 +78,11 @@ mod audit;
 mod authorize;
 mod body;
 mod connect;
+mod counters;
 mod error;
 mod ids;
 mod keys;
+mod mcp;
 mod metrics;
 mod monitor;
 mod notify;
@@ -100,6 +107,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 pub use error::ErrorResponse;
+pub use mcp::DEFAULT_MCP_CALLS_PER_MINUTE;
 pub use state::{
     BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES, DEFAULT_REPLAY_BUFFER_BYTES, Limits,
@@ -126,6 +134,8 @@ pub fn router(state: BrokerState) -> Router {
     let limits = state.limits().clone();
     routes::build(&state)
         .fallback(not_found)
+        // The MCP server's per-key call budgets live as long as the router.
+        .layer(axum::Extension(mcp::CallBudget::new(limits.mcp_calls_per_minute)))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(answers))

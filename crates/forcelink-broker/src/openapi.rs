@@ -104,6 +104,12 @@ pub(crate) fn doc(method: &'static str, path: &'static str, access: Access, summ
     }
 }
 
+/// A route that speaks another protocol than the JSON API (MCP's JSON-RPC): in the table for its
+/// access rule, left out of the document like the page's routes.
+pub(crate) fn protocol(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
+    RouteDoc { api: false, path_params: Vec::new(), ..doc(method, path, access, summary) }
+}
+
 pub(crate) fn page(method: &'static str, path: &'static str, access: Access, summary: &'static str) -> RouteDoc {
     RouteDoc { api: false, path_params: Vec::new(), ..doc(method, path, access, summary) }
 }

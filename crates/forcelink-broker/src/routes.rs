@@ -12,9 +12,9 @@ use utoipa::PartialSchema;
 
 use crate::access::{Access, Caller, Guard};
 use crate::body::*;
-use crate::openapi::{Answer, BodyType, ParamSchema, RouteDoc, doc, page};
+use crate::openapi::{Answer, BodyType, ParamSchema, RouteDoc, doc, page, protocol};
 use crate::state::BrokerState;
-use crate::{actions, api, authorize, connect, keys, metrics, openapi, proxy, web, webhooks};
+use crate::{actions, api, authorize, connect, keys, mcp, metrics, openapi, proxy, web, webhooks};
 
 const PUBLIC: Access = Access::Public;
 const ADMIN: Access = Access::Key(Scope::Admin);
@@ -135,6 +135,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
                 .ok::<ActionOutput>(200)
                 .errors(&[409, 502]),
             post(actions::run_action),
+        ),
+        (
+            // JSON-RPC over streamable HTTP (stateless: no GET stream, no session to DELETE).
+            protocol("POST", "/mcp", Access::Key(Scope::Mcp), "MCP server: tools on the key's connections"),
+            post(mcp::endpoint),
         ),
         (
             doc("GET", "/v1/api-keys", KEYS, "List API keys (no secrets)").ok::<ApiKeyList>(200).errors(&[]),

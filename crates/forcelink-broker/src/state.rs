@@ -15,8 +15,6 @@ use forcelink_store::{
     SecretResolver, StoredConnection,
 };
 use parking_lot::{Mutex, RwLock};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -66,51 +64,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// (they are not accepted, so they cost the broker nothing). 1024.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
-/// Upper bounds (seconds) of the proxy latency histogram.
-pub(crate) const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-/// Broker-wide counters (shown by [`crate::metrics`]).
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    /// Requests refused for a missing, unknown or revoked API key (401).
-    pub unauthorized: Counter,
-    /// Requests refused for a key without the scope or the connection (403).
-    pub forbidden: Counter,
-}
-
-/// One connection's counters (shown by [`crate::metrics`] and in the connection's `usage`).
-#[derive(Debug)]
-pub(crate) struct ConnectionCounters {
-    /// Tokens handed out by `GET …/token`.
-    pub tokens: Counter,
-    /// Requests proxied to Salesforce (that got an answer).
-    pub proxied: Counter,
-    /// Proxied requests that got no answer.
-    pub proxy_errors: Counter,
-    /// Actions run.
-    pub actions: Counter,
-    /// Seconds until a proxied answer's headers arrived ([`LATENCY_BUCKETS`]).
-    pub proxy_latency: Histogram,
-}
-
-impl Default for ConnectionCounters {
-    fn default() -> Self {
-        Self {
-            tokens: Counter::default(),
-            proxied: Counter::default(),
-            proxy_errors: Counter::default(),
-            actions: Counter::default(),
-            proxy_latency: Histogram::new(LATENCY_BUCKETS),
-        }
-    }
-}
-
-impl ConnectionCounters {
-    /// Records the time until a proxied answer's headers arrived.
-    pub(crate) fn observe_proxy_latency(&self, d: Duration) {
-        self.proxy_latency.observe(d.as_secs_f64());
-    }
-}
+pub(crate) use crate::counters::{ConnectionCounters, Metrics};
 
 /// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
@@ -127,6 +81,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// MCP calls an API key may make per minute. See [`crate::DEFAULT_MCP_CALLS_PER_MINUTE`].
+    pub mcp_calls_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -138,6 +94,7 @@ impl Default for Limits {
             max_proxy_body_bytes: DEFAULT_MAX_PROXY_BODY_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            mcp_calls_per_minute: crate::DEFAULT_MCP_CALLS_PER_MINUTE,
         }
     }
 }

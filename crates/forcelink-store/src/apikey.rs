@@ -10,6 +10,12 @@
 //! master key cannot plant a key (a row with the hash of a secret they chose) or widen one (more
 //! connections or capabilities, a revocation undone). A row whose MAC is missing or wrong is
 //! treated as absent, with a warning naming its id.
+//!
+//! A read-only key keeps that setting as the marker [`READ_ONLY_MARKER`] in its stored capability
+//! list, so the MAC covers it and no database needed a new column: rows written before the setting
+//! existed read back as writable with their MACs intact. A read-only row's MAC input also ends
+//! with one more field, so a version that does not know the marker (and would skip it, granting
+//! writes) finds the MAC wrong and refuses the key instead.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -33,6 +39,9 @@ pub const API_KEY_ID_LEN: usize = 12;
 /// Random bytes of a key's secret part.
 pub const API_KEY_SECRET_BYTES: usize = 32;
 pub use crate::scope::ANY;
+/// The entry of a read-only key's stored capability list that says so. No scope name starts
+/// with `!`, so no version reads it as a scope.
+pub const READ_ONLY_MARKER: &str = "!read-only";
 
 /// Lowercase RFC 4648 base32: no `_` (the separator) and no look-alike case pairs.
 const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -59,7 +68,9 @@ pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// A new key: its text (shown once) and the record to store (which holds only the hash).
+/// A new key: its text (shown once) and the record to store (which holds only the hash). The
+/// key may write; set [`ApiKeyRecord::read_only`] on the record before storing it to make it
+/// read-only.
 pub fn generate(
     label: impl Into<String>,
     connections: Vec<String>,
@@ -78,6 +89,7 @@ pub fn generate(
         label: label.into(),
         connections,
         capabilities,
+        read_only: false,
         created_at: now,
         revoked_at: None,
     };
@@ -149,7 +161,7 @@ impl ApiKeyRow {
             label: record.label.clone(),
             // Serialising a list of strings cannot fail.
             connections: serde_json::to_string(&record.connections).unwrap_or_default(),
-            capabilities: serde_json::to_string(&record.capabilities.to_strings()).unwrap_or_default(),
+            capabilities: serde_json::to_string(&stored_capabilities(record)).unwrap_or_default(),
             created_at_ms: millis(record.created_at) as i64,
             revoked_at_ms: record.revoked_at.map(|t| millis(t) as i64),
             mac: None,
@@ -168,8 +180,15 @@ impl ApiKeyRow {
         self.mac.as_deref().is_some_and(|tag| key.verify_hex(&[&self.mac_input()], tag))
     }
 
+    /// Whether the stored capability list holds [`READ_ONLY_MARKER`].
+    fn is_read_only(&self) -> bool {
+        serde_json::from_str::<Vec<String>>(&self.capabilities)
+            .is_ok_and(|list| list.iter().any(|c| c == READ_ONLY_MARKER))
+    }
+
     /// Every field, each length-prefixed (u64 big-endian), so no two rows give the same bytes
-    /// (a label ending where a list begins cannot shift the boundary).
+    /// (a label ending where a list begins cannot shift the boundary). A read-only row adds one
+    /// field (see the module docs), so versions that ignore the marker refuse the row.
     fn mac_input(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         let mut put = |bytes: &[u8]| {
@@ -185,6 +204,9 @@ impl ApiKeyRow {
             None => put(&[]),
             Some(ms) => put(&ms.to_be_bytes()),
         }
+        if self.is_read_only() {
+            put(READ_ONLY_MARKER.as_bytes());
+        }
         out
     }
 
@@ -198,9 +220,11 @@ impl ApiKeyRow {
             serde_json::from_str::<Vec<String>>(json)
                 .map_err(|_| StoreError::Corrupt(format!("API key {id}: {what} is not a JSON list of strings")))
         };
+        let capabilities = list("capabilities", &self.capabilities)?;
         Ok(RowCheck::Valid(ApiKeyRecord {
             connections: list("connections", &self.connections)?,
-            capabilities: Scopes::from_stored(&list("capabilities", &self.capabilities)?),
+            read_only: capabilities.iter().any(|c| c == READ_ONLY_MARKER),
+            capabilities: Scopes::from_stored(&capabilities),
             secret_hash: self.secret_hash,
             label: self.label,
             created_at: from_millis(u64::try_from(self.created_at_ms).unwrap_or(0)),
@@ -208,6 +232,15 @@ impl ApiKeyRow {
             id,
         }))
     }
+}
+
+/// The capability list as stored: the scope names, and [`READ_ONLY_MARKER`] for a read-only key.
+fn stored_capabilities(record: &ApiKeyRecord) -> Vec<String> {
+    let mut list = record.capabilities.to_strings();
+    if record.read_only {
+        list.push(READ_ONLY_MARKER.to_owned());
+    }
+    list
 }
 
 /// What revoking a row found.
@@ -332,6 +365,8 @@ mod tests {
             Box::new(|r| r.capabilities = r#"["*"]"#.into()),
             Box::new(|r| r.created_at_ms += 1),
             Box::new(|r| r.revoked_at_ms = Some(0)),
+            // Read-only switched on (a key narrowed behind the store's back is forged too).
+            Box::new(|r| r.capabilities = r#"["token","!read-only"]"#.into()),
             Box::new(|r| r.mac = None),
             Box::new(|r| r.mac = Some(String::new())),
             Box::new(|r| r.mac = r.mac.as_ref().map(|m| m.to_uppercase())),
@@ -352,6 +387,50 @@ mod tests {
         revoked.sign(&key);
         assert!(revoked.mac_is_valid(&key) && revoked.mac != row.mac);
         assert!(!format!("{key:?}").contains(&master.to_base64()));
+    }
+
+    #[test]
+    fn read_only_is_kept_in_the_signed_list_and_older_rows_stay_valid() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let key = crate::MasterKey::generate().api_key_mac_key();
+        let (_, writable) = generate("ci", vec!["prod".into()], Scope::Mcp.into(), now);
+        let mut read_only = writable.clone();
+        read_only.read_only = true;
+
+        // A writable row is exactly what versions before the setting wrote: same list, same MAC
+        // input, so their rows keep verifying and read back as writable.
+        let row = ApiKeyRow::new(&writable, &key);
+        assert_eq!(row.capabilities, r#"["mcp"]"#);
+        let Ok(RowCheck::Valid(back)) = row.check(&key) else { panic!("a writable row checks") };
+        assert!(!back.read_only);
+
+        let row = ApiKeyRow::new(&read_only, &key);
+        assert_eq!(row.capabilities, r#"["mcp","!read-only"]"#);
+        let Ok(RowCheck::Valid(back)) = row.clone().check(&key) else { panic!("a read-only row checks") };
+        assert_eq!(back, read_only);
+        assert_eq!(back.capabilities, Scope::Mcp.into(), "the marker is no scope");
+
+        // Dropping the marker (making the key writable) breaks the MAC.
+        let mut widened = row.clone();
+        widened.capabilities = r#"["mcp"]"#.into();
+        assert!(matches!(widened.check(&key), Ok(RowCheck::Forged(_))));
+
+        // A version that does not know the marker computes the MAC without the last field, and
+        // so refuses the row rather than granting writes.
+        let input = row.mac_input();
+        let older = &input[..input.len() - 8 - READ_ONLY_MARKER.len()];
+        assert!(!key.verify_hex(&[older], row.mac.as_deref().unwrap()));
+
+        // Revocation and rotation keep the setting.
+        let mut revoked = row.clone();
+        assert!(matches!(revoked.revoke(now, &key), Revocation::Revoked));
+        let Ok(RowCheck::Valid(back)) = revoked.check(&key) else { panic!("a revoked row checks") };
+        assert!(back.read_only && back.revoked_at.is_some());
+        let new_key = crate::MasterKey::generate().api_key_mac_key();
+        let mut rotated = row;
+        assert!(rotated.resign(&key, &new_key));
+        let Ok(RowCheck::Valid(back)) = rotated.check(&new_key) else { panic!("a re-signed row checks") };
+        assert!(back.read_only);
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct ApiKeyRecord {
     pub connections: Vec<String>,
     /// What it may do on those connections.
     pub capabilities: Scopes,
+    /// Reads only: no MCP tool that changes data, no action, no proxied request but `GET` and
+    /// `HEAD`, whatever its scopes. False for keys made before the setting existed.
+    pub read_only: bool,
     /// When it was created.
     pub created_at: SystemTime,
     /// When it was revoked, if it was.
@@ -90,6 +93,7 @@ impl fmt::Debug for ApiKeyRecord {
             .field("label", &self.label)
             .field("connections", &self.connections)
             .field("capabilities", &self.capabilities)
+            .field("read_only", &self.read_only)
             .field("revoked", &self.revoked_at.is_some())
             .finish()
     }

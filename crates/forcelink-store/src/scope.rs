@@ -21,19 +21,22 @@ pub enum Scope {
     Actions,
     /// Manage connections (and, for a key on every connection, API keys and metrics).
     Admin,
+    /// `POST /mcp`: the MCP server's tools, resources and prompts on the key's connections.
+    Mcp,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 4] = [Scope::Token, Scope::Proxy, Scope::Actions, Scope::Admin];
+    pub const ALL: [Scope; 5] = [Scope::Token, Scope::Proxy, Scope::Actions, Scope::Admin, Scope::Mcp];
 
-    /// The text form (`token`, `proxy`, `actions`, `admin`).
+    /// The text form (`token`, `proxy`, `actions`, `admin`, `mcp`).
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Token => "token",
             Scope::Proxy => "proxy",
             Scope::Actions => "actions",
             Scope::Admin => "admin",
+            Scope::Mcp => "mcp",
         }
     }
 
@@ -154,6 +157,8 @@ pub enum AuditAction {
     WebhookDeleted,
     /// A connect link was made (`detail`: its return URL's origin).
     ConnectLinkCreated,
+    /// An MCP tool was called: `mcp.<tool>` (`detail`: the outcome, never arguments or results).
+    Mcp(String),
     /// Written by another version: kept as is.
     Other(String),
 }
@@ -180,6 +185,7 @@ impl AuditAction {
             AuditAction::WebhookDeleted => "webhook.deleted",
             AuditAction::ConnectLinkCreated => "connect-link.created",
             AuditAction::Action(name) => return Cow::Owned(format!("action.{name}")),
+            AuditAction::Mcp(tool) => return Cow::Owned(format!("mcp.{tool}")),
             AuditAction::Other(text) => return Cow::Owned(text.clone()),
         })
     }
@@ -205,8 +211,9 @@ impl AuditAction {
             "webhook.created" => AuditAction::WebhookCreated,
             "webhook.deleted" => AuditAction::WebhookDeleted,
             "connect-link.created" => AuditAction::ConnectLinkCreated,
-            other => match other.strip_prefix("action.") {
-                Some(name) if !name.is_empty() => AuditAction::Action(name.to_owned()),
+            other => match (other.strip_prefix("action."), other.strip_prefix("mcp.")) {
+                (Some(name), _) if !name.is_empty() => AuditAction::Action(name.to_owned()),
+                (_, Some(tool)) if !tool.is_empty() => AuditAction::Mcp(tool.to_owned()),
                 _ => AuditAction::Other(other.to_owned()),
             },
         }
@@ -272,6 +279,9 @@ mod tests {
         assert!(stored.contains(Scope::Token) && !stored.contains(Scope::Admin));
         assert_eq!(stored.to_strings(), ["token"]);
         assert!(Scopes::All.contains(Scope::Admin));
+        // A key with every scope has the MCP one, added after `*` keys existed.
+        assert!(Scopes::All.contains(Scope::Mcp));
+        assert_eq!(Scopes::parse(&["mcp"]).unwrap(), Scopes::from(Scope::Mcp));
     }
 
     #[test]
@@ -281,6 +291,7 @@ mod tests {
             AuditAction::ConnectionUpdated,
             AuditAction::ProxyRequest,
             AuditAction::Action("freeze-user".into()),
+            AuditAction::Mcp("soql_query".into()),
             AuditAction::KeyRefused,
         ] {
             assert_eq!(AuditAction::parse(&a.as_str()), a);

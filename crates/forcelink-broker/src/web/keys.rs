@@ -69,7 +69,7 @@ async fn render_keys(
             id: k.id.clone(),
             name: k.label.clone(),
             connections: k.connections.join(", "),
-            scopes: k.capabilities.to_strings().join(", "),
+            scopes: k.capabilities.to_strings().join(", ") + if k.read_only { " (read-only)" } else { "" },
             created: crate::time::rfc3339(k.created_at),
             revoked: k.revoked_at.map(crate::time::rfc3339),
         })
@@ -99,6 +99,7 @@ pub(crate) async fn keys_create(
         name: form.get("name").cloned().unwrap_or_default(),
         connections: list_field(&form, "connections"),
         scopes: list_field(&form, "scopes"),
+        read_only: form.get("read_only").is_some_and(|v| v == "on"),
     };
     match crate::keys::create(&state, &user.key, &user.actor(), new).await {
         Ok((text, record)) => render_keys(&state, &user.session.csrf, Some((record.label, text)), None).await,

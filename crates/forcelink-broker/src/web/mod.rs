@@ -171,6 +171,13 @@ pub(crate) async fn login(
     }
     let presented = form.get("key").map(String::as_str).unwrap_or("").trim();
     let key = match state.verify_key(presented).await {
+        Ok(Some(k)) if k.read_only => {
+            state.audit_refusal(&format!("api-key:{}", k.id), "web sign-in: the key is read-only");
+            return fail(
+                StatusCode::FORBIDDEN,
+                "That key is read-only; the page changes things. Use a key that may write.",
+            );
+        }
         Ok(Some(k)) if has_capability(&k, Scope::Admin) => k,
         Ok(Some(k)) => {
             state.audit_refusal(&format!("api-key:{}", k.id), "web sign-in: the key lacks the admin scope");

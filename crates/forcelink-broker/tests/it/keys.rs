@@ -73,3 +73,47 @@ async fn only_keys_on_every_connection_manage_keys_and_never_beyond_their_own_sc
     }
     assert_eq!(h.store.api_keys().await.unwrap().len(), before);
 }
+
+/// A read-only key (made over the API) reads and never writes: `GET`s pass, writes, actions and
+/// token hand-outs are refused with a 403 that says why (the page refuses it too: `web`).
+#[tokio::test]
+async fn a_read_only_key_reads_and_is_refused_writes_and_tokens() {
+    let h = harness().await;
+    let r = &h.router;
+    let body = json!({ "name": "reader", "connections": ["*"], "scopes": ["*"], "read_only": true }).to_string();
+    let (s, created) = call(r, "POST", "/v1/api-keys", Some(&h.admin), Some(&body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["read_only"], true);
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Reads pass.
+    assert_eq!(call(r, "GET", "/v1/connections/pg", Some(&key), None).await.0, StatusCode::OK);
+    let limits = "/v1/connections/pg/sf/services/data/v64.0/limits";
+    assert_eq!(call(r, "GET", limits, Some(&key), None).await.0, StatusCode::OK);
+    // Writes, actions and tokens do not, whatever the scopes.
+    let account = "/v1/connections/pg/sf/services/data/v64.0/sobjects/Account";
+    let refused = [
+        ("POST", account, Some(r#"{"Name":"x"}"#)),
+        ("POST", "/v1/connections/pg/actions/freeze-user", Some(r#"{"user":"sam.standard@playground.forcelink.dev"}"#)),
+        ("GET", "/v1/connections/pg/token", None),
+        ("DELETE", "/v1/connections/pg", None),
+        ("POST", "/v1/api-keys", Some(r#"{"name":"x","connections":["pg"],"scopes":["token"]}"#)),
+    ];
+    for (method, path, body) in refused {
+        let (s, err) = call(r, method, path, Some(&key), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}: {err}");
+        assert_eq!(err["error"]["code"], "read_only", "{method} {path}: {err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains("--read-only"), "{err}");
+    }
+    assert!(h.store.connection(&forcelink_auth::ConnectionId::new("pg")).await.unwrap().is_some(), "nothing deleted");
+    let (_, list) = call(r, "GET", "/v1/api-keys", Some(&h.admin), None).await;
+    let listed = list["api_keys"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(listed["read_only"], true);
+    assert!(list["api_keys"].as_array().unwrap().iter().any(|k| k["read_only"] == false));
+    let audit = h.store.audit(None, 50).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "api-key.created" && e.detail.as_deref().unwrap().contains("read-only")));
+    h.state.flush_audit().await;
+    let audit = h.store.audit(None, 100).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "key.refused" && e.detail.as_deref().unwrap().contains("read-only key")));
+}

@@ -7,6 +7,8 @@
 //!   least once to a failing receiver, the webhook host rule, connect links.
 //! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
 //! - `limits`: connection limits over raw sockets: auth before body, header timeout, cap.
+//! - `mcp`: the MCP server driven by the official MCP Python SDK: every tool, resources,
+//!   prompts, refusals, the call budget, no secret in any result, the audit log.
 //! - `proxy`: paths, header handling, streaming, renewal-and-retry on 401.
 //! - `web`: sign-in, CSRF, the web-server flow through the playground's pages, the state on the
 //!   pages, the webhooks page.
@@ -22,6 +24,7 @@ mod hostrule;
 mod keepalive;
 mod keys;
 mod limits;
+mod mcp;
 mod proxy;
 mod replicas;
 mod web;
@@ -77,6 +80,19 @@ pub async fn add_key(store: &dyn ConnectionStore, connections: &[&str], scopes: 
         forcelink_store::Scopes::parse(scopes).unwrap(),
         forcelink_auth::Clock::now(&SystemClock),
     );
+    store.put_api_key(&record).await.unwrap();
+    key.secret().to_owned()
+}
+
+/// [`add_key`] for a read-only key.
+pub async fn add_read_only_key(store: &dyn ConnectionStore, connections: &[&str], scopes: &[&str]) -> String {
+    let (key, mut record) = forcelink_store::apikey::generate(
+        "reader",
+        connections.iter().map(|s| s.to_string()).collect(),
+        forcelink_store::Scopes::parse(scopes).unwrap(),
+        forcelink_auth::Clock::now(&SystemClock),
+    );
+    record.read_only = true;
     store.put_api_key(&record).await.unwrap();
     key.secret().to_owned()
 }

@@ -87,6 +87,11 @@ async fn sign_in_needs_an_admin_key_and_the_forms_csrf_token() {
     let resp = http().post(format!("{base}/login")).form(&[("csrf", csrf.as_str()), ("key", &h.admin)]).send().await;
     assert_eq!(resp.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(sign_in(&base, &h.token_key).await.unwrap_err().0, StatusCode::FORBIDDEN);
+    // A read-only admin key cannot sign in: the page changes things.
+    let reader = crate::add_read_only_key(&*h.store, &["*"], &["*"]).await;
+    let (status, text) = sign_in(&base, &reader).await.unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("read-only"), "{text}");
     assert_eq!(sign_in(&base, "flk_nope").await.unwrap_err().0, StatusCode::UNAUTHORIZED);
     let session = sign_in(&base, &h.admin).await.unwrap();
     let list = http().get(format!("{base}/")).header("cookie", &session).send().await.unwrap();

@@ -21,9 +21,12 @@ pub enum ApikeyCommand {
         /// Connections it may use, comma-separated; `*` for all.
         #[arg(long, value_delimiter = ',', required = true)]
         connections: Vec<String>,
-        /// Scopes, comma-separated: token, proxy, actions, admin (`*` for all).
+        /// Scopes, comma-separated: token, proxy, actions, admin, mcp (`*` for all).
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
+        /// Reads only: no tokens, only GET/HEAD requests, only MCP tools that change nothing.
+        #[arg(long)]
+        read_only: bool,
     },
     /// List the keys (never their secrets).
     List,
@@ -36,7 +39,9 @@ pub enum ApikeyCommand {
 
 pub async fn run(settings: &Settings, command: ApikeyCommand) -> Result<Outcome, Failure> {
     match command {
-        ApikeyCommand::Create { name, connections, scopes } => create(settings, name, connections, scopes).await,
+        ApikeyCommand::Create { name, connections, scopes, read_only } => {
+            create(settings, NewKey { name, connections, scopes, read_only }).await
+        }
         ApikeyCommand::List => list(settings).await,
         ApikeyCommand::Revoke { id } => revoke(settings, &id).await,
     }
@@ -51,12 +56,16 @@ fn now() -> SystemTime {
     SystemTime::now()
 }
 
-async fn create(
-    settings: &Settings,
+/// What `apikey create` was asked for.
+struct NewKey {
     name: String,
     connections: Vec<String>,
     scopes: Vec<String>,
-) -> Result<Outcome, Failure> {
+    read_only: bool,
+}
+
+async fn create(settings: &Settings, new: NewKey) -> Result<Outcome, Failure> {
+    let NewKey { name, connections, scopes, read_only } = new;
     let connections = clean(connections);
     let scopes = clean(scopes);
     if connections.is_empty() {
@@ -73,17 +82,22 @@ async fn create(
         Failure::usage(what.to_owned()).with_fix(fix.to_owned())
     })?;
     let store = settings.open_store().await?;
-    let (key, record) = generate(name.clone(), connections.clone(), scopes.clone(), now());
+    let (key, mut record) = generate(name.clone(), connections.clone(), scopes.clone(), now());
+    record.read_only = read_only;
     store.put_api_key(&record).await.map_err(Failure::from_store)?;
     let human = format!(
-        "{}\n\nAPI key {} ({name}) for connections {} with scopes {}.\nIt is shown only this once: the store keeps its hash.\n",
+        "{}\n\nAPI key {} ({name}) for connections {} with scopes {}{}.\nIt is shown only this once: the store keeps its hash.\n",
         key.secret(),
         record.id,
         connections.join(","),
-        scopes.to_strings().join(",")
+        scopes.to_strings().join(","),
+        if read_only { ", read-only" } else { "" }
     );
     Ok(Outcome::new(
-        json!({ "key": key.secret(), "id": record.id, "name": name, "connections": connections, "scopes": scopes }),
+        json!({
+            "key": key.secret(), "id": record.id, "name": name, "connections": connections, "scopes": scopes,
+            "read_only": read_only,
+        }),
         human,
     ))
 }
@@ -96,6 +110,7 @@ async fn list(settings: &Settings) -> Result<Outcome, Failure> {
         "name".into(),
         "connections".into(),
         "scopes".into(),
+        "read-only".into(),
         "created".into(),
         "revoked".into(),
     ]];
@@ -106,12 +121,13 @@ async fn list(settings: &Settings) -> Result<Outcome, Failure> {
             k.label.clone(),
             k.connections.join(","),
             k.capabilities.to_strings().join(","),
+            if k.read_only { "yes" } else { "" }.to_owned(),
             rfc3339(k.created_at),
             k.revoked_at.map(rfc3339).unwrap_or_default(),
         ]);
         out.push(json!({
             "id": k.id, "name": k.label, "connections": k.connections, "scopes": k.capabilities,
-            "created_at": rfc3339(k.created_at), "revoked_at": k.revoked_at.map(rfc3339),
+            "read_only": k.read_only, "created_at": rfc3339(k.created_at), "revoked_at": k.revoked_at.map(rfc3339),
         }));
     }
     let human = if keys.is_empty() { "no API keys\n".to_owned() } else { crate::output::table(&rows) };

@@ -1,6 +1,7 @@
 //! `forcelink serve [--bind ADDR] [--public-url URL] [--max-connections N] [--health-interval
-//! DURATION] [--playground] [--info-file FILE]`: the broker, with its background work (connection
-//! checks every `--health-interval`, webhook deliveries). With `--playground` it also starts an embedded playground
+//! DURATION] [--mcp-rate-limit N] [--playground] [--info-file FILE]`: the broker, with its
+//! background work (connection checks every `--health-interval`, webhook deliveries) and its MCP
+//! server. With `--playground` it also starts an embedded playground
 //! org with generated data, in a throwaway store creates a working `playground` connection
 //! (client credentials) and an admin API key, and prints where to click.
 //!
@@ -57,6 +58,9 @@ pub struct ServeArgs {
     /// e.g. 30s, 5m, 1h; at least 1s.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_HEALTH_INTERVAL_TEXT, value_parser = health_interval)]
     health_interval: Duration,
+    /// MCP calls (tools/call, resources/read) each API key may make per minute on this broker.
+    #[arg(long, value_name = "N", default_value_t = forcelink_broker::DEFAULT_MCP_CALLS_PER_MINUTE)]
+    mcp_rate_limit: u32,
     /// With --playground: write {"broker_url", "admin_key", "playground": {…}} to FILE (mode 0600).
     #[arg(long, value_name = "FILE", requires = "playground")]
     info_file: Option<PathBuf>,
@@ -203,6 +207,9 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     if args.max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
+    if args.mcp_rate_limit == 0 {
+        return Err(Failure::usage("--mcp-rate-limit must be at least 1"));
+    }
     let (tour, store, location) = if args.playground {
         let (tour, store, location) = start_tour().await?;
         (Some(tour), store, location)
@@ -238,6 +245,7 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     config.public_url = Some(public_url.clone());
     config.limits.max_connections = args.max_connections;
     config.health_interval = args.health_interval;
+    config.limits.mcp_calls_per_minute = args.mcp_rate_limit;
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
     if tour.is_some() {
         // The tour's connection is ready when the summary says so: its first token is fetched now.
@@ -280,10 +288,11 @@ fn summary(l: &Listening<'_>, location: &StoreLocation, tour: Option<&Tour>) -> 
     let (base, addr) = (l.base, l.addr);
     let every = friendly(l.health_interval);
     let mut human = format!(
-        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  listening on    {addr}\n  store           {location}\n  checks          every {every} (--health-interval)\n"
+        "forcelink broker is running\n\n  page            {base}/\n  API             {base}/v1/   (OpenAPI: {base}/v1/openapi.json)\n  MCP server      {base}/mcp   (streamable HTTP; a key with the mcp scope)\n  listening on    {addr}\n  store           {location}\n  checks          every {every} (--health-interval)\n"
     );
     let mut result = json!({
         "url": base,
+        "mcp_url": format!("{base}/mcp"),
         "listen": addr.to_string(),
         "store": location.to_string(),
         "health_interval_seconds": l.health_interval.as_secs_f64(),
@@ -302,7 +311,10 @@ fn summary(l: &Listening<'_>, location: &StoreLocation, tour: Option<&Tour>) -> 
                  \x20 curl -s -H 'Authorization: Bearer {key}' {base}/v1/connections/playground/token\n\
                  \x20 curl -s -H 'Authorization: Bearer {key}' '{base}/v1/connections/playground/sf/services/data/v64.0/query?q=SELECT+Name+FROM+Account+LIMIT+3'\n\
                  Or open {base}/ , sign in with the key, and add a connection with Authorize\n\
-                 (environment: custom domain {}, the client id and secret above, the user above).\n",
+                 (environment: custom domain {}, the client id and secret above, the user above).\n\
+                 For an AI agent, make a key for MCP on this connection only (add \"read_only\":true to forbid writes),\n\
+                 then point the agent at {base}/mcp with the header Authorization: Bearer <that key>:\n\
+                 \x20 curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"name\":\"agent\",\"connections\":[\"playground\"],\"scopes\":[\"mcp\"]}}' {base}/v1/api-keys\n",
                 i.login_url, i.instance_url, i.client.client_id, i.client.client_secret, i.user.username, i.user.password,
                 i.login_url
             ));
@@ -310,7 +322,10 @@ fn summary(l: &Listening<'_>, location: &StoreLocation, tour: Option<&Tour>) -> 
             result["connection"] = json!(PLAYGROUND_CONNECTION);
             result["playground"] = serde_json::to_value(i).unwrap_or_default();
         }
-        None => human.push_str("\nSign in to the page with an admin key: forcelink apikey create --name admin --connections '*' --scopes admin\n"),
+        None => human.push_str(
+            "\nSign in to the page with an admin key: forcelink apikey create --name admin --connections '*' --scopes admin\n\
+             For an AI agent: forcelink apikey create --name agent --connections NAME --scopes mcp [--read-only]\n",
+        ),
     }
     human.push_str("\nready\n");
     Outcome::new(result, human)

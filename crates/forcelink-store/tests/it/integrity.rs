@@ -176,6 +176,18 @@ pub async fn a_tampered_api_key_row_is_treated_as_absent(
     raw.exec(&format!("UPDATE {{api_keys}} SET revoked_at_ms = NULL WHERE id = {id}")).await;
     assert!(!verifies().await, "un-revoked outside forcelink: still refused");
     assert!(store.api_key(&record.id).await.unwrap().is_none());
+
+    // A read-only key cannot be made writable by dropping the marker from its stored list.
+    let (key, mut record) = key_for("reader", &["prod"], Scope::Mcp.into(), &clock);
+    record.read_only = true;
+    store.put_api_key(&record).await.unwrap();
+    let id = lit(&record.id);
+    let read_only = || async { apikey::verify(&*store, key.secret(), clock.now()).await.unwrap().map(|r| r.read_only) };
+    assert_eq!(read_only().await, Some(true));
+    raw.exec(&format!(r#"UPDATE {{api_keys}} SET capabilities = '["mcp"]' WHERE id = {id}"#)).await;
+    assert_eq!(read_only().await, None, "the read-only marker removed outside forcelink");
+    raw.exec(&format!(r#"UPDATE {{api_keys}} SET capabilities = '["mcp","!read-only"]' WHERE id = {id}"#)).await;
+    assert_eq!(read_only().await, Some(true), "marker restored");
 }
 
 pub async fn rotation_re_signs_api_keys_and_keeps_planted_rows_out(

@@ -389,6 +389,7 @@ pub fn api_key_record(id: &str, clock: &ManualClock) -> ApiKeyRecord {
         label: "workflow engine".into(),
         connections: vec!["prod".into(), "sandbox".into()],
         capabilities: forcelink_store::Scopes::parse(&["token", "proxy"]).unwrap(),
+        read_only: false,
         created_at: clock.now(),
         revoked_at: None,
     }
@@ -400,7 +401,8 @@ pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionSto
     let one = api_key_record(&id1, &clock);
     store.put_api_key(&one).await.unwrap();
     clock.advance(Duration::from_secs(1));
-    let two = api_key_record(&id2, &clock);
+    let mut two = api_key_record(&id2, &clock);
+    two.read_only = true;
     store.put_api_key(&two).await.unwrap();
     let got = store.api_key(&id1).await.unwrap().unwrap();
     assert_eq!(got.id, one.id);
@@ -410,6 +412,11 @@ pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionSto
     assert_eq!(got.capabilities, one.capabilities);
     assert_eq!(millis(got.created_at), millis(one.created_at));
     assert!(got.revoked_at.is_none());
+    assert!(!got.read_only);
+    // A read-only key reads back read-only, with the same scopes.
+    let got_two = store.api_key(&id2).await.unwrap().unwrap();
+    assert!(got_two.read_only);
+    assert_eq!(got_two.capabilities, two.capabilities);
     assert!(store.api_key(&format!("none-{suffix}")).await.unwrap().is_none());
 
     // A duplicate id is refused and the stored key is unchanged.
@@ -431,6 +438,10 @@ pub async fn api_keys_are_stored_listed_and_revoked(store: Arc<dyn ConnectionSto
     let got = store.api_key(&id1).await.unwrap().unwrap();
     assert_eq!(got.revoked_at.map(millis), Some(millis(revoked_at)), "the first revocation time is kept");
     assert!(store.api_key(&id2).await.unwrap().unwrap().revoked_at.is_none());
+    // Revoking re-signs the row; a read-only key stays read-only.
+    assert!(store.revoke_api_key(&id2, clock.now()).await.unwrap());
+    let got_two = store.api_key(&id2).await.unwrap().unwrap();
+    assert!(got_two.read_only && got_two.revoked_at.is_some());
     assert!(!store.revoke_api_key(&format!("none-{suffix}"), clock.now()).await.unwrap());
 }
 
