@@ -72,6 +72,9 @@ mod authorize;
 mod body;
 mod connect;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod keys;
 mod metrics;

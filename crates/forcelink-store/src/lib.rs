@@ -85,6 +85,9 @@ pub mod checkpoint;
 pub mod codec;
 pub mod connection;
 pub mod crypto;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ephemeral;
 pub mod health;
 pub mod memory;

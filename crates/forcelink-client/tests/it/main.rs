@@ -14,4 +14,5 @@ mod pubsub_tls;
 mod query;
 mod resources;
 mod retries;
+mod roundtrip;
 mod soql;

@@ -1,0 +1,54 @@
+//! Query pages as the record stream decodes them. The fast path (sonic-rs) and the regular
+//! decoder (serde_json) agree on every body — both give the same page or both refuse it — for
+//! records as JSON values and as a typed struct; the stream's decoder gives that page; and a
+//! next-page URL the client would follow stays on `/services/data/`.
+#![no_main]
+
+use forcelink_client::fuzzing::{decode_page, decode_page_serde, decode_page_sonic, next_page_url};
+use forcelink_client::query::Page;
+use libfuzzer_sys::fuzz_target;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[allow(non_snake_case, dead_code)]
+struct Attributes {
+    r#type: String,
+    url: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[allow(non_snake_case)]
+struct Account {
+    attributes: Option<Attributes>,
+    Id: Option<String>,
+    Name: Option<String>,
+    AnnualRevenue: Option<f64>,
+    NumberOfEmployees: Option<i64>,
+    IsDeleted: Option<bool>,
+    Owner: Option<Box<Account>>,
+}
+
+fn agree<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(body: &[u8]) {
+    let fast: Option<Page<T>> = decode_page_sonic(body);
+    let slow = decode_page_serde::<T>(Some("application/json"), body).ok();
+    match (&fast, &slow) {
+        (Some(f), Some(s)) => assert_eq!(f, s, "sonic-rs and serde_json disagree"),
+        (None, None) => {}
+        _ => panic!(
+            "only {} accepts the page: {:?}",
+            if fast.is_some() { "sonic-rs" } else { "serde_json" },
+            fast.as_ref().or(slow.as_ref())
+        ),
+    }
+    let used = decode_page::<T>(Some("application/json"), body).ok();
+    assert_eq!(used, slow, "the stream's decoder gives another page");
+}
+
+fuzz_target!(|body: &[u8]| {
+    agree::<Value>(body);
+    agree::<Account>(body);
+    if let Some(Ok(url)) = next_page_url(body) {
+        assert!(url.starts_with("/services/data/") && !url.contains(".."), "followed {url:?}");
+    }
+});
