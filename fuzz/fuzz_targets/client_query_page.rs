@@ -1,7 +1,8 @@
 //! Query pages as the record stream decodes them. The fast path (sonic-rs) and the regular
 //! decoder (serde_json) agree on every body — both give the same page or both refuse it — for
-//! records as JSON values and as a typed struct; the stream's decoder gives that page; and a
-//! next-page URL the client would follow stays on `/services/data/`.
+//! records as JSON values and as a typed struct (one allowed difference: nesting deeper than
+//! serde_json's 128 levels); the stream's decoder gives that page; and a next-page URL the
+//! client would follow stays on `/services/data/`.
 #![no_main]
 
 use forcelink_client::fuzzing::{decode_page, decode_page_serde, decode_page_sonic, next_page_url};
@@ -29,12 +30,19 @@ struct Account {
     Owner: Option<Box<Account>>,
 }
 
+/// serde_json refuses JSON nested 128 levels deep or more, sonic-rs somewhat deeper: the one
+/// difference allowed (no Salesforce record nests anywhere near that deep).
+fn too_deep_for_serde_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.to_string().contains("recursion limit"))
+}
+
 fn agree<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(body: &[u8]) {
     let fast: Option<Page<T>> = decode_page_sonic(body);
     let slow = decode_page_serde::<T>(Some("application/json"), body).ok();
     match (&fast, &slow) {
         (Some(f), Some(s)) => assert_eq!(f, s, "sonic-rs and serde_json disagree"),
         (None, None) => {}
+        (Some(_), None) if too_deep_for_serde_json(body) => {}
         _ => panic!(
             "only {} accepts the page: {:?}",
             if fast.is_some() { "sonic-rs" } else { "serde_json" },
@@ -42,7 +50,7 @@ fn agree<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(body: &[u
         ),
     }
     let used = decode_page::<T>(Some("application/json"), body).ok();
-    assert_eq!(used, slow, "the stream's decoder gives another page");
+    assert_eq!(used.as_ref(), fast.as_ref().or(slow.as_ref()), "the stream's decoder gives another page");
 }
 
 fuzz_target!(|body: &[u8]| {

@@ -8,6 +8,7 @@ mod actions;
 mod bulk;
 mod common;
 mod fixtures;
+mod fuzz_findings;
 mod openapi;
 mod pubsub;
 mod pubsub_tls;
