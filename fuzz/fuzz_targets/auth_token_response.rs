@@ -1,5 +1,5 @@
-//! Token endpoint answers as every sign-in flow decodes them. Any body gives a token set or a
-//! typed error, never a panic; a token set has a non-empty access token and an instance URL
+//! Token endpoint answers as every sign-in flow decodes them (and introspection answers). Any
+//! body gives a token set or a typed error, never a panic; a token set has a non-empty access token and an instance URL
 //! the default URL policy allows (https Salesforce hosts); and no error's text shows the access
 //! token the body carried.
 #![no_main]
@@ -7,6 +7,7 @@
 use std::sync::LazyLock;
 
 use forcelink_auth::fuzzing::{TOKEN_ENDPOINT, token_response, transport};
+use forcelink_auth::identity::Introspection;
 use forcelink_auth::{Transport, UrlPolicy};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +26,9 @@ fuzz_target!(|input: Input| {
     let status = [200, 201, 302, 400, 401, 403, 500, 503][usize::from(input.status) % 8];
     let content_type = [None, Some("application/json"), Some("text/html"), Some("application/x-www-form-urlencoded")]
         [usize::from(input.content_type) % 4];
+    if let Ok(introspection) = serde_json::from_slice::<Introspection>(&input.body) {
+        let _ = introspection.expires_at();
+    }
     let result = token_response(&TRANSPORT, status, content_type, &input.body, input.secret.as_deref());
     match result {
         Ok(set) => {

@@ -213,6 +213,9 @@ pub(crate) fn next_url(body: &[u8]) -> Option<String> {
 /// Parses a page. Pages are the hot path of a large query, so they go through sonic-rs (SIMD
 /// scanning, about twice serde_json's speed here; the same serde attributes apply); a body it
 /// refuses goes through the regular decoder, which types the error (HTML, truncated, shape).
+/// Both give the same page or both refuse, except that sonic-rs also takes pages malformed only
+/// where nobody reads (nesting beyond serde_json's 128 levels, bad escapes in fields a typed
+/// record lacks); the fuzz target `client_query_page` checks exactly this.
 pub(crate) fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
     if !forcelink_auth::body::looks_like_html(crate::client::content_type(&raw.headers), &raw.body)
         && let Ok(page) = sonic_rs::from_slice::<Page<T>>(&raw.body)

@@ -30,3 +30,20 @@ fn issue_23_invalid_utf8_in_an_unknown_field_is_refused_by_both_page_decoders() 
     let page = decode_page::<Value>(Some("application/json"), fine.as_bytes()).unwrap();
     assert_eq!(page.records[0]["Name"], "Ünïcödé");
 }
+
+/// `client_query_page`: sonic-rs skips the fields a typed record lacks without checking their
+/// escapes, so the stream's fast path takes such a page (the fallback alone would refuse it).
+/// What the record reads is right, and as JSON values, where every field is read, it is refused.
+#[test]
+fn issue_23_a_bad_escape_in_a_field_the_typed_record_lacks_is_skipped() {
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[allow(non_snake_case)]
+    struct Account {
+        Name: String,
+    }
+    let body = b"{\"totalSize\":1,\"done\":true,\"records\":[{\"Name\":\"x\",\"Other\":\"\\u\x17d83d\"}]}";
+    let page = decode_page::<Account>(Some("application/json"), body).unwrap();
+    assert_eq!(page.records, [Account { Name: "x".into() }]);
+    assert!(decode_page_serde::<Account>(Some("application/json"), body).is_err());
+    assert!(decode_page::<Value>(Some("application/json"), body).is_err());
+}

@@ -14,6 +14,7 @@ mod conformance;
 mod control;
 mod data_conformance;
 mod device;
+mod fuzz_findings;
 mod grants;
 mod identity;
 mod pagination;
