@@ -73,10 +73,8 @@ fuzz_target!(|input: Input| {
         _ => ("POST", "/v1/connect-sessions".to_owned()),
     };
     let broker = &*BROKER;
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(&path)
-        .header("authorization", format!("Bearer {}", broker.admin));
+    let mut request =
+        http::Request::builder().method(method).uri(&path).header("authorization", format!("Bearer {}", broker.admin));
     if input.json_content_type {
         request = request.header("content-type", "application/json");
     }

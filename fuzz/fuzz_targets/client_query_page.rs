@@ -45,8 +45,7 @@ fn agree<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(body: &[u
         // The fast path is more lenient in two ways, both in parts of the body nobody reads:
         // nesting beyond serde_json's limit, and fields a typed record does not have, which
         // sonic-rs skips without checking their escapes (the whole page as JSON values it refuses).
-        (Some(_), None)
-            if too_deep_for_serde_json(body) || (typed && decode_page_sonic::<Value>(body).is_none()) => {}
+        (Some(_), None) if too_deep_for_serde_json(body) || (typed && decode_page_sonic::<Value>(body).is_none()) => {}
         _ => panic!(
             "only {} accepts the page: {:?}",
             if fast.is_some() { "sonic-rs" } else { "serde_json" },

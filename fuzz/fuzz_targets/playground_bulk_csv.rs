@@ -44,7 +44,8 @@ fuzz_target!(|input: Input| {
     if operation == "upsert" {
         job["externalIdFieldName"] = json!("Id");
     }
-    let created = org.request("POST", &format!("{DATA}/jobs/ingest"), Some("application/json"), job.to_string().as_bytes());
+    let created =
+        org.request("POST", &format!("{DATA}/jobs/ingest"), Some("application/json"), job.to_string().as_bytes());
     assert_eq!(created.status, 200, "{}", String::from_utf8_lossy(&created.body));
     let id = json_of(&created.body)["id"].as_str().expect("a job id").to_owned();
     let job_url = format!("{DATA}/jobs/ingest/{id}");

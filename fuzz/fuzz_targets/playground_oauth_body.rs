@@ -29,7 +29,8 @@ fuzz_target!(|input: Input| {
     };
     let _ = oauth_params(content_type.as_deref(), input.authorization.as_deref(), input.query.as_deref(), &input.body);
     if input.upload {
-        let answer = org().request("POST", &format!("{DATA}/sobjects/ContentVersion"), content_type.as_deref(), &input.body);
+        let answer =
+            org().request("POST", &format!("{DATA}/sobjects/ContentVersion"), content_type.as_deref(), &input.body);
         assert!(answer.status < 500, "{} {}", answer.status, String::from_utf8_lossy(&answer.body));
     }
 });

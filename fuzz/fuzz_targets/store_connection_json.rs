@@ -25,8 +25,12 @@ const URLS: [&str; 12] = [
     "https://acme.my.salesforce.com@evil.example",
     "http://127.0.0.1:9",
 ];
-const PUBSUB: [&str; 4] =
-    ["api.pubsub.salesforce.com:7443", "API.PUBSUB.SALESFORCE.COM:7443", " api.pubsub.salesforce.com:7443", "evil.example:443"];
+const PUBSUB: [&str; 4] = [
+    "api.pubsub.salesforce.com:7443",
+    "API.PUBSUB.SALESFORCE.COM:7443",
+    " api.pubsub.salesforce.com:7443",
+    "evil.example:443",
+];
 const SECRETS: [&str; 4] = ["s3cr3t-value-1", "s3cr3t-value-2", "env:FORCELINK_FUZZ", "file:/nonexistent"];
 const CLIENT_IDS: [&str; 3] = ["3MVG9fuzz", " 3MVG9fuzz ", "3MVG9other"];
 const METHODS: [&str; 6] = ["access-token", "client-credentials", "jwt", "web", "device", "password"];
@@ -66,7 +70,9 @@ impl Generated {
                 m.remove(field);
                 continue;
             };
-            let pick = |pool: &[&str]| pool.get(usize::from(*choice) % (pool.len() + 1)).map_or(free.clone(), |s| (*s).to_owned());
+            let pick = |pool: &[&str]| {
+                pool.get(usize::from(*choice) % (pool.len() + 1)).map_or(free.clone(), |s| (*s).to_owned())
+            };
             let v = match field {
                 "environment" => Value::from(pick(&ENVIRONMENTS)),
                 "method" => Value::from(pick(&METHODS)),
@@ -107,9 +113,9 @@ fn endpoints(c: &Connection) -> Vec<String> {
 /// Reads a definition as `forcelink connection add --from-json` does.
 fn read_definition(text: &str) -> Option<ConnectionSpec> {
     let value: Value = serde_json::from_str(text).ok()?;
-    let workflow = value
-        .as_object()
-        .is_some_and(|o| o.keys().any(|k| matches!(k.as_str(), "ClientId" | "InstanceUrl" | "PrivateKey" | "Username")));
+    let workflow = value.as_object().is_some_and(|o| {
+        o.keys().any(|k| matches!(k.as_str(), "ClientId" | "InstanceUrl" | "PrivateKey" | "Username"))
+    });
     if workflow { ConnectionSpec::from_workflow_json(&value).ok() } else { serde_json::from_value(value).ok() }
 }
 

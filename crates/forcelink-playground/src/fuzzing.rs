@@ -184,12 +184,8 @@ impl Org {
             .append_pair("username", &user.username)
             .append_pair("password", &format!("{}{}", user.password, user.security_token))
             .finish();
-        let answer = org.request(
-            "POST",
-            "/services/oauth2/token",
-            Some("application/x-www-form-urlencoded"),
-            form.as_bytes(),
-        );
+        let answer =
+            org.request("POST", "/services/oauth2/token", Some("application/x-www-form-urlencoded"), form.as_bytes());
         let token: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
         org.token = token["access_token"].as_str().unwrap_or_default().to_owned();
         if org.token.is_empty() {

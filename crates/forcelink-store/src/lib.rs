@@ -85,10 +85,10 @@ pub mod checkpoint;
 pub mod codec;
 pub mod connection;
 pub mod crypto;
+pub mod ephemeral;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod ephemeral;
 pub mod health;
 pub mod memory;
 pub mod open;

@@ -25,7 +25,8 @@ async fn issue_23_a_lifetime_beyond_the_clock_is_unknown_not_a_panic() {
     }
     // A usual lifetime still counts.
     let body = r#"{"access_token":"00D000000000001!AQ0token","instance_url":"https://acme.my.salesforce.com","expires_in":7200}"#;
-    let (base, _) = canned_server(vec![Canned { status: 200, content_type: "application/json", body: body.into() }]).await;
+    let (base, _) =
+        canned_server(vec![Canned { status: 200, content_type: "application/json", body: body.into() }]).await;
     let clock = TestClock::new();
     let source = ClientCredentials::new(transport(&clock), Endpoints::salesforce(&base), default_app()).unwrap();
     let set = source.fetch(None).await.unwrap();

@@ -9,7 +9,8 @@ use serde_json::Value;
 /// the fallback took a page the fast path refused. JSON is UTF-8 throughout: both refuse it.
 #[test]
 fn issue_23_invalid_utf8_in_an_unknown_field_is_refused_by_both_page_decoders() {
-    let body: &[u8] = b"{\"totalSize\":1,\"done\":true,\"nextRecordsUrl\":\"/services/data/v64.0/\x86\x8a\",\"records\":[]}";
+    let body: &[u8] =
+        b"{\"totalSize\":1,\"done\":true,\"nextRecordsUrl\":\"/services/data/v64.0/\x86\x8a\",\"records\":[]}";
     let other = b"{\"totalSize\":1,\"done\":true,\"unknown\":\"\xff\",\"records\":[]}";
     for body in [body, other.as_slice()] {
         assert!(decode_page_sonic::<Value>(body).is_none());
