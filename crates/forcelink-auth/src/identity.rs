@@ -69,9 +69,9 @@ pub struct Introspection {
 }
 
 impl Introspection {
-    /// `exp` as a time, when sent.
+    /// `exp` as a time, when sent (and within what the clock can hold).
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.exp.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        self.exp.and_then(|s| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s)))
     }
 }
 

@@ -58,6 +58,9 @@ pub mod clock;
 pub mod endpoint;
 pub mod error;
 pub mod flows;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod keys;
 pub mod secret;

@@ -327,13 +327,15 @@ impl Transport {
             Some(serde_json::Value::String(s)) => s.parse().ok(),
             _ => None,
         };
+        // A lifetime beyond what the clock can hold is no lifetime (it would overflow the time).
+        let expires_at = expires_in.and_then(|s| now.checked_add(Duration::from_secs(s)));
         Ok(TokenSet {
             access_token: AccessToken::new(r.access_token),
             instance_url,
             identity_url,
             issued_at,
-            expires_at: expires_in.map(|s| now + Duration::from_secs(s)),
-            lifetime_source: if expires_in.is_some() { LifetimeSource::ExpiresIn } else { LifetimeSource::Unknown },
+            expires_at,
+            lifetime_source: if expires_at.is_some() { LifetimeSource::ExpiresIn } else { LifetimeSource::Unknown },
             refresh_token: r.refresh_token.filter(|s| !s.is_empty()).map(RefreshToken::new),
             scope: r.scope,
             token_type: r.token_type.unwrap_or_else(|| "Bearer".to_owned()),

@@ -80,6 +80,9 @@ mod body;
 mod connect;
 mod counters;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod keys;
 mod mcp;

@@ -300,7 +300,10 @@ pub(crate) fn decode<T: DeserializeOwned>(
     if let Some(kind) = body::classify(content_type(headers), body) {
         return Err(unexpected(kind));
     }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
+    // JSON is UTF-8 throughout (RFC 8259 §8.1); serde_json checks only the strings it keeps, so
+    // a page sonic-rs refuses (bad bytes in a skipped field) would be taken here.
+    let Ok(text) = std::str::from_utf8(body) else { return Err(unexpected(BodyKind::Malformed)) };
+    serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => unexpected(BodyKind::Shape(body::redact(&e.to_string()))),
         _ => unexpected(BodyKind::Malformed),
     })

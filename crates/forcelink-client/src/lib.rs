@@ -71,6 +71,9 @@ pub mod client;
 pub mod composite;
 pub mod describe;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod openapi;
 pub mod pubsub;

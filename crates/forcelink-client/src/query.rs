@@ -99,7 +99,7 @@ fn batch_header(size: Option<u32>) -> Result<Vec<(HeaderName, HeaderValue)>, Cli
     Ok(vec![(HeaderName::from_static("sforce-query-options"), value)])
 }
 
-fn next_request(url: &str, headers: &[(HeaderName, HeaderValue)]) -> Result<Req, ClientError> {
+pub(crate) fn next_request(url: &str, headers: &[(HeaderName, HeaderValue)]) -> Result<Req, ClientError> {
     // The locator URL comes from the server; it must stay on the data API of the same host.
     if !url.starts_with("/services/data/") || url.contains("..") || url.contains("//") {
         return Err(ClientError::UnexpectedResponse {
@@ -170,11 +170,11 @@ impl QueryBuilder<'_> {
 }
 
 /// A page as fetched: the raw body, parsed by the consumer.
-struct RawPage {
-    body: bytes::Bytes,
-    endpoint: String,
-    status: u16,
-    headers: reqwest::header::HeaderMap,
+pub(crate) struct RawPage {
+    pub(crate) body: bytes::Bytes,
+    pub(crate) endpoint: String,
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
 }
 
 /// Most raw pages waiting for the consumer (the producer fetches one more meanwhile).
@@ -183,7 +183,7 @@ const RAW_PAGES_AHEAD: usize = 1;
 /// Finds `nextRecordsUrl` without parsing the records. Salesforce writes `totalSize`, `done`
 /// and `nextRecordsUrl` before `records`; when the key is not in that head (another order, an
 /// escaped value) the envelope is parsed with the records skipped.
-fn next_url(body: &[u8]) -> Option<String> {
+pub(crate) fn next_url(body: &[u8]) -> Option<String> {
     fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         hay.windows(needle.len()).position(|w| w == needle)
     }
@@ -213,7 +213,10 @@ fn next_url(body: &[u8]) -> Option<String> {
 /// Parses a page. Pages are the hot path of a large query, so they go through sonic-rs (SIMD
 /// scanning, about twice serde_json's speed here; the same serde attributes apply); a body it
 /// refuses goes through the regular decoder, which types the error (HTML, truncated, shape).
-fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
+/// Both give the same page or both refuse, except that sonic-rs also takes pages malformed only
+/// where nobody reads (nesting beyond serde_json's 128 levels, bad escapes in fields a typed
+/// record lacks); the fuzz target `client_query_page` checks exactly this.
+pub(crate) fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
     if !forcelink_auth::body::looks_like_html(crate::client::content_type(&raw.headers), &raw.body)
         && let Ok(page) = sonic_rs::from_slice::<Page<T>>(&raw.body)
     {

@@ -61,6 +61,9 @@ mod data;
 pub mod error;
 mod events;
 mod faults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 pub mod ids;
 mod jwt;

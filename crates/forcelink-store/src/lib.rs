@@ -86,6 +86,9 @@ pub mod codec;
 pub mod connection;
 pub mod crypto;
 pub mod ephemeral;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod memory;
 pub mod open;

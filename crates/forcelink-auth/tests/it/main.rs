@@ -7,6 +7,7 @@ mod approvals;
 mod cache;
 mod common;
 mod flows;
+mod fuzz_findings;
 mod oidc;
 mod responses;
 mod secrets;

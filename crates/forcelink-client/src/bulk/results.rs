@@ -119,7 +119,7 @@ impl Bulk {
 /// Finds row ends in CSV bytes: a newline outside quotes. Delimiter-agnostic (quotes are
 /// always `"`; a doubled quote toggles twice).
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct RowScanner {
+pub(crate) struct RowScanner {
     pub(super) in_quotes: bool,
 }
 
@@ -139,7 +139,7 @@ impl RowScanner {
 
 /// Writes a CSV body to `out`, counting rows after the header, optionally skipping the header
 /// row (result pages after the first).
-pub(super) struct CsvSink<'w, W: ?Sized> {
+pub(crate) struct CsvSink<'w, W: ?Sized> {
     out: &'w mut W,
     scanner: RowScanner,
     skip_header: bool,
@@ -150,15 +150,15 @@ pub(super) struct CsvSink<'w, W: ?Sized> {
 }
 
 impl<'w, W: AsyncWrite + Unpin + ?Sized> CsvSink<'w, W> {
-    pub(super) fn new(out: &'w mut W, skip_header: bool) -> Self {
+    pub(crate) fn new(out: &'w mut W, skip_header: bool) -> Self {
         Self { out, scanner: RowScanner::default(), skip_header, in_header: true, row_open: false, rows: 0 }
     }
 
-    pub(super) fn skip_header_of_next(&mut self) {
+    pub(crate) fn skip_header_of_next(&mut self) {
         self.skip_header = true;
     }
 
-    pub(super) async fn write(&mut self, mut chunk: &[u8]) -> Result<(), BulkError> {
+    pub(crate) async fn write(&mut self, mut chunk: &[u8]) -> Result<(), BulkError> {
         while !chunk.is_empty() {
             let end = self.scanner.next_row_end(chunk);
             let (piece, rest) = chunk.split_at(end.unwrap_or(chunk.len()));
@@ -183,7 +183,7 @@ impl<'w, W: AsyncWrite + Unpin + ?Sized> CsvSink<'w, W> {
 
     /// One body ended: a last row without a newline counts, and gets one so the next page
     /// starts on its own line.
-    pub(super) async fn end_of_body(&mut self) -> Result<(), BulkError> {
+    pub(crate) async fn end_of_body(&mut self) -> Result<(), BulkError> {
         if self.row_open {
             if !(self.in_header && self.skip_header) {
                 self.out.write_all(b"\n").await.map_err(|e| BulkError::Write(e.to_string()))?;
@@ -198,7 +198,7 @@ impl<'w, W: AsyncWrite + Unpin + ?Sized> CsvSink<'w, W> {
         Ok(())
     }
 
-    pub(super) async fn finish(self) -> Result<u64, BulkError> {
+    pub(crate) async fn finish(self) -> Result<u64, BulkError> {
         self.out.flush().await.map_err(|e| BulkError::Write(e.to_string()))?;
         Ok(self.rows)
     }

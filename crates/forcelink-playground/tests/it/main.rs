@@ -16,6 +16,7 @@ mod control;
 mod data_conformance;
 mod device;
 mod external_id;
+mod fuzz_findings;
 mod grants;
 mod graph;
 mod identity;

@@ -167,14 +167,38 @@ pub(crate) const DATE_FNS: &[&str] = &[
     "NEXT_N_DAYS",
 ];
 
+/// Deepest nesting of parentheses, `NOT` and subqueries the parser follows. The parser recurses
+/// once per level, on a thread with a small stack (the API's blocking pool): thousands of `(`
+/// overflowed it and took the whole playground down. UNCONFIRMED: Salesforce's own limit and
+/// wording; real queries nest a few levels.
+pub(crate) const MAX_NESTING: usize = 64;
+
 struct Grammar {
     toks: Vec<Token>,
     i: usize,
+    /// Levels of nesting entered (see [`MAX_NESTING`]).
+    depth: usize,
+    /// Inside a semi-join or anti-join subquery, where another one may not appear.
+    in_semi_join: bool,
 }
 
 type PResult<T> = Result<T, SyntaxError>;
 
 impl Grammar {
+    fn new(toks: Vec<Token>) -> Self {
+        Self { toks, i: 0, depth: 0, in_semi_join: false }
+    }
+    /// Runs `f` one nesting level deeper, refusing to go past [`MAX_NESTING`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        if self.depth >= MAX_NESTING {
+            let pos = self.peek().pos;
+            return Err(SyntaxError { message: format!("the query nests more than {MAX_NESTING} levels"), pos });
+        }
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
+    }
     fn peek(&self) -> &Token {
         &self.toks[self.i.min(self.toks.len() - 1)]
     }
@@ -246,6 +270,10 @@ impl Grammar {
     }
 
     fn query(&mut self) -> PResult<Query> {
+        self.nested(Self::query_body)
+    }
+
+    fn query_body(&mut self) -> PResult<Query> {
         self.expect_kw("select")?;
         let mut select = vec![self.item()?];
         while self.is_punct(",") {
@@ -465,11 +493,11 @@ impl Grammar {
     }
     fn not(&mut self) -> PResult<Cond> {
         if self.eat_kw("not") {
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            return Ok(Cond::Not(Box::new(self.nested(Self::not)?)));
         }
         if self.is_punct("(") {
             self.next();
-            let c = self.or()?;
+            let c = self.nested(Self::or)?;
             self.expect_punct(")")?;
             return Ok(c);
         }
@@ -493,8 +521,19 @@ impl Grammar {
         if negated || self.eat_kw("in") {
             let is_select = matches!(self.toks.get(self.i + 1).map(|t| &t.tok), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("select"));
             if self.is_punct("(") && is_select {
+                // Salesforce runs no semi-join inside another (each one nested here also made
+                // the compiled SQL deeper than SQLite allows). UNCONFIRMED: the exact wording.
+                if self.in_semi_join {
+                    return Err(SyntaxError {
+                        message: "a semi-join or anti-join cannot be nested in another".into(),
+                        pos: path.pos,
+                    });
+                }
                 self.next();
-                let sub = self.query()?;
+                self.in_semi_join = true;
+                let sub = self.query();
+                self.in_semi_join = false;
+                let sub = sub?;
                 self.expect_punct(")")?;
                 return Ok(Cond::InQuery(path, negated, Box::new(sub)));
             }
@@ -583,7 +622,7 @@ impl Grammar {
 /// Parses a SOQL query.
 pub(crate) fn parse(s: &str) -> Result<Query, SyntaxError> {
     let toks = lex(s)?;
-    let mut p = Grammar { toks, i: 0 };
+    let mut p = Grammar::new(toks);
     let q = p.query()?;
     if p.peek().tok != Tok::Eof {
         return Err(unexpected(p.peek()));

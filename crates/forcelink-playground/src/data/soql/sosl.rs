@@ -51,7 +51,7 @@ pub(crate) fn parse_search(s: &str) -> Result<Search, SyntaxError> {
     }
     let end = end.ok_or_else(no_term)?;
     let offset = s.len() - body.len() + end + 1;
-    let mut p = Grammar { toks: lex(&s[offset..])?, i: 0 };
+    let mut p = Grammar::new(lex(&s[offset..])?);
     for t in &mut p.toks {
         t.pos += offset;
     }
