@@ -96,8 +96,11 @@ struct Row {
 }
 
 fn row() -> impl Strategy<Value = Row> {
-    (any::<String>(), "[a-z,\"\r\n ;|\t'\\\\]{0,12}", any::<i64>())
-        .prop_map(|(Name, Description, NumberOfEmployees)| Row { Name, Description, NumberOfEmployees })
+    (any::<String>(), "[a-z,\"\r\n ;|\t'\\\\]{0,12}", any::<i64>()).prop_map(|(name, description, employees)| Row {
+        Name: name,
+        Description: description,
+        NumberOfEmployees: employees,
+    })
 }
 
 /// `records` as CSV written the way `Bulk::upload_records` writes it.
