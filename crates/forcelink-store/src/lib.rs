@@ -100,6 +100,7 @@ pub mod rotation;
 mod rows;
 pub mod scope;
 pub mod sqlite;
+pub mod subscription;
 
 pub use connection::{
     AuthConfig, ConfigError, Connection, ConnectionSpec, Environment, Method, SecretRef, SecretResolver,
@@ -120,6 +121,7 @@ pub use outbox::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use subscription::SubscriptionRecord;
 
 /// Errors opening a store or its key.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use crate::ephemeral::EphemeralKind;
 use crate::health::{ConnectionHealth, HealthWrite};
 use crate::outbox::{Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, NewDelivery, WebhookRecord};
 use crate::scope::{ANY, AuditAction, Scope, Scopes};
+use crate::subscription::SubscriptionRecord;
 
 /// A connection as the store keeps it (the whole spec is sealed at rest: it may hold secrets).
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +239,8 @@ pub trait ConnectionStore: TokenStore {
     fn enqueue_deliveries<'a>(&'a self, deliveries: &'a [NewDelivery]) -> BoxFuture<'a, Result<usize, StoreError>>;
 
     /// Claims up to `limit` pending deliveries due at `now` whose claim is free (never claimed,
-    /// or its claim ended), oldest first (by `seq`), for `holder` until now + `lease`; a row is
+    /// or its claim ended), oldest first (by `seq`), leaving out ordered targets (see
+    /// [`crate::subscription::ORDERED_TARGET_PREFIX`]), for `holder` until now + `lease`; a row is
     /// claimed by one holder at a time. `attempts` is not changed by a claim.
     fn claim_deliveries<'a>(
         &'a self,
@@ -270,6 +272,71 @@ pub trait ConnectionStore: TokenStore {
 
     /// Deletes delivered and failed rows enqueued before `before`; returns how many.
     fn purge_deliveries(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Claims up to `limit` pending deliveries of exactly `target` (an ordered target, see
+    /// [`crate::subscription`]) whose claim is free or already `holder`'s, oldest first (by
+    /// `seq`), due or not (the caller sends them in order and waits for the first one's
+    /// `next_attempt_at`), for `holder` until now + `lease`.
+    fn claim_target_deliveries<'a>(
+        &'a self,
+        target: &'a str,
+        holder: &'a str,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        let _ = (target, holder, now, limit, lease);
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    // --- Event subscriptions (see [`crate::subscription`]) ---
+
+    /// Saves a new subscription (its secret sealed); fails when the id exists.
+    fn put_subscription<'a>(&'a self, sub: &'a SubscriptionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = sub;
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    /// The subscription `id`.
+    fn subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SubscriptionRecord>, StoreError>> {
+        let _ = id;
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    /// Every subscription, oldest first.
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionRecord>, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    /// Pauses or resumes the subscription `id`; false when unknown.
+    fn set_subscription_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (id, paused);
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    /// Replaces the subscription's `spec` (the broker's description); false when unknown.
+    fn set_subscription_spec<'a>(&'a self, id: &'a str, spec: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (id, spec);
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    /// Writes the consumer's report `status` at `at`; false when the subscription is unknown.
+    fn set_subscription_status<'a>(
+        &'a self,
+        id: &'a str,
+        status: &'a str,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (id, status, at);
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
+
+    /// Deletes the subscription `id` and the pending deliveries of its targets (`id` and every
+    /// target starting with `id.`); false when unknown.
+    fn delete_subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = id;
+        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
+    }
 
     // --- Ephemeral records (see [`crate::ephemeral`]) ---
 
