@@ -23,13 +23,16 @@ pub enum Scope {
     Admin,
     /// `POST /mcp`: the MCP server's tools, resources and prompts on the key's connections.
     Mcp,
+    /// Salesforce events: subscriptions relayed to a receiver (`/v1/subscriptions`) and the
+    /// event stream (`GET /v1/connections/{name}/events`).
+    Events,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [Scope::Token, Scope::Proxy, Scope::Actions, Scope::Admin, Scope::Mcp];
+    pub const ALL: [Scope; 6] = [Scope::Token, Scope::Proxy, Scope::Actions, Scope::Admin, Scope::Mcp, Scope::Events];
 
-    /// The text form (`token`, `proxy`, `actions`, `admin`, `mcp`).
+    /// The text form (`token`, `proxy`, `actions`, `admin`, `mcp`, `events`).
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Token => "token",
@@ -37,6 +40,7 @@ impl Scope {
             Scope::Actions => "actions",
             Scope::Admin => "admin",
             Scope::Mcp => "mcp",
+            Scope::Events => "events",
         }
     }
 
@@ -157,6 +161,10 @@ pub enum AuditAction {
     WebhookDeleted,
     /// A connect link was made (`detail`: its return URL's origin).
     ConnectLinkCreated,
+    /// An event subscription was created (`detail`: its id, topic and receiver's origin).
+    SubscriptionCreated,
+    /// An event subscription was paused, resumed or deleted (`detail`: its id and what).
+    SubscriptionChanged,
     /// An MCP tool was called: `mcp.<tool>` (`detail`: the outcome, never arguments or results).
     Mcp(String),
     /// Written by another version: kept as is.
@@ -184,6 +192,8 @@ impl AuditAction {
             AuditAction::WebhookCreated => "webhook.created",
             AuditAction::WebhookDeleted => "webhook.deleted",
             AuditAction::ConnectLinkCreated => "connect-link.created",
+            AuditAction::SubscriptionCreated => "subscription.created",
+            AuditAction::SubscriptionChanged => "subscription.changed",
             AuditAction::Action(name) => return Cow::Owned(format!("action.{name}")),
             AuditAction::Mcp(tool) => return Cow::Owned(format!("mcp.{tool}")),
             AuditAction::Other(text) => return Cow::Owned(text.clone()),
@@ -211,6 +221,8 @@ impl AuditAction {
             "webhook.created" => AuditAction::WebhookCreated,
             "webhook.deleted" => AuditAction::WebhookDeleted,
             "connect-link.created" => AuditAction::ConnectLinkCreated,
+            "subscription.created" => AuditAction::SubscriptionCreated,
+            "subscription.changed" => AuditAction::SubscriptionChanged,
             other => match (other.strip_prefix("action."), other.strip_prefix("mcp.")) {
                 (Some(name), _) if !name.is_empty() => AuditAction::Action(name.to_owned()),
                 (_, Some(tool)) if !tool.is_empty() => AuditAction::Mcp(tool.to_owned()),
@@ -293,6 +305,8 @@ mod tests {
             AuditAction::Action("freeze-user".into()),
             AuditAction::Mcp("soql_query".into()),
             AuditAction::KeyRefused,
+            AuditAction::SubscriptionCreated,
+            AuditAction::SubscriptionChanged,
         ] {
             assert_eq!(AuditAction::parse(&a.as_str()), a);
         }

@@ -21,7 +21,7 @@ pub enum ApikeyCommand {
         /// Connections it may use, comma-separated; `*` for all.
         #[arg(long, value_delimiter = ',', required = true)]
         connections: Vec<String>,
-        /// Scopes, comma-separated: token, proxy, actions, admin, mcp (`*` for all).
+        /// Scopes, comma-separated: token, proxy, actions, admin, mcp, events (`*` for all).
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
         /// Reads only: no tokens, only GET/HEAD requests, only MCP tools that change nothing.
