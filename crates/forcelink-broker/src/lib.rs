@@ -61,6 +61,9 @@
 //!   compare-and-swap together with the webhooks they cause.
 //! - `scheduler`: background checks (renewal before expiry, `/limits`, approvals), one replica per
 //!   connection and interval through the store's work leases.
+//! - `events`: Salesforce events relayed — subscriptions (`/v1/subscriptions`: one consumer per
+//!   subscription across replicas, deliveries in order through the outbox, snapshot then
+//!   stream, filters, echo suppression) and the server-sent event stream.
 //! - `notify`: events as webhook deliveries in the store's outbox; `webhooks`: the webhooks API,
 //!   Standard Webhooks signatures and the sender (at least once, retried for a day).
 //! - `authorize`: the web-server flow of Authorize and connect links (pending state in the store,
@@ -80,6 +83,7 @@ mod body;
 mod connect;
 mod counters;
 mod error;
+mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -112,9 +116,9 @@ use axum::response::{IntoResponse, Response};
 pub use error::ErrorResponse;
 pub use mcp::DEFAULT_MCP_CALLS_PER_MINUTE;
 pub use state::{
-    BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES, DEFAULT_REPLAY_BUFFER_BYTES, Limits,
-    REJECTED_REPORT_INTERVAL,
+    BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_CALL_CLIENT, DEFAULT_EVENT_LEASE, DEFAULT_EVENT_RETRY,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES,
+    DEFAULT_REPLAY_BUFFER_BYTES, Limits, REJECTED_REPORT_INTERVAL,
 };
 
 /// Largest JSON or form body the API and the page accept. 1 MiB.
@@ -279,7 +283,8 @@ pub async fn serve(
 
 impl BrokerState {
     /// Starts the background work: the monitor of token outcomes, the connection checks (every
-    /// [`BrokerConfig::health_interval`]) and the webhook sender. [`serve`] calls it when
+    /// [`BrokerConfig::health_interval`]), the webhook sender and the event subscriptions'
+    /// consumers (one per subscription across replicas). [`serve`] calls it when
     /// [`BrokerConfig::background`] is set; abort the handles to stop them.
     pub fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
@@ -288,6 +293,7 @@ impl BrokerState {
         }
         tasks.push(tokio::spawn(scheduler::run(self.clone())));
         tasks.push(tokio::spawn(webhooks::sender::run(self.clone())));
+        tasks.push(tokio::spawn(events::consumer::supervise(self.clone())));
         tasks
     }
 }

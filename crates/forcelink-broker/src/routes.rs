@@ -14,13 +14,14 @@ use crate::access::{Access, Caller, Guard};
 use crate::body::*;
 use crate::openapi::{Answer, BodyType, ParamSchema, RouteDoc, doc, page, protocol};
 use crate::state::BrokerState;
-use crate::{actions, api, authorize, connect, keys, mcp, metrics, openapi, proxy, web, webhooks};
+use crate::{actions, api, authorize, connect, events, keys, mcp, metrics, openapi, proxy, web, webhooks};
 
 const PUBLIC: Access = Access::Public;
 const ADMIN: Access = Access::Key(Scope::Admin);
 const SESSION: Access = Access::Session;
 const KEYS: Access = Access::KeyAllConnections(Scope::Admin);
 const PAGE: Access = Access::Page;
+const EVENTS: Access = Access::Key(Scope::Events);
 
 /// A delivery's place in the outbox: a positive 64-bit integer.
 fn delivery_seq() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -40,6 +41,12 @@ fn delivery_state() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         .schema_type(SchemaType::Type(Type::String))
         .enum_values(Some(["pending", "delivered", "failed"]))
         .into()
+}
+
+/// Where an event stream starts.
+fn replay_preset() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).enum_values(Some(["latest", "earliest"])).into()
 }
 
 /// How many deliveries to list: 1 to 1000.
@@ -191,6 +198,68 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             post(webhooks::retry_delivery),
         ),
         (
+            doc("GET", "/v1/connections/{name}/events", EVENTS, "A topic's events as server-sent events")
+                .query("topic", "`/data/AccountChangeEvent`, `/data/ChangeEvents` or `/event/Name__e`.", string)
+                .query(
+                    "replay",
+                    "Where to start without `Last-Event-ID`: `latest` (default) or `earliest`.",
+                    replay_preset,
+                )
+                .query("change_types", "Only these change types (comma-separated).", string)
+                .query("fields", "Only updates of these fields (comma-separated).", string)
+                .answer(200, Answer::Text("text/event-stream"))
+                .errors(&[400, 409, 502]),
+            get(events::sse::stream),
+        ),
+        (
+            doc("GET", "/v1/subscriptions", EVENTS, "List event subscriptions (no secrets), with lag and checkpoint")
+                .ok::<events::SubscriptionList>(200)
+                .errors(&[]),
+            get(events::list_subscriptions),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/subscriptions",
+                EVENTS,
+                "Relay a topic's events to a receiver (its secret is in this answer only)",
+            )
+            .takes::<events::NewSubscription>()
+            .ok::<events::CreatedSubscription>(201)
+            .errors(&[]),
+            post(events::create_subscription),
+        ),
+        (
+            doc("GET", "/v1/subscriptions/{id}", EVENTS, "A subscription: state, lag, last delivery, checkpoint")
+                .ok::<events::SubscriptionView>(200)
+                .errors(&[]),
+            get(events::get_subscription),
+        ),
+        (
+            doc("POST", "/v1/subscriptions/{id}/pause", EVENTS, "Stop reading and delivering until resumed")
+                .ok::<events::SubscriptionView>(200)
+                .errors(&[]),
+            post(events::pause_subscription),
+        ),
+        (
+            doc("POST", "/v1/subscriptions/{id}/resume", EVENTS, "Read and deliver again, from where it stopped")
+                .ok::<events::SubscriptionView>(200)
+                .errors(&[]),
+            post(events::resume_subscription),
+        ),
+        (
+            doc("DELETE", "/v1/subscriptions/{id}", EVENTS, "Delete a subscription and its pending deliveries")
+                .ok::<events::DeletedSubscription>(200)
+                .errors(&[]),
+            delete(events::delete_subscription),
+        ),
+        (
+            doc("GET", "/v1/subscriptions/{id}/deliveries", EVENTS, "A subscription's latest deliveries, newest first")
+                .ok::<webhooks::DeliveryList>(200)
+                .errors(&[]),
+            get(events::list_deliveries),
+        ),
+        (
             doc("POST", "/v1/connect-sessions", ADMIN, "A one-time link a person opens to sign a connection in")
                 .takes::<connect::NewConnectSession>()
                 .ok::<connect::ConnectSessionAnswer>(201)
@@ -211,6 +280,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
         (page("POST", "/keys", SESSION, "Create an API key"), post(web::keys_create)),
         (page("POST", "/keys/{id}/revoke", SESSION, "Revoke an API key"), post(web::keys_revoke)),
         (page("GET", "/webhooks", SESSION, "Webhooks"), get(web::webhooks_page)),
+        (page("GET", "/subscriptions", SESSION, "Event subscriptions"), get(web::subscriptions_page)),
         (page("POST", "/webhooks", SESSION, "Add a webhook"), post(web::webhooks_create)),
         (page("POST", "/webhooks/{id}/delete", SESSION, "Delete a webhook"), post(web::webhooks_delete)),
         (

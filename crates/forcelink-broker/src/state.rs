@@ -120,7 +120,25 @@ pub struct BrokerConfig {
     /// Whether [`crate::serve`] runs the background checks and webhook deliveries (default true;
     /// tests that drive them step by step turn it off).
     pub background: bool,
+    /// How long a replica's lease on a subscription's consumer lasts without renewal: a dead
+    /// holder's subscriptions move to another replica within this. Defaults to
+    /// [`DEFAULT_EVENT_LEASE`].
+    pub event_lease: Duration,
+    /// The first pause before an event delivery the receiver refused is tried again (it doubles
+    /// up to 5 minutes). Defaults to [`DEFAULT_EVENT_RETRY`].
+    pub event_retry: Duration,
+    /// The client id the broker names in `Sforce-Call-Options` on its Salesforce calls
+    /// (`changeOrigin` of the changes it makes carries it: echo suppression). Defaults to
+    /// [`DEFAULT_CALL_CLIENT`].
+    pub call_client: String,
 }
+
+/// [`BrokerConfig::event_lease`]: 15 s.
+pub const DEFAULT_EVENT_LEASE: Duration = Duration::from_secs(15);
+/// [`BrokerConfig::event_retry`]: 1 s.
+pub const DEFAULT_EVENT_RETRY: Duration = Duration::from_secs(1);
+/// [`BrokerConfig::call_client`]: `forcelink-broker`.
+pub const DEFAULT_CALL_CLIENT: &str = "forcelink-broker";
 
 impl fmt::Debug for BrokerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,6 +161,9 @@ impl BrokerConfig {
             cache: CacheConfig::default(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
             background: true,
+            event_lease: DEFAULT_EVENT_LEASE,
+            event_retry: DEFAULT_EVENT_RETRY,
+            call_client: DEFAULT_CALL_CLIENT.to_owned(),
         }
     }
 }
@@ -180,6 +201,8 @@ struct Inner {
     // Every connection's REST client shares this one (its pool and TLS roots): a client per
     // connection cost about 70 KB and a root-store parse each, 700 MB for 10,000 connections.
     api_http: reqwest::Client,
+    // The event subscriptions' consumer reports on this replica.
+    events: crate::events::EventsState,
 }
 
 /// A signed-in web page user (kept in the store: any replica may serve the next request).
@@ -306,6 +329,25 @@ impl Entry {
     }
 }
 
+/// `Sforce-Call-Options: client=<id>` as default headers; the id is checked (letters, digits,
+/// `-`, `_`, `.`, at most 40).
+fn call_options_header(client: &str) -> Result<reqwest::header::HeaderMap, ErrorResponse> {
+    let ok = !client.is_empty()
+        && client.len() <= 40
+        && client.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(ErrorResponse::bad_request(format!(
+            "the call client id {:?} is not valid: use up to 40 letters, digits, '-', '_' or '.'",
+            client.chars().take(60).collect::<String>()
+        )));
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("client={client}"))
+        .map_err(|e| ErrorResponse::bad_request(format!("the call client id: {e}")))?;
+    headers.insert("sforce-call-options", value);
+    Ok(headers)
+}
+
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -323,13 +365,24 @@ impl BrokerState {
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| ErrorResponse::upstream(format!("building the webhook HTTP client: {e}")))?;
-        let api_http = forcelink_client::client::default_http_client()
+        // Salesforce calls name the broker in `Sforce-Call-Options` (unless a proxied caller
+        // names itself): the changes it makes carry `client=<id>` in their `changeOrigin`, which
+        // echo suppression recognises.
+        let call_options = call_options_header(&config.call_client)?;
+        let api_http = reqwest::Client::builder()
+            .timeout(forcelink_client::client::DEFAULT_REQUEST_TIMEOUT)
+            .connect_timeout(forcelink_client::client::DEFAULT_CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .gzip(true)
+            .default_headers(call_options.clone())
+            .build()
             .map_err(|e| ErrorResponse::upstream(format!("building the REST HTTP client: {e}")))?;
         let (observations, observed) = tokio::sync::mpsc::channel(OBSERVATION_QUEUE);
         let proxy_http = reqwest::Client::builder()
             .no_gzip()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(PROXY_CONNECT_TIMEOUT)
+            .default_headers(call_options)
             .build()
             .map_err(|e| ErrorResponse::upstream(format!("building the proxy's HTTP client: {e}")))?;
         Ok(Self {
@@ -346,8 +399,14 @@ impl BrokerState {
                 outbox_wake: tokio::sync::Notify::new(),
                 holder: format!("replica-{}", random_id(12)),
                 webhook_http,
+                events: crate::events::EventsState::default(),
             }),
         })
+    }
+
+    /// The event subscriptions' consumer reports on this replica.
+    pub(crate) fn events(&self) -> &crate::events::EventsState {
+        &self.inner.events
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn ConnectionStore> {

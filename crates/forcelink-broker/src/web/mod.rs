@@ -10,6 +10,7 @@
 //!   approvals used and daily API usage as bars, the latest renewals and errors, its audit
 //!   trail; Test;
 //! - `keys`: API keys (create, shown once; revoke);
+//! - `subscriptions`: event subscriptions with their state, lag and checkpoint.
 //! - `webhooks`: webhooks (add, its secret shown once; list with the last delivery and
 //!   failures; delete; failed deliveries sent again).
 //!
@@ -24,11 +25,13 @@
 mod connections;
 mod detail;
 mod keys;
+mod subscriptions;
 mod webhooks;
 
 pub(crate) use connections::{authorize, create, delete, index, new_page};
 pub(crate) use detail::{detail, test};
 pub(crate) use keys::{keys_create, keys_page, keys_revoke};
+pub(crate) use subscriptions::subscriptions_page;
 pub(crate) use webhooks::{webhooks_create, webhooks_delete, webhooks_page, webhooks_retry};
 
 use std::collections::HashMap;

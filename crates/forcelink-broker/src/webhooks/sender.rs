@@ -101,13 +101,35 @@ async fn attempt(state: &BrokerState, hook: Option<&WebhookRecord>, d: &Delivery
     let Some(hook) = hook else {
         return DeliveryOutcome::Failed { at, status: None, error: "the webhook was deleted".to_owned() };
     };
-    let timestamp = crate::time::epoch(at);
-    let Some(sig) = signature(hook.secret.secret(), &d.id, timestamp, &d.body) else {
-        return DeliveryOutcome::Failed { at, status: None, error: "the webhook's secret is damaged".to_owned() };
+    let (status, error) = match post(state, &hook.url, hook.secret.secret(), d).await {
+        Ok(status) => return DeliveryOutcome::Delivered { at, status },
+        Err(PostError::Refused { status, error }) => (status, error),
+        Err(PostError::Damaged(error)) => return DeliveryOutcome::Failed { at, status: None, error },
+    };
+    let retry_delivery = Delivery { attempts: d.attempts, ..d.clone() };
+    match next_attempt(&retry_delivery, at) {
+        Some(next_attempt_at) => DeliveryOutcome::Retry { at, status, error, next_attempt_at },
+        None => DeliveryOutcome::Failed { at, status, error: format!("{error}; retried for a day, given up") },
+    }
+}
+
+/// Why a POST did not deliver.
+pub(crate) enum PostError {
+    /// The receiver answered non-2xx (`status`) or could not be reached; worth retrying.
+    Refused { status: Option<u16>, error: String },
+    /// The secret cannot sign; never worth retrying.
+    Damaged(String),
+}
+
+/// POSTs `d` to `url`, signed with `secret` (Standard Webhooks headers): the 2xx status, or why not.
+pub(crate) async fn post(state: &BrokerState, url: &str, secret: &str, d: &Delivery) -> Result<u16, PostError> {
+    let timestamp = crate::time::epoch(state.now());
+    let Some(sig) = signature(secret, &d.id, timestamp, &d.body) else {
+        return Err(PostError::Damaged("the signing secret is damaged".to_owned()));
     };
     let result = state
         .webhook_http()
-        .post(&hook.url)
+        .post(url)
         .header("content-type", "application/json")
         .header("webhook-id", &d.id)
         .header("webhook-timestamp", timestamp.to_string())
@@ -116,18 +138,14 @@ async fn attempt(state: &BrokerState, hook: Option<&WebhookRecord>, d: &Delivery
         .body(d.body.clone())
         .send()
         .await;
-    let (status, error) = match result {
-        Ok(resp) if resp.status().is_success() => {
-            return DeliveryOutcome::Delivered { at, status: resp.status().as_u16() };
-        }
-        Ok(resp) => (Some(resp.status().as_u16()), format!("the receiver answered HTTP {}", resp.status().as_u16())),
-        // reqwest's text names the URL without its query; a webhook URL holds no secret.
-        Err(e) => (None, clip(format!("could not deliver: {e}"))),
-    };
-    let retry_delivery = Delivery { attempts: d.attempts, ..d.clone() };
-    match next_attempt(&retry_delivery, at) {
-        Some(next_attempt_at) => DeliveryOutcome::Retry { at, status, error, next_attempt_at },
-        None => DeliveryOutcome::Failed { at, status, error: format!("{error}; retried for a day, given up") },
+    match result {
+        Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
+        Ok(resp) => Err(PostError::Refused {
+            status: Some(resp.status().as_u16()),
+            error: format!("the receiver answered HTTP {}", resp.status().as_u16()),
+        }),
+        // reqwest's text names the URL without its query; a receiver URL holds no secret.
+        Err(e) => Err(PostError::Refused { status: None, error: clip(format!("could not deliver: {e}")) }),
     }
 }
 
