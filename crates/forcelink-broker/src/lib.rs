@@ -114,6 +114,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 pub use error::ErrorResponse;
+pub use events::admin::SubscriptionAdmin;
 pub use mcp::DEFAULT_MCP_CALLS_PER_MINUTE;
 pub use state::{
     BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_CALL_CLIENT, DEFAULT_EVENT_LEASE, DEFAULT_EVENT_RETRY,

@@ -105,6 +105,9 @@ enum Command {
     /// Create, list and revoke the broker's API keys.
     #[command(subcommand)]
     Apikey(commands::apikey::ApikeyCommand),
+    /// The broker's event subscriptions: relay a connection's Salesforce events to a receiver.
+    #[command(subcommand)]
+    Subscription(commands::subscription::SubscriptionCommand),
 }
 
 fn main() -> ExitCode {
@@ -164,6 +167,7 @@ async fn run_command(
         Command::Events(c) => commands::events::run(settings, c).await,
         Command::Serve(args) => commands::serve::run(settings, args, json).await,
         Command::Apikey(c) => commands::apikey::run(settings, c).await,
+        Command::Subscription(c) => commands::subscription::run(settings, c).await,
         Command::Playground(args) => commands::playground::run(args, json).await,
     }
 }

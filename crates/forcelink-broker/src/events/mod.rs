@@ -3,12 +3,14 @@
 //! order, with a `webhook-id` that is the same for every delivery of one event; and
 //! `GET /v1/connections/{name}/events` streams a topic as server-sent events.
 //!
+//! - `admin`: [`crate::SubscriptionAdmin`], the same for the CLI.
 //! - `spec`: what a subscription is (kept as JSON in the store), filters, bodies and ids.
 //! - `consumer`: one consumer per subscription across replicas (a work lease in the store).
 //! - `deliver`: the subscription's outbox rows, sent one after another.
 //! - `snapshot`: a Bulk 2.0 query's rows first, then the stream, nothing lost between.
 //! - `sse`: the event stream for tools that pull.
 
+pub(crate) mod admin;
 pub(crate) mod consumer;
 pub(crate) mod deliver;
 pub(crate) mod snapshot;
@@ -307,7 +309,11 @@ pub(crate) async fn list_subscriptions(
 }
 
 /// The subscription `id` when the key may use it (404 otherwise: its existence is not revealed).
-async fn visible_one(state: &BrokerState, key: &ApiKeyRecord, id: &str) -> Result<SubscriptionRecord, ErrorResponse> {
+pub(crate) async fn visible_one(
+    state: &BrokerState,
+    key: &ApiKeyRecord,
+    id: &str,
+) -> Result<SubscriptionRecord, ErrorResponse> {
     match state.store().subscription(id).await? {
         Some(s) if may_use(key, &s) => Ok(s),
         _ => Err(ErrorResponse::not_found(format!("no subscription with id {id:?}"))),

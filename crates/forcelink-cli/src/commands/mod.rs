@@ -19,6 +19,7 @@ pub mod search;
 pub mod serve;
 pub mod sobject;
 pub mod store;
+pub mod subscription;
 pub mod token;
 pub mod user;
 

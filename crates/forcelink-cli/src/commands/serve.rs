@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// e.g. 30s, 5m, 1h; at least 1s.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_HEALTH_INTERVAL_TEXT, value_parser = health_interval)]
     health_interval: Duration,
+    /// How long a replica's hold on an event subscription's consumer lasts without renewal: when
+    /// a replica dies, its subscriptions move to another within this (at least 3s).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = event_lease)]
+    event_lease: Duration,
     /// MCP calls (tools/call, resources/read) each API key may make per minute on this broker.
     #[arg(long, value_name = "N", default_value_t = forcelink_broker::DEFAULT_MCP_CALLS_PER_MINUTE)]
     mcp_rate_limit: u32,
@@ -79,6 +83,15 @@ fn health_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+/// `--event-lease`: a duration of at least 3 s (renewed every third of it).
+fn event_lease(text: &str) -> Result<Duration, String> {
+    let lease = super::parse_duration(text)?;
+    if lease < Duration::from_secs(3) {
+        return Err(format!("{text:?} is shorter than 3s; the lease is renewed every third of it"));
+    }
+    Ok(lease)
 }
 
 /// A duration as people write it (`5m`, `1h 30m`).
@@ -246,6 +259,7 @@ pub async fn run(settings: &Settings, args: ServeArgs, json_mode: bool) -> Resul
     config.limits.max_connections = args.max_connections;
     config.health_interval = args.health_interval;
     config.limits.mcp_calls_per_minute = args.mcp_rate_limit;
+    config.event_lease = args.event_lease;
     let state = BrokerState::new(config).map_err(|e| Failure::failed(e.message))?;
     if tour.is_some() {
         // The tour's connection is ready when the summary says so: its first token is fetched now.
