@@ -112,7 +112,7 @@ pub(crate) async fn api(State(pg): State<Shared>, Extension(host): Extension<Hos
             pg2.sync_users_from_db(ctx.db);
         }
         let changes = std::mem::take(&mut ctx.changes);
-        let origin = crate::events::api_origin("rest", &ctx.version.text);
+        let origin = with_call_client(crate::events::api_origin("rest", &ctx.version.text), &headers);
         crate::events::emit(&pg2.events, ctx.now, &origin, &ctx.caller.id, changes);
         reply
     })
@@ -133,6 +133,24 @@ fn allows_duplicates(headers: &HeaderMap) -> bool {
                 && kv.next().is_some_and(|v| v.eq_ignore_ascii_case("true"))
         })
     })
+}
+
+/// `changeOrigin` with the caller's `Sforce-Call-Options: client=<id>` appended as
+/// `;client=<id>` (CDC guide, "ChangeEventHeader Fields": `com/salesforce/api/soap/51.0;client=Astro`).
+/// UNCONFIRMED: that REST calls name their client the same way SOAP calls do.
+fn with_call_client(origin: String, headers: &HeaderMap) -> String {
+    let client = headers.get("sforce-call-options").and_then(|v| v.to_str().ok()).and_then(|v| {
+        v.split(',').find_map(|part| {
+            let (k, v) = part.split_once('=')?;
+            let v = v.trim();
+            let ok = !v.is_empty() && v.len() <= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            (k.trim().eq_ignore_ascii_case("client") && ok).then(|| v.to_owned())
+        })
+    });
+    match client {
+        Some(c) => format!("{origin};client={c}"),
+        None => origin,
+    }
 }
 
 /// Turns a reply into HTTP, gzip-encoding the body when the client accepts it.
