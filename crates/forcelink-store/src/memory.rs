@@ -1,6 +1,6 @@
 //! [`MemoryConnectionStore`]: everything in process memory, for tests and in-process use. Token
 //! sets, leases and approvals are forcelink-auth's [`MemoryStore`] (by delegation); this adds
-//! connections, the audit log, API keys and checkpoints, and remembers which leases and approvals belong to
+//! connections, the audit log, API keys, checkpoints, webhooks, subscriptions and the outbox, and remembers which leases and approvals belong to
 //! which connection so removing a connection removes them too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,6 +23,8 @@ use crate::outbox::{
     Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, DeliveryState, NewDelivery, WebhookRecord,
 };
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
+use crate::rows::{check_subscription, subscription_exists};
+use crate::subscription::{SubscriptionRecord, check_text, is_ordered_target};
 
 #[derive(Debug, Default)]
 struct State {
@@ -40,6 +42,8 @@ struct State {
     /// Lease name → (holder, until).
     work_leases: HashMap<String, (String, SystemTime)>,
     webhooks: Vec<WebhookRecord>,
+    /// Oldest first.
+    subscriptions: Vec<SubscriptionRecord>,
     /// By `seq`, with the claim (holder, until) of each.
     deliveries: BTreeMap<i64, (Delivery, Option<(String, SystemTime)>)>,
     next_seq: i64,
@@ -64,6 +68,11 @@ impl MemoryConnectionStore {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    /// Applies `change` to the subscription `id`; false when unknown.
+    fn update_subscription(&self, id: &str, change: impl FnOnce(&mut SubscriptionRecord)) -> bool {
+        self.state().subscriptions.iter_mut().find(|s| s.id == id).map(change).is_some()
     }
 }
 
@@ -381,7 +390,11 @@ impl ConnectionStore for MemoryConnectionStore {
                     break;
                 }
                 let free = claim.as_ref().is_none_or(|(_, until)| *until <= now);
-                if d.state == DeliveryState::Pending && d.next_attempt_at <= now && free {
+                if d.state == DeliveryState::Pending
+                    && d.next_attempt_at <= now
+                    && free
+                    && !is_ordered_target(&d.target)
+                {
                     *claim = Some((holder.to_owned(), now + lease));
                     out.push(d.clone());
                 }
@@ -482,6 +495,88 @@ impl ConnectionStore for MemoryConnectionStore {
             let n = st.deliveries.len();
             st.deliveries.retain(|_, (d, _)| d.state == DeliveryState::Pending || d.created_at >= before);
             Ok((n - st.deliveries.len()) as u64)
+        })
+    }
+
+    fn claim_target_deliveries<'a>(
+        &'a self,
+        target: &'a str,
+        holder: &'a str,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let mut out = Vec::new();
+            for (d, claim) in st.deliveries.values_mut() {
+                if out.len() >= limit {
+                    break;
+                }
+                let free = claim.as_ref().is_none_or(|(h, until)| *until <= now || h == holder);
+                if d.target == target && d.state == DeliveryState::Pending && free {
+                    *claim = Some((holder.to_owned(), now + lease));
+                    out.push(d.clone());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_subscription<'a>(&'a self, sub: &'a SubscriptionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            check_subscription(sub)?;
+            let mut st = self.state();
+            if st.subscriptions.iter().any(|s| s.id == sub.id) {
+                return Err(subscription_exists(&sub.id));
+            }
+            st.subscriptions.push(sub.clone());
+            Ok(())
+        })
+    }
+
+    fn subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SubscriptionRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.state().subscriptions.iter().find(|s| s.id == id).cloned()) })
+    }
+
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.state().subscriptions.clone()) })
+    }
+
+    fn set_subscription_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.update_subscription(id, |s| s.paused = paused)) })
+    }
+
+    fn set_subscription_spec<'a>(&'a self, id: &'a str, spec: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            check_text("spec", spec)?;
+            Ok(self.update_subscription(id, |s| s.spec = spec.to_owned()))
+        })
+    }
+
+    fn set_subscription_status<'a>(
+        &'a self,
+        id: &'a str,
+        status: &'a str,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            check_text("status", status)?;
+            Ok(self.update_subscription(id, |s| {
+                s.status = Some(status.to_owned());
+                s.status_at = Some(at);
+            }))
+        })
+    }
+
+    fn delete_subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut st = self.state();
+            let before = st.subscriptions.len();
+            st.subscriptions.retain(|s| s.id != id);
+            let of_it = |t: &str| t == id || t.strip_prefix(id).is_some_and(|rest| rest.starts_with('.'));
+            st.deliveries.retain(|_, (d, _)| !(of_it(&d.target) && d.state == DeliveryState::Pending));
+            Ok(st.subscriptions.len() < before)
         })
     }
 

@@ -8,7 +8,9 @@
 //! store, checked on connect); 3 adds the `mac` column of API keys (see [`crate::apikey`]);
 //! 4 adds `forcelink_checkpoints` (see [`crate::checkpoint`]); 5 adds
 //! `forcelink_connection_health`, `forcelink_work_leases`, `forcelink_webhooks` (secrets
-//! sealed), `forcelink_outbox` and `forcelink_ephemeral` (keys hashed, values sealed).
+//! sealed), `forcelink_outbox` and `forcelink_ephemeral` (keys hashed, values sealed); 6 adds
+//! `forcelink_subscriptions` (secrets sealed, see [`crate::subscription`]) and indexes the outbox
+//! by target.
 //! Migrations run as ordered steps in one transaction under an advisory lock.
 //!
 //! - here: [`PostgresStore`] (connect, the one shared client) and the key-id check of writes.
@@ -19,6 +21,7 @@
 //!   API-key rows (read, insert, revoke); `checkpoints`: subscription checkpoints.
 //! - `ops`: connection health (compare-and-swap with its deliveries in one statement), work
 //!   leases, webhooks, the outbox (claims with `FOR UPDATE SKIP LOCKED`) and ephemeral records.
+//! - `subscriptions`: event subscriptions and the ordered claims of their outbox targets.
 //! - `rekey`: re-sealing every value under a new master key.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
@@ -30,6 +33,7 @@ mod ops;
 mod records;
 mod rekey;
 mod schema;
+mod subscriptions;
 mod tokens;
 
 use std::sync::Arc;

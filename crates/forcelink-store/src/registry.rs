@@ -284,41 +284,24 @@ pub trait ConnectionStore: TokenStore {
         now: SystemTime,
         limit: usize,
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
-        let _ = (target, holder, now, limit, lease);
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>>;
 
     // --- Event subscriptions (see [`crate::subscription`]) ---
 
     /// Saves a new subscription (its secret sealed); fails when the id exists.
-    fn put_subscription<'a>(&'a self, sub: &'a SubscriptionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
-        let _ = sub;
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    fn put_subscription<'a>(&'a self, sub: &'a SubscriptionRecord) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The subscription `id`.
-    fn subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SubscriptionRecord>, StoreError>> {
-        let _ = id;
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    fn subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SubscriptionRecord>, StoreError>>;
 
     /// Every subscription, oldest first.
-    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionRecord>, StoreError>> {
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionRecord>, StoreError>>;
 
     /// Pauses or resumes the subscription `id`; false when unknown.
-    fn set_subscription_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let _ = (id, paused);
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    fn set_subscription_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Replaces the subscription's `spec` (the broker's description); false when unknown.
-    fn set_subscription_spec<'a>(&'a self, id: &'a str, spec: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let _ = (id, spec);
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    fn set_subscription_spec<'a>(&'a self, id: &'a str, spec: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Writes the consumer's report `status` at `at`; false when the subscription is unknown.
     fn set_subscription_status<'a>(
@@ -326,17 +309,11 @@ pub trait ConnectionStore: TokenStore {
         id: &'a str,
         status: &'a str,
         at: SystemTime,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let _ = (id, status, at);
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Deletes the subscription `id` and the pending deliveries of its targets (`id` and every
     /// target starting with `id.`); false when unknown.
-    fn delete_subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let _ = id;
-        Box::pin(async { Err(StoreError::Unavailable("subscriptions are not supported by this store".into())) })
-    }
+    fn delete_subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     // --- Ephemeral records (see [`crate::ephemeral`]) ---
 

@@ -2,7 +2,7 @@
 //! sealed connection row read back as a [`StoredConnection`], audit and approval rows, the
 //! lease rule, the version a compare-and-swap writes, the check that this process's key still
 //! seals the store, the counts a re-sealing reports, webhook secrets and ephemeral values as
-//! sealed bytes, and outbox rows and the columns an attempt's outcome writes. SQLite and PostgreSQL differ in how
+//! sealed bytes (and subscription secrets), and outbox rows and the columns an attempt's outcome writes. SQLite and PostgreSQL differ in how
 //! they ask; what they decide is here, once.
 
 use std::time::SystemTime;
@@ -17,6 +17,7 @@ use crate::health::ConnectionHealth;
 use crate::outbox::{Delivery, DeliveryCounts, DeliveryOutcome, DeliveryState, WebhookSecret};
 use crate::registry::{AuditEntry, StoredConnection};
 use crate::scope::AuditAction;
+use crate::subscription::{ORDERED_TARGET_PREFIX, SubscriptionRecord, check_text};
 
 /// The `meta` key naming the master key that sealed the store.
 pub(crate) const KEY_ID: &str = "key_id";
@@ -131,6 +132,54 @@ pub(crate) fn reseal_webhook_secret(
     sealed: &[u8],
 ) -> Result<Vec<u8>, StoreError> {
     Ok(seal_webhook_secret(new, id, &open_webhook_secret(old, id, sealed)?))
+}
+
+/// The associated data of a subscription's sealed secret: bound to the subscription's id.
+pub(crate) fn subscription_aad(id: &str) -> Vec<u8> {
+    [b"subscription:".as_slice(), id.as_bytes()].concat()
+}
+
+/// A subscription's secret as the databases keep it: sealed, bound to the subscription's id.
+pub(crate) fn seal_subscription_secret(key: &MasterKey, id: &str, secret: &WebhookSecret) -> Vec<u8> {
+    key.seal(secret.secret().as_bytes(), &subscription_aad(id))
+}
+
+/// Opens a secret sealed by [`seal_subscription_secret`] for the subscription `id`.
+pub(crate) fn open_subscription_secret(key: &MasterKey, id: &str, sealed: &[u8]) -> Result<WebhookSecret, StoreError> {
+    let plain = key.open(sealed, &subscription_aad(id)).map_err(|e| opened_error(&format!("subscription {id}"), e))?;
+    String::from_utf8(plain)
+        .map(WebhookSecret::new)
+        .map_err(|_| StoreError::Corrupt(format!("subscription {id}: its secret is unreadable after decryption")))
+}
+
+/// A subscription secret sealed with `old`, sealed again with `new`.
+pub(crate) fn reseal_subscription_secret(
+    old: &MasterKey,
+    new: &MasterKey,
+    id: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    Ok(seal_subscription_secret(new, id, &open_subscription_secret(old, id, sealed)?))
+}
+
+/// A subscription with this id exists already.
+pub(crate) fn subscription_exists(id: &str) -> StoreError {
+    StoreError::Unavailable(format!("a subscription with id {id} exists"))
+}
+
+/// Checks the texts of a subscription before it is written.
+pub(crate) fn check_subscription(sub: &SubscriptionRecord) -> Result<(), StoreError> {
+    check_text("spec", &sub.spec)?;
+    if let Some(status) = &sub.status {
+        check_text("status", status)?;
+    }
+    Ok(())
+}
+
+/// The `WHERE` term that leaves ordered (subscription) targets out of the webhook sender's
+/// claims. Written with the prefix as a literal so a partial index with the same term serves it.
+pub(crate) fn unordered_target_term() -> String {
+    format!("substr(target, 1, {}) <> '{ORDERED_TARGET_PREFIX}'", ORDERED_TARGET_PREFIX.len())
 }
 
 /// The kind named by an `ephemeral` row's `kind` column.

@@ -7,7 +7,8 @@
 //! key that sealed the store, checked on open); 3 adds the `mac` column of API keys (see
 //! [`crate::apikey`]); 4 adds `checkpoints` (see [`crate::checkpoint`]); 5 adds `connection_health`,
 //! `work_leases`, `webhooks` (secrets sealed), `outbox` and `ephemeral` (keys hashed, values
-//! sealed). Opening runs the missing steps in order, in one transaction.
+//! sealed); 6 adds `subscriptions` (secrets sealed, see [`crate::subscription`]) and indexes the
+//! outbox by target. Opening runs the missing steps in order, in one transaction.
 //!
 //! The file is created with mode 0600 and a directory created for it with mode 0700 (Unix);
 //! SQLite gives its `-wal` and `-shm` files the mode of the database file.
@@ -20,6 +21,7 @@
 //!   API-key rows (read, insert, revoke); `checkpoints`: subscription checkpoints.
 //! - `ops`: connection health (compare-and-swap with its deliveries), work leases, webhooks, the
 //!   outbox (claims in `IMMEDIATE` transactions) and ephemeral records.
+//! - `subscriptions`: event subscriptions and the ordered claims of their outbox targets.
 //! - `rekey`: re-sealing every value under a new master key.
 //!
 //! [`TokenStore`]: forcelink_auth::TokenStore
@@ -31,6 +33,7 @@ mod ops;
 mod records;
 mod rekey;
 mod schema;
+mod subscriptions;
 mod tokens;
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,8 @@ use crate::health::{ConnectionHealth, HealthWrite};
 use crate::outbox::{Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, NewDelivery, WebhookRecord};
 use crate::rows::{
     DELIVERY_COLUMNS, DeliveryRow, OutcomeColumns, counts_of, db_millis, from_db_millis, health_row, open_ephemeral,
-    open_webhook_secret, parse_string_list, seal_ephemeral, seal_webhook_secret, string_list, webhook_exists,
+    open_webhook_secret, parse_string_list, seal_ephemeral, seal_webhook_secret, string_list, unordered_target_term,
+    webhook_exists,
 };
 
 /// Version 5: connection health, work leases, webhooks, the outbox and ephemeral records.
@@ -113,7 +114,7 @@ impl DeliveryArrays {
     }
 }
 
-fn delivery_row(r: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
+pub(super) fn delivery_row(r: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
     DeliveryRow {
         seq: r.get(0),
         id: r.get(1),
@@ -352,11 +353,12 @@ impl PostgresStore {
                     "UPDATE forcelink_outbox SET claim_holder = $1, claim_until_ms = $2
                      WHERE seq IN (
                          SELECT seq FROM forcelink_outbox
-                         WHERE state = 'pending' AND next_attempt_ms <= $3
+                         WHERE state = 'pending' AND next_attempt_ms <= $3 AND {}
                            AND (claim_until_ms IS NULL OR claim_until_ms <= $3)
                          ORDER BY seq LIMIT $4
                          FOR UPDATE SKIP LOCKED)
-                     RETURNING {DELIVERY_COLUMNS}"
+                     RETURNING {DELIVERY_COLUMNS}",
+                    unordered_target_term()
                 ),
                 &[&holder, &db_millis(now + lease), &db_millis(now), &limit],
             )

@@ -9,10 +9,10 @@ use super::schema::stored_key_id_of;
 use crate::codec;
 use crate::crypto::MasterKey;
 use crate::pgconnect::redact_url;
-use crate::rows::{ResealCounts, reseal_ephemeral, reseal_webhook_secret};
+use crate::rows::{ResealCounts, reseal_ephemeral, reseal_subscription_secret, reseal_webhook_secret};
 use crate::{OpenError, key_mismatch};
 
-/// Re-seals every token set, connection spec, webhook secret and ephemeral value with `new`, and
+/// Re-seals every token set, connection spec, webhook and subscription secret and ephemeral value with `new`, and
 /// re-signs every API-key row, in one transaction that also records `new`'s id. Writers wait on the table locks; `before_commit` runs once they are held.
 pub(crate) async fn reseal(
     url: &str,
@@ -49,7 +49,7 @@ async fn reseal_in(
     // another rotation may have finished meanwhile.
     tx.batch_execute(
         "LOCK TABLE forcelink_meta, forcelink_token_sets, forcelink_connections, forcelink_api_keys, \
-         forcelink_webhooks, forcelink_ephemeral IN EXCLUSIVE MODE",
+         forcelink_webhooks, forcelink_subscriptions, forcelink_ephemeral IN EXCLUSIVE MODE",
     )
     .await
     .map_err(fail)?;
@@ -84,6 +84,14 @@ async fn reseal_in(
         let id: String = row.get(0);
         let resealed = reseal_webhook_secret(old, new, &id, row.get(1)).map_err(unreadable)?;
         tx.execute("UPDATE forcelink_webhooks SET secret = $1 WHERE id = $2", &[&resealed, &id]).await.map_err(fail)?;
+    }
+    let subs = tx.query("SELECT id, secret FROM forcelink_subscriptions", &[]).await.map_err(fail)?;
+    for row in &subs {
+        let id: String = row.get(0);
+        let resealed = reseal_subscription_secret(old, new, &id, row.get(1)).map_err(unreadable)?;
+        tx.execute("UPDATE forcelink_subscriptions SET secret = $1 WHERE id = $2", &[&resealed, &id])
+            .await
+            .map_err(fail)?;
     }
     let records = tx.query("SELECT kind, key_hash, value FROM forcelink_ephemeral", &[]).await.map_err(fail)?;
     for row in &records {

@@ -7,6 +7,7 @@ use tokio_postgres::GenericClient;
 use super::apikeys::read_api_key_rows;
 use super::checkpoints::SCHEMA_V4;
 use super::ops::SCHEMA_V5;
+use super::subscriptions::schema_v6;
 use super::{connect_client, db_err};
 use crate::crypto::{MacKey, MasterKey, sealed_key_id};
 use crate::pgconnect::redact_url;
@@ -16,7 +17,7 @@ use crate::{OpenError, key_mismatch};
 const MIGRATION_LOCK: i64 = 0x666f_7263_656c_6e6b; // "forcelnk"
 
 /// Schema version this code writes.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS forcelink_token_sets (
@@ -106,6 +107,7 @@ async fn migrate_step(tx: &tokio_postgres::Transaction<'_>, to: i64, key: &Maste
         3 => migrate_to_v3(tx, &key.api_key_mac_key()).await,
         4 => tx.batch_execute(SCHEMA_V4).await.map_err(db_err),
         5 => tx.batch_execute(SCHEMA_V5).await.map_err(db_err),
+        6 => tx.batch_execute(&schema_v6()).await.map_err(db_err),
         _ => Err(StoreError::Unavailable(format!("no migration to schema version {to}"))),
     }
 }

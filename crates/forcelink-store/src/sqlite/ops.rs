@@ -15,7 +15,8 @@ use crate::health::{ConnectionHealth, HealthWrite};
 use crate::outbox::{Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, NewDelivery, WebhookRecord};
 use crate::rows::{
     DELIVERY_COLUMNS, DeliveryRow, OutcomeColumns, counts_of, db_millis, from_db_millis, health_row, open_ephemeral,
-    open_webhook_secret, parse_string_list, seal_ephemeral, seal_webhook_secret, string_list, webhook_exists,
+    open_webhook_secret, parse_string_list, seal_ephemeral, seal_webhook_secret, string_list, unordered_target_term,
+    webhook_exists,
 };
 
 /// Version 5: connection health, work leases, webhooks, the outbox and ephemeral records.
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS ephemeral (
 );
 ";
 
-fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+pub(super) fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         seq: r.get(0)?,
         id: r.get(1)?,
@@ -87,7 +88,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-fn deliveries_of(rows: Vec<DeliveryRow>) -> Result<Vec<Delivery>, StoreError> {
+pub(super) fn deliveries_of(rows: Vec<DeliveryRow>) -> Result<Vec<Delivery>, StoreError> {
     rows.into_iter().map(DeliveryRow::into_delivery).collect()
 }
 
@@ -314,10 +315,11 @@ impl SqliteStore {
                             "UPDATE outbox SET claim_holder = ?1, claim_until_ms = ?2
                              WHERE seq IN (
                                  SELECT seq FROM outbox
-                                 WHERE state = 'pending' AND next_attempt_ms <= ?3
+                                 WHERE state = 'pending' AND next_attempt_ms <= ?3 AND {}
                                    AND (claim_until_ms IS NULL OR claim_until_ms <= ?3)
                                  ORDER BY seq LIMIT ?4)
-                             RETURNING {DELIVERY_COLUMNS}"
+                             RETURNING {DELIVERY_COLUMNS}",
+                            unordered_target_term()
                         ))
                         .map_err(db_err)?;
                     let rows = stmt

@@ -17,6 +17,7 @@ use crate::health::{ConnectionHealth, HealthWrite};
 use crate::outbox::{Delivery, DeliveryCounts, DeliveryFilter, DeliveryOutcome, NewDelivery, WebhookRecord};
 use crate::registry::{ApiKeyRecord, AuditEntry, ConnectionStore, PutMode, PutOutcome, StoredConnection};
 use crate::rows::{audit_entry, db_millis, stored_connection};
+use crate::subscription::SubscriptionRecord;
 
 impl ConnectionStore for SqliteStore {
     fn put_connection<'a>(
@@ -289,5 +290,49 @@ impl ConnectionStore for SqliteStore {
 
     fn purge_deliveries(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.ops_purge_deliveries(before))
+    }
+
+    fn claim_target_deliveries<'a>(
+        &'a self,
+        target: &'a str,
+        holder: &'a str,
+        now: SystemTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(self.subs_claim_target_deliveries(target, holder, now, limit, lease))
+    }
+
+    fn put_subscription<'a>(&'a self, sub: &'a SubscriptionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.subs_put(sub))
+    }
+
+    fn subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SubscriptionRecord>, StoreError>> {
+        Box::pin(self.subs_get(id))
+    }
+
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<SubscriptionRecord>, StoreError>> {
+        Box::pin(self.subs_list())
+    }
+
+    fn set_subscription_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.subs_set_paused(id, paused))
+    }
+
+    fn set_subscription_spec<'a>(&'a self, id: &'a str, spec: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.subs_set_spec(id, spec))
+    }
+
+    fn set_subscription_status<'a>(
+        &'a self,
+        id: &'a str,
+        status: &'a str,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.subs_set_status(id, status, at))
+    }
+
+    fn delete_subscription<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.subs_delete(id))
     }
 }

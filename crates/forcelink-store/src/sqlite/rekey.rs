@@ -11,10 +11,10 @@ use super::apikeys::read_api_key_rows;
 use super::schema::stored_key_id_of;
 use crate::codec;
 use crate::crypto::MasterKey;
-use crate::rows::{KEY_ID, ResealCounts, reseal_ephemeral, reseal_webhook_secret};
+use crate::rows::{KEY_ID, ResealCounts, reseal_ephemeral, reseal_subscription_secret, reseal_webhook_secret};
 use crate::{OpenError, key_mismatch};
 
-/// Re-seals every token set, connection spec, webhook secret and ephemeral value of the store at
+/// Re-seals every token set, connection spec, webhook and subscription secret and ephemeral value of the store at
 /// `path` with `new`, and re-signs every API-key row, in one transaction that also records `new`'s id. `before_commit` runs
 /// inside the transaction once the write lock is held (the key file source writes the new key
 /// file there).
@@ -68,6 +68,16 @@ pub(crate) fn reseal(
     for (id, sealed) in &hooks {
         let resealed = reseal_webhook_secret(old, new, id, sealed).map_err(unreadable)?;
         tx.execute("UPDATE webhooks SET secret = ?1 WHERE id = ?2", params![resealed, id])
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let subs: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT id, secret FROM subscriptions").map_err(|e| fail(e.to_string()))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| fail(e.to_string()))?;
+        rows.collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?
+    };
+    for (id, sealed) in &subs {
+        let resealed = reseal_subscription_secret(old, new, id, sealed).map_err(unreadable)?;
+        tx.execute("UPDATE subscriptions SET secret = ?1 WHERE id = ?2", params![resealed, id])
             .map_err(|e| fail(e.to_string()))?;
     }
     let records: Vec<(String, String, Vec<u8>)> = {

@@ -9,12 +9,13 @@ use super::BUSY_TIMEOUT;
 use super::apikeys::read_api_key_rows;
 use super::checkpoints::SCHEMA_V4;
 use super::ops::SCHEMA_V5;
+use super::subscriptions::schema_v6;
 use crate::crypto::{MacKey, MasterKey, sealed_key_id};
 use crate::rows::KEY_ID;
 use crate::{OpenError, key_mismatch};
 
 /// Schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS token_sets (
@@ -83,6 +84,7 @@ fn migrate_step(tx: &Connection, to: i64, key: &MasterKey) -> rusqlite::Result<(
         3 => migrate_to_v3(tx, &key.api_key_mac_key()),
         4 => tx.execute_batch(SCHEMA_V4),
         5 => tx.execute_batch(SCHEMA_V5),
+        6 => tx.execute_batch(&schema_v6()),
         _ => Err(rusqlite::Error::InvalidParameterName(format!("no migration to schema version {to}"))),
     }
 }
