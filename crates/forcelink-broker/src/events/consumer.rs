@@ -99,7 +99,10 @@ async fn hold(state: BrokerState, id: String) {
             }
         };
         match ended {
-            Ok(Ended::Gone) => break,
+            Ok(Ended::Gone) => {
+                report(&state, &id, |r| r.phase = "stopped".into()).await;
+                break;
+            }
             Ok(Ended::Streamed) => pause = FIRST_RESTART_PAUSE,
             Err(e) => {
                 tracing::warn!(subscription = %id, "consumer: {}", e.message);

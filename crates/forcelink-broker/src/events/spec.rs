@@ -250,7 +250,7 @@ pub(crate) fn body(kind: &str, at: SystemTime, data: Value) -> String {
 /// What a subscription's consumer last reported (kept as JSON in the store).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Report {
-    /// `starting`, `snapshot`, `streaming`, `retrying` or `failed`.
+    /// `snapshot`, `streaming`, `retrying`, or `stopped` (paused).
     pub phase: String,
     /// The replica running the consumer.
     pub holder: String,

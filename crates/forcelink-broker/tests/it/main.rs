@@ -3,6 +3,8 @@
 //!
 //! - `api`: API keys (401/403), token hand-out and its audit, connections CRUD with write-only
 //!   secrets, bad JSON, health, metrics, the OpenAPI document.
+//! - `events`: event subscriptions (ordered, at least once, exactly once after de-duplication,
+//!   across a kill, snapshot then stream, filters, echo suppression), the SSE stream, the API.
 //! - `keepalive`: connection states and their webhooks (verified with `standardwebhooks`), at
 //!   least once to a failing receiver, the webhook host rule, connect links.
 //! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
@@ -19,6 +21,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
 
 mod api;
+mod events;
 mod heal;
 mod hostrule;
 mod keepalive;

@@ -143,7 +143,8 @@ fn with_call_client(origin: String, headers: &HeaderMap) -> String {
         v.split(',').find_map(|part| {
             let (k, v) = part.split_once('=')?;
             let v = v.trim();
-            let ok = !v.is_empty() && v.len() <= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            let ok =
+                !v.is_empty() && v.len() <= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             (k.trim().eq_ignore_ascii_case("client") && ok).then(|| v.to_owned())
         })
     });
