@@ -440,6 +440,12 @@ impl BrokerState {
         &self.inner.config
     }
     /// This process's name in work leases and delivery claims.
+    /// This replica's name in work leases, delivery claims and event consumers' reports
+    /// (`replica-` and random characters, new for every broker).
+    pub fn replica_id(&self) -> &str {
+        &self.inner.holder
+    }
+
     pub(crate) fn holder(&self) -> &str {
         &self.inner.holder
     }

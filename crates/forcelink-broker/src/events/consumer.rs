@@ -46,9 +46,10 @@ pub(crate) fn lease_name(id: &str) -> String {
 
 /// Runs consumers for the subscriptions this replica holds, until the broker stops.
 pub(crate) async fn supervise(state: BrokerState) {
-    let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Dropped with this task (the broker stopping, or a test killing it): the consumers too.
+    let mut running: HashMap<String, AbortOnDrop> = HashMap::new();
     loop {
-        running.retain(|_, task| !task.is_finished());
+        running.retain(|_, task| task.0.as_ref().is_some_and(|t| !t.is_finished()));
         match state.store().subscriptions().await {
             Ok(subs) => {
                 for sub in subs {
@@ -59,7 +60,7 @@ pub(crate) async fn supervise(state: BrokerState) {
                     match state.store().try_work_lease(&lease_name(&sub.id), state.holder(), lease).await {
                         Ok(true) => {
                             let id = sub.id.clone();
-                            running.insert(id.clone(), tokio::spawn(hold(state.clone(), id)));
+                            running.insert(id.clone(), AbortOnDrop(Some(tokio::spawn(hold(state.clone(), id)))));
                         }
                         Ok(false) => {}
                         Err(e) => tracing::warn!(subscription = %sub.id, "taking a consumer lease: {e}"),
@@ -80,7 +81,8 @@ async fn hold(state: BrokerState, id: String) {
     let name = lease_name(&id);
     let wake = Arc::new(Notify::new());
     let stop = Arc::new(Notify::new());
-    let deliveries = tokio::spawn(deliver::run(state.clone(), id.clone(), wake.clone(), stop.clone()));
+    let mut deliveries =
+        AbortOnDrop(Some(tokio::spawn(deliver::run(state.clone(), id.clone(), wake.clone(), stop.clone()))));
     let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await;
     let mut pause = FIRST_RESTART_PAUSE;
@@ -129,7 +131,9 @@ async fn hold(state: BrokerState, id: String) {
         pause = (pause * 2).min(MAX_RESTART_PAUSE);
     }
     stop.notify_one();
-    let _ = deliveries.await;
+    if let Some(d) = deliveries.0.take() {
+        let _ = d.await;
+    }
     let _ = state.store().release_work_lease(&name, state.holder()).await;
 }
 
@@ -288,7 +292,8 @@ async fn consume(state: &BrokerState, id: &str, wake: &Arc<Notify>) -> Result<En
     }
 }
 
-/// Aborts a task when dropped (a consumer run that ends takes its snapshot with it).
+/// Aborts a task when dropped (a consumer run that ends takes its snapshot with it; a stopped
+/// supervisor its consumers; a consumer its deliveries).
 struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {

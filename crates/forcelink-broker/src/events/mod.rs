@@ -96,7 +96,7 @@ pub(crate) struct NewSubscription {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub connection: String,
     /// `/data/AccountChangeEvent`, `/data/ChangeEvents` or `/event/Name__e`.
-    #[schema(max_length = 86)]
+    #[schema(pattern = "^/(data|event)/[A-Za-z0-9_]{1,80}$")]
     pub topic: String,
     /// Where the first read starts: `latest` (default) or `earliest` (the 72 hours Salesforce keeps).
     #[serde(default)]
@@ -108,7 +108,10 @@ pub(crate) struct NewSubscription {
     pub webhook: ReceiverBody,
     /// A SOQL query whose rows are delivered (`salesforce.snapshot`) before the stream.
     #[serde(default)]
-    #[schema(max_length = 10000)]
+    #[schema(
+        max_length = 10000,
+        pattern = "^[Ss][Ee][Ll][Ee][Cc][Tt] [^\\n]* [Ff][Rr][Oo][Mm] [A-Za-z_][A-Za-z0-9_]*( [^\\n]*)?$"
+    )]
     pub snapshot: Option<String>,
     /// Skip changes this broker made (its `Sforce-Call-Options` client id in `changeOrigin`).
     #[serde(default)]

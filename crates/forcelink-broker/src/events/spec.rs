@@ -40,6 +40,28 @@ pub(crate) const MAX_FILTER_ITEMS: usize = 100;
 /// Longest snapshot query. 10,000 characters.
 pub(crate) const MAX_SNAPSHOT_LEN: usize = 10_000;
 
+/// A change type, as the API documents it (the filter takes them in any case).
+#[derive(ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)] // a schema only
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+enum ChangeType {
+    Create,
+    Update,
+    Delete,
+    Undelete,
+    GapCreate,
+    GapUpdate,
+    GapDelete,
+    GapUndelete,
+    GapOverflow,
+}
+
+/// A field's API name (parts of a compound field as `BillingAddress.City`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only
+#[schema(value_type = String, pattern = "^[A-Za-z0-9_][A-Za-z0-9_.]{0,254}$")]
+struct FieldName(String);
+
 /// Which events are delivered; empty lists let everything through.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,12 +70,12 @@ pub(crate) struct Filter {
     /// A gap event is delivered when the change type it stands for is wanted, `GAP_OVERFLOW`
     /// always: a lost change is never hidden.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, inline, value_type = Vec<ChangeType>)]
     pub change_types: Vec<String>,
     /// Updates are delivered only when they change one of these fields (API names; parts of a
     /// compound field as `BillingAddress.City`); creates, deletes and undeletes always are.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, inline, value_type = Vec<FieldName>)]
     pub fields: Vec<String>,
 }
 

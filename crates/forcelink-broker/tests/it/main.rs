@@ -5,6 +5,7 @@
 //!   secrets, bad JSON, health, metrics, the OpenAPI document.
 //! - `events`: event subscriptions (ordered, at least once, exactly once after de-duplication,
 //!   across a kill, snapshot then stream, filters, echo suppression), the SSE stream, the API.
+//! - `events_replicas`: three brokers on PostgreSQL run one consumer; killing it moves it.
 //! - `keepalive`: connection states and their webhooks (verified with `standardwebhooks`), at
 //!   least once to a failing receiver, the webhook host rule, connect links.
 //! - `keys`: API keys over the API: who manages them, what a new key may hold, revocation.
@@ -22,6 +23,7 @@
 
 mod api;
 mod events;
+mod events_replicas;
 mod heal;
 mod hostrule;
 mod keepalive;

@@ -19,13 +19,13 @@ fn postgres_url() -> String {
 }
 
 /// A schema of this test's own, dropped at the end.
-struct PgSchema {
-    url: String,
+pub(crate) struct PgSchema {
+    pub(crate) url: String,
     name: String,
 }
 
 impl PgSchema {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let name = format!("forcelink_broker_test_{}", std::process::id());
         let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
@@ -35,7 +35,7 @@ impl PgSchema {
         Self { url: format!("{base}{sep}options=-csearch_path%3D{name}"), name }
     }
 
-    async fn drop_schema(self) {
+    pub(crate) async fn drop_schema(self) {
         let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)).await.unwrap();
