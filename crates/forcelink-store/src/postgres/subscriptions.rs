@@ -15,7 +15,8 @@ use crate::rows::{
 use crate::subscription::{SubscriptionRecord, check_text};
 
 /// Version 6: subscriptions (secrets sealed); the outbox gains an index by target (ordered
-/// claims, per-target counts) and its due index leaves ordered targets out.
+/// claims, per-target counts), and its due index becomes one of the pending rows of unordered
+/// targets by `seq` (the webhook sender's claims skip an ordered backlog without reading it).
 pub(super) fn schema_v6() -> String {
     format!(
         "
@@ -33,8 +34,8 @@ CREATE TABLE IF NOT EXISTS forcelink_subscriptions (
 );
 CREATE INDEX IF NOT EXISTS forcelink_outbox_by_target ON forcelink_outbox (target, state, seq);
 DROP INDEX IF EXISTS forcelink_outbox_due;
-CREATE INDEX IF NOT EXISTS forcelink_outbox_due_unordered ON forcelink_outbox (state, next_attempt_ms, seq)
-    WHERE {};
+CREATE INDEX IF NOT EXISTS forcelink_outbox_due_unordered ON forcelink_outbox (seq)
+    WHERE state = 'pending' AND {};
 ",
         unordered_target_term()
     )

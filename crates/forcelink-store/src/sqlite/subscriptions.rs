@@ -16,7 +16,8 @@ use crate::rows::{
 use crate::subscription::{SubscriptionRecord, check_text};
 
 /// Version 6: subscriptions (secrets sealed); the outbox gains an index by target (ordered
-/// claims, per-target counts) and its due index leaves ordered targets out.
+/// claims, per-target counts), and its due index becomes one of the pending rows of unordered
+/// targets by `seq` (the webhook sender's claims skip an ordered backlog without reading it).
 pub(super) fn schema_v6() -> String {
     format!(
         "
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 CREATE INDEX IF NOT EXISTS outbox_by_target ON outbox (target, state, seq);
 DROP INDEX IF EXISTS outbox_due;
-CREATE INDEX IF NOT EXISTS outbox_due_unordered ON outbox (state, next_attempt_ms, seq) WHERE {};
+CREATE INDEX IF NOT EXISTS outbox_due_unordered ON outbox (seq) WHERE state = 'pending' AND {};
 ",
         unordered_target_term()
     )

@@ -1,5 +1,5 @@
 //! Nothing secret is stored in the clear: token sets, connection specs (client secret, password,
-//! security token, private key), API key secrets, webhook secrets, ephemeral values and the raw
+//! security token, private key), API key secrets, webhook and subscription secrets, ephemeral values and the raw
 //! keys of ephemeral records are absent from the SQLite files and from
 //! every `forcelink_%` PostgreSQL table, in text and in hex (how bytea shows).
 
@@ -26,6 +26,8 @@ const KEY_BODY: &str = "MIIplainPrivateKeyBody0454";
 const API_KEY_LABEL: &str = "label-in-the-clear-0455";
 const WEBHOOK_ID: &str = "wh_in_the_clear_0456";
 const WEBHOOK_SECRET: &str = "whsec_cGxhaW4td2ViaG9vay1zZWNyZXQ0NTc=";
+const SUBSCRIPTION_ID: &str = "sub_in_the_clear_0460";
+const SUBSCRIPTION_SECRET: &str = "whsec_cGxhaW4tc3Vic2NyaXB0aW9uLXNlY3JldDQ2MQ==";
 const EPHEMERAL_KEY: &str = "session-cookie-plain-0458";
 const EPHEMERAL_VALUE: &str = "pkce-verifier-plain-0459";
 
@@ -53,10 +55,13 @@ async fn store_secrets(
         apikey::generate(API_KEY_LABEL, vec![name.to_string()], forcelink_store::Scope::Token.into(), clock.now());
     store.put_api_key(&record).await.unwrap();
     store.put_webhook(&crate::suite_ops::webhook(WEBHOOK_ID, WEBHOOK_SECRET, clock.now())).await.unwrap();
+    let sub = crate::suite_subscriptions::subscription(SUBSCRIPTION_ID, SUBSCRIPTION_SECRET, clock.now());
+    store.put_subscription(&sub).await.unwrap();
     let until = clock.now() + std::time::Duration::from_secs(600);
     store.put_ephemeral(EphemeralKind::OAuthState, EPHEMERAL_KEY, EPHEMERAL_VALUE.as_bytes(), until).await.unwrap();
     // Everything reads back (so it was all written).
     assert_eq!(store.webhook(WEBHOOK_ID).await.unwrap().unwrap().secret.secret(), WEBHOOK_SECRET);
+    assert_eq!(store.subscription(SUBSCRIPTION_ID).await.unwrap().unwrap().secret.secret(), SUBSCRIPTION_SECRET);
     let value = store.ephemeral(EphemeralKind::OAuthState, EPHEMERAL_KEY).await.unwrap().unwrap();
     assert_eq!(value, EPHEMERAL_VALUE.as_bytes());
     assert_eq!(store.connection(name).await.unwrap().unwrap().spec, spec);
@@ -71,6 +76,8 @@ fn secrets(api_key: &ApiKeySecret) -> Vec<String> {
         .map(str::to_owned)
         // The webhook secret, whole and without its prefix.
         .chain([api_key.secret().to_owned(), api_secret, WEBHOOK_SECRET.to_owned(), WEBHOOK_SECRET[6..].to_owned()])
+        // The subscription's secret, likewise.
+        .chain([SUBSCRIPTION_SECRET.to_owned(), SUBSCRIPTION_SECRET[6..].to_owned()])
         .collect()
 }
 
@@ -97,6 +104,7 @@ async fn sqlite_files_hold_no_plaintext_secret() {
     // The search finds what is stored in the clear (so it would find a secret there too).
     assert!(contains(&bytes, api_key_id.as_bytes()) && contains(&bytes, API_KEY_LABEL.as_bytes()));
     assert!(contains(&bytes, WEBHOOK_ID.as_bytes()) && contains(&bytes, key_hash(EPHEMERAL_KEY).as_bytes()));
+    assert!(contains(&bytes, SUBSCRIPTION_ID.as_bytes()), "the subscription row was written");
     for s in secrets(&api_key) {
         assert!(!contains(&bytes, s.as_bytes()), "{s} found in the database files");
     }
@@ -127,6 +135,7 @@ async fn postgres_tables_hold_no_plaintext_secret() {
         "forcelink_connections",
         "forcelink_ephemeral",
         "forcelink_meta",
+        "forcelink_subscriptions",
         "forcelink_token_sets",
         "forcelink_webhooks",
     ] {
@@ -142,6 +151,7 @@ async fn postgres_tables_hold_no_plaintext_secret() {
     }
     assert!(dump.contains(&api_key_id) && dump.contains(API_KEY_LABEL), "the dump holds the clear columns");
     assert!(dump.contains(WEBHOOK_ID) && dump.contains(&key_hash(EPHEMERAL_KEY)), "and the webhook id, the key hash");
+    assert!(dump.contains(SUBSCRIPTION_ID), "and the subscription id");
     assert!(dump.contains("\\\\x"), "the dump shows bytea as hex");
     for s in secrets(&api_key) {
         assert!(!dump.contains(&s), "{s} found in the tables");

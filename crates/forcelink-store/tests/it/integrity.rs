@@ -313,7 +313,7 @@ async fn sqlite_schema_2_api_keys_are_signed_by_the_migration() {
     assert_eq!(ok.label, "from v2");
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let unsigned: i64 = db.query_row("SELECT count(*) FROM api_keys WHERE mac IS NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(unsigned, 0);
 }
@@ -340,7 +340,7 @@ async fn postgres_schema_2_api_keys_are_signed_by_the_migration() {
     tokio::spawn(connection);
     let version: String =
         client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
-    assert_eq!(version, "5");
+    assert_eq!(version, "6");
     let unsigned: i64 =
         client.query_one("SELECT count(*) FROM forcelink_api_keys WHERE mac IS NULL", &[]).await.unwrap().get(0);
     assert_eq!(unsigned, 0);

@@ -1,7 +1,8 @@
 //! forcelink-store tests:
 //! - `suite` + `backends`: one behaviour suite (token sets, leases, approvals, connections,
 //!   audit log, API keys, checkpoints; with `suite_ops`, health, work leases, webhooks, the
-//!   outbox, ephemeral records) run on memory, SQLite and PostgreSQL; single flight, claims and
+//!   outbox, ephemeral records; with `suite_subscriptions`, event subscriptions and ordered
+//!   outbox targets) run on memory, SQLite and PostgreSQL; single flight, claims and
 //!   takes across store instances in one process.
 //! - `integrity`: API-key rows cannot be planted or altered without the master key (MAC);
 //!   migration signs existing rows; rotation re-signs them; a SQLite store's files are private.
@@ -22,4 +23,5 @@ mod processes;
 mod rotation;
 mod suite;
 mod suite_ops;
+mod suite_subscriptions;
 mod tls;

@@ -129,7 +129,7 @@ async fn sqlite_schema_1_is_migrated_keeping_its_token_sets() {
     store.put_connection(&name, &spec_with_secrets("cs", "pw", "env:K"), PutMode::Create).await.unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5, "migrated through every step to the current version");
+    assert_eq!(version, 6, "migrated through every step to the current version");
     let recorded: String = db.query_row("SELECT value FROM meta WHERE key = 'key_id'", [], |r| r.get(0)).unwrap();
     assert_eq!(recorded, key.id_hex());
     let lease = store
@@ -225,7 +225,7 @@ async fn postgres_schema_1_is_migrated_keeping_its_token_sets() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "5".to_owned())]);
+    assert_eq!(rows, [("key_id".to_owned(), key.id_hex()), ("schema_version".to_owned(), "6".to_owned())]);
 }
 
 #[tokio::test]
@@ -266,7 +266,7 @@ async fn sqlite_schema_3_gains_checkpoints_keeping_its_connections() {
     assert_eq!(store.checkpoint(&cp).await.unwrap().unwrap().replay_id, 5u64.to_be_bytes());
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }
 
 #[tokio::test]
@@ -296,7 +296,7 @@ async fn postgres_schema_3_gains_checkpoints_keeping_its_connections() {
     assert_eq!(store.checkpoint(&cp).await.unwrap().unwrap().replay_id, 5u64.to_be_bytes());
     let version: String =
         client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
-    assert_eq!(version, "5");
+    assert_eq!(version, "6");
 }
 
 /// What a version 5 store can do that a version 4 one could not: a health record (with its
@@ -346,7 +346,7 @@ async fn sqlite_schema_4_gains_health_webhooks_outbox_and_ephemeral_tables() {
     uses_the_version_5_tables(&*store, &name).await;
     let version: i64 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }
 
 #[tokio::test]
@@ -376,5 +376,138 @@ async fn postgres_schema_4_gains_health_webhooks_outbox_and_ephemeral_tables() {
     uses_the_version_5_tables(&*store, &name).await;
     let version: String =
         client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
-    assert_eq!(version, "5");
+    assert_eq!(version, "6");
+}
+
+/// What a version 6 store can do that a version 5 one could not: a subscription, and its queued
+/// rows (enqueued before the upgrade) kept from the webhook sender for its consumer.
+async fn uses_the_version_6_tables(store: &dyn forcelink_store::ConnectionStore, queued_target: &str) {
+    use std::time::Duration;
+
+    use forcelink_auth::Clock;
+
+    let now = forcelink_auth::SystemClock.now();
+    let sub = crate::suite_subscriptions::subscription("sub_v6", "whsec_djY=", now);
+    store.put_subscription(&sub).await.unwrap();
+    assert_eq!(store.subscription("sub_v6").await.unwrap().unwrap().secret.secret(), "whsec_djY=");
+    let claimed = store.claim_deliveries("sender", now, 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(crate::suite_ops::ids(&claimed), ["for_hook"], "the ordered row is left out");
+    let ordered = store.claim_target_deliveries(queued_target, "consumer", now, 10, Duration::from_secs(30)).await;
+    assert_eq!(crate::suite_ops::ids(&ordered.unwrap()), ["for_sub"]);
+}
+
+/// Rows enqueued in a version 5 store: one for a webhook, one for an ordered target.
+async fn enqueue_before_the_upgrade(store: &dyn forcelink_store::ConnectionStore, queued_target: &str) {
+    use forcelink_auth::Clock;
+
+    let at = forcelink_auth::SystemClock.now() - std::time::Duration::from_secs(60);
+    let rows = [
+        crate::suite_ops::new_delivery("for_sub", queued_target, at),
+        crate::suite_ops::new_delivery("for_hook", "wh_v5", at),
+    ];
+    assert_eq!(store.enqueue_deliveries(&rows).await.unwrap(), 2);
+}
+
+/// A version 5 store (no subscriptions, the outbox indexed by due time only) gains the
+/// subscriptions table and the outbox's new indexes on open, keeping its queued rows.
+#[tokio::test]
+async fn sqlite_schema_5_gains_subscriptions_and_keeps_its_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    {
+        let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+        enqueue_before_the_upgrade(&*store, "sub_v5").await;
+    }
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "DROP TABLE subscriptions; DROP INDEX outbox_by_target; DROP INDEX outbox_due_unordered;
+         CREATE INDEX outbox_due ON outbox (state, next_attempt_ms, seq); PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(db);
+
+    let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+    uses_the_version_6_tables(&*store, "sub_v5").await;
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 6);
+    let mut stmt = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'").unwrap();
+    let indexes: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(indexes.iter().any(|i| i == "outbox_by_target"), "{indexes:?}");
+    assert!(indexes.iter().any(|i| i == "outbox_due_unordered"), "{indexes:?}");
+    assert!(!indexes.iter().any(|i| i == "outbox_due"), "replaced: {indexes:?}");
+}
+
+/// The claims' queries are served by the outbox's indexes, not by a scan of the table (so they
+/// stay fast however many rows other targets have queued).
+#[tokio::test]
+async fn sqlite_outbox_claims_and_counts_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.db");
+    drop(
+        open_store(
+            &StoreLocation::Sqlite(path.clone()),
+            &KeySource::Base64(MasterKey::generate().to_base64()),
+            Arc::new(clock()),
+        )
+        .await
+        .unwrap(),
+    );
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let plan = |sql: &str| -> String {
+        let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows: Vec<String> = stmt.query_map([], |r| r.get(3)).unwrap().map(Result::unwrap).collect();
+        rows.join("; ")
+    };
+    let ordered = plan(
+        "SELECT seq FROM outbox WHERE target = 'sub_1' AND state = 'pending'
+           AND (claim_until_ms IS NULL OR claim_until_ms <= 0 OR claim_holder = 'h') ORDER BY seq LIMIT 10",
+    );
+    assert!(ordered.contains("outbox_by_target") && !ordered.contains("TEMP B-TREE"), "{ordered}");
+    let counts = plan("SELECT state, count(*) FROM outbox WHERE target = 'sub_1' GROUP BY state");
+    assert!(counts.contains("COVERING INDEX outbox_by_target"), "{counts}");
+    let due = plan(
+        "SELECT seq FROM outbox WHERE state = 'pending' AND next_attempt_ms <= 0 AND substr(target, 1, 4) <> 'sub_'
+           AND (claim_until_ms IS NULL OR claim_until_ms <= 0) ORDER BY seq LIMIT 10",
+    );
+    assert!(due.contains("outbox_due_unordered"), "{due}");
+}
+
+#[tokio::test]
+async fn postgres_schema_5_gains_subscriptions_and_keeps_its_outbox() {
+    let schema = PgSchema::new().await;
+    let location = StoreLocation::Postgres(schema.url.clone());
+    let key = KeySource::Base64(MasterKey::generate().to_base64());
+    {
+        let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+        enqueue_before_the_upgrade(&*store, "sub_v5").await;
+    }
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE forcelink_subscriptions; DROP INDEX forcelink_outbox_by_target, forcelink_outbox_due_unordered;
+             CREATE INDEX forcelink_outbox_due ON forcelink_outbox (state, next_attempt_ms, seq);
+             UPDATE forcelink_meta SET value = '5' WHERE key = 'schema_version';",
+        )
+        .await
+        .unwrap();
+
+    let store = open_store(&location, &key, Arc::new(clock())).await.unwrap();
+    uses_the_version_6_tables(&*store, "sub_v5").await;
+    let version: String =
+        client.query_one("SELECT value FROM forcelink_meta WHERE key = 'schema_version'", &[]).await.unwrap().get(0);
+    assert_eq!(version, "6");
+    let indexes: Vec<String> = client
+        .query("SELECT indexname::text FROM pg_indexes WHERE tablename = 'forcelink_outbox' AND schemaname = current_schema()", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(indexes.iter().any(|i| i == "forcelink_outbox_by_target"), "{indexes:?}");
+    assert!(indexes.iter().any(|i| i == "forcelink_outbox_due_unordered"), "{indexes:?}");
+    assert!(!indexes.iter().any(|i| i == "forcelink_outbox_due"), "replaced: {indexes:?}");
 }

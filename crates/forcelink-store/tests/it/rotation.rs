@@ -47,8 +47,10 @@ async fn fill(store: &dyn ConnectionStore, c: &ManualClock) -> Contents {
     }
     let (api_key, record) = apikey::generate("engine", vec!["*".into()], forcelink_store::Scope::Token.into(), c.now());
     store.put_api_key(&record).await.unwrap();
-    // Webhook secrets and ephemeral values are sealed too.
+    // Webhook and subscription secrets and ephemeral values are sealed too.
     store.put_webhook(&crate::suite_ops::webhook("wh_rotated", "whsec_cm90YXRlZA==", c.now())).await.unwrap();
+    let sub = crate::suite_subscriptions::subscription("sub_rotated", "whsec_c3Vicm90YXRlZA==", c.now());
+    store.put_subscription(&sub).await.unwrap();
     let until = c.now() + std::time::Duration::from_secs(3600);
     store.put_ephemeral(forcelink_store::EphemeralKind::OAuthState, "state-rotated", b"verifier", until).await.unwrap();
     Contents { specs, tokens, api_key }
@@ -67,6 +69,8 @@ async fn assert_holds(store: &dyn ConnectionStore, contents: &Contents, c: &Manu
     }
     assert!(apikey::verify(store, contents.api_key.secret(), c.now()).await.unwrap().is_some());
     assert_eq!(store.webhook("wh_rotated").await.unwrap().unwrap().secret.secret(), "whsec_cm90YXRlZA==");
+    let sub = store.subscription("sub_rotated").await.unwrap().unwrap();
+    assert_eq!(sub.secret.secret(), "whsec_c3Vicm90YXRlZA==");
     let kind = forcelink_store::EphemeralKind::OAuthState;
     assert_eq!(store.ephemeral(kind, "state-rotated").await.unwrap().as_deref(), Some(&b"verifier"[..]));
 }

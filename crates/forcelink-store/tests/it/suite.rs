@@ -242,6 +242,41 @@ macro_rules! store_suite {
                 $crate::suite_ops::outcomes_counts_filters_retries_and_purges(s, c).await
             }
             #[tokio::test]
+            async fn subscriptions_round_trip_with_their_secret_and_refuse_a_taken_id() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_subscriptions::subscriptions_round_trip_with_their_secret_and_refuse_a_taken_id(s, c)
+                    .await
+            }
+            #[tokio::test]
+            async fn pausing_and_resuming_a_subscription_changes_only_that() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_subscriptions::pausing_and_resuming_a_subscription_changes_only_that(s, c).await
+            }
+            #[tokio::test]
+            async fn a_subscriptions_spec_and_status_are_written_apart() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_subscriptions::a_subscriptions_spec_and_status_are_written_apart(s, c).await
+            }
+            #[tokio::test]
+            async fn deleting_a_subscription_removes_the_pending_deliveries_of_its_targets_only() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_subscriptions::deleting_a_subscription_removes_the_pending_deliveries_of_its_targets_only(
+                    s, c,
+                )
+                .await
+            }
+            #[tokio::test]
+            async fn the_webhook_sender_never_claims_ordered_targets() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_subscriptions::the_webhook_sender_never_claims_ordered_targets(s, c).await
+            }
+            #[tokio::test]
+            async fn ordered_claims_go_by_seq_due_or_not_and_respect_another_holders_claim() {
+                let (s, c, _keep) = $make.await;
+                $crate::suite_subscriptions::ordered_claims_go_by_seq_due_or_not_and_respect_another_holders_claim(s, c)
+                    .await
+            }
+            #[tokio::test]
             async fn ephemeral_records_expire_and_are_taken_once() {
                 let (s, c, _keep) = $make.await;
                 $crate::suite_ops::ephemeral_records_expire_and_are_taken_once(s, c).await

@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use crate::suite::{connection, spec_with_secrets};
 
 /// Stores keep milliseconds: start on a whole one so times compare equal after a round trip.
-fn whole_millis(clock: &ManualClock) {
+pub fn whole_millis(clock: &ManualClock) {
     let ms = clock.now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
     clock.set(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
 }
@@ -45,11 +45,11 @@ pub fn webhook(id: &str, secret: &str, at: SystemTime) -> WebhookRecord {
     }
 }
 
-fn ids(deliveries: &[Delivery]) -> Vec<&str> {
+pub fn ids(deliveries: &[Delivery]) -> Vec<&str> {
     deliveries.iter().map(|d| d.id.as_str()).collect()
 }
 
-async fn of_target(store: &dyn ConnectionStore, target: &str) -> Vec<Delivery> {
+pub async fn of_target(store: &dyn ConnectionStore, target: &str) -> Vec<Delivery> {
     store.deliveries(&DeliveryFilter { target: Some(target.into()), ..DeliveryFilter::default() }).await.unwrap()
 }
 
