@@ -25,8 +25,6 @@ use crate::webhooks::sender::{PostError, post};
 
 /// Rows claimed at once. 64.
 const BATCH: usize = 64;
-/// How long a claim lasts; renewed by claiming again. 60 s.
-const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// Longest pause between attempts of one row. 5 minutes.
 pub(crate) const MAX_RETRY_PAUSE: Duration = Duration::from_secs(300);
 /// A row is retried this long after it was enqueued, then failed. 72 hours.
@@ -100,9 +98,12 @@ async fn step(state: &BrokerState, id: &str) -> Result<Step, StoreError> {
     };
     let now = state.now();
     let idle = Step::WaitUntil(now + IDLE_POLL);
+    // Claims last as long as the consumer's lease: only its holder delivers, and the rows a dead
+    // holder claimed are free for the next one as soon as the work is.
+    let claim = state.config().event_lease;
     let target = if spec.snapshot.is_some() {
         let snap = snapshot_target(id);
-        let rows = state.store().claim_target_deliveries(&snap, state.holder(), now, BATCH, CLAIM_LEASE).await?;
+        let rows = state.store().claim_target_deliveries(&snap, state.holder(), now, BATCH, claim).await?;
         if !rows.is_empty() {
             return send_in_order(state, &sub, &spec, rows).await;
         }
@@ -114,7 +115,7 @@ async fn step(state: &BrokerState, id: &str) -> Result<Step, StoreError> {
     } else {
         id.to_owned()
     };
-    let rows = state.store().claim_target_deliveries(&target, state.holder(), now, BATCH, CLAIM_LEASE).await?;
+    let rows = state.store().claim_target_deliveries(&target, state.holder(), now, BATCH, claim).await?;
     if rows.is_empty() {
         return Ok(idle);
     }
