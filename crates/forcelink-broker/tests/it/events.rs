@@ -693,3 +693,36 @@ async fn the_subscriptions_api_checks_scope_input_and_the_host_rule_and_pauses()
     assert!(actions.contains(&"subscription.created".to_owned()), "{actions:?}");
     assert!(actions.iter().filter(|a| *a == "subscription.changed").count() >= 3, "{actions:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriptions_page_lists_state_lag_and_checkpoint_to_those_who_may_see_them() {
+    let h = harness().await;
+    add_event_connection(&*h.store, &h.pg).await;
+    pubsub_keepalive(&h.pg, 50).await;
+    let (base, _state, _tasks) = start_broker(h.store.clone()).await;
+    let r = receiver(0).await;
+    let (id, secret) = subscribe(
+        &base,
+        &h.admin,
+        json!({"connection": "ev", "topic": "/data/AccountChangeEvent", "webhook": {"url": r.url}}),
+    )
+    .await;
+    wait_for_position(&base, &h.admin, &id).await;
+    Org::new(&h.pg).await.create_accounts(&names("page", 3)).await;
+    eventually_for(20, "three deliveries", async || r.unique().len() >= 3).await;
+    let session = crate::web::sign_in(&base, &h.admin).await.unwrap();
+    let html = async || crate::web::page(&base, "/subscriptions", &session).await.1;
+    eventually_for(10, "the page to show the checkpoint", async || !html().await.contains("none yet")).await;
+    let shown = html().await;
+    assert!(shown.contains(&format!("data-subscription=\"{id}\"")), "{shown}");
+    assert!(shown.contains("data-lag=\"0\"") && shown.contains("3 delivered"), "{shown}");
+    assert!(shown.contains("/data/AccountChangeEvent") && shown.contains("data-state=\"active\""), "{shown}");
+    assert!(shown.contains("<a href=\"/subscriptions\">Subscriptions</a>"), "a nav link");
+    assert!(!shown.contains(&secret), "never the secret");
+    // A key for another connection sees none of it.
+    let other = add_key(&*h.store, &["pg"], &["*"]).await;
+    let theirs = crate::web::sign_in(&base, &other).await.unwrap();
+    let (status, html) = crate::web::page(&base, "/subscriptions", &theirs).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No subscriptions yet") && !html.contains(&id), "{html}");
+}

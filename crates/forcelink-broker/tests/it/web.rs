@@ -22,7 +22,7 @@ fn refresh_target(html: &str) -> Option<String> {
 }
 
 /// Signs in with `key`; the session cookie (`forcelink_session=…`).
-async fn sign_in(base: &str, key: &str) -> Result<String, (StatusCode, String)> {
+pub(crate) async fn sign_in(base: &str, key: &str) -> Result<String, (StatusCode, String)> {
     let page = http().get(format!("{base}/login")).send().await.unwrap();
     let (login_cookie, _) = set_cookie(&page, "forcelink_login").unwrap();
     let csrf = hidden_input(&page.text().await.unwrap(), "csrf").unwrap();
@@ -354,7 +354,7 @@ fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     &html[from..to]
 }
 
-async fn page(base: &str, path: &str, session: &str) -> (StatusCode, String) {
+pub(crate) async fn page(base: &str, path: &str, session: &str) -> (StatusCode, String) {
     let resp = http().get(format!("{base}{path}")).header("cookie", session).send().await.unwrap();
     (resp.status(), resp.text().await.unwrap())
 }

@@ -18,6 +18,7 @@
 //! - `broker`, `tinyhttp`: `forcelink serve` as a child process (ready, API calls, SIGKILL); a
 //!   webhook receiver and a round-robin proxy on 127.0.0.1, one request per connection.
 //! - `keepalive`: webhook deliveries pending when the broker is SIGKILLed arrive after a restart.
+//! - `relay`: `forcelink subscription …` and event subscriptions across a SIGKILLed broker.
 //! - `replicas`: three `forcelink serve` on one PostgreSQL schema behind a round-robin proxy:
 //!   sign-in, Authorize, connect links, revocation, background checks once per interval, a
 //!   killed lease holder.
@@ -34,6 +35,7 @@ mod events;
 mod keepalive;
 mod playground;
 mod records;
+mod relay;
 mod replicas;
 mod seed;
 mod serve;
