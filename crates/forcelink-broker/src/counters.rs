@@ -17,6 +17,12 @@ pub(crate) struct Metrics {
     pub unauthorized: Counter,
     /// Requests refused for a key without the scope or the connection (403).
     pub forbidden: Counter,
+    /// Salesforce events read by this replica's subscription consumers.
+    pub events_received: Counter,
+    /// Of those, left out by a filter or echo suppression.
+    pub events_skipped: Counter,
+    /// Subscription deliveries (events and snapshot rows) receivers accepted from this replica.
+    pub events_delivered: Counter,
 }
 
 /// One connection's counters (shown by [`crate::metrics`] and in the connection's `usage`).

@@ -124,6 +124,19 @@ impl Collector for Counters {
         for (status, counter) in [("401", &metrics.unauthorized), ("403", &metrics.forbidden)] {
             counter.encode(refusals.encode_family(&[("status", status)])?)?;
         }
+        let mut relayed = encoder.encode_descriptor(
+            "forcelink_events",
+            "Salesforce events this replica's subscription consumers received, skipped (filter, echo) and delivered.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, counter) in [
+            ("received", &metrics.events_received),
+            ("skipped", &metrics.events_skipped),
+            ("delivered", &metrics.events_delivered),
+        ] {
+            counter.encode(relayed.encode_family(&[("outcome", outcome)])?)?;
+        }
         Ok(())
     }
 }

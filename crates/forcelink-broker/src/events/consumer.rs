@@ -275,6 +275,10 @@ async fn consume(state: &BrokerState, id: &str, wake: &Arc<Notify>) -> Result<En
                         wake.notify_one();
                     }
                     state.events().note(id, keep, now);
+                    state.metrics().events_received.inc();
+                    if !keep {
+                        state.metrics().events_skipped.inc();
+                    }
                 }
                 Some(Err(e)) => return Err(pubsub_failure(&e)),
                 None => return Ok(Ended::Streamed),

@@ -154,6 +154,7 @@ async fn send_in_order(
         }
         match outcome {
             DeliveryOutcome::Delivered { .. } => {
+                state.metrics().events_delivered.inc();
                 if d.target == sub.id
                     && let Some(replay) = replay_of(&d.body)
                 {

@@ -342,6 +342,11 @@ async fn a_thousand_changes_reach_a_failing_receiver_once_each_in_order_per_reco
     let (_, v) = api(&base, "GET", &format!("/v1/subscriptions/{id}"), &h.admin, None).await;
     assert_eq!(v["delivered"], 1000, "{v}");
     assert_eq!(v["consumer"]["phase"], "streaming", "{v}");
+    // The replica's metrics count the same.
+    let metrics = reqwest::Client::new().get(format!("{base}/metrics")).bearer_auth(&h.admin).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("forcelink_events_total{outcome=\"delivered\"} 1000"), "{text}");
+    assert!(text.contains("forcelink_events_total{outcome=\"received\"} 1000"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
