@@ -215,6 +215,15 @@ impl EventBus {
         st.events.range(start..).filter(|e| e.on(topic)).take(n).cloned().collect()
     }
 
+    /// The position a keep-alive may report to a stream of `topic` at `cursor`: the bus's latest
+    /// replay id when no event of the topic waits after `cursor` (read under one lock, so an
+    /// event published meanwhile is never skipped), `None` when one does (deliver it first).
+    pub(crate) fn quiet_position(&self, cursor: u64, topic: &Topic) -> Option<u64> {
+        let st = self.state();
+        let start = st.events.partition_point(|e| e.replay <= cursor);
+        if st.events.range(start..).any(|e| e.on(topic)) { None } else { Some(st.last_replay.max(cursor)) }
+    }
+
     /// Takes one armed fault of `kind`, if any.
     pub(crate) fn take_fault(&self, kind: FaultKind) -> Option<ArmedFault> {
         let mut st = self.state();

@@ -332,7 +332,8 @@ impl PubSubService {
                 changed = wake.changed() => if changed.is_err() { return Ok(()) },
                 _ = sleep_until(keepalive_at), if pending > 0 => {
                     // Nothing to deliver: everything up to the bus's latest replay id was seen.
-                    let latest = bus.state().last_replay.max(cursor);
+                    // An event of this topic published since the last look goes out first.
+                    let Some(latest) = bus.quiet_position(cursor, &topic) else { continue };
                     cursor = latest;
                     let keepalive = FetchResponse {
                         events: Vec::new(),
