@@ -1,8 +1,10 @@
-//! SOQL `query` and `queryAll`: the first [`Page`], or a lazy [`RecordStream`] that follows
-//! `nextRecordsUrl`. A producer task fetches the raw pages ahead of the consumer (it finds
-//! `nextRecordsUrl` without parsing the records), so fetching the next page overlaps parsing
-//! and consuming this one; the stream holds the page being consumed, at most one raw page
-//! waiting and one being fetched, so memory stays a few pages whatever the result size.
+//! SOQL `query` and `queryAll`: the first [`Page`], a lazy [`RecordStream`] that follows
+//! `nextRecordsUrl`, or the same pages unparsed as a [`PageStream`] (for callers that read
+//! records in place, borrowing from the page). A producer task fetches the raw pages ahead of the
+//! consumer (it finds `nextRecordsUrl` without parsing the records) and hands each to tokio's
+//! blocking pool to be parsed, so fetching the next page, parsing this one and consuming the one
+//! before overlap; the stream holds the page being consumed, at most one page waiting (parsed or
+//! being parsed) and one being fetched, so memory stays a few pages whatever the result size.
 //!
 //! ```no_run
 //! # async fn f(client: forcelink_client::Client) -> Result<(), forcelink_client::ClientError> {
@@ -14,13 +16,14 @@
 //! # Ok(()) }
 //! ```
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -152,6 +155,30 @@ impl QueryBuilder<'_> {
         self.stream_as()
     }
 
+    /// Every page as received, records unparsed: for callers that read the records in place
+    /// ([`PageBytes::parse`] borrows strings from the page), e.g. to write them out without
+    /// building a value per record.
+    pub fn pages(self) -> PageStream {
+        match self.first_request() {
+            Ok((req, headers)) => PageStream {
+                client: self.client.clone(),
+                headers,
+                first: Some(Box::new(req)),
+                rx: None,
+                producer: None,
+                failed: None,
+            },
+            Err(e) => PageStream {
+                client: self.client.clone(),
+                headers: Vec::new(),
+                first: None,
+                rx: None,
+                producer: None,
+                failed: Some(e),
+            },
+        }
+    }
+
     /// Every record, page after page, as the caller's type.
     pub fn stream_as<T: DeserializeOwned + Send + 'static>(self) -> RecordStream<T> {
         match self.first_request() {
@@ -177,8 +204,9 @@ pub(crate) struct RawPage {
     pub(crate) headers: reqwest::header::HeaderMap,
 }
 
-/// Most raw pages waiting for the consumer (the producer fetches one more meanwhile).
-const RAW_PAGES_AHEAD: usize = 1;
+/// Most pages waiting for the consumer, parsed or being parsed (the producer fetches one more
+/// meanwhile).
+const PAGES_AHEAD: usize = 1;
 
 /// Finds `nextRecordsUrl` without parsing the records. Salesforce writes `totalSize`, `done`
 /// and `nextRecordsUrl` before `records`; when the key is not in that head (another order, an
@@ -215,23 +243,37 @@ pub(crate) fn next_url(body: &[u8]) -> Option<String> {
 /// refuses goes through the regular decoder, which types the error (HTML, truncated, shape).
 /// Both give the same page or both refuse, except that sonic-rs also takes pages malformed only
 /// where nobody reads (nesting beyond serde_json's 128 levels, bad escapes in fields a typed
-/// record lacks); the fuzz target `client_query_page` checks exactly this.
-pub(crate) fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
+/// record lacks); the fuzz target `client_query_page` checks exactly this. Records may borrow
+/// from the page (`&str`, `Cow<str>`).
+pub(crate) fn decode_page<'a, T: Deserialize<'a>>(raw: &'a RawPage) -> Result<Page<T>, ClientError> {
     if !forcelink_auth::body::looks_like_html(crate::client::content_type(&raw.headers), &raw.body)
         && let Ok(page) = sonic_rs::from_slice::<Page<T>>(&raw.body)
     {
         return Ok(page);
     }
-    crate::client::decode::<Page<T>>(&raw.endpoint, raw.status, &raw.headers, &raw.body)
+    // The regular decoder types the error; a page it takes whole but not as `T` is a shape error.
+    crate::client::decode::<Page<IgnoredAny>>(&raw.endpoint, raw.status, &raw.headers, &raw.body)?;
+    serde_json::from_slice::<Page<T>>(&raw.body).map_err(|e| ClientError::UnexpectedResponse {
+        endpoint: raw.endpoint.clone(),
+        status: raw.status,
+        kind: BodyKind::Shape(forcelink_auth::body::redact(&e.to_string())),
+        excerpt: forcelink_auth::body::excerpt(&raw.body),
+    })
 }
 
+/// What the producer hands the consumer for each page: the raw page, or its parsing under way
+/// on the blocking pool.
+type Produced<P> = Result<P, ClientError>;
+
 /// Fetches raw pages one after another, ahead of the consumer, until the last one, an error,
-/// or the consumer going away.
-async fn produce(
+/// or the consumer going away; `hand` turns each page into what the consumer receives (the page
+/// itself, or its parsing started on the blocking pool).
+async fn produce<P>(
     client: Client,
     mut req: Req,
     headers: Vec<(HeaderName, HeaderValue)>,
-    tx: mpsc::Sender<Result<RawPage, ClientError>>,
+    tx: mpsc::Sender<Produced<P>>,
+    hand: impl Fn(RawPage) -> P,
 ) {
     loop {
         let page = match client.execute(req).await {
@@ -244,7 +286,7 @@ async fn produce(
             }
         };
         let next = next_url(&page.body).map(|u| next_request(&u, &headers));
-        if tx.send(Ok(page)).await.is_err() {
+        if tx.send(Ok(hand(page))).await.is_err() {
             return;
         }
         match next {
@@ -258,6 +300,15 @@ async fn produce(
     }
 }
 
+/// A page being parsed on the blocking pool.
+type Parsing<T> = JoinHandle<Result<Page<T>, ClientError>>;
+
+fn parse_on_blocking_pool<T: DeserializeOwned + Send + 'static>(raw: RawPage) -> Parsing<T> {
+    // Parsing a page of 2,000 records takes milliseconds of CPU: off the runtime's workers, and
+    // in parallel with fetching the next page and consuming the previous one.
+    tokio::task::spawn_blocking(move || decode_page::<T>(&raw))
+}
+
 /// A lazy stream of records (see the module docs). Ends after the last page or after the first
 /// error, which it yields.
 pub struct RecordStream<T> {
@@ -266,7 +317,9 @@ pub struct RecordStream<T> {
     buffer: std::vec::IntoIter<T>,
     /// The first request, until the producer starts (at the first poll).
     first: Option<Box<Req>>,
-    pages_rx: Option<mpsc::Receiver<Result<RawPage, ClientError>>>,
+    pages_rx: Option<mpsc::Receiver<Produced<Parsing<T>>>>,
+    /// The page the stream waits for, being parsed.
+    parsing: Option<Parsing<T>>,
     producer: Option<JoinHandle<()>>,
     failed: Option<ClientError>,
     total_size: Option<u64>,
@@ -302,6 +355,7 @@ impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
             buffer: Vec::new().into_iter(),
             first: None,
             pages_rx: None,
+            parsing: None,
             producer: None,
             failed: None,
             total_size: None,
@@ -333,9 +387,10 @@ impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
 
     fn start(&mut self) {
         if let Some(req) = self.first.take() {
-            let (tx, rx) = mpsc::channel(RAW_PAGES_AHEAD);
+            let (tx, rx) = mpsc::channel(PAGES_AHEAD);
             self.pages_rx = Some(rx);
-            self.producer = Some(tokio::spawn(produce(self.client.clone(), *req, self.headers.clone(), tx)));
+            let producer = produce(self.client.clone(), *req, self.headers.clone(), tx, parse_on_blocking_pool::<T>);
+            self.producer = Some(tokio::spawn(producer));
         }
     }
 }
@@ -356,6 +411,25 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                 return Poll::Ready(Some(Err(e)));
             }
             this.start();
+            if let Some(parsing) = &mut this.parsing {
+                let parsed = match Pin::new(parsing).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r,
+                };
+                this.parsing = None;
+                match parsed.unwrap_or_else(|e| Err(parser_stopped(&e))) {
+                    Ok(page) => {
+                        this.pages += 1;
+                        this.total_size.get_or_insert(page.total_size);
+                        this.buffer = page.records.into_iter();
+                    }
+                    Err(e) => {
+                        this.pages_rx = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                continue;
+            }
             let Some(rx) = &mut this.pages_rx else { return Poll::Ready(None) };
             match rx.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -367,17 +441,96 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                     this.pages_rx = None;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(raw))) => match decode_page::<T>(&raw) {
-                    Ok(page) => {
-                        this.pages += 1;
-                        this.total_size.get_or_insert(page.total_size);
-                        this.buffer = page.records.into_iter();
-                    }
-                    Err(e) => {
-                        this.pages_rx = None;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                },
+                Poll::Ready(Some(Ok(parsing))) => this.parsing = Some(parsing),
+            }
+        }
+    }
+}
+
+/// A parse that never finished (the runtime shutting down).
+fn parser_stopped(e: &tokio::task::JoinError) -> ClientError {
+    ClientError::UnexpectedResponse {
+        endpoint: "query".to_owned(),
+        status: 200,
+        kind: BodyKind::Shape(format!("the page was not parsed: {e}")),
+        excerpt: String::new(),
+    }
+}
+
+/// One page of a query answer as received, its records not parsed yet (see
+/// [`QueryBuilder::pages`]).
+pub struct PageBytes {
+    raw: RawPage,
+}
+
+impl std::fmt::Debug for PageBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageBytes").field("endpoint", &self.raw.endpoint).field("bytes", &self.raw.body.len()).finish()
+    }
+}
+
+impl PageBytes {
+    /// The body as Salesforce sent it (JSON).
+    pub fn body(&self) -> &[u8] {
+        &self.raw.body
+    }
+
+    /// Parses the page; records may borrow from it (`&str`, `Cow<str>`, or a type of the
+    /// caller's that keeps borrowed text). Unusable bodies become typed errors, as for
+    /// [`RecordStream`].
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<Page<T>, ClientError> {
+        decode_page(&self.raw)
+    }
+}
+
+/// A lazy stream of query pages, records unparsed ([`QueryBuilder::pages`]): the same producer
+/// as [`RecordStream`], fetching the next page while this one is read. Ends after the last page
+/// or after the first error, which it yields.
+pub struct PageStream {
+    client: Client,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The first request, until the producer starts (at the first poll).
+    first: Option<Box<Req>>,
+    rx: Option<mpsc::Receiver<Produced<RawPage>>>,
+    producer: Option<JoinHandle<()>>,
+    failed: Option<ClientError>,
+}
+
+impl std::fmt::Debug for PageStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageStream").field("started", &self.producer.is_some()).finish()
+    }
+}
+
+impl Drop for PageStream {
+    fn drop(&mut self) {
+        if let Some(h) = &self.producer {
+            h.abort();
+        }
+    }
+}
+
+impl Stream for PageStream {
+    type Item = Result<PageBytes, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(req) = this.first.take() {
+            let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+            this.rx = Some(rx);
+            let producer = produce(this.client.clone(), *req, std::mem::take(&mut this.headers), tx, |raw| raw);
+            this.producer = Some(tokio::spawn(producer));
+        }
+        let Some(rx) = &mut this.rx else { return Poll::Ready(None) };
+        match rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(raw))) => Poll::Ready(Some(Ok(PageBytes { raw }))),
+            Poll::Ready(other) => {
+                this.rx = None;
+                Poll::Ready(other.map(|r| r.map(|raw| PageBytes { raw })))
             }
         }
     }
