@@ -26,8 +26,9 @@ done
 say "building the release binary and the client example"
 cargo build --release --quiet -p forcelink-cli
 cargo build --release --quiet -p forcelink-client --example query_stream
-BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/forcelink"
-RUN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/examples/query_stream"
+TARGET="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+BIN="$TARGET/release/forcelink"
+RUN="$TARGET/release/examples/query_stream"
 
 say "starting the playground with $RECORDS generated Accounts"
 "$BIN" playground --port 0 --instance-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
