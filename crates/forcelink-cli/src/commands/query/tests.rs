@@ -72,16 +72,19 @@ fn pages() -> Vec<String> {
                 _ => r#"{"totalSize":1,"done":true,"records":[{"attributes":{"type":"Case"},"Subject":"one"}]}"#
                     .to_owned(),
             };
-            let late = if n >= 230 && n % 7 == 0 {
+            let late = if n >= 230 && n.is_multiple_of(7) {
                 format!(r#","Late__c":{number},"Tags":[1,"x",null,{{"k":true}}]"#)
             } else {
                 String::new()
             };
-            let repeated =
-                if n % 11 == 0 { r#","Dup":1,"Other":false,"Dup":"second""# } else { r#","Dup":0,"Other":true"# };
+            let repeated = if n.is_multiple_of(11) {
+                r#","Dup":1,"Other":false,"Dup":"second""#
+            } else {
+                r#","Dup":0,"Other":true"#
+            };
             records.push(format!(
                 r#"{{"attributes":{{"type":"Contact","url":"/services/data/v64.0/sobjects/Contact/003x{n}"}},"Id":"003x{n}","Name":{name},"Amount__c":{number},"Active__c":{active},"Account":{account},"Cases":{children}{repeated}{late}}}"#,
-                active = if n % 2 == 0 { "true" } else { "false" },
+                active = if n.is_multiple_of(2) { "true" } else { "false" },
             ));
             n += 1;
         }
