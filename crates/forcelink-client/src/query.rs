@@ -1,10 +1,9 @@
 //! SOQL `query` and `queryAll`: the first [`Page`], a lazy [`RecordStream`] that follows
 //! `nextRecordsUrl`, or the same pages unparsed as a [`PageStream`] (for callers that read
 //! records in place, borrowing from the page). A producer task fetches the raw pages ahead of the
-//! consumer (it finds `nextRecordsUrl` without parsing the records) and hands each to tokio's
-//! blocking pool to be parsed, so fetching the next page, parsing this one and consuming the one
-//! before overlap; the stream holds the page being consumed, at most one page waiting (parsed or
-//! being parsed) and one being fetched, so memory stays a few pages whatever the result size.
+//! consumer (it finds `nextRecordsUrl` without parsing the records), so fetching the next page
+//! overlaps parsing and consuming this one; the stream holds the page being consumed, at most one
+//! raw page waiting and one being fetched, so memory stays a few pages whatever the result size.
 //!
 //! ```no_run
 //! # async fn f(client: forcelink_client::Client) -> Result<(), forcelink_client::ClientError> {
@@ -16,7 +15,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -204,8 +202,7 @@ pub(crate) struct RawPage {
     pub(crate) headers: reqwest::header::HeaderMap,
 }
 
-/// Most pages waiting for the consumer, parsed or being parsed (the producer fetches one more
-/// meanwhile).
+/// Most raw pages waiting for the consumer (the producer fetches one more meanwhile).
 const PAGES_AHEAD: usize = 1;
 
 /// Finds `nextRecordsUrl` without parsing the records. Salesforce writes `totalSize`, `done`
@@ -261,13 +258,11 @@ pub(crate) fn decode_page<'a, T: Deserialize<'a>>(raw: &'a RawPage) -> Result<Pa
     })
 }
 
-/// What the producer hands the consumer for each page: the raw page, or its parsing under way
-/// on the blocking pool.
+/// What the producer hands the consumer for each page.
 type Produced<P> = Result<P, ClientError>;
 
 /// Fetches raw pages one after another, ahead of the consumer, until the last one, an error,
-/// or the consumer going away; `hand` turns each page into what the consumer receives (the page
-/// itself, or its parsing started on the blocking pool).
+/// or the consumer going away; `hand` turns each page into what the consumer receives.
 async fn produce<P>(
     client: Client,
     mut req: Req,
@@ -300,15 +295,6 @@ async fn produce<P>(
     }
 }
 
-/// A page being parsed on the blocking pool.
-type Parsing<T> = JoinHandle<Result<Page<T>, ClientError>>;
-
-fn parse_on_blocking_pool<T: DeserializeOwned + Send + 'static>(raw: RawPage) -> Parsing<T> {
-    // Parsing a page of 2,000 records takes milliseconds of CPU: off the runtime's workers, and
-    // in parallel with fetching the next page and consuming the previous one.
-    tokio::task::spawn_blocking(move || decode_page::<T>(&raw))
-}
-
 /// A lazy stream of records (see the module docs). Ends after the last page or after the first
 /// error, which it yields.
 pub struct RecordStream<T> {
@@ -317,9 +303,7 @@ pub struct RecordStream<T> {
     buffer: std::vec::IntoIter<T>,
     /// The first request, until the producer starts (at the first poll).
     first: Option<Box<Req>>,
-    pages_rx: Option<mpsc::Receiver<Produced<Parsing<T>>>>,
-    /// The page the stream waits for, being parsed.
-    parsing: Option<Parsing<T>>,
+    pages_rx: Option<mpsc::Receiver<Produced<RawPage>>>,
     producer: Option<JoinHandle<()>>,
     failed: Option<ClientError>,
     total_size: Option<u64>,
@@ -355,7 +339,6 @@ impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
             buffer: Vec::new().into_iter(),
             first: None,
             pages_rx: None,
-            parsing: None,
             producer: None,
             failed: None,
             total_size: None,
@@ -389,7 +372,7 @@ impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
         if let Some(req) = self.first.take() {
             let (tx, rx) = mpsc::channel(PAGES_AHEAD);
             self.pages_rx = Some(rx);
-            let producer = produce(self.client.clone(), *req, self.headers.clone(), tx, parse_on_blocking_pool::<T>);
+            let producer = produce(self.client.clone(), *req, self.headers.clone(), tx, |raw| raw);
             self.producer = Some(tokio::spawn(producer));
         }
     }
@@ -411,25 +394,6 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                 return Poll::Ready(Some(Err(e)));
             }
             this.start();
-            if let Some(parsing) = &mut this.parsing {
-                let parsed = match Pin::new(parsing).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r,
-                };
-                this.parsing = None;
-                match parsed.unwrap_or_else(|e| Err(parser_stopped(&e))) {
-                    Ok(page) => {
-                        this.pages += 1;
-                        this.total_size.get_or_insert(page.total_size);
-                        this.buffer = page.records.into_iter();
-                    }
-                    Err(e) => {
-                        this.pages_rx = None;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                }
-                continue;
-            }
             let Some(rx) = &mut this.pages_rx else { return Poll::Ready(None) };
             match rx.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -441,19 +405,21 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                     this.pages_rx = None;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(parsing))) => this.parsing = Some(parsing),
+                // Parsed here, on the consumer's task: on a machine with few cores a parser thread
+                // of its own only adds hand-offs (measured in bench/README.md).
+                Poll::Ready(Some(Ok(raw))) => match decode_page::<T>(&raw) {
+                    Ok(page) => {
+                        this.pages += 1;
+                        this.total_size.get_or_insert(page.total_size);
+                        this.buffer = page.records.into_iter();
+                    }
+                    Err(e) => {
+                        this.pages_rx = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
             }
         }
-    }
-}
-
-/// A parse that never finished (the runtime shutting down).
-fn parser_stopped(e: &tokio::task::JoinError) -> ClientError {
-    ClientError::UnexpectedResponse {
-        endpoint: "query".to_owned(),
-        status: 200,
-        kind: BodyKind::Shape(format!("the page was not parsed: {e}")),
-        excerpt: String::new(),
     }
 }
 
