@@ -189,6 +189,43 @@ impl Progress {
     }
 }
 
+/// Bytes sent of a known total, as a bar on stderr when it is a terminal (nothing otherwise:
+/// scripted runs get the result alone).
+pub(crate) struct ByteProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ByteProgress {
+    pub(crate) fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar }
+    }
+
+    /// A callback moving the bar (`(sent, total)`), when there is a bar.
+    pub(crate) fn hook(&self) -> Option<std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>> {
+        let bar = self.bar.clone()?;
+        Some(std::sync::Arc::new(move |sent, total| {
+            bar.set_length(total);
+            bar.set_position(sent);
+        }))
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Standard output for data a command streams (CSV rows of an export), unbuffered here: the
 /// writer flushes at the end.
 pub(crate) fn data_out() -> tokio::io::Stdout {

@@ -13,14 +13,14 @@
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
 use forcelink_auth::secret::Password;
-use rand::Rng;
 use reqwest::Method;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
+
+mod document;
+
+pub use document::{DocumentUploaded, MAX_MULTIPART_FILE_BYTES, UploadDocument, UploadFile, UploadProgress};
 
 use crate::client::{Client, Req};
 use crate::error::{ApiError, ClientError};
@@ -247,75 +247,6 @@ impl fmt::Debug for PasswordReset {
             .field("generated_password", &self.generated_password)
             .finish()
     }
-}
-
-fn b64_in<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-    let s = String::deserialize(d)?;
-    STANDARD.decode(s.trim()).map(Bytes::from).map_err(serde::de::Error::custom)
-}
-fn b64_out<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
-    STANDARD.encode(b).serialize(s)
-}
-
-/// `upload-document` input: a new file (ContentVersion), optionally linked to a record.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadDocument {
-    /// The file's `Title`.
-    pub title: String,
-    /// The file name, with its extension (`PathOnClient`).
-    pub file_name: String,
-    /// The content, base64 in JSON.
-    #[serde(rename = "content_base64", deserialize_with = "b64_in", serialize_with = "b64_out")]
-    pub content: Bytes,
-    /// A record to share the file with (ContentDocumentLink).
-    #[serde(default)]
-    pub link_to: Option<String>,
-    /// `V` (viewer, the default), `C` (collaborator) or `I` (inferred).
-    #[serde(default)]
-    pub share_type: Option<String>,
-    /// The file's `Description`.
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-impl fmt::Debug for UploadDocument {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UploadDocument")
-            .field("title", &self.title)
-            .field("file_name", &self.file_name)
-            .field("bytes", &self.content.len())
-            .field("link_to", &self.link_to)
-            .finish()
-    }
-}
-
-impl UploadDocument {
-    /// A document with no link, share type or description (set those fields when needed).
-    pub fn new(title: impl Into<String>, file_name: impl Into<String>, content: impl Into<Bytes>) -> Self {
-        Self {
-            title: title.into(),
-            file_name: file_name.into(),
-            content: content.into(),
-            link_to: None,
-            share_type: None,
-            description: None,
-        }
-    }
-}
-
-/// What upload-document created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DocumentUploaded {
-    /// The new ContentVersion's id (`068…`).
-    pub content_version_id: String,
-    /// Its ContentDocument's id (`069…`).
-    pub content_document_id: String,
-    /// The ContentDocumentLink's id when `link_to` was given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_document_link_id: Option<String>,
-    /// How the file went: `json` (base64) or `multipart`.
-    pub transfer: String,
 }
 
 /// The actions, by the names [`run`] takes.
@@ -604,83 +535,6 @@ impl Actions<'_> {
             }
         }
     }
-
-    /// Uploads a file as a new ContentVersion (base64 JSON up to the multipart threshold,
-    /// multipart/form-data above), then links its document to `link_to` when given.
-    pub async fn upload_document(&self, input: UploadDocument) -> Result<DocumentUploaded, ClientError> {
-        let c = self.client;
-        if input.title.trim().is_empty() || input.file_name.trim().is_empty() {
-            return Err(ClientError::InvalidInput("upload-document needs a title and a file name".into()));
-        }
-        let link_to = input.link_to.as_deref().map(RecordId::new).transpose()?;
-        let mut entity = json!({"Title": input.title, "PathOnClient": input.file_name});
-        if let Some(d) = &input.description {
-            entity["Description"] = json!(d);
-        }
-        let (req, transfer) = if input.content.len() <= self.multipart_threshold {
-            entity["VersionData"] = json!(STANDARD.encode(&input.content));
-            (Req::data(Method::POST, ["sobjects", "ContentVersion"]).json(&entity)?, "json")
-        } else {
-            let (body, content_type) = multipart(&entity, &input.file_name, &input.content);
-            let mut req = Req::data(Method::POST, ["sobjects", "ContentVersion"]);
-            req.body = Some((body, content_type));
-            (req, "multipart")
-        };
-        let resp = c.execute(req).await?;
-        let saved: crate::sobjects::SaveResult = resp.json()?;
-        let version_id = saved.id.filter(|_| saved.success).ok_or_else(|| ClientError::Api {
-            endpoint: resp.endpoint.clone(),
-            error: saved.errors.first().cloned().unwrap_or(ApiError {
-                status: resp.status,
-                error_code: "UNKNOWN".into(),
-                message: "the upload reported no id".into(),
-                fields: Vec::new(),
-            }),
-            others: Vec::new(),
-        })?;
-        let doc = c.sobject("ContentVersion")?.retrieve(&version_id)?.fields(["ContentDocumentId"])?.send().await?;
-        let document_id = doc["ContentDocumentId"].as_str().unwrap_or_default().to_owned();
-        let link_id = match link_to {
-            Some(record) => {
-                let link = json!({
-                    "ContentDocumentId": document_id,
-                    "LinkedEntityId": record.as_str(),
-                    "ShareType": input.share_type.as_deref().unwrap_or("V"),
-                });
-                Some(c.sobject("ContentDocumentLink")?.create(&link).send().await?.id.to_string())
-            }
-            None => None,
-        };
-        Ok(DocumentUploaded {
-            content_version_id: version_id,
-            content_document_id: document_id,
-            content_document_link_id: link_id,
-            transfer: transfer.to_owned(),
-        })
-    }
-}
-
-/// A `multipart/form-data` body: the `entity_content` JSON part, then the `VersionData` file
-/// part (Salesforce's blob insert format, wire reference §9).
-fn multipart(entity: &Value, file_name: &str, content: &[u8]) -> (Bytes, String) {
-    let boundary: String = {
-        let mut rng = rand::thread_rng();
-        (0..32).map(|_| char::from(rng.sample(rand::distributions::Alphanumeric))).collect()
-    };
-    let safe_name: String =
-        file_name.chars().map(|c| if matches!(c, '"' | '\r' | '\n' | '\\') { '_' } else { c }).collect();
-    let mut body = Vec::with_capacity(content.len() + 512);
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
-    body.extend_from_slice(entity.to_string().as_bytes());
-    body.extend_from_slice(
-        format!(
-            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"VersionData\"; filename=\"{safe_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (Bytes::from(body), format!("multipart/form-data; boundary={boundary}"))
 }
 
 #[cfg(test)]
@@ -695,8 +549,6 @@ mod tests {
         let input: ResetPassword =
             serde_json::from_value(json!({"user": "a@b.c", "new_password": "S3cret!!"})).unwrap();
         assert!(!format!("{input:?}").contains("S3cret"));
-        let up = UploadDocument::new("t", "f.txt", Bytes::from_static(b"secret file body"));
-        assert!(!format!("{up:?}").contains("secret file"));
     }
 
     #[test]

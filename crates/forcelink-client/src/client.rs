@@ -227,13 +227,16 @@ pub(crate) struct Req {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Option<(Bytes, String)>,
+    /// A body read from a file while it is sent (opened again for every attempt), and its
+    /// content type; takes the place of `body`.
+    pub(crate) file_body: Option<(crate::upload::FileBody, String)>,
     pub(crate) idempotency: Idempotency,
 }
 
 impl Req {
     pub(crate) fn new(method: Method, target: Target) -> Self {
         let idempotency = Idempotency::of(&method);
-        Self { method, target, query: Vec::new(), headers: Vec::new(), body: None, idempotency }
+        Self { method, target, query: Vec::new(), headers: Vec::new(), body: None, file_body: None, idempotency }
     }
     pub(crate) fn data<I, S>(method: Method, segments: I) -> Self
     where
@@ -549,6 +552,17 @@ impl Client {
         }
         if let Some((bytes, content_type)) = &req.body {
             rb = rb.header(header::CONTENT_TYPE, content_type.as_str()).body(bytes.clone());
+        }
+        if let Some((file, content_type)) = &req.file_body {
+            let body = match file.open().await {
+                Ok(b) => b,
+                // Not retried: the file would be as unreadable the next time.
+                Err(error) => return Attempt::Failed { error, connected: true },
+            };
+            rb = rb
+                .header(header::CONTENT_TYPE, content_type.as_str())
+                .header(header::CONTENT_LENGTH, file.len())
+                .body(body);
         }
         let transport = |e: &reqwest::Error| ClientError::Transport {
             endpoint: endpoint.to_owned(),

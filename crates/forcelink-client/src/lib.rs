@@ -82,6 +82,7 @@ pub mod resources;
 pub mod sobjects;
 pub mod soql;
 pub mod types;
+mod upload;
 pub mod version;
 
 pub use broker::BrokerTokens;
@@ -90,7 +91,7 @@ pub use client::{Client, ClientBuilder, ClientStats, RawResponse};
 pub use describe::{DescribeGlobal, FieldDescribe, SObjectDescribe};
 pub use error::{ApiError, BodyKind, ClientError};
 pub use limits::{LimitInfo, Usage};
-pub use query::{Page, RecordStream};
+pub use query::{Page, PageBytes, PageStream, RecordStream};
 pub use sobjects::{Created, SaveResult, Upserted};
 pub use types::{FieldName, RecordId, SObjectType};
 pub use version::{ApiVersion, DEFAULT_API_VERSION};

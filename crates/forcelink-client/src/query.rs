@@ -1,8 +1,9 @@
-//! SOQL `query` and `queryAll`: the first [`Page`], or a lazy [`RecordStream`] that follows
-//! `nextRecordsUrl`. A producer task fetches the raw pages ahead of the consumer (it finds
-//! `nextRecordsUrl` without parsing the records), so fetching the next page overlaps parsing
-//! and consuming this one; the stream holds the page being consumed, at most one raw page
-//! waiting and one being fetched, so memory stays a few pages whatever the result size.
+//! SOQL `query` and `queryAll`: the first [`Page`], a lazy [`RecordStream`] that follows
+//! `nextRecordsUrl`, or the same pages unparsed as a [`PageStream`] (for callers that read
+//! records in place, borrowing from the page). A producer task fetches the raw pages ahead of the
+//! consumer (it finds `nextRecordsUrl` without parsing the records), so fetching the next page
+//! overlaps parsing and consuming this one; the stream holds the page being consumed, at most one
+//! raw page waiting and one being fetched, so memory stays a few pages whatever the result size.
 //!
 //! ```no_run
 //! # async fn f(client: forcelink_client::Client) -> Result<(), forcelink_client::ClientError> {
@@ -20,7 +21,7 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -152,6 +153,30 @@ impl QueryBuilder<'_> {
         self.stream_as()
     }
 
+    /// Every page as received, records unparsed: for callers that read the records in place
+    /// ([`PageBytes::parse`] borrows strings from the page), e.g. to write them out without
+    /// building a value per record.
+    pub fn pages(self) -> PageStream {
+        match self.first_request() {
+            Ok((req, headers)) => PageStream {
+                client: self.client.clone(),
+                headers,
+                first: Some(Box::new(req)),
+                rx: None,
+                producer: None,
+                failed: None,
+            },
+            Err(e) => PageStream {
+                client: self.client.clone(),
+                headers: Vec::new(),
+                first: None,
+                rx: None,
+                producer: None,
+                failed: Some(e),
+            },
+        }
+    }
+
     /// Every record, page after page, as the caller's type.
     pub fn stream_as<T: DeserializeOwned + Send + 'static>(self) -> RecordStream<T> {
         match self.first_request() {
@@ -178,7 +203,7 @@ pub(crate) struct RawPage {
 }
 
 /// Most raw pages waiting for the consumer (the producer fetches one more meanwhile).
-const RAW_PAGES_AHEAD: usize = 1;
+const PAGES_AHEAD: usize = 1;
 
 /// Finds `nextRecordsUrl` without parsing the records. Salesforce writes `totalSize`, `done`
 /// and `nextRecordsUrl` before `records`; when the key is not in that head (another order, an
@@ -215,23 +240,35 @@ pub(crate) fn next_url(body: &[u8]) -> Option<String> {
 /// refuses goes through the regular decoder, which types the error (HTML, truncated, shape).
 /// Both give the same page or both refuse, except that sonic-rs also takes pages malformed only
 /// where nobody reads (nesting beyond serde_json's 128 levels, bad escapes in fields a typed
-/// record lacks); the fuzz target `client_query_page` checks exactly this.
-pub(crate) fn decode_page<T: DeserializeOwned>(raw: &RawPage) -> Result<Page<T>, ClientError> {
+/// record lacks); the fuzz target `client_query_page` checks exactly this. Records may borrow
+/// from the page (`&str`, `Cow<str>`).
+pub(crate) fn decode_page<'a, T: Deserialize<'a>>(raw: &'a RawPage) -> Result<Page<T>, ClientError> {
     if !forcelink_auth::body::looks_like_html(crate::client::content_type(&raw.headers), &raw.body)
         && let Ok(page) = sonic_rs::from_slice::<Page<T>>(&raw.body)
     {
         return Ok(page);
     }
-    crate::client::decode::<Page<T>>(&raw.endpoint, raw.status, &raw.headers, &raw.body)
+    // The regular decoder types the error; a page it takes whole but not as `T` is a shape error.
+    crate::client::decode::<Page<IgnoredAny>>(&raw.endpoint, raw.status, &raw.headers, &raw.body)?;
+    serde_json::from_slice::<Page<T>>(&raw.body).map_err(|e| ClientError::UnexpectedResponse {
+        endpoint: raw.endpoint.clone(),
+        status: raw.status,
+        kind: BodyKind::Shape(forcelink_auth::body::redact(&e.to_string())),
+        excerpt: forcelink_auth::body::excerpt(&raw.body),
+    })
 }
 
+/// What the producer hands the consumer for each page.
+type Produced<P> = Result<P, ClientError>;
+
 /// Fetches raw pages one after another, ahead of the consumer, until the last one, an error,
-/// or the consumer going away.
-async fn produce(
+/// or the consumer going away; `hand` turns each page into what the consumer receives.
+async fn produce<P>(
     client: Client,
     mut req: Req,
     headers: Vec<(HeaderName, HeaderValue)>,
-    tx: mpsc::Sender<Result<RawPage, ClientError>>,
+    tx: mpsc::Sender<Produced<P>>,
+    hand: impl Fn(RawPage) -> P,
 ) {
     loop {
         let page = match client.execute(req).await {
@@ -244,7 +281,7 @@ async fn produce(
             }
         };
         let next = next_url(&page.body).map(|u| next_request(&u, &headers));
-        if tx.send(Ok(page)).await.is_err() {
+        if tx.send(Ok(hand(page))).await.is_err() {
             return;
         }
         match next {
@@ -266,7 +303,7 @@ pub struct RecordStream<T> {
     buffer: std::vec::IntoIter<T>,
     /// The first request, until the producer starts (at the first poll).
     first: Option<Box<Req>>,
-    pages_rx: Option<mpsc::Receiver<Result<RawPage, ClientError>>>,
+    pages_rx: Option<mpsc::Receiver<Produced<RawPage>>>,
     producer: Option<JoinHandle<()>>,
     failed: Option<ClientError>,
     total_size: Option<u64>,
@@ -333,9 +370,10 @@ impl<T: DeserializeOwned + Send + 'static> RecordStream<T> {
 
     fn start(&mut self) {
         if let Some(req) = self.first.take() {
-            let (tx, rx) = mpsc::channel(RAW_PAGES_AHEAD);
+            let (tx, rx) = mpsc::channel(PAGES_AHEAD);
             self.pages_rx = Some(rx);
-            self.producer = Some(tokio::spawn(produce(self.client.clone(), *req, self.headers.clone(), tx)));
+            let producer = produce(self.client.clone(), *req, self.headers.clone(), tx, |raw| raw);
+            self.producer = Some(tokio::spawn(producer));
         }
     }
 }
@@ -367,6 +405,8 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                     this.pages_rx = None;
                     return Poll::Ready(Some(Err(e)));
                 }
+                // Parsed here, on the consumer's task: on a machine with few cores a parser thread
+                // of its own only adds hand-offs (measured in bench/README.md).
                 Poll::Ready(Some(Ok(raw))) => match decode_page::<T>(&raw) {
                     Ok(page) => {
                         this.pages += 1;
@@ -378,6 +418,85 @@ impl<T: DeserializeOwned + Send + 'static> Stream for RecordStream<T> {
                         return Poll::Ready(Some(Err(e)));
                     }
                 },
+            }
+        }
+    }
+}
+
+/// One page of a query answer as received, its records not parsed yet (see
+/// [`QueryBuilder::pages`]).
+pub struct PageBytes {
+    raw: RawPage,
+}
+
+impl std::fmt::Debug for PageBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageBytes").field("endpoint", &self.raw.endpoint).field("bytes", &self.raw.body.len()).finish()
+    }
+}
+
+impl PageBytes {
+    /// The body as Salesforce sent it (JSON).
+    pub fn body(&self) -> &[u8] {
+        &self.raw.body
+    }
+
+    /// Parses the page; records may borrow from it (`&str`, `Cow<str>`, or a type of the
+    /// caller's that keeps borrowed text). Unusable bodies become typed errors, as for
+    /// [`RecordStream`].
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<Page<T>, ClientError> {
+        decode_page(&self.raw)
+    }
+}
+
+/// A lazy stream of query pages, records unparsed ([`QueryBuilder::pages`]): the same producer
+/// as [`RecordStream`], fetching the next page while this one is read. Ends after the last page
+/// or after the first error, which it yields.
+pub struct PageStream {
+    client: Client,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The first request, until the producer starts (at the first poll).
+    first: Option<Box<Req>>,
+    rx: Option<mpsc::Receiver<Produced<RawPage>>>,
+    producer: Option<JoinHandle<()>>,
+    failed: Option<ClientError>,
+}
+
+impl std::fmt::Debug for PageStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageStream").field("started", &self.producer.is_some()).finish()
+    }
+}
+
+impl Drop for PageStream {
+    fn drop(&mut self) {
+        if let Some(h) = &self.producer {
+            h.abort();
+        }
+    }
+}
+
+impl Stream for PageStream {
+    type Item = Result<PageBytes, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(req) = this.first.take() {
+            let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+            this.rx = Some(rx);
+            let producer = produce(this.client.clone(), *req, std::mem::take(&mut this.headers), tx, |raw| raw);
+            this.producer = Some(tokio::spawn(producer));
+        }
+        let Some(rx) = &mut this.rx else { return Poll::Ready(None) };
+        match rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(raw))) => Poll::Ready(Some(Ok(PageBytes { raw }))),
+            Poll::Ready(other) => {
+                this.rx = None;
+                Poll::Ready(other.map(|r| r.map(|raw| PageBytes { raw })))
             }
         }
     }

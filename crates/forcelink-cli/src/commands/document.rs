@@ -1,5 +1,6 @@
 //! `forcelink document upload`: a file as a ContentVersion (forcelink-client's upload action),
-//! optionally shared with a record.
+//! optionally shared with a record; a large file is read while it is sent, with a progress bar
+//! on a terminal.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use forcelink_store::AuditAction;
 use super::{ConnectionArg, api_client, audit};
 use crate::failure::Failure;
 use crate::outcome::Outcome;
+use crate::output;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Subcommand)]
@@ -35,23 +37,30 @@ pub enum DocumentCommand {
 
 pub async fn run(settings: &Settings, command: DocumentCommand) -> Result<Outcome, Failure> {
     let DocumentCommand::Upload { file, title, link_to, share_type, description, conn } = command;
-    let content = std::fs::read(&file).map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
-    let file_name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::usage(format!("{} has no file name", file.display())))?
-        .to_owned();
-    let title = title.unwrap_or_else(|| {
-        file.file_stem().and_then(|s| s.to_str()).map(str::to_owned).unwrap_or_else(|| file_name.clone())
-    });
-    let mut input = actions::UploadDocument::new(title, file_name, content);
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(Failure::usage(format!("cannot read {}: not a file", file.display()))),
+        Err(e) => return Err(Failure::usage(format!("cannot read {}: {e}", file.display()))),
+    }
+    let mut input =
+        actions::UploadFile::new(&file).map_err(|_| Failure::usage(format!("{} has no file name", file.display())))?;
+    if let Some(t) = title {
+        input.title = t;
+    }
     input.link_to = link_to;
     input.share_type = share_type;
     input.description = description;
     let opened = conn.open(settings).await?;
     let client = api_client(settings, &opened)?;
-    // Called directly, not through the JSON dispatcher: the file is not base64-encoded twice.
-    let uploaded = client.actions().upload_document(input).await?;
+    // The file is read while it is sent (not held in memory), with a bar on a terminal.
+    let bar = output::ByteProgress::new();
+    let input = match bar.hook() {
+        Some(hook) => input.on_progress(hook),
+        None => input,
+    };
+    let uploaded = client.actions().upload_document_file(input).await;
+    bar.finish();
+    let uploaded = uploaded?;
     let out = serde_json::to_value(&uploaded).map_err(|e| Failure::failed(e.to_string()))?;
     let subject = uploaded.content_version_id.clone();
     let action = AuditAction::Action("upload-document".to_owned());

@@ -1,10 +1,13 @@
 //! `forcelink search`: a SOSL search; the records come out through `query`'s writer (table,
 //! JSON, NDJSON or CSV).
 
+use std::io::Write;
+
 use super::ConnectionArg;
-use super::query::{Format, RecordWriter};
+use super::query::{Format, Node, RecordWriter};
 use crate::failure::Failure;
 use crate::outcome::Outcome;
+use crate::output;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
@@ -28,11 +31,12 @@ pub async fn run(settings: &Settings, args: SearchArgs, json_mode: bool) -> Resu
     let format = if json_mode { Format::Json } else { args.format };
     let mut writer = RecordWriter::new(format, json_mode);
     let count = records.len() as u64;
-    for r in records {
-        if writer.write(r).is_err() {
-            return Ok(Outcome::streamed());
-        }
+    for r in &records {
+        writer.write(&Node::from_value(r));
     }
-    let _ = writer.finish(count, Some(count), None);
+    writer.finish(count, Some(count), None);
+    let mut out = output::stdout_writer();
+    // stdout closed (e.g. `| head`): stop quietly, as other filters do.
+    let _ = out.write_all(&writer.take_output()).and_then(|()| out.flush());
     Ok(Outcome::streamed())
 }

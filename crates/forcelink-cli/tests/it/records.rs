@@ -229,6 +229,19 @@ async fn user_actions_and_document_upload() {
         .await;
     assert_eq!(links["records"][0]["ContentDocumentId"], up["content_document_id"]);
 
+    // Above the 10 MiB JSON limit the file goes multipart, read from disk while it is sent.
+    let big = home.path("scan.bin");
+    let content: Vec<u8> = (0..10 * 1024 * 1024 + 777u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+    std::fs::write(&big, &content).expect("write the large document");
+    let up = home.json(&["document", "upload", big.to_str().expect("path")]).await;
+    assert_eq!(up["transfer"], "multipart", "{up}");
+    let version = up["content_version_id"].as_str().expect("version id");
+    let cv = home.json(&["sobject", "get", "ContentVersion", version, "--fields", "ContentSize,Title"]).await;
+    assert_eq!((cv["ContentSize"].as_u64(), cv["Title"].as_str()), (Some(content.len() as u64), Some("scan")));
+    let missing = home.run(&["document", "upload", home.path("nope.pdf").to_str().expect("path")]).await;
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(missing.stderr.contains("cannot read"), "{missing:?}");
+
     // The audit log names the actions, never a password.
     let audit = home.run(&["store", "audit", "--json"]).await.ok();
     assert!(audit.stdout.contains("action.freeze-user"), "{}", audit.stdout);

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use forcelink_auth::flows::password::UsernamePassword;
 use forcelink_auth::secret::{ClientSecret, Password};
 use forcelink_auth::{AppCredentials, Endpoints, SystemClock, TokenSource, Transport, UrlPolicy};
-use forcelink_client::actions::{self, ActionName, ResetPassword, UploadDocument};
+use forcelink_client::actions::{self, ActionName, ResetPassword, UploadDocument, UploadFile};
 use forcelink_client::{Client, ClientError};
 use serde_json::{Value, json};
 
@@ -174,6 +174,46 @@ async fn upload_document_as_base64_or_multipart_and_link_it() {
     let v = client.sobject("ContentVersion").unwrap().retrieve(out["content_version_id"].as_str().unwrap()).unwrap();
     let v: Value = v.fields(["ContentSize", "FileExtension"]).unwrap().send().await.unwrap();
     assert_eq!((v["ContentSize"].as_i64(), v["FileExtension"].as_str()), (Some(5), Some("txt")));
+}
+
+#[tokio::test]
+async fn a_file_upload_is_streamed_from_disk_and_arrives_intact() {
+    let pg = spawn_playground().await;
+    let (client, _) = admin_client(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.bin");
+    // 3 MiB and a bit, not a multiple of the read size, every byte value, no two chunks alike.
+    let content: Vec<u8> = (0..3 * 1024 * 1024 + 4321u32).map(|i| (i ^ (i >> 11)) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = seen.clone();
+    let mut input = UploadFile::new(&path).unwrap().on_progress(Arc::new(move |sent, total| {
+        hook.lock().unwrap().push((sent, total));
+    }));
+    input.description = Some("streamed".into());
+    let out = client.actions().multipart_threshold(1024 * 1024).upload_document_file(input).await.unwrap();
+    assert_eq!(out.transfer, "multipart");
+    let path_of = format!("sobjects/ContentVersion/{}/VersionData", out.content_version_id);
+    let blob = client.request(reqwest::Method::GET, &path_of).send().await.unwrap();
+    assert!(blob.body.as_ref() == content.as_slice(), "the bytes round-trip ({} bytes back)", blob.body.len());
+    let v = client.sobject("ContentVersion").unwrap().retrieve(&out.content_version_id).unwrap();
+    let v: Value = v.fields(["Title", "PathOnClient", "Description"]).unwrap().send().await.unwrap();
+    assert_eq!((v["Title"].as_str(), v["PathOnClient"].as_str()), (Some("scan"), Some("scan.bin")));
+    assert_eq!(v["Description"], "streamed");
+    // Progress went from 0 up to the whole body (file plus multipart framing), never backwards.
+    let seen = seen.lock().unwrap().clone();
+    let total = seen[0].1;
+    assert!(total > content.len() as u64);
+    assert_eq!((seen[0].0, seen.last().copied()), (0, Some((total, total))));
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0) && seen.len() > 10, "{} steps", seen.len());
+
+    // A small file goes as JSON; a missing one is a clear error before anything is sent.
+    let small = dir.path().join("note.txt");
+    std::fs::write(&small, b"hello").unwrap();
+    let out = client.actions().upload_document_file(UploadFile::new(&small).unwrap()).await.unwrap();
+    assert_eq!(out.transfer, "json");
+    let missing = client.actions().upload_document_file(UploadFile::new(dir.path().join("nope.pdf")).unwrap()).await;
+    assert!(matches!(&missing, Err(ClientError::InvalidInput(m)) if m.contains("nope.pdf")), "{missing:?}");
 }
 
 #[tokio::test]

@@ -47,6 +47,45 @@ async fn a_query_over_many_pages_loses_and_repeats_no_record() {
 }
 
 #[tokio::test]
+async fn unparsed_pages_hold_the_same_records_borrowed_from_the_page() {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Borrowed<'a> {
+        id: &'a str,
+        name: std::borrow::Cow<'a, str>,
+    }
+    let pg = with_accounts().await;
+    let (client, _) = admin_client(&pg);
+    let soql = "SELECT Id, Name FROM Account ORDER BY Name";
+    let mut pages = client.query(soql).batch_size(500).pages();
+    let mut ids = Vec::new();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        let parsed = page.parse::<Borrowed<'_>>().unwrap();
+        assert_eq!(parsed.total_size, ACCOUNTS);
+        for r in &parsed.records {
+            assert!(!r.name.is_empty());
+            ids.push(r.id.to_owned());
+        }
+        count += 1;
+    }
+    assert_eq!(count, ACCOUNTS / 500);
+    let values: Vec<String> = client
+        .query(soql)
+        .batch_size(500)
+        .stream()
+        .map(|r| r.unwrap()["Id"].as_str().unwrap().to_owned())
+        .collect()
+        .await;
+    assert_eq!(ids, values, "the same records in the same order as the parsed stream");
+    // A refused query is the stream's first and only item.
+    let mut bad = client.query("SELECT Nope FROM Account").pages();
+    assert!(matches!(bad.next().await, Some(Err(ClientError::Api { .. }))));
+    assert!(bad.next().await.is_none());
+}
+
+#[tokio::test]
 async fn a_401_mid_pagination_renews_once_and_continues() {
     let pg = with_accounts().await;
     let provider = Recording::new(admin_provider(&pg));
