@@ -12,6 +12,8 @@
 #   ROUNDS    direct/proxy pairs             (default 5)
 #   WARMUP    unmeasured run before the first pair, each side (default 2s; 0 to skip)
 #   REQ       the proxied path after the instance URL (default /services/data/v64.0/limits)
+#   BIN       a forcelink binary to measure instead of building the release one (to compare
+#             two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,13 +49,15 @@ for tool in cargo curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { say "$tool is required"; exit 2; }
 done
 
-say "building the release binary"
-cargo build --release --quiet -p forcelink-cli
-BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/forcelink"
-case "${CARGO_TARGET_DIR:-}" in /*) BIN="$CARGO_TARGET_DIR/release/forcelink" ;; esac
+if [ -z "${BIN:-}" ]; then
+  say "building the release binary"
+  cargo build --release --quiet -p forcelink-cli
+  BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/forcelink"
+  case "${CARGO_TARGET_DIR:-}" in /*) BIN="$CARGO_TARGET_DIR/release/forcelink" ;; esac
+fi
 
 say "starting the playground"
-"$BIN" playground --port 0 --instance-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
+"$BIN" playground --port 0 --instance-port 0 --pubsub-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
   >"$WORK/playground.log" 2>&1 &
 PG_PID=$!
 for _ in $(seq 1 300); do
@@ -129,7 +133,7 @@ req, size, duration, load = sys.argv[2:6]
 rounds = sorted({r for _, r in runs})
 print(f"GET {req} ({size} bytes), one keep-alive connection (wrk, 1 thread), {duration} per run; "
       f"{os.cpu_count()} cores, load average after the run {load}\n")
-print("| round | direct req/s | direct p50 | direct p99 | proxy req/s | proxy p50 | proxy p99 | added p50 | added p99 | non-2xx |")
+print("| round | direct req/s | direct p50 | direct p99 | proxy req/s | proxy p50 | proxy p99 | added p50 | added p99 | errors |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 added50, added99 = [], []
 for r in rounds:

@@ -48,7 +48,7 @@ if [ "$PEERS" = 1 ]; then
 fi
 
 say "starting the playground with $RECORDS generated Accounts"
-"$BIN" playground --port 0 --instance-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
+"$BIN" playground --port 0 --instance-port 0 --pubsub-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
   --generate "Account=$RECORDS" >"$WORK/playground.log" 2>&1 &
 PG_PID=$!
 for _ in $(seq 1 6000); do
