@@ -73,8 +73,10 @@ SOQL="SELECT Id, Name, Industry, AnnualRevenue, BillingCity, CreatedDate FROM Ac
 # The CLI signs in once (client credentials) into a throwaway home; the rows below reuse it.
 export HOME="$WORK" XDG_CONFIG_HOME="$WORK/config" XDG_DATA_HOME="$WORK/data"
 CLI_INSTANCE="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["instance_url"])' "$WORK/info.json")"
+# The playground's instance origin may receive the CLI's credentials (the host rule).
+export FORCELINK_ALLOW_ORIGINS="$CLI_INSTANCE"
 CS="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client"]["client_secret"])' "$WORK/info.json")" \
-FORCELINK_ALLOW_ORIGINS="$CLI_INSTANCE" "$BIN" login client-credentials bench --login-url "$CLI_INSTANCE" \
+"$BIN" login client-credentials bench --login-url "$CLI_INSTANCE" \
   --client-id "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client"]["client_id"])' "$WORK/info.json")" \
   --client-secret env:CS >/dev/null 2>"$WORK/login.err" || { cat "$WORK/login.err" >&2; exit 1; }
 
@@ -109,7 +111,7 @@ example() { # mode limit
 }
 cli_count() { # limit → checks the CLI's NDJSON line count once, unmeasured
   local n
-  n="$("$BIN" query "$SOQL${1:+ LIMIT $1}" -c bench --format ndjson --batch-size "$BATCH" | wc -l)"
+  n="$("$BIN" query "$SOQL${1:+ LIMIT $1}" -c bench --format ndjson --batch-size "$BATCH" | wc -l)" || exit 1
   [ "$n" -eq "${1:-$RECORDS}" ] || { say "the CLI printed $n lines, expected ${1:-$RECORDS}"; exit 1; }
 }
 
