@@ -12,7 +12,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -130,23 +130,45 @@ enum Outgoing {
 pub(crate) async fn proxy(
     State(state): State<BrokerState>,
     Path((name, _path)): Path<(String, String)>,
-    request: Request,
+    mut request: Request,
 ) -> Response {
-    // The guard checked the key before the body was touched.
-    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+    // The guard checked the key before the body was touched; nothing after this reads it.
+    let Some(caller) = request.extensions_mut().remove::<Caller>() else {
         return ErrorResponse::unauthorized().into_response();
     };
     let method = request.method().clone();
+    let prefix = format!("/v1/connections/{name}/sf/");
     let raw = request.uri().path();
-    let shown =
-        audit_path(raw.strip_prefix(&format!("/v1/connections/{name}/sf/")).unwrap_or(raw), request.uri().query());
-    let response = forward(&state, &name, request).await.unwrap_or_else(IntoResponse::into_response);
+    let shown = audit_path(raw.strip_prefix(&prefix).unwrap_or(raw), request.uri().query());
+    let response = forward(&state, &name, &prefix, request).await.unwrap_or_else(IntoResponse::into_response);
     state.audit_proxied(&caller.actor(), &name, format!("{method} {shown} → {}", response.status().as_u16()));
     response
 }
 
-async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Response, ErrorResponse> {
-    let state = state.clone();
+/// `{instance_url}/{rest}?{query}`, from the instance URL as parsed when the token was issued:
+/// only the path and query are parsed per request (the same rules as parsing the whole text).
+fn upstream_url(instance: &url::Url, rest: &str, query: Option<&str>) -> url::Url {
+    let mut url = instance.clone();
+    let base = instance.path().trim_end_matches('/');
+    let mut path = String::with_capacity(base.len() + 1 + rest.len());
+    path.push_str(base);
+    path.push('/');
+    path.push_str(rest);
+    url.set_path(&path);
+    url.set_query(query);
+    url.set_fragment(None);
+    url
+}
+
+/// `Bearer {token}`, marked sensitive (kept out of hyper's debug output, as reqwest's own).
+fn bearer(token: &str) -> Result<HeaderValue, ErrorResponse> {
+    let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| ErrorResponse::upstream("the connection's access token is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+async fn forward(state: &BrokerState, name: &str, prefix: &str, request: Request) -> Result<Response, ErrorResponse> {
     let (parts, body) = request.into_parts();
     if !FORWARDED_METHODS.contains(&parts.method) {
         return Err(ErrorResponse::new(
@@ -157,15 +179,14 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
     }
     // The raw path, not the decoded one from the extractor: encoded tricks must be seen.
     let raw = parts.uri.path();
-    let prefix = format!("/v1/connections/{name}/sf/");
-    let Some(rest) = raw.strip_prefix(&prefix) else {
+    let Some(rest) = raw.strip_prefix(prefix) else {
         return Err(ErrorResponse::bad_request("the proxied path must follow /v1/connections/{name}/sf/"));
     };
     if let Some(reason) = check_path(rest) {
         return Err(ErrorResponse::bad_request(format!("refused path {rest:?}: {reason}")));
     }
     let entry = state.entry(name).await?;
-    let limits = state.limits().clone();
+    let limits = state.limits();
     let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if length.is_some_and(|l| l > limits.max_proxy_body_bytes) {
         return Err(ErrorResponse::new(
@@ -188,24 +209,19 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
     } else {
         Outgoing::Streamed(body)
     };
-    let headers = forward_request_headers(&parts.headers);
-    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let mut headers = forward_request_headers(&parts.headers);
+    let query = parts.uri.query();
     let started = Instant::now();
     let mut outgoing = Some(outgoing);
     let mut attempt = 0;
     let response = loop {
         attempt += 1;
         let issued = state.token(&entry).await?;
-        let base = issued.token.instance_url.as_str().trim_end_matches('/');
-        let url = format!("{base}/{rest}{query}");
-        let mut req = state
-            .proxy_http()
-            .request(parts.method.clone(), &url)
-            .headers(headers.clone())
-            .bearer_auth(issued.token.access_token.secret());
+        let mut req =
+            reqwest::Request::new(parts.method.clone(), upstream_url(&issued.token.instance_url, rest, query));
         let replay = match outgoing.take() {
             Some(Outgoing::Buffered(bytes)) => {
-                req = req.body(bytes.clone());
+                *req.body_mut() = Some(bytes.clone().into());
                 Some(Outgoing::Buffered(bytes))
             }
             Some(Outgoing::Streamed(body)) => {
@@ -222,12 +238,16 @@ async fn forward(state: &BrokerState, name: &str, request: Request) -> Result<Re
                         }
                     }
                 });
-                req = req.body(reqwest::Body::wrap_stream(stream));
+                *req.body_mut() = Some(reqwest::Body::wrap_stream(stream));
                 None
             }
             None => None,
         };
-        let resp = match req.send().await {
+        // Only a request that can be sent again keeps a copy of its headers.
+        *req.headers_mut() =
+            if replay.is_some() && attempt == 1 { headers.clone() } else { std::mem::take(&mut headers) };
+        req.headers_mut().insert(header::AUTHORIZATION, bearer(issued.token.access_token.secret())?);
+        let resp = match state.proxy_http().execute(req).await {
             Ok(r) => r,
             Err(e) => {
                 entry.counters.proxy_errors.inc();
@@ -306,6 +326,28 @@ mod tests {
         let out = forward_request_headers(&h);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type", "sforce-call-options"]);
+    }
+
+    #[test]
+    fn upstream_urls_join_the_instance_and_the_raw_path() {
+        let instance = url::Url::parse("https://acme.my.salesforce.com").unwrap();
+        let url = upstream_url(&instance, "services/data/v64.0/query", Some("q=SELECT+Id+FROM+Account%20X"));
+        assert_eq!(
+            url.as_str(),
+            "https://acme.my.salesforce.com/services/data/v64.0/query?q=SELECT+Id+FROM+Account%20X"
+        );
+        // A base path is kept; a trailing slash is not doubled; no query means none.
+        let instance = url::Url::parse("http://127.0.0.1:8411/base/").unwrap();
+        assert_eq!(
+            upstream_url(&instance, "services/data/", None).as_str(),
+            "http://127.0.0.1:8411/base/services/data/"
+        );
+        // Exactly what parsing the joined text gives, encoded characters included.
+        let rest = "services/apexrest/a%20b/c|d";
+        assert_eq!(
+            upstream_url(&instance, rest, Some("x=1&y")),
+            url::Url::parse(&format!("http://127.0.0.1:8411/base/{rest}?x=1&y")).unwrap()
+        );
     }
 
     #[test]
