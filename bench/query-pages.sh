@@ -6,12 +6,15 @@
 # MB/s. A second row does the same with gzip; a third parses each page as JSON on the client
 # (Python's json module); then a Rust client (crates/forcelink-playground/examples/parse_pages.rs,
 # reqwest + serde_json) parses every page into serde_json::Value and into typed structs, each
-# reported end to end and for the parsing alone. Prints a markdown table on stdout; progress on
-# stderr.
+# reported end to end and for the parsing alone. The Python rows also report the playground's
+# CPU time (user + system, from /proc) over the run and the records it served per CPU-second:
+# its serving speed apart from the client's share of the two cores. Prints a markdown table on
+# stdout; progress on stderr.
 #
 # Settings (environment variables):
 #   RECORDS   Accounts to generate   (default 1000000)
 #   BATCH     Sforce-Query-Options batchSize (default 2000)
+#   NO_BUILD=1 with FORCELINK_BIN and PARSE_PAGES_BIN: run those binaries, build nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,16 +25,18 @@ for tool in cargo python3; do
   command -v "$tool" >/dev/null 2>&1 || { say "$tool is required"; exit 2; }
 done
 
+if [ "${NO_BUILD:-0}" != 1 ]; then
 say "building the release binary"
 cargo build --release --quiet -p forcelink-cli
 cargo build --release --quiet -p forcelink-playground --example parse_pages
-BIN="${CARGO_TARGET_DIR:-target}/release/forcelink"
-PARSE="${CARGO_TARGET_DIR:-target}/release/examples/parse_pages"
+fi
+BIN="${FORCELINK_BIN:-${CARGO_TARGET_DIR:-target}/release/forcelink}"
+PARSE="${PARSE_PAGES_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/parse_pages}"
 
 
 say "starting the playground with $RECORDS generated Accounts"
 START=$(date +%s.%N)
-"$BIN" playground --port 0 --instance-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
+"$BIN" playground --port 0 --instance-port 0 --pubsub-port 0 --info-file "$WORK/info.json" --key-dir "$WORK/keys" \
   --generate "Account=$RECORDS" >"$WORK/playground.log" 2>&1 &
 PG_PID=$!
 for _ in $(seq 1 6000); do
@@ -45,11 +50,17 @@ done
 READY=$(date +%s.%N)
 
 # Start-up without generation, to subtract key loading and binding from the generate time.
-python3 - "$WORK/info.json" "$BATCH" "$RECORDS" "$START" "$READY" <<'PY'
-import http.client, json, re, sys, time, urllib.parse, gzip
+python3 - "$WORK/info.json" "$BATCH" "$RECORDS" "$START" "$READY" "$PG_PID" <<'PY'
+import http.client, json, os, re, sys, time, urllib.parse, gzip
 
 info = json.load(open(sys.argv[1]))
 batch, records, start, ready = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+pid = int(sys.argv[6])
+
+def cpu_seconds():
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 u = urllib.parse.urlparse(info["instance_url"])
 conn = http.client.HTTPConnection(u.hostname, u.port)
 form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": info["client"]["client_id"],
@@ -64,6 +75,7 @@ def run(mode):
     headers = {"Authorization": "Bearer " + token, "Sforce-Query-Options": f"batchSize={batch}"}
     if mode == "gzip":
         headers["Accept-Encoding"] = "gzip"
+    cpu0 = cpu_seconds()
     path, pages, wire, raw, seen, t0 = first, 0, 0, 0, 0, time.perf_counter()
     while path:
         conn.request("GET", path, headers=headers)
@@ -85,15 +97,16 @@ def run(mode):
             path = m.group(1).decode() if m else None
             seen += body.count(b'"attributes"')
     secs = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
     if seen != records:
         sys.exit(f"{mode}: saw {seen} records, expected {records}")
-    return pages, secs, wire, raw
+    return pages, secs, wire, raw, cpu
 
 print(f"Generate {records:,} Accounts + start: {ready - start:.2f} s\n")
-print("| mode | pages | records/page | seconds | pages/s | records/s | MB/s on the wire | MB/s JSON |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| mode | pages | records/page | seconds | pages/s | records/s | MB/s on the wire | MB/s JSON | playground CPU s | records per playground CPU-s |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for mode, label in [("raw", "raw HTTP, no parsing"), ("gzip", "gzip, decompressed"), ("parse", "client parses JSON (Python)")]:
-    pages, secs, wire, raw = run(mode)
-    print(f"| {label} | {pages} | {records // max(pages, 1)} | {secs:.2f} | {pages / secs:.0f} | {records / secs:,.0f} | {wire / secs / 1e6:.1f} | {raw / secs / 1e6:.1f} |")
+    pages, secs, wire, raw, cpu = run(mode)
+    print(f"| {label} | {pages} | {records // max(pages, 1)} | {secs:.2f} | {pages / secs:.0f} | {records / secs:,.0f} | {wire / secs / 1e6:.1f} | {raw / secs / 1e6:.1f} | {cpu:.2f} | {records / max(cpu, 0.01):,.0f} |")
 PY
 "$PARSE" "$WORK/info.json" "$RECORDS" "$BATCH"

@@ -10,6 +10,7 @@
 //! Topics: `/data/ChangeEvents` (every object), `/data/<Object>ChangeEvent`
 //! (`/data/Invoice__ChangeEvent` for `Invoice__c`) and `/event/<Name>__e`.
 
+mod avro;
 pub(crate) mod cdc;
 pub(crate) mod schemas;
 

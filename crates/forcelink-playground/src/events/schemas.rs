@@ -11,10 +11,12 @@ use apache_avro::Schema as Avro;
 use apache_avro::types::Value as AvroValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(test)]
 use rusqlite::types::Value as Sql;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
 use crate::civil;
 use crate::schema::{FieldType, SObject, Schema};
 use crate::seed::PlatformEventSeed;
@@ -66,6 +68,8 @@ impl Kind {
     }
 
     /// A stored value as Avro; `None` when it does not fit (kept null rather than failing).
+    /// Events are written by `avro`, which makes the same choices; this is its reference.
+    #[cfg(test)]
     pub(crate) fn avro_of(self, v: &Sql) -> Option<AvroValue> {
         match (self, v) {
             (_, Sql::Null) => None,

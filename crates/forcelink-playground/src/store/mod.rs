@@ -35,6 +35,8 @@ pub(crate) struct Db {
     next_row: Vec<i64>,
     /// A data file (`--data`): Bulk jobs are written through to it (see `jobs`).
     pub(crate) persistent: bool,
+    /// Per object, `INSERT` of every column (`rid` as `?1`, field `i` as `?{i + 2}`), made once.
+    insert_sql: Vec<Option<String>>,
 }
 
 /// A cheap handle on the database; one connection behind a mutex.
@@ -86,7 +88,16 @@ impl Store {
         .map_err(|e| format!("cannot create the recycle bin's cascade table: {e}"))?;
         Db::create_job_tables(&conn).map_err(|e| format!("cannot create the Bulk job tables: {e}"))?;
         let persistent = path.is_some();
-        Ok(Self { db: Arc::new(Mutex::new(Db { conn, schema: schema.clone(), next_row, persistent })), schema })
+        Ok(Self {
+            db: Arc::new(Mutex::new(Db {
+                conn,
+                schema: schema.clone(),
+                next_row,
+                persistent,
+                insert_sql: vec![None; schema.objects.len()],
+            })),
+            schema,
+        })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Db> {
@@ -141,17 +152,23 @@ impl Db {
     }
 
     /// Inserts a full row: `values` are (field index, value) pairs; missing fields are NULL.
+    /// One statement per object names every column, so rows with different fields share it and
+    /// values are bound where they are, not copied.
     pub(crate) fn insert_row(&mut self, object: usize, row: i64, values: &[(usize, Sql)]) -> rusqlite::Result<()> {
         let o = &self.schema.objects[object];
-        let mut cols = vec!["rid".to_owned()];
-        let mut vals = vec![Sql::Integer(row)];
+        let sql = self.insert_sql[object].get_or_insert_with(|| {
+            let cols: Vec<String> = o.fields.iter().map(|f| quote(&f.name)).collect();
+            let marks: Vec<String> = (1..=o.fields.len() + 1).map(|i| format!("?{i}")).collect();
+            format!("INSERT INTO {} (rid,{}) VALUES ({})", o.table(), cols.join(","), marks.join(","))
+        });
+        let mut st = self.conn.prepare_cached(sql)?;
+        // Unbound parameters are NULL; a cached statement keeps the last row's, so clear them.
+        st.clear_bindings();
+        st.raw_bind_parameter(1, row)?;
         for (i, v) in values {
-            cols.push(quote(&o.fields[*i].name));
-            vals.push(v.clone());
+            st.raw_bind_parameter(i + 2, v)?;
         }
-        let marks = vec!["?"; vals.len()].join(",");
-        let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", o.table(), cols.join(","));
-        self.conn.prepare_cached(&sql)?.execute(params_from_iter(vals))?;
+        st.raw_execute()?;
         Ok(())
     }
 
@@ -176,6 +193,17 @@ impl Db {
         let mut rows = st.query([id])?;
         match rows.next()? {
             Some(r) => Ok(Some((0..o.fields.len()).map(|i| r.get::<_, Sql>(i)).collect::<Result<_, _>>()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the row of `id` is deleted (`IsDeleted` is 1), or `None` when there is none.
+    pub(crate) fn is_deleted(&self, object: usize, id: &str) -> rusqlite::Result<Option<bool>> {
+        let sql = format!("SELECT \"IsDeleted\" FROM {} WHERE \"Id\" = ?", self.schema.objects[object].table());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query([id])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(matches!(r.get_ref(0)?, rusqlite::types::ValueRef::Integer(1)))),
             None => Ok(None),
         }
     }

@@ -211,10 +211,9 @@ fn run_chunk(
     let o = &schema.objects[oi];
     let started = pg.now_ms();
     let mut db = pg.data.store.lock();
-    let persistent = db.persistent;
-    if persistent {
-        let _ = db.conn.execute_batch("BEGIN");
-    }
+    // One transaction per chunk, in memory too: SQLite then ends one transaction per chunk, not
+    // one per statement (each end went through the whole page cache).
+    let _ = db.conn.execute_batch("BEGIN");
     let mut ctx = Ctx {
         db: &mut db,
         caller: who.0.clone(),
@@ -291,7 +290,5 @@ fn run_chunk(
         job.failed_rows.extend(bad_rows);
     }
     drop(j);
-    if persistent {
-        let _ = db.conn.execute_batch("COMMIT");
-    }
+    let _ = db.conn.execute_batch("COMMIT");
 }

@@ -1,4 +1,5 @@
-//! Rows written straight from SQLite into JSON record bytes, without an intermediate `Value`.
+//! JSON pieces written straight from SQLite cells, without an intermediate `Value`: strings,
+//! numbers, and (in tests) the record writer the encoded one in `encode` is checked against.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -6,6 +7,7 @@ use std::fmt::Write as _;
 use rusqlite::types::ValueRef;
 
 use crate::schema::FieldType;
+#[cfg(test)]
 use crate::store::plan::Shape;
 
 pub(super) fn write_str(buf: &mut Vec<u8>, s: &str) {
@@ -24,6 +26,35 @@ pub(super) fn write_text(buf: &mut Vec<u8>, t: &[u8]) {
     match std::str::from_utf8(t) {
         Ok(s) => write_str(buf, s),
         Err(_) => write_str(buf, &String::from_utf8_lossy(t)),
+    }
+}
+
+/// A text cell as a JSON string in one pass when it is printable ASCII without quotes or
+/// backslashes (the usual case); anything else goes through [`write_text`].
+pub(super) fn write_text_cell(buf: &mut Vec<u8>, t: &[u8]) {
+    if t.iter().all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\') {
+        buf.reserve(t.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(t);
+        buf.push(b'"');
+    } else {
+        write_text(buf, t);
+    }
+}
+
+/// A real cell: whole numbers of an integer field as integers, other whole numbers as `300.0`
+/// (as Salesforce prints currency and double), the rest in Rust's shortest form; not finite:
+/// `null`.
+pub(super) fn write_real(buf: &mut Vec<u8>, ftype: FieldType, x: f64) {
+    if ftype == FieldType::Int {
+        write_int(buf, x as i64);
+    } else if !x.is_finite() {
+        buf.extend_from_slice(b"null");
+    } else if x.fract() == 0.0 && x.abs() < 1e15 {
+        write_int(buf, x as i64);
+        buf.extend_from_slice(b".0");
+    } else {
+        let _ = write!(Buf(buf), "{x}");
     }
 }
 
@@ -46,6 +77,8 @@ pub(super) fn write_int(buf: &mut Vec<u8>, i: i64) {
     buf.extend_from_slice(&tmp[at..]);
 }
 
+/// The reference writer the encoded one (`encode`) must match byte for byte (tests only).
+#[cfg(test)]
 pub(super) fn write_value(
     buf: &mut Vec<u8>,
     ftype: FieldType,
@@ -98,6 +131,8 @@ pub(super) fn text_at<'r>(get: &dyn Fn(usize) -> ValueRef<'r>, col: usize) -> Op
 /// the `nextRecordsUrl` of the rest when there are more than one batch.
 pub(super) type ChildRows = HashMap<String, (u64, Vec<u8>, Option<String>)>;
 
+/// The reference writer the encoded one (`encode`) must match byte for byte (tests only).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_record<'r>(
     buf: &mut Vec<u8>,

@@ -9,14 +9,19 @@
 //! `queryAll`.
 //!
 //! - `compile`: SOQL → SQL (`Plan`, `Compiled`); `page`: running plans page by page, query
-//!   locators, child subqueries; `json`: writing rows as JSON records; `search`: the SOSL subset.
+//!   locators, child subqueries; `encode`: rows as JSON records, with each plan's constant bytes
+//!   (field names, `attributes`) encoded once; `json`: JSON strings and numbers; `search`: the
+//!   SOSL subset.
 
 mod compile;
+mod encode;
 mod extend;
 mod json;
 mod layout;
 mod page;
 mod search;
+#[cfg(test)]
+mod tests;
 
 use crate::data::request::SfError;
 

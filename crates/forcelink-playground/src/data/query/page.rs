@@ -2,7 +2,6 @@
 //! and child subqueries once per page for all the page's parents.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -17,7 +16,8 @@ use crate::store::locators::{Cursor, Locators};
 use crate::store::plan::{ChildPlan, Plan, Shape};
 
 use super::compile::{Compiled, compile};
-use super::json::{Buf, ChildRows, text_at, write_record, write_str};
+use super::encode::Encoded;
+use super::json::{ChildRows, text_at, write_int, write_str};
 
 /// Salesforce's default and largest query batch; the smallest allowed is 200.
 pub(crate) const DEFAULT_BATCH: usize = 2000;
@@ -53,6 +53,7 @@ pub(super) fn run_children(
         let mut st = db.conn.prepare(&sql)?;
         let params: Vec<Sql> =
             parent_ids.iter().map(|s| Sql::Text(s.clone())).chain(plan.params.iter().cloned()).collect();
+        let record = Encoded::new(&plan.object, &plan.items, 1, version);
         let mut rows = st.query(params_from_iter(params))?;
         while let Some(row) = rows.next()? {
             let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
@@ -69,7 +70,7 @@ pub(super) fn run_children(
             if entry.0 > 1 {
                 entry.1.push(b',');
             }
-            write_record(&mut entry.1, &plan.object, &plan.items, &get, 1, version, &[]);
+            record.write(&mut entry.1, &get, version, &[]);
         }
         for (parent, entry) in map.iter_mut().filter(|(_, e)| e.0 > paging.batch as u64) {
             let child = Plan {
@@ -126,18 +127,28 @@ pub(super) fn page(
         ),
     };
     let mut st = db.conn.prepare_cached(&sql)?;
+    let record = Encoded::new(&plan.object, &plan.items, 1, version);
     let mut count = 0;
     let mut last_rid = None;
     if plan.children.is_empty() {
+        let start = buf.len();
         let mut rows = st.query(params_from_iter(params))?;
         while let Some(row) = rows.next()? {
             if count > 0 {
                 buf.push(b',');
             }
             let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
-            last_rid = row.get::<_, i64>(0).ok();
-            write_record(buf, &plan.object, &plan.items, &get, 1, version, &[]);
+            if let Ok(ValueRef::Integer(rid)) = row.get_ref(0) {
+                last_rid = Some(rid);
+            }
+            record.write(buf, &get, version, &[]);
             count += 1;
+            if count == 1 {
+                // Room for the page at the first record's size (and an eighth more), so the
+                // buffer does not move while it grows.
+                let first = buf.len() - start;
+                buf.reserve((first + 1) * (n - 1) + first * n / 8);
+            }
         }
     } else {
         let ncols = st.column_count();
@@ -155,7 +166,7 @@ pub(super) fn page(
             if let Sql::Integer(rid) = r[0] {
                 last_rid = Some(rid);
             }
-            write_record(buf, &plan.object, &plan.items, &get, 1, version, &children);
+            record.write(buf, &get, version, &children);
             count += 1;
         }
     }
@@ -177,17 +188,55 @@ pub(crate) fn batch_size(headers: &axum::http::HeaderMap) -> usize {
     asked.clamp(MIN_BATCH, DEFAULT_BATCH)
 }
 
-pub(super) fn envelope(total: u64, next: Option<String>, records: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() + 160);
-    let _ = write!(Buf(&mut out), "{{\"totalSize\":{total},\"done\":{}", next.is_none());
+/// Starts a query answer in `out`: everything before the first record.
+fn envelope_head(out: &mut Vec<u8>, total: u64, next: Option<&str>) {
+    out.extend_from_slice(b"{\"totalSize\":");
+    write_int(out, i64::try_from(total).unwrap_or(i64::MAX));
+    out.extend_from_slice(if next.is_none() { b",\"done\":true" } else { b",\"done\":false" });
     if let Some(n) = next {
         out.extend_from_slice(b",\"nextRecordsUrl\":");
-        write_str(&mut out, &n);
+        write_str(out, n);
     }
     out.extend_from_slice(b",\"records\":[");
+}
+
+/// A query answer: the envelope around `records` (JSON records, comma-separated).
+pub(super) fn envelope(total: u64, next: Option<&str>, records: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() + 160);
+    envelope_head(&mut out, total, next);
     out.extend_from_slice(records);
     out.extend_from_slice(b"]}");
     out
+}
+
+/// Writes a page of `n` records after `served` into its answer in place: the envelope is written
+/// first for the `nextRecordsUrl` a full page leads to (`next_after(served + n)`), then the
+/// records behind it. A short page (rows gone since the count) is wrapped again with its own
+/// link. Returns the answer, the records written and the last rowid.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn page_answer(
+    db: &Db,
+    plan: &Plan,
+    total: u64,
+    served: u64,
+    after_rid: Option<i64>,
+    n: usize,
+    version: &str,
+    paging: &ChildPaging<'_>,
+    next_after: &dyn Fn(u64, usize) -> Option<String>,
+) -> Result<(Vec<u8>, usize, Option<i64>), SfError> {
+    let expected = next_after(served + n as u64, n);
+    let mut out = Vec::with_capacity(n * 200 + 256);
+    envelope_head(&mut out, total, expected.as_deref());
+    let head = out.len();
+    let (got, last) = page(db, plan, served, after_rid, n, version, &mut out, paging)?;
+    if got != n {
+        let next = next_after(served + got as u64, got);
+        out = envelope(total, next.as_deref(), &out[head..]);
+    } else {
+        out.extend_from_slice(b"]}");
+    }
+    Ok((out, got, last))
 }
 
 /// `GET query?q=` / `queryAll?q=`: the first page.
@@ -234,12 +283,32 @@ pub(crate) fn run(
                 total = total.min(l);
             }
             let n = batch.min(total as usize);
-            let mut buf = Vec::with_capacity(n * 200);
             let paging = ChildPaging { locators, batch, now: ctx.now };
-            let (got, last) = page(ctx.db, &plan, 0, None, n, &v, &mut buf, &paging)?;
+            if plan.has_children() {
+                // Child subqueries may open locators of their own first: the page's own locator
+                // is opened after them, as it always was.
+                let mut buf = Vec::with_capacity(n * 200);
+                let (got, last) = page(ctx.db, &plan, 0, None, n, &v, &mut buf, &paging)?;
+                let served = got as u64;
+                let next =
+                    (served < total).then(|| open_locator(locators, plan, total, batch, served, last, ctx.now, &v));
+                return Ok(Reply::raw_json(StatusCode::OK, envelope(total, next.as_deref(), &buf)));
+            }
+            let id = std::cell::OnceCell::new();
+            let next_after = |served: u64, _: usize| {
+                (served < total).then(|| {
+                    let id = id.get_or_init(|| reserve_locator(locators));
+                    format!("/services/data/v{v}/query/{id}-{served}")
+                })
+            };
+            let (body, got, last) = page_answer(ctx.db, &plan, total, 0, None, n, &v, &paging, &next_after)?;
             let served = got as u64;
-            let next = (served < total).then(|| open_locator(locators, plan, total, batch, served, last, ctx.now, &v));
-            Ok(Reply::raw_json(StatusCode::OK, envelope(total, next, &buf)))
+            if served < total
+                && let Some(id) = id.get()
+            {
+                keep_locator(locators, id.clone(), plan, total, batch, served, last, ctx.now);
+            }
+            Ok(Reply::raw_json(StatusCode::OK, body))
         }
     }
 }
@@ -256,9 +325,31 @@ fn open_locator(
     now: i64,
     version: &str,
 ) -> String {
+    let id = reserve_locator(locators);
+    keep_locator(locators, id.clone(), plan, total, batch, served, last_rid, now);
+    format!("/services/data/v{version}/query/{id}-{served}")
+}
+
+/// A new query locator id.
+fn reserve_locator(locators: &parking_lot::Mutex<Locators>) -> String {
     let mut l = locators.lock();
     l.next += 1;
-    let id = crate::ids::mint("01g", l.next);
+    crate::ids::mint("01g", l.next)
+}
+
+/// Keeps `plan` behind the locator `id`, `served` records read.
+#[allow(clippy::too_many_arguments)]
+fn keep_locator(
+    locators: &parking_lot::Mutex<Locators>,
+    id: String,
+    plan: Plan,
+    total: u64,
+    batch: usize,
+    served: u64,
+    last_rid: Option<i64>,
+    now: i64,
+) {
+    let mut l = locators.lock();
     let mut boundaries = HashMap::new();
     if let Some(rid) = last_rid {
         boundaries.insert(served, rid);
@@ -269,8 +360,7 @@ fn open_locator(
             l.cursors.remove(&k);
         }
     }
-    l.cursors.insert(id.clone(), Cursor { plan: Arc::new(plan), total, batch, boundaries, touched_ms: now });
-    format!("/services/data/v{version}/query/{id}-{served}")
+    l.cursors.insert(id, Cursor { plan: Arc::new(plan), total, batch, boundaries, touched_ms: now });
 }
 
 /// `GET query/{locator}-{n}`: a following page.
@@ -295,20 +385,19 @@ pub(crate) fn more(
         (c.plan.clone(), c.total, c.batch, c.boundaries.get(&served).copied())
     };
     let n = batch.min((total - served) as usize);
-    let mut buf = Vec::with_capacity(n * 200);
     let paging = ChildPaging { locators, batch, now: ctx.now };
-    let (got, last) = page(ctx.db, &plan, served, after, n, &v, &mut buf, &paging)?;
+    let next_after = |now_served: u64, got: usize| {
+        (now_served < total && got > 0).then(|| format!("/services/data/v{v}/query/{id}-{now_served}"))
+    };
+    let (body, got, last) = page_answer(ctx.db, &plan, total, served, after, n, &v, &paging, &next_after)?;
     let now_served = served + got as u64;
-    let next = if now_served < total && got > 0 {
+    if now_served < total && got > 0 {
         let mut l = locators.lock();
         if let (Some(c), Some(rid)) = (l.cursors.get_mut(id), last) {
             c.boundaries.insert(now_served, rid);
         }
-        Some(format!("/services/data/v{v}/query/{id}-{now_served}"))
-    } else {
-        None
-    };
-    Ok(Reply::raw_json(StatusCode::OK, envelope(total, next, &buf)))
+    }
+    Ok(Reply::raw_json(StatusCode::OK, body))
 }
 
 /// Runs a plan to the end, calling `row` with each record's cells (Bulk 2.0 query results).

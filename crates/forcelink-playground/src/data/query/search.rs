@@ -11,8 +11,8 @@ use crate::schema::FieldType;
 use crate::store::quote;
 
 use super::compile::{Compiler, order_sql};
+use super::encode::Encoded;
 use super::invalid_type;
-use super::json::write_record;
 
 /// `GET search?q=` (the SOSL subset).
 pub(crate) fn search(ctx: &mut Ctx<'_>, text: &str) -> Result<Reply, SfError> {
@@ -102,11 +102,12 @@ pub(crate) fn search(ctx: &mut Ctx<'_>, text: &str) -> Result<Reply, SfError> {
             c.join_sql
         );
         let mut st = ctx.db.conn.prepare(&sql)?;
+        let record = Encoded::new(&o.name, &items, 1, &v);
         let mut rows = st.query(params_from_iter(params))?;
         while let Some(row) = rows.next()? {
             let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
             let mut buf = Vec::new();
-            write_record(&mut buf, &o.name, &items, &get, 1, &v, &[]);
+            record.write(&mut buf, &get, &v, &[]);
             out.push(serde_json::from_slice::<Value>(&buf).map_err(SfError::internal)?);
         }
     }

@@ -83,9 +83,9 @@ pub(super) fn check_references(db: &Db, o: &SObject, values: &[(usize, Sql)]) ->
             .with_fields(vec![f.name.clone()]));
         };
         let ti = db.object_index(target);
-        match db.row(ti, id)? {
-            Some(row) if !matches!(row[1], Sql::Integer(1)) => {}
-            Some(_) => {
+        match db.is_deleted(ti, id)? {
+            Some(false) => {}
+            Some(true) => {
                 return Err(SfError::bad("ENTITY_IS_DELETED", "entity is deleted").with_fields(vec![f.name.clone()]));
             }
             None => {
