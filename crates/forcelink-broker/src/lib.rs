@@ -51,6 +51,7 @@
 //!   (`web::connections`), a connection's detail with its state, bars and audit trail
 //!   (`web::detail`), API keys (`web::keys`) and webhooks (`web::webhooks`); `page`: rendering and
 //!   the message page it shares with `access`.
+//! - `relay`: the event consumers' reports, the relay's defaults, the `Sforce-Call-Options` header.
 //! - `metrics`: `/metrics` in the OpenMetrics text format (prometheus-client), read from
 //!   `counters` (broker-wide and per-connection atomics, kept where they are counted).
 //! - `openapi`: `/v1/openapi.json` built with utoipa from the routes' documentation it is given
@@ -96,6 +97,7 @@ mod notify;
 mod openapi;
 mod page;
 mod proxy;
+mod relay;
 mod routes;
 mod scheduler;
 mod state;
@@ -116,10 +118,11 @@ use axum::response::{IntoResponse, Response};
 pub use error::ErrorResponse;
 pub use events::admin::SubscriptionAdmin;
 pub use mcp::DEFAULT_MCP_CALLS_PER_MINUTE;
+pub use relay::{DEFAULT_CALL_CLIENT, DEFAULT_EVENT_LEASE, DEFAULT_EVENT_RETRY};
 pub use state::{
-    BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_CALL_CLIENT, DEFAULT_EVENT_LEASE, DEFAULT_EVENT_RETRY,
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES,
-    DEFAULT_REPLAY_BUFFER_BYTES, Limits, REJECTED_REPORT_INTERVAL,
+    BrokerConfig, BrokerState, CONNECT_SESSION_TTL, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PROXY_BODY_BYTES, DEFAULT_REPLAY_BUFFER_BYTES, Limits,
+    REJECTED_REPORT_INTERVAL,
 };
 
 /// Largest JSON or form body the API and the page accept. 1 MiB.

@@ -65,6 +65,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 pub(crate) use crate::counters::{ConnectionCounters, Metrics};
+use crate::relay::{DEFAULT_CALL_CLIENT, DEFAULT_EVENT_LEASE, DEFAULT_EVENT_RETRY};
 
 /// Size and time limits of requests and connections.
 #[derive(Debug, Clone)]
@@ -122,23 +123,16 @@ pub struct BrokerConfig {
     pub background: bool,
     /// How long a replica's lease on a subscription's consumer lasts without renewal: a dead
     /// holder's subscriptions move to another replica within this. Defaults to
-    /// [`DEFAULT_EVENT_LEASE`].
+    /// [`DEFAULT_EVENT_LEASE`](crate::DEFAULT_EVENT_LEASE).
     pub event_lease: Duration,
     /// The first pause before an event delivery the receiver refused is tried again (it doubles
-    /// up to 5 minutes). Defaults to [`DEFAULT_EVENT_RETRY`].
+    /// up to 5 minutes). Defaults to [`DEFAULT_EVENT_RETRY`](crate::DEFAULT_EVENT_RETRY).
     pub event_retry: Duration,
     /// The client id the broker names in `Sforce-Call-Options` on its Salesforce calls
     /// (`changeOrigin` of the changes it makes carries it: echo suppression). Defaults to
-    /// [`DEFAULT_CALL_CLIENT`].
+    /// [`DEFAULT_CALL_CLIENT`](crate::DEFAULT_CALL_CLIENT).
     pub call_client: String,
 }
-
-/// [`BrokerConfig::event_lease`]: 15 s.
-pub const DEFAULT_EVENT_LEASE: Duration = Duration::from_secs(15);
-/// [`BrokerConfig::event_retry`]: 1 s.
-pub const DEFAULT_EVENT_RETRY: Duration = Duration::from_secs(1);
-/// [`BrokerConfig::call_client`]: `forcelink-broker`.
-pub const DEFAULT_CALL_CLIENT: &str = "forcelink-broker";
 
 impl fmt::Debug for BrokerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,7 +196,7 @@ struct Inner {
     // connection cost about 70 KB and a root-store parse each, 700 MB for 10,000 connections.
     api_http: reqwest::Client,
     // The event subscriptions' consumer reports on this replica.
-    events: crate::events::EventsState,
+    events: crate::relay::EventsState,
 }
 
 /// A signed-in web page user (kept in the store: any replica may serve the next request).
@@ -329,25 +323,6 @@ impl Entry {
     }
 }
 
-/// `Sforce-Call-Options: client=<id>` as default headers; the id is checked (letters, digits,
-/// `-`, `_`, `.`, at most 40).
-fn call_options_header(client: &str) -> Result<reqwest::header::HeaderMap, ErrorResponse> {
-    let ok = !client.is_empty()
-        && client.len() <= 40
-        && client.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !ok {
-        return Err(ErrorResponse::bad_request(format!(
-            "the call client id {:?} is not valid: use up to 40 letters, digits, '-', '_' or '.'",
-            client.chars().take(60).collect::<String>()
-        )));
-    }
-    let mut headers = reqwest::header::HeaderMap::new();
-    let value = reqwest::header::HeaderValue::from_str(&format!("client={client}"))
-        .map_err(|e| ErrorResponse::bad_request(format!("the call client id: {e}")))?;
-    headers.insert("sforce-call-options", value);
-    Ok(headers)
-}
-
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -368,7 +343,8 @@ impl BrokerState {
         // Salesforce calls name the broker in `Sforce-Call-Options` (unless a proxied caller
         // names itself): the changes it makes carry `client=<id>` in their `changeOrigin`, which
         // echo suppression recognises.
-        let call_options = call_options_header(&config.call_client)?;
+        let call_options =
+            crate::relay::call_options_header(&config.call_client).map_err(ErrorResponse::bad_request)?;
         let api_http = reqwest::Client::builder()
             .timeout(forcelink_client::client::DEFAULT_REQUEST_TIMEOUT)
             .connect_timeout(forcelink_client::client::DEFAULT_CONNECT_TIMEOUT)
@@ -399,13 +375,13 @@ impl BrokerState {
                 outbox_wake: tokio::sync::Notify::new(),
                 holder: format!("replica-{}", random_id(12)),
                 webhook_http,
-                events: crate::events::EventsState::default(),
+                events: crate::relay::EventsState::default(),
             }),
         })
     }
 
     /// The event subscriptions' consumer reports on this replica.
-    pub(crate) fn events(&self) -> &crate::events::EventsState {
+    pub(crate) fn events(&self) -> &crate::relay::EventsState {
         &self.inner.events
     }
 
@@ -440,8 +416,7 @@ impl BrokerState {
         &self.inner.config
     }
     /// This process's name in work leases and delivery claims.
-    /// This replica's name in work leases, delivery claims and event consumers' reports
-    /// (`replica-` and random characters, new for every broker).
+    /// This replica's name in leases, claims and consumer reports (`replica-` + random characters).
     pub fn replica_id(&self) -> &str {
         &self.inner.holder
     }

@@ -18,15 +18,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use forcelink_auth::error::StoreError;
 use forcelink_auth::store::ConnectionId;
-use forcelink_client::pubsub::{Checkpoint, PubSubClient, PubSubError, ReplayFrom, ReplayId};
+use forcelink_client::pubsub::{Checkpoint, PubSubClient, ReplayFrom, ReplayId};
 use forcelink_store::{CheckpointKey, NewDelivery, SubscriptionRecord};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 
-use super::spec::{self, Replay, Report, Spec};
+use super::spec::{self, Replay, Spec};
+use super::status::{Failed, pubsub_failure, report};
 use super::{deliver, snapshot};
 use crate::state::BrokerState;
 
@@ -143,50 +143,6 @@ enum Ended {
     Gone,
     /// The stream ended on its own; start again.
     Streamed,
-}
-
-/// Why a consumer run failed.
-pub(crate) struct Failed {
-    pub message: String,
-    pub fix: Option<String>,
-}
-
-impl From<StoreError> for Failed {
-    fn from(e: StoreError) -> Self {
-        Failed { message: format!("the store failed: {e}"), fix: Some("check the store; the consumer retries".into()) }
-    }
-}
-
-impl From<crate::error::ErrorResponse> for Failed {
-    fn from(e: crate::error::ErrorResponse) -> Self {
-        Failed { message: e.message, fix: None }
-    }
-}
-
-pub(crate) fn pubsub_failure(e: &PubSubError) -> Failed {
-    let fix = match e {
-        PubSubError::CorruptedReplayId { .. } | PubSubError::ReplayIdInvalid { .. } => {
-            "the stored position is no longer in Salesforce's 72-hour window: delete the subscription and create it \
-             again (replay earliest re-reads everything kept)"
-        }
-        PubSubError::Unauthorized { .. } | PubSubError::Auth(_) => {
-            "the connection cannot get a token Salesforce accepts: test or re-authorize the connection"
-        }
-        _ => "the consumer retries with a growing pause",
-    };
-    Failed { message: format!("Pub/Sub: {e}"), fix: Some(fix.to_owned()) }
-}
-
-/// Updates this replica's report of subscription `id`.
-pub(crate) async fn report(state: &BrokerState, id: &str, change: impl FnOnce(&mut Report)) {
-    let r = state.events().update(id, |r| {
-        change(r);
-        r.holder = state.holder().to_owned();
-    });
-    let text = serde_json::to_string(&r).unwrap_or_default();
-    if let Err(e) = state.store().set_subscription_status(id, &text, state.now()).await {
-        tracing::warn!(subscription = %id, "writing the consumer's report: {e}");
-    }
 }
 
 /// The subscription's position checkpoint: the id names it.

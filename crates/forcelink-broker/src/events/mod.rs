@@ -9,6 +9,7 @@
 //! - `deliver`: the subscription's outbox rows, sent one after another.
 //! - `snapshot`: a Bulk 2.0 query's rows first, then the stream, nothing lost between.
 //! - `sse`: the event stream for tools that pull.
+//! - `status`: how a consumer run went, and its report in the store.
 
 pub(crate) mod admin;
 pub(crate) mod consumer;
@@ -16,9 +17,7 @@ pub(crate) mod deliver;
 pub(crate) mod snapshot;
 pub(crate) mod spec;
 pub(crate) mod sse;
-
-use std::collections::HashMap;
-use std::time::SystemTime;
+pub(crate) mod status;
 
 use axum::Extension;
 use axum::Json;
@@ -31,7 +30,6 @@ use forcelink_store::connection::validate_name;
 use forcelink_store::{
     ApiKeyRecord, AuditAction, CheckpointKey, DeliveryFilter, Scope, SubscriptionRecord, WebhookSecret,
 };
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -42,42 +40,6 @@ use crate::state::BrokerState;
 use crate::time::rfc3339;
 use crate::webhooks::{DeliveryList, DeliveryView, delivery_view};
 use spec::{Filter, Replay, Report, Spec};
-
-/// The consumers' reports on this replica, written to the store when they change (at most once
-/// a second for event counts).
-#[derive(Debug, Default)]
-pub(crate) struct EventsState {
-    // Subscription id → its report and whether it changed since it was written.
-    reports: Mutex<HashMap<String, (Report, bool)>>,
-}
-
-impl EventsState {
-    /// Changes the report of `id`; the new report.
-    pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Report)) -> Report {
-        let mut reports = self.reports.lock();
-        let slot = reports.entry(id.to_owned()).or_default();
-        change(&mut slot.0);
-        slot.1 = false;
-        slot.0.clone()
-    }
-
-    /// Counts an event received (`kept` or skipped by the filter).
-    pub(crate) fn note(&self, id: &str, kept: bool, at: SystemTime) {
-        let mut reports = self.reports.lock();
-        let slot = reports.entry(id.to_owned()).or_default();
-        slot.0.received += 1;
-        if !kept {
-            slot.0.skipped += 1;
-        }
-        slot.0.last_event_at = Some(rfc3339(at));
-        slot.1 = true;
-    }
-
-    /// Whether the report of `id` changed since it was written (and marks it written).
-    pub(crate) fn take_dirty(&self, id: &str) -> bool {
-        self.reports.lock().get_mut(id).is_some_and(|slot| std::mem::replace(&mut slot.1, false))
-    }
-}
 
 /// `webhook` of a new subscription.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -19,8 +19,8 @@ use forcelink_store::{NewDelivery, SubscriptionRecord};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::consumer::{Failed, report};
 use super::spec::{self, Spec};
+use super::status::{Failed, report};
 use crate::state::BrokerState;
 
 /// Rows enqueued in one store write. 500.

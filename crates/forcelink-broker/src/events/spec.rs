@@ -269,28 +269,7 @@ pub(crate) fn body(kind: &str, at: SystemTime, data: Value) -> String {
     json!({ "type": kind, "timestamp": crate::time::rfc3339_millis(at), "data": data }).to_string()
 }
 
-/// What a subscription's consumer last reported (kept as JSON in the store).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub(crate) struct Report {
-    /// `snapshot`, `streaming`, `retrying`, or `stopped` (paused).
-    pub phase: String,
-    /// The replica running the consumer.
-    pub holder: String,
-    /// What went wrong last, when something did.
-    pub error: Option<String>,
-    /// What to do about it.
-    pub fix: Option<String>,
-    /// Events received from Salesforce by this consumer run.
-    pub received: u64,
-    /// Events left out by the filter or echo suppression in this run.
-    pub skipped: u64,
-    /// Snapshot rows put in the outbox.
-    pub snapshot_rows: u64,
-    /// The snapshot's Bulk 2.0 job id.
-    pub snapshot_job: Option<String>,
-    /// When the last event arrived (RFC 3339).
-    pub last_event_at: Option<String>,
-}
+pub(crate) use crate::relay::Report;
 
 #[cfg(test)]
 mod tests {

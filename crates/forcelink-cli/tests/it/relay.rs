@@ -4,6 +4,8 @@
 //! (de-duplicated by `webhook-id`, signed per Standard Webhooks); `subscription
 //! list|show|pause|resume|delete` report and change it.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed step should fail the test at once
+
 use std::collections::HashSet;
 
 use forcelink_test_support::spawn_playground;
