@@ -226,7 +226,8 @@ fn table() -> Vec<(RouteDoc, MethodRouter<BrokerState>)> {
             )
             .takes::<events::NewSubscription>()
             .ok::<events::CreatedSubscription>(201)
-            .errors(&[]),
+            // The connection named in the body does not exist.
+            .errors(&[404]),
             post(events::create_subscription),
         ),
         (
