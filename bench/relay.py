@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The broker's event relay, measured end to end: Accounts written at the playground (REST
+"""The broker's event relay, measured end to end (a playground and `forcelink serve` in separate processes): Accounts written at the playground (REST
 collections, 200 per call) → change events → a subscription → verified-format deliveries at a
 local receiver. Prints markdown tables: events/s and delivery latency (commit → arrival, p50/p99),
 then broker memory while the receiver is down and QUEUED events wait in the outbox, and the time
@@ -91,19 +91,38 @@ def main():
     server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     receiver_url = f"http://127.0.0.1:{server.server_address[1]}/events"
-    info_path = os.path.join(WORK, "info.json")
+    rport = server.server_address[1]
+    pg_info = os.path.join(WORK, "playground.json")
     env = dict(os.environ, XDG_DATA_HOME=os.path.join(WORK, "data"), XDG_CONFIG_HOME=os.path.join(WORK, "config"))
-    broker = subprocess.Popen(
-        [BIN, "serve", "--playground", "--bind", "127.0.0.1:0", "--info-file", info_path,
-         "--allow-origin", f"http://127.0.0.1:{server.server_address[1]}"],
-        stdout=open(os.path.join(WORK, "serve.out"), "w"), stderr=open(os.path.join(WORK, "serve.err"), "w"), env=env)
+    # The playground in its own process, so the broker's memory is its own.
+    playground = subprocess.Popen(
+        [BIN, "playground", "--port", "0", "--instance-port", "0", "--pubsub-port", "0", "--info-file", pg_info,
+         "--key-dir", os.path.join(WORK, "keys")],
+        stdout=open(os.path.join(WORK, "playground.out"), "w"), stderr=subprocess.STDOUT, env=env)
+    procs = [playground]
     try:
         for _ in range(600):
-            if os.path.exists(info_path) and os.path.getsize(info_path) > 0:
+            if os.path.exists(pg_info) and os.path.getsize(pg_info) > 0:
                 break
             time.sleep(0.1)
-        info = json.load(open(info_path))
-        base, key, pg = info["broker_url"], info["admin_key"], info["playground"]
+        pg = json.load(open(pg_info))
+        allow = ",".join([pg["instance_url"], "http://" + pg["pubsub_endpoint"], f"http://127.0.0.1:{rport}"])
+        env.update(FORCELINK_ALLOW_ORIGINS=allow, CS=pg["client"]["client_secret"])
+        subprocess.run([BIN, "connection", "add", "pg", "--method", "client-credentials", "--login-url",
+                        pg["instance_url"], "--client-id", pg["client"]["client_id"], "--client-secret", "env:CS",
+                        "--pubsub-endpoint", pg["pubsub_endpoint"]], env=env, check=True, capture_output=True)
+        key = json.loads(subprocess.run([BIN, "apikey", "create", "--name", "bench", "--connections", "*", "--scopes",
+                                         "*", "--json"], env=env, check=True, capture_output=True).stdout)["result"]["key"]
+        broker = subprocess.Popen([BIN, "serve", "--bind", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                                  stderr=open(os.path.join(WORK, "serve.err"), "w"), env=env, text=True)
+        procs.append(broker)
+        base = None
+        for line in broker.stdout:
+            if line.strip().startswith("page"):
+                base = line.split(None, 1)[1].strip().rstrip("/")
+            if line.strip() == "ready":
+                break
+        threading.Thread(target=lambda: [None for _ in broker.stdout], daemon=True).start()
         control = pg["control_url"]
         request("PATCH", f"{control}/pubsub/settings", pg["control_key"], {"keepalive_ms": 200})
         request("PATCH", f"{control}/settings", pg["control_key"], {"daily_api_requests": 1000000000})
@@ -112,7 +131,7 @@ def main():
             data=urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": pg["client"]["client_id"],
                                          "client_secret": pg["client"]["client_secret"]}).encode())).read())["access_token"]
         created = request("POST", f"{base}/v1/subscriptions", key, {
-            "connection": "playground", "topic": "/data/AccountChangeEvent", "webhook": {"url": receiver_url}})
+            "connection": "pg", "topic": "/data/AccountChangeEvent", "webhook": {"url": receiver_url}})
         sid = created["id"]
         for _ in range(300):
             if request("GET", f"{base}/v1/subscriptions/{sid}", key).get("position"):
@@ -125,7 +144,23 @@ def main():
                 recs = [{"attributes": {"type": "Account"}, "Name": f"{prefix}-{i}"} for i in range(start, min(n, start + 200))]
                 request("POST", data, tok, {"allOrNone": True, "records": recs})
 
-        # Throughput and latency.
+        # Latency one event at a time: write one change, wait for it at the receiver.
+        say("one change at a time")
+        single = []
+        for i in range(200):
+            before = len(R.arrivals)
+            t = time.time()
+            write(1, f"single-{i}")
+            while len(R.arrivals) == before:
+                time.sleep(0.0005)
+            single.append((max(a for a, _ in R.arrivals.values()) - t) * 1000.0)
+        print("| one change at a time | write → verified arrival p50 (ms) | p99 (ms) |")
+        print("|---|---:|---:|")
+        print(f"| 200 changes | {pct(single, 0.5):.1f} | {pct(single, 0.99):.1f} |")
+        print()
+        R.arrivals.clear()
+
+        # Throughput, and latency in a burst (queueing included).
         say(f"writing {EVENTS} Accounts")
         t0 = time.time()
         write(EVENTS, "relay")
@@ -137,7 +172,7 @@ def main():
         last = max(a for a, _ in got.values())
         lat = [(a - c / 1000.0) * 1000.0 for a, c in got.values() if c]
         mem_steady = rss_kib(broker.pid)
-        print("| events | delivered | write time (s) | end to end (s) | events/s | latency p50 (ms) | latency p99 (ms) | broker RSS (MiB) |")
+        print("| burst of events | delivered | write time (s) | end to end (s) | events/s | commit → arrival p50 (ms) | p99 (ms) | broker RSS (MiB) |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         print(f"| {EVENTS} | {len(got)} | {written:.1f} | {last - t0:.1f} | {len(got) / (last - t0):,.0f} | "
               f"{pct(lat, 0.5):.1f} | {pct(lat, 0.99):.1f} | {mem_steady['VmRSS'] / 1024:.0f} |")
@@ -167,8 +202,9 @@ def main():
         print(f"| {QUEUED} | {lag} | {mem_steady['VmRSS'] / 1024:.0f} | {mem_down['VmRSS'] / 1024:.0f} | "
               f"{mem_after['VmHWM'] / 1024:.0f} | {drained:.1f} | {QUEUED / drained:,.0f} |")
     finally:
-        broker.terminate()
-        broker.wait(timeout=30)
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)
 
 
 import urllib.parse  # noqa: E402

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The broker's event relay end to end (bench/relay.py): Accounts written at an embedded
-# playground → change events → a subscription → a local receiver. Prints events/s, delivery
-# latency p50/p99 (commit → arrival), broker memory while the receiver is down and QUEUED events
+# The broker's event relay end to end (bench/relay.py): Accounts written at a playground (its
+# own process) → change events → a subscription in `forcelink serve` → a local receiver. Prints
+# the latency of one change at a time, events/s and latency p50/p99 in a burst (commit →
+# arrival), broker memory while the receiver is down and QUEUED events
 # wait in the store's outbox, and the time to drain them. Needs python3 (standard library only).
 #
 # Settings (environment variables):

@@ -59,7 +59,16 @@ impl KeyMaterial {
                 .write(true)
                 .open(&lock_path)
                 .map_err(|e| PlaygroundError::keys(format!("cannot open {}: {e}", lock_path.display())))?;
-            lock.lock().map_err(|e| PlaygroundError::keys(format!("cannot lock {}: {e}", lock_path.display())))?;
+            loop {
+                match lock.lock() {
+                    Ok(()) => break,
+                    // A signal (a test runner's or fuzzer's timer) interrupted the wait: wait again.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(PlaygroundError::keys(format!("cannot lock {}: {e}", lock_path.display())));
+                    }
+                }
+            }
             let created = if dir.join(SIGNING_KEY_FILE).exists() { Ok(()) } else { create_in(dir) };
             let _ = lock.unlock();
             created?;
