@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use forcelink_store::{ApiKeyRecord, Scopes};
 use serde_json::Value;
 
-use super::{CreatedSubscription, NewSubscription, SubscriptionList};
+use super::NewSubscription;
 use crate::error::ErrorResponse;
 use crate::state::BrokerState;
 
@@ -44,21 +44,12 @@ impl SubscriptionAdmin {
         let new: NewSubscription =
             serde_json::from_value(body).map_err(|e| ErrorResponse::bad_request(format!("not a subscription: {e}")))?;
         let sub = super::create(&self.state, &self.operator, &self.actor, new).await?;
-        let answer = CreatedSubscription {
-            id: sub.id.clone(),
-            secret: sub.secret.secret().to_owned(),
-            subscription: super::view(&self.state, &sub).await?,
-        };
-        Ok(to_json(&answer))
+        Ok(to_json(&super::created(&self.state, &sub).await?))
     }
 
     /// Every subscription, as `GET /v1/subscriptions` answers.
     pub async fn list(&self) -> Result<Value, ErrorResponse> {
-        let mut subscriptions = Vec::new();
-        for sub in super::visible(&self.state, &self.operator).await? {
-            subscriptions.push(super::view(&self.state, &sub).await?);
-        }
-        Ok(to_json(&SubscriptionList { subscriptions }))
+        Ok(to_json(&super::list(&self.state, &self.operator).await?))
     }
 
     /// One subscription, as `GET /v1/subscriptions/{id}` answers.

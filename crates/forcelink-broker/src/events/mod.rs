@@ -248,12 +248,29 @@ pub(crate) async fn create_subscription(
     let new: NewSubscription = serde_json::from_value(crate::api::parse_json(&body)?)
         .map_err(|e| ErrorResponse::bad_request(format!("not a subscription: {e}")))?;
     let sub = create(&state, &caller.key, &caller.actor(), new).await?;
-    let answer = CreatedSubscription {
+    let answer = created(&state, &sub).await?;
+    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(answer)).into_response())
+}
+
+/// The answer to a creation: the id, the secret (this once) and the view.
+pub(crate) async fn created(
+    state: &BrokerState,
+    sub: &SubscriptionRecord,
+) -> Result<CreatedSubscription, ErrorResponse> {
+    Ok(CreatedSubscription {
         id: sub.id.clone(),
         secret: sub.secret.secret().to_owned(),
-        subscription: view(&state, &sub).await?,
-    };
-    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(answer)).into_response())
+        subscription: view(state, sub).await?,
+    })
+}
+
+/// Every subscription the key may see, as the API lists them.
+pub(crate) async fn list(state: &BrokerState, key: &ApiKeyRecord) -> Result<SubscriptionList, ErrorResponse> {
+    let mut subscriptions = Vec::new();
+    for sub in visible(state, key).await? {
+        subscriptions.push(view(state, &sub).await?);
+    }
+    Ok(SubscriptionList { subscriptions })
 }
 
 /// The subscriptions the key may see.
@@ -266,11 +283,7 @@ pub(crate) async fn list_subscriptions(
     State(state): State<BrokerState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<SubscriptionList>, ErrorResponse> {
-    let mut subscriptions = Vec::new();
-    for sub in visible(&state, &caller.key).await? {
-        subscriptions.push(view(&state, &sub).await?);
-    }
-    Ok(Json(SubscriptionList { subscriptions }))
+    Ok(Json(list(&state, &caller.key).await?))
 }
 
 /// The subscription `id` when the key may use it (404 otherwise: its existence is not revealed).
